@@ -1,0 +1,34 @@
+# The two commands a user needs: `make run` (the whole product) and `make test` (every test).
+# Both create .venv and install what they need on a fresh clone.
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: run test lint venv clean bench
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+## make run: data (synthetic `small` if data/ is empty), models and indexes if missing, then every service and the page
+run: $(STAMP)
+	$(BIN)/hmrec run
+
+## make test: every test (unit, integration with real Redis and processes, browser)
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check shared services pipeline tests benchmarks
+	$(BIN)/mypy shared pipeline
+
+clean:
+	rm -rf output test-artifacts

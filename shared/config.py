@@ -1,0 +1,51 @@
+"""Paths and settings every part of the product shares.
+
+Paths come from the environment (``HM_DATA_DIR``, ``HM_OUTPUT_DIR``) or the CLI's
+``--data-dir`` / ``--output-dir``, never from literals scattered through the code.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# TF Recommenders needs the Keras 2 API; this must be set before TensorFlow is imported
+# anywhere in the process, so every entry point imports shared.config first.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+class PathSettings(BaseSettings):
+    """Where input data lives and where every generated artifact goes."""
+
+    model_config = SettingsConfigDict(env_prefix="HM_", extra="ignore")
+
+    data_dir: Path = Path("data")
+    output_dir: Path = Path("output")
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.output_dir / "data"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.output_dir / "models"
+
+    @property
+    def inference_dir(self) -> Path:
+        return self.output_dir / "inference"
+
+    @property
+    def search_dir(self) -> Path:
+        return self.output_dir / "search"
+
+
+def get_paths(data_dir: Path | str | None = None, output_dir: Path | str | None = None) -> PathSettings:
+    """Settings from the environment, with explicit CLI values taking precedence."""
+    overrides: dict[str, Path] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = Path(data_dir)
+    if output_dir is not None:
+        overrides["output_dir"] = Path(output_dir)
+    return PathSettings(**overrides)
