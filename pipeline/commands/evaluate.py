@@ -1,0 +1,67 @@
+"""``hmrec evaluate``: score every available method on the week after the cutoff.
+
+``evaluate`` is a group (``hmrec evaluate search`` is added by the search module); run
+without a subcommand it evaluates the recommenders found in ``pipeline/methods/``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pipeline.groups import get_group
+from pipeline.options import cutoff_option, parse_cutoff, path_options, paths_from
+from shared.data import DataValidationError
+
+HELP = (
+    "Score every recommender whose artifacts exist (plus the baselines) on the 7 days after the "
+    "cutoff: MAP@12, recall@12/100/500. Models trained on those days are refused."
+)
+
+
+@click.command()
+@path_options
+@cutoff_option
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
+              help="Where to write the metrics (default: <output-dir>/evaluation/metrics.json).")
+@click.option("--methods", default=None,
+              help="Comma-separated method names to score (default: every available method).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random baseline.")
+@click.pass_context
+def _evaluate(
+    ctx: click.Context, data_dir: Path | None, output_dir: Path | None, cutoff: str | None,
+    json_path: Path | None, methods: str | None, seed: int,
+) -> None:
+    if ctx.invoked_subcommand is not None:
+        return
+    # Imported here so that `hmrec --help` stays fast.
+    from pipeline.evaluation import evaluate, format_table, load_context, write_json, write_plot
+
+    when = parse_cutoff(cutoff)
+    if when is None:
+        raise click.BadParameter("evaluation needs a held-out week; 'none' is for training", param_hint="--cutoff")
+    paths = paths_from(data_dir, output_dir)
+    only = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
+    try:
+        eval_ctx = load_context(paths, cutoff=None if when == "default" else when, seed=seed)  # type: ignore[arg-type]
+        result = evaluate(eval_ctx, only=only)
+    except (DataValidationError, FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    except KeyError as exc:
+        raise click.BadParameter(str(exc.args[0]), param_hint="--methods") from exc
+    click.echo(format_table(result))
+    target = json_path or paths.output_dir / "evaluation" / "metrics.json"
+    write_json(result, target)
+    if result.metrics:
+        write_plot(result, target.with_suffix(".png"))
+    click.echo(f"wrote {target}")
+
+
+def register(cli: click.Group) -> None:
+    group = get_group(cli, "evaluate", help=HELP, invoke_without_command=True)
+    # The group may have been created by another module (e.g. `evaluate search`): give it
+    # the default action and options whichever module registered first.
+    group.invoke_without_command = True
+    group.help = HELP
+    group.params.extend(_evaluate.params)
+    group.callback = _evaluate.callback

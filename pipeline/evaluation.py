@@ -1,0 +1,261 @@
+"""Offline evaluation: score every available recommender on the week after a cutoff.
+
+Plug-in contract: every module in ``pipeline/methods/`` defines
+``build_methods(ctx: EvalContext) -> dict[str, Callable[[list[str]], dict[str, list[str]]]]``.
+It returns ``{}`` when its artifacts do not exist, and raises :class:`LeakageError` when
+its model saw the days it would be scored on (use :func:`check_model_cutoff`). Each
+callable maps customer ids to their ranked article ids (best first, up to ``ctx.k``).
+
+Scored customers are those with at least one purchase in ``[cutoff, cutoff + 7 days)``;
+every method sees only ``ctx.history`` (rows strictly before the cutoff) or its own
+artifacts, whose training cutoff it must check.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from shared.config import PathSettings
+from shared.data import Dataset, load_dataset
+from shared.metrics import evaluate_rankings
+from shared.split import default_cutoff, label_week, purchases_by_customer
+from shared.split import history_before as _history_before
+
+Method = Callable[[list[str]], dict[str, list[str]]]
+
+MAP_K = 12
+RECALL_KS: tuple[int, ...] = (12, 100, 500)
+DEFAULT_K = 500
+METRIC_NAMES: tuple[str, ...] = (f"map@{MAP_K}", *(f"recall@{k}" for k in RECALL_KS))
+
+
+class LeakageError(Exception):
+    """A model was trained on days it would be scored on; its scores would be meaningless."""
+
+
+def check_model_cutoff(model_cutoff: date | None, eval_cutoff: date, what: str) -> None:
+    """Refuse a model whose training data reaches into the scored week.
+
+    ``model_cutoff`` is the first day the model did *not* train on (``None``: trained on
+    everything). A model is usable on the week starting at ``eval_cutoff`` only when
+    ``model_cutoff <= eval_cutoff``.
+    """
+    if model_cutoff is None:
+        raise LeakageError(
+            f"{what} was trained on all data (cutoff none), including the scored week "
+            f"starting {eval_cutoff.isoformat()}; retrain with --cutoff {eval_cutoff.isoformat()} or earlier"
+        )
+    if model_cutoff > eval_cutoff:
+        raise LeakageError(
+            f"{what} was trained on data up to {model_cutoff.isoformat()} (exclusive), which overlaps the "
+            f"scored week starting {eval_cutoff.isoformat()}; retrain with --cutoff {eval_cutoff.isoformat()} "
+            "or earlier"
+        )
+
+
+@dataclass
+class EvalContext:
+    """Everything a method needs to predict the week starting at ``cutoff``."""
+
+    dataset: Dataset
+    cutoff: date
+    history: pd.DataFrame
+    labels: dict[str, set[str]]
+    customers: list[str]
+    paths: PathSettings
+    k: int = DEFAULT_K
+    seed: int = 0
+
+
+def make_context(
+    dataset: Dataset,
+    paths: PathSettings,
+    cutoff: date | None = None,
+    k: int = DEFAULT_K,
+    seed: int = 0,
+) -> EvalContext:
+    """Split ``dataset`` at ``cutoff`` (default: the last 7 days are labels)."""
+    tx = dataset.transactions
+    if tx.empty:
+        raise ValueError("no transactions to evaluate on")
+    cut = cutoff if cutoff is not None else default_cutoff(tx)
+    labels = purchases_by_customer(label_week(tx, cut))
+    if not labels:
+        raise ValueError(
+            f"no purchases in the week starting {cut.isoformat()} "
+            f"(data covers {tx['t_dat'].min():%Y-%m-%d} to {tx['t_dat'].max():%Y-%m-%d})"
+        )
+    history = _history_before(tx, cut)
+    return EvalContext(
+        dataset=dataset, cutoff=cut, history=history, labels=labels,
+        customers=sorted(labels), paths=paths, k=k, seed=seed,
+    )
+
+
+def load_context(paths: PathSettings, cutoff: date | None = None, k: int = DEFAULT_K, seed: int = 0) -> EvalContext:
+    dataset = load_dataset(paths.data_dir, paths.cache_dir)
+    return make_context(dataset, paths, cutoff, k, seed)
+
+
+def method_modules(package: str = "pipeline.methods") -> list[Any]:
+    """Import every module of the methods package, in name order."""
+    pkg = importlib.import_module(package)
+    names = sorted(info.name for info in pkgutil.iter_modules(pkg.__path__))
+    return [importlib.import_module(f"{package}.{name}") for name in names]
+
+
+@dataclass
+class Discovery:
+    """The methods found, the modules that refused (leakage) and those that crashed."""
+
+    methods: dict[str, Method] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def discover_methods(ctx: EvalContext, modules: Sequence[Any] | None = None) -> Discovery:
+    """Call ``build_methods(ctx)`` of every module; collect methods, refusals and errors.
+
+    A module that raises :class:`LeakageError` is refused (keyed by its module name); a
+    module that crashes is reported with its error rather than silently dropped, and does
+    not stop the others from being evaluated.
+    """
+    found = Discovery()
+    for module in modules if modules is not None else method_modules():
+        build = getattr(module, "build_methods", None)
+        if build is None:
+            continue
+        name = module.__name__.rsplit(".", 1)[-1]
+        try:
+            methods = build(ctx)
+        except LeakageError as exc:
+            found.refused[name] = str(exc)
+            continue
+        except Exception as exc:  # noqa: BLE001  (one broken plug-in must not hide the others)
+            found.errors[name] = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
+            continue
+        for method_name, method in methods.items():
+            if method_name in found.methods:
+                found.errors[method_name] = f"defined twice (again by module {name})"
+                continue
+            found.methods[method_name] = method
+    return found
+
+
+@dataclass
+class EvaluationResult:
+    cutoff: date
+    customers_evaluated: int
+    metrics: dict[str, dict[str, float]]
+    refused: dict[str, str]
+    errors: dict[str, str]
+    seconds: dict[str, float]
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "cutoff": self.cutoff.isoformat(),
+            "customers_evaluated": self.customers_evaluated,
+            "metrics": self.metrics,
+            "refused": self.refused,
+        }
+        if self.errors:
+            out["errors"] = self.errors
+        out["seconds"] = self.seconds
+        return out
+
+
+def score_method(method: Method, ctx: EvalContext) -> dict[str, float]:
+    """Run one method on the scored customers and compute MAP@12 and recall@k."""
+    predictions = method(list(ctx.customers))
+    return evaluate_rankings(predictions, ctx.labels, map_k=MAP_K, recall_ks=RECALL_KS)
+
+
+def evaluate(
+    ctx: EvalContext,
+    only: Sequence[str] | None = None,
+    modules: Sequence[Any] | None = None,
+) -> EvaluationResult:
+    """Discover the methods, score those selected (``only``: names, default all)."""
+    found = discover_methods(ctx, modules)
+    selected = list(found.methods)
+    if only is not None:
+        unknown = [m for m in only if m not in found.methods and m not in found.refused]
+        if unknown:
+            available = ", ".join(sorted(found.methods)) or "none"
+            raise KeyError(f"unknown or unavailable method(s): {', '.join(unknown)} (available: {available})")
+        selected = [m for m in selected if m in only]
+    metrics: dict[str, dict[str, float]] = {}
+    seconds: dict[str, float] = {}
+    refused = dict(found.refused)
+    errors = dict(found.errors)
+    for name in selected:
+        start = time.perf_counter()
+        try:
+            metrics[name] = score_method(found.methods[name], ctx)
+        except LeakageError as exc:
+            refused[name] = str(exc)
+        except Exception as exc:  # noqa: BLE001
+            errors[name] = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
+        seconds[name] = round(time.perf_counter() - start, 3)
+    return EvaluationResult(
+        cutoff=ctx.cutoff, customers_evaluated=len(ctx.customers), metrics=metrics,
+        refused=refused, errors=errors, seconds=seconds,
+    )
+
+
+def format_table(result: EvaluationResult) -> str:
+    """A plain-text table: one row per method, best MAP@12 first."""
+    header = ["method", *METRIC_NAMES, "seconds"]
+    rows = [
+        [name, *(f"{m[k]:.5f}" for k in METRIC_NAMES), f"{result.seconds.get(name, 0.0):.1f}"]
+        for name, m in sorted(result.metrics.items(), key=lambda kv: -kv[1][f"map@{MAP_K}"])
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [
+        f"cutoff {result.cutoff.isoformat()}, {result.customers_evaluated} customers with purchases in the week",
+        "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
+        "  ".join("-" * w for w in widths),
+    ]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    for name, why in sorted(result.refused.items()):
+        lines.append(f"refused {name}: {why}")
+    for name, why in sorted(result.errors.items()):
+        lines.append(f"error {name}: {why}")
+    return "\n".join(lines)
+
+
+def write_json(result: EvaluationResult, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(result.to_json(), indent=2, sort_keys=False) + "\n")
+    tmp.replace(path)
+
+
+def write_plot(result: EvaluationResult, path: Path) -> None:
+    """A bar chart of MAP@12 per method (best first), beside the JSON."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    items = sorted(result.metrics.items(), key=lambda kv: -kv[1][f"map@{MAP_K}"])
+    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.4 * max(1, len(items))))
+    ax.barh([n for n, _ in items][::-1], [m[f"map@{MAP_K}"] for _, m in items][::-1])
+    ax.set_xlabel(f"MAP@{MAP_K}")
+    ax.set_title(f"Week from {result.cutoff.isoformat()} ({result.customers_evaluated} customers)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
