@@ -1,0 +1,144 @@
+"""Product photos: a garment silhouette on a light studio background.
+
+SHAPE follows the product group/type (trousers, dress, top, shoe, bag, ...), COLOUR the
+colour group (RGB close to its name) and TEXTURE the graphical appearance (stripes, dots,
+checks, melange noise, denim twill...), so an image model can recover all three.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from shared.synthetic.colours import colour_rgb
+
+# (x, y) polygons in a unit box; scaled to the image size.
+SHAPES: dict[str, list[list[tuple[float, float]]]] = {
+    "trousers": [[(.30, .10), (.70, .10), (.74, .92), (.56, .92), (.50, .38), (.44, .92), (.26, .92)]],
+    "shorts": [[(.28, .30), (.72, .30), (.76, .66), (.54, .66), (.50, .50), (.46, .66), (.24, .66)]],
+    "skirt": [[(.36, .22), (.64, .22), (.78, .80), (.22, .80)]],
+    "dress": [[(.40, .08), (.60, .08), (.62, .35), (.80, .92), (.20, .92), (.38, .35)]],
+    "top": [[(.32, .15), (.42, .12), (.58, .12), (.68, .15), (.88, .40), (.78, .46), (.70, .34), (.70, .85),
+             (.30, .85), (.30, .34), (.22, .46), (.12, .40)]],
+    "vest": [[(.38, .12), (.44, .12), (.46, .25), (.54, .25), (.56, .12), (.62, .12), (.66, .85), (.34, .85)]],
+    "jacket": [[(.30, .12), (.70, .12), (.90, .80), (.78, .82), (.72, .40), (.72, .90), (.28, .90), (.28, .40),
+                (.22, .82), (.10, .80)]],
+    "bra": [[(.18, .40), (.34, .30), (.50, .44), (.66, .30), (.82, .40), (.78, .58), (.22, .58)]],
+    "briefs": [[(.22, .36), (.78, .36), (.62, .66), (.38, .66)]],
+    "socks": [[(.40, .15), (.56, .15), (.56, .62), (.76, .72), (.72, .85), (.40, .80)]],
+    "shoe": [[(.12, .55), (.42, .50), (.60, .38), (.72, .38), (.88, .62), (.88, .72), (.12, .72)]],
+    "bag": [[(.22, .40), (.78, .40), (.82, .85), (.18, .85)],
+            [(.36, .40), (.40, .22), (.60, .22), (.64, .40), (.58, .40), (.56, .28), (.44, .28), (.42, .40)]],
+    "hat": [[(.16, .62), (.30, .60), (.34, .36), (.50, .28), (.66, .36), (.70, .60), (.84, .62), (.84, .68),
+             (.16, .68)]],
+    "bikini": [[(.26, .24), (.46, .24), (.36, .40)], [(.54, .24), (.74, .24), (.64, .40)],
+               [(.30, .56), (.70, .56), (.56, .74), (.44, .74)]],
+    "jewellery": [[(.50, .30), (.64, .40), (.64, .60), (.50, .70), (.36, .60), (.36, .40)]],
+    "box": [[(.25, .25), (.75, .25), (.75, .75), (.25, .75)]],
+}
+TYPE_SHAPE = {
+    "Trousers": "trousers", "Leggings/Tights": "trousers", "Shorts": "shorts", "Skirt": "skirt",
+    "Vest top": "vest", "Jacket": "jacket", "Coat": "jacket", "Blazer": "jacket", "Cardigan": "jacket",
+    "Bra": "bra", "Bikini top": "bikini", "Swimwear bottom": "briefs", "Underwear bottom": "briefs",
+    "Socks": "socks", "Underwear Tights": "trousers", "Hat/beanie": "hat", "Beanie": "hat", "Hat/brim": "hat",
+    "Cap/peaked": "hat", "Felt hat": "hat", "Bag": "bag", "Earring": "jewellery", "Necklace": "jewellery",
+    "Ring": "jewellery", "Bracelet": "jewellery", "Dungarees": "trousers", "Pyjama bottom": "trousers",
+}
+GROUP_SHAPE = {
+    "Garment Upper body": "top", "Garment Lower body": "trousers", "Garment Full body": "dress",
+    "Underwear": "briefs", "Socks & Tights": "socks", "Swimwear": "bikini", "Shoes": "shoe",
+    "Accessories": "jewellery", "Bags": "bag", "Nightwear": "top",
+}
+BACKGROUND = np.array([238, 236, 233], dtype=np.float32)
+
+
+def shape_for(product_type: str, product_group: str) -> str:
+    return TYPE_SHAPE.get(product_type) or GROUP_SHAPE.get(product_group, "box")
+
+
+@lru_cache(maxsize=64)
+def silhouette(shape: str, width: int, height: int) -> np.ndarray:
+    """Boolean (height, width) mask of the garment."""
+    canvas = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(canvas)
+    for poly in SHAPES[shape]:
+        draw.polygon([(x * width, y * height) for x, y in poly], fill=255)
+    return np.asarray(canvas) > 127
+
+
+@lru_cache(maxsize=8)
+def _grid(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    return yy, xx
+
+
+def texture(appearance: str, width: int, height: int, rng: np.random.Generator) -> np.ndarray:
+    """(height, width) brightness multiplier in about [0.35, 1.25] for the pattern."""
+    yy, xx = _grid(width, height)
+    period = max(4.0, width / rng.uniform(7, 12))
+    phase = rng.uniform(0, period)
+    flat = np.ones((height, width), dtype=np.float32)
+    if appearance == "Stripe":
+        return np.where(((yy + phase) // (period / 2)) % 2 == 0, 1.0, 0.45).astype(np.float32)
+    if appearance == "Check":
+        a = ((yy + phase) // (period / 2)) % 2
+        b = ((xx + phase) // (period / 2)) % 2
+        return (1.0 - 0.3 * a - 0.3 * b).astype(np.float32)
+    if appearance == "Dot":
+        r = period / 5
+        dy = (yy + phase) % period - period / 2
+        dx = (xx + phase) % period - period / 2
+        return np.where(dx * dx + dy * dy < r * r, 1.25, 0.8).astype(np.float32)
+    if appearance == "Melange":
+        return (0.8 + 0.4 * rng.random((height, width))).astype(np.float32)
+    if appearance in ("Denim", "Chambray"):
+        twill = 0.85 + 0.15 * np.sin((xx + yy) * 2.0)
+        return (twill * (0.85 + 0.25 * rng.random((height, width)))).astype(np.float32)
+    if appearance in ("All over pattern", "Other pattern", "Jacquard"):
+        return (0.8 + 0.25 * np.sin(xx / period * 6.28 + phase) * np.sin(yy / period * 6.28)).astype(np.float32)
+    if appearance in ("Lace", "Mesh", "Other structure"):
+        return np.where(((xx.astype(int) + yy.astype(int)) % 3) == 0, 0.6, 1.0).astype(np.float32)
+    if appearance in ("Placement print", "Front print", "Application/3D", "Embroidery"):
+        box = (np.abs(xx - width / 2) < width * 0.12) & (np.abs(yy - height * 0.45) < height * 0.08)
+        return np.where(box, 0.35, 1.0).astype(np.float32)
+    if appearance == "Colour blocking":
+        return np.where(yy > height * 0.5, 0.55, 1.0).astype(np.float32)
+    if appearance in ("Glittering/Metallic", "Metallic", "Sequin"):
+        return (0.85 + 0.4 * (rng.random((height, width)) > 0.85)).astype(np.float32)
+    return flat
+
+
+def render(product_type: str, product_group: str, colour_name: str, appearance: str,
+           size: tuple[int, int], rng: np.random.Generator) -> Image.Image:
+    width, height = size
+    mask = silhouette(shape_for(product_type, product_group), width, height)
+    rgb = np.array(colour_rgb(colour_name), dtype=np.float32)
+    # Soft vertical shading so flat colours still look like cloth.
+    shade = 0.92 + 0.08 * np.cos(np.linspace(-1.2, 1.2, width, dtype=np.float32))[None, :]
+    cloth = rgb[None, None, :] * (texture(appearance, width, height, rng) * shade)[:, :, None]
+    if rgb.mean() < 60:  # dark garments: patterns lighten instead of darken
+        cloth = rgb + (cloth - rgb) * -1.5
+    img = np.where(mask[:, :, None], cloth, BACKGROUND[None, None, :])
+    img += rng.normal(0, 2.0, img.shape).astype(np.float32)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
+
+
+def image_path(images_dir: Path, article_id: str) -> Path:
+    return images_dir / article_id[:3] / f"{article_id}.jpg"
+
+
+def write_images(images_dir: Path, articles, size: tuple[int, int], seed: int) -> int:  # noqa: ANN001
+    """Write one JPEG per article row (a DataFrame with the public columns); returns the count."""
+    rng = np.random.default_rng([seed, 7])
+    cols = articles[["article_id", "product_type_name", "product_group_name", "colour_group_name",
+                     "graphical_appearance_name"]].to_numpy(dtype=object)
+    made: set[str] = set()
+    for article_id, ptype, group, colour, app in cols:
+        folder = article_id[:3]
+        if folder not in made:
+            (images_dir / folder).mkdir(parents=True, exist_ok=True)
+            made.add(folder)
+        render(ptype, group, colour, app, size, rng).save(image_path(images_dir, article_id), quality=88)
+    return len(cols)

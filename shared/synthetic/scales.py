@@ -1,0 +1,34 @@
+"""World sizes. ``kaggle`` matches the public data set row for row."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+FIRST_DAY = date(2018, 9, 20)
+LAST_DAY = date(2020, 9, 22)
+N_DAYS = (LAST_DAY - FIRST_DAY).days + 1  # 734
+
+
+@dataclass(frozen=True)
+class Scale:
+    name: str
+    n_articles: int
+    n_customers: int
+    n_transactions: int
+    n_clusters: int          # customer taste clusters
+    image_size: tuple[int, int]  # (width, height) of product photos
+
+
+SCALES: dict[str, Scale] = {
+    "tiny": Scale("tiny", 400, 1_500, 30_000, 8, (64, 96)),
+    "small": Scale("small", 6_000, 40_000, 1_000_000, 24, (96, 144)),
+    "medium": Scale("medium", 10_554, 137_198, 3_178_832, 32, (128, 192)),
+    "kaggle": Scale("kaggle", 105_542, 1_371_980, 31_788_324, 48, (128, 192)),
+}
+
+
+def get_scale(name: str) -> Scale:
+    try:
+        return SCALES[name]
+    except KeyError:
+        raise ValueError(f"unknown scale {name!r}; choose one of {', '.join(SCALES)}") from None
