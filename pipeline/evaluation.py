@@ -251,7 +251,7 @@ def write_plot(result: EvaluationResult, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     items = sorted(result.metrics.items(), key=lambda kv: -kv[1][f"map@{MAP_K}"])
-    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.4 * max(1, len(items))))
+    fig, ax = plt.subplots(figsize=(7, 1.5 + 0.4 * max(1, len(items))))
     ax.barh([n for n, _ in items][::-1], [m[f"map@{MAP_K}"] for _, m in items][::-1])
     ax.set_xlabel(f"MAP@{MAP_K}")
     ax.set_title(f"Week from {result.cutoff.isoformat()} ({result.customers_evaluated} customers)")

@@ -25,7 +25,7 @@ def build_methods(ctx: EvalContext) -> dict[str, Callable[[list[str]], dict[str,
 
     def popular(customers: list[str]) -> dict[str, list[str]]:
         top = popular_articles(history, k, cutoff)
-        return {c: top for c in customers}
+        return dict.fromkeys(customers, top)
 
     def age_popular(customers: list[str]) -> dict[str, list[str]]:
         return age_popular_recommendations(history, ctx.dataset.customers, customers, k, cutoff)
