@@ -1,0 +1,193 @@
+"""Cache-aside for gateway results: Redis when it answers, an in-process TTL cache when not.
+
+- Keys carry the model/index versions and a digest of every request parameter, so a new
+  model never serves stale rankings and two different requests never share an entry.
+- Redis calls have short socket timeouts and no client-side retries: a slow or dead Redis
+  must cost a request milliseconds, not seconds.
+- After a Redis failure the cache switches to the in-process cache and tries Redis again at
+  most every ``retry_interval_s`` (``probe()`` from the health loop, or the next request),
+  then switches back. ``backend`` says which one is in use (reported in /readyz, /metrics).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+REDIS, LOCAL = "redis", "local"
+
+
+def cache_key(prefix: str, kind: str, versions: Mapping[str, str | None], params: Mapping[str, Any]) -> str:
+    """``<prefix>:<kind>:<name>=<version>,...:<sha256 of the canonical params>``.
+
+    Versions stay readable in the key (so ``redis-cli --scan`` shows what a model change
+    invalidates); parameters are canonical JSON (sorted keys) hashed, so order of query
+    parameters or filter values does not matter but every value does.
+    """
+    version_part = ",".join(f"{name}={versions[name] or '-'}" for name in sorted(versions))
+    canonical = json.dumps(_canonical(params), sort_keys=True, separators=(",", ":"), default=str)
+    digest = hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    return f"{prefix}:{kind}:{version_part}:{digest}"
+
+
+def _canonical(value: Any) -> Any:
+    """Filter lists are sets ("any of"): sort them so ['Red','Blue'] == ['Blue','Red']."""
+    if isinstance(value, Mapping):
+        return {k: _canonical(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        items = [_canonical(v) for v in value]
+        return sorted(items, key=lambda v: json.dumps(v, sort_keys=True, default=str))
+    return value
+
+
+class LocalTTLCache:
+    """A bounded LRU with per-entry expiry; used only from the event loop."""
+
+    def __init__(self, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_entries = max_entries
+        self._clock = clock
+        self._items: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+
+    def get(self, key: str) -> bytes | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        expires, value = item
+        if expires <= self._clock():
+            del self._items[key]
+            return None
+        self._items.move_to_end(key)
+        return value
+
+    def set(self, key: str, value: bytes, ttl_s: float) -> None:
+        self._items[key] = (self._clock() + ttl_s, value)
+        self._items.move_to_end(key)
+        while len(self._items) > self.max_entries:
+            self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class ResultCache:
+    def __init__(
+        self,
+        redis_url: str,
+        ttl_s: int,
+        socket_timeout_s: float = 0.05,
+        retry_interval_s: float = 2.0,
+        local_max_entries: int = 10_000,
+        on_event: Callable[[str, str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl_s = ttl_s
+        self.retry_interval_s = retry_interval_s
+        self._clock = clock
+        self.local = LocalTTLCache(local_max_entries, clock)
+        # on_event(event, backend): 'hit' / 'miss' / 'error' / 'switch' for metrics.
+        self._on_event = on_event or (lambda _e, _b: None)
+        self.redis: aioredis.Redis | None = None
+        if redis_url:
+            self.redis = aioredis.Redis.from_url(
+                redis_url,
+                socket_timeout=socket_timeout_s,
+                socket_connect_timeout=socket_timeout_s,
+                retry=Retry(NoBackoff(), 0),
+                retry_on_timeout=False,
+                max_connections=64,
+            )
+        # Start optimistic: the first call (or probe) finds out.
+        self._redis_ok = self.redis is not None
+        self._last_failure = -float("inf")
+        self.last_error: str | None = None if self.redis is not None else "no Redis configured"
+
+    @property
+    def backend(self) -> str:
+        return REDIS if self._use_redis() else LOCAL
+
+    def _use_redis(self) -> bool:
+        if self.redis is None:
+            return False
+        return self._redis_ok or self._clock() - self._last_failure >= self.retry_interval_s
+
+    def _redis_failed(self, exc: Exception) -> None:
+        if self._redis_ok:
+            log.warning("Redis unreachable (%s); using the in-process cache", exc)
+            self._on_event("switch", LOCAL)
+        self._redis_ok = False
+        self._last_failure = self._clock()
+        self.last_error = f"{exc.__class__.__name__}: {exc}"
+        self._on_event("error", REDIS)
+
+    def _redis_worked(self) -> None:
+        if not self._redis_ok:
+            log.info("Redis is back; using it again")
+            self._on_event("switch", REDIS)
+        self._redis_ok = True
+        self.last_error = None
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        raw: bytes | None
+        backend = REDIS if self._use_redis() else LOCAL
+        if backend == REDIS:
+            try:
+                raw = await self.redis.get(key)  # type: ignore[union-attr]
+                self._redis_worked()
+            except (RedisError, OSError) as exc:
+                self._redis_failed(exc)
+                backend, raw = LOCAL, self.local.get(key)
+        else:
+            raw = self.local.get(key)
+        if raw is None:
+            self._on_event("miss", backend)
+            return None
+        self._on_event("hit", backend)
+        return json.loads(raw)
+
+    async def set(self, key: str, value: dict[str, Any]) -> None:
+        raw = json.dumps(value, separators=(",", ":")).encode()
+        if self._use_redis():
+            try:
+                await self.redis.set(key, raw, ex=self.ttl_s)  # type: ignore[union-attr]
+                self._redis_worked()
+                return
+            except (RedisError, OSError) as exc:
+                self._redis_failed(exc)
+        self.local.set(key, raw, self.ttl_s)
+
+    async def probe(self) -> bool:
+        """PING Redis if it is due (health loop); returns whether Redis is in use."""
+        if self.redis is None:
+            return False
+        if self._redis_ok or self._clock() - self._last_failure >= self.retry_interval_s:
+            try:
+                await self.redis.ping()
+                self._redis_worked()
+            except (RedisError, OSError) as exc:
+                self._redis_failed(exc)
+        return self._redis_ok
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "backend": REDIS if self.redis is not None and self._redis_ok else LOCAL,
+            "redis_configured": self.redis is not None,
+            "redis_ok": self._redis_ok,
+            "local_entries": len(self.local),
+            "ttl_s": self.ttl_s,
+            "error": self.last_error,
+        }
+
+    async def close(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()

@@ -1,0 +1,104 @@
+"""/recommend: candidates -> ranker -> filters -> article cards, with cache and fallbacks.
+
+Paths (the response's ``source``):
+
+- ``ranker``: the candidate service's top ``num_candidates``, re-ordered by the MMoE ranker;
+- ``candidates``: the ranker failed (down, slow, breaker open): candidate order as is;
+- ``popular``: the candidate service failed: best sellers of the customer's age band.
+
+Degraded answers are not cached, so the first request after a dependency recovers gets the
+full pipeline again. Cache keys carry the versions the services report (polled from
+/readyz, refreshed by every answer), so a newly swapped model misses the old entries.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from services.gateway.cache import cache_key
+from services.gateway.clients import DependencyRejected, DependencyUnavailable
+from services.gateway.state import GatewayState
+from shared.schemas import MAX_RANK_INPUT, SearchFilters
+
+
+def recommend_key(state: GatewayState, versions: dict[str, str | None], customer_id: str, k: int,
+                  offset: int, filters: SearchFilters) -> str:
+    params = {
+        "customer_id": customer_id,
+        "k": k,
+        "offset": offset,
+        "filters": filters.model_dump(exclude_none=True),
+        "num_candidates": state.settings.num_candidates,
+    }
+    return cache_key(state.settings.cache_prefix, "rec", versions, params)
+
+
+async def recommend(state: GatewayState, customer_id: str, k: int, offset: int,
+                    filters: SearchFilters) -> dict[str, Any]:
+    catalogue = state.catalogue
+    known = {
+        "candidate": state.versions.get("candidate"),
+        "ranker": state.versions.get("ranker"),
+        "catalogue": catalogue.version,
+    }
+    hit = await state.cache.get(recommend_key(state, known, customer_id, k, offset, filters))
+    if hit is not None:
+        hit["cached"] = True
+        return hit
+
+    degraded: list[str] = []
+    used = {"candidate": None, "ranker": None, "catalogue": catalogue.version}
+    cold_start: bool | None = None
+    band: str | None = None
+    ordered: list[tuple[str, float | None]]
+    try:
+        answer = await state.clients["candidate"].post_json(
+            "/candidates", {"customer_id": customer_id, "k": state.settings.num_candidates})
+        candidates = answer["candidates"]
+        used["candidate"] = state.note_version("candidate", answer.get("model_version"))
+        cold_start = bool(answer.get("cold_start", False))
+    except (DependencyUnavailable, DependencyRejected, KeyError, TypeError) as exc:
+        degraded.append("candidate")
+        state.metrics.fallbacks.labels("/recommend", "candidate", "popular").inc()
+        state.log_fallback("candidate", exc)
+        band, items = catalogue.popular_for(customer_id)
+        source, ordered = "popular", [(a, None) for a in items]
+    else:
+        try:
+            ranked = await state.clients["ranker"].post_json("/rank", {
+                "customer_id": customer_id,
+                "candidates": candidates[:MAX_RANK_INPUT],
+                "k": max(1, min(len(candidates), MAX_RANK_INPUT)),
+            })
+            ordered = [(r["article_id"], r["score"]) for r in ranked["ranked"]]
+            used["ranker"] = state.note_version("ranker", ranked.get("model_version"))
+            source = "ranker"
+        except (DependencyUnavailable, DependencyRejected, KeyError, TypeError) as exc:
+            degraded.append("ranker")
+            state.metrics.fallbacks.labels("/recommend", "ranker", "candidates").inc()
+            state.log_fallback("ranker", exc)
+            source, ordered = "candidates", [(c["article_id"], c["score"]) for c in candidates]
+
+    matches = catalogue.compile_filter(filters)
+    cards = []
+    for article_id, score in ordered:
+        if matches is not None and not matches(article_id):
+            continue
+        card = catalogue.card(article_id, score)
+        if card is not None:  # an article the catalogue lacks cannot be shown
+            cards.append(card)
+    response = {
+        "customer_id": customer_id,
+        "source": source,
+        "cached": False,
+        "degraded": degraded,
+        "cold_start": cold_start,
+        "age_band": band,
+        "model_versions": {"candidate": used["candidate"], "ranker": used["ranker"]},
+        "k": k,
+        "offset": offset,
+        "total": len(cards),
+        "items": cards[offset: offset + k],
+    }
+    if not degraded:
+        await state.cache.set(recommend_key(state, used, customer_id, k, offset, filters), response)
+    return response

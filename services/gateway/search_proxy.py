@@ -1,0 +1,193 @@
+"""/search: one public route for text (JSON) and image (multipart) queries.
+
+Both are validated here (the same limits the search service applies, so bad input costs no
+upstream call), cached by index version + every parameter (an image by its SHA-256), passed
+to the search service, and enriched with article cards. Search has no fallback: when it
+is unavailable the route answers 503 and every other route keeps working.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import aiohttp
+from fastapi import HTTPException, Request
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from services.gateway.cache import cache_key
+from services.gateway.clients import DependencyRejected, DependencyUnavailable
+from services.gateway.models import GatewaySearchRequest
+from services.gateway.state import GatewayState
+from shared.schemas import MAX_RESULTS_K
+
+JSON_BODY_LIMIT = 64 * 1024
+FORM_FIELDS_ALLOWANCE = 64 * 1024  # multipart headers and the small text fields beside the file
+
+# Documents both bodies in OpenAPI (the route reads the request itself).
+OPENAPI_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/GatewaySearchRequest"}},
+            "multipart/form-data": {"schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {
+                    "file": {"type": "string", "format": "binary", "description": "JPEG, PNG or WebP photo"},
+                    "k": {"type": "integer", "minimum": 1, "maximum": MAX_RESULTS_K, "default": 12},
+                    "offset": {"type": "integer", "minimum": 0, "default": 0},
+                    "filters": {"type": "string", "description": "SearchFilters as JSON"},
+                    "customer_id": {"type": "string"},
+                },
+            }},
+        },
+    }
+}
+
+
+def unprocessable(message: str, errors: Any = None) -> HTTPException:
+    return HTTPException(422, detail=message if errors is None else {"message": message, "errors": errors})
+
+
+async def read_bounded(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it passes ``limit`` bytes (Content-Length is
+    checked first for a cheap early answer, but the bytes are counted as they arrive)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, detail=f"request body over the {limit}-byte limit")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, detail=f"request body over the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def parse_form(request: Request, body: bytes) -> Any:
+    async def replay() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        return await Request(request.scope, replay).form(max_files=1, max_fields=10)
+    except Exception as exc:  # noqa: BLE001 - any multipart parse failure is the client's
+        raise HTTPException(400, detail=f"malformed multipart body: {exc}") from exc
+
+
+def _error_messages(exc: ValidationError) -> list[dict[str, Any]]:
+    return [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+
+
+async def parse_search(request: Request, max_upload_bytes: int) -> tuple[str, GatewaySearchRequest, dict[str, Any] | None]:
+    """('text'|'image', validated options, image {bytes, filename, content_type} or None)."""
+    content_type = request.headers.get("content-type", "").lower()
+    if content_type.startswith("application/json"):
+        body = await read_bounded(request, JSON_BODY_LIMIT)
+        try:
+            return "text", GatewaySearchRequest.model_validate_json(body), None
+        except ValidationError as exc:
+            raise unprocessable("invalid search request", _error_messages(exc)) from exc
+    if content_type.startswith("multipart/form-data"):
+        body = await read_bounded(request, max_upload_bytes + FORM_FIELDS_ALLOWANCE)
+        form = await parse_form(request, body)
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise unprocessable("multipart search needs an image in the 'file' field")
+        image = await upload.read()
+        if not image:
+            raise unprocessable("the uploaded file is empty")
+        if len(image) > max_upload_bytes:
+            raise HTTPException(413, detail=f"image over the {max_upload_bytes}-byte limit")
+        fields: dict[str, Any] = {"query": "image"}  # placeholder: the text field is unused for images
+        for name in ("k", "offset", "customer_id"):
+            value = form.get(name)
+            if isinstance(value, str) and value != "":
+                fields[name] = value
+        raw_filters = form.get("filters")
+        if isinstance(raw_filters, str) and raw_filters.strip():
+            try:
+                fields["filters"] = json.loads(raw_filters)
+            except json.JSONDecodeError as exc:
+                raise unprocessable(f"'filters' is not valid JSON: {exc.msg}") from exc
+        try:
+            options = GatewaySearchRequest.model_validate(fields)
+        except ValidationError as exc:
+            raise unprocessable("invalid image search options", _error_messages(exc)) from exc
+        return "image", options, {
+            "bytes": image,
+            "filename": upload.filename or "upload",
+            "content_type": upload.content_type or "application/octet-stream",
+        }
+    raise HTTPException(415, detail="send application/json (text query) or multipart/form-data (image in 'file')")
+
+
+def search_key(state: GatewayState, kind: str, options: GatewaySearchRequest, image_sha: str | None) -> str:
+    versions = {"search": state.versions.get("search"), "catalogue": state.catalogue.version}
+    if options.customer_id:  # personalised: blended with the two-tower affinity
+        versions["candidate"] = state.versions.get("candidate")
+    params = options.model_dump(exclude_none=True)
+    if kind == "image":
+        params.pop("query", None)
+        params.pop("mode", None)
+        params["image_sha256"] = image_sha
+    return cache_key(state.settings.cache_prefix, f"search-{kind}", versions, params)
+
+
+async def search(state: GatewayState, request: Request) -> dict[str, Any]:
+    kind, options, image = await parse_search(request, state.settings.max_upload_bytes)
+    image_sha = hashlib.sha256(image["bytes"]).hexdigest() if image else None
+    hit = await state.cache.get(search_key(state, kind, options, image_sha))
+    if hit is not None:
+        hit["cached"] = True
+        return hit
+
+    upstream_k = min(options.offset + options.k, MAX_RESULTS_K)
+    filters = options.filters.model_dump(exclude_none=True)
+    client = state.clients["search"]
+    try:
+        if kind == "text":
+            payload = {"query": options.query, "k": upstream_k, "filters": filters, "mode": options.mode}
+            if options.customer_id:
+                payload["customer_id"] = options.customer_id
+            answer = await client.post_json("/search/text", payload)
+        else:
+            assert image is not None
+            form = aiohttp.FormData()
+            form.add_field("file", image["bytes"], filename=image["filename"], content_type=image["content_type"])
+            form.add_field("k", str(upstream_k))
+            form.add_field("filters", json.dumps(filters))
+            if options.customer_id:
+                form.add_field("customer_id", options.customer_id)
+            answer = await client.post_form("/search/image", form, timeout_s=state.settings.search_image_timeout_s)
+    except DependencyRejected as exc:
+        raise HTTPException(exc.status, detail=exc.detail) from exc
+    except DependencyUnavailable as exc:
+        state.metrics.fallbacks.labels("/search", "search", "503").inc()
+        state.log_fallback("search", exc)
+        raise HTTPException(503, detail=f"search is unavailable right now ({exc.reason}); "
+                                        "recommendations still work") from exc
+
+    try:
+        results = answer["results"]
+        cards = [c for c in (state.catalogue.card(r["article_id"], r["score"]) for r in results) if c is not None]
+    except (KeyError, TypeError) as exc:
+        raise HTTPException(502, detail=f"search answered in an unexpected shape: {exc!r}") from exc
+    version = state.note_version("search", answer.get("index_version"))
+    response = {
+        "kind": kind,
+        "source": "search",
+        "cached": False,
+        "degraded": [],
+        "mode": answer.get("mode", "image" if kind == "image" else options.mode),
+        "personalised": bool(answer.get("personalised", False)),
+        "index_version": version,
+        "k": options.k,
+        "offset": options.offset,
+        "total": len(cards),
+        "items": cards[options.offset: options.offset + options.k],
+        "facets": answer.get("facets") or {},
+    }
+    await state.cache.set(search_key(state, kind, options, image_sha), response)
+    return response
