@@ -10,7 +10,6 @@ closed): all our calls are side-effect-free reads, so one bounded retry is safe.
 """
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -91,7 +90,7 @@ class ServiceClient:
                 if attempt + 1 < attempts:
                     continue
                 return self._fail(started, f"connection failed: {exc.__class__.__name__}: {exc}")
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 return self._fail(started, f"timed out after {timeout_s or self.timeout_s:.2f}s")
             except (aiohttp.ClientError, ValueError) as exc:  # ValueError: a body that is not JSON
                 return self._fail(started, f"{exc.__class__.__name__}: {exc}")
@@ -120,7 +119,7 @@ class ServiceClient:
             async with self.session.get(self.base_url + "/readyz", timeout=self._timeout(timeout_s)) as resp:
                 body = await resp.json(content_type=None)
                 return resp.status == 200, body if isinstance(body, dict) else {}
-        except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError, ValueError) as exc:
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             return False, {"error": f"{exc.__class__.__name__}: {exc}"}
 
 

@@ -5,7 +5,14 @@ import time
 
 import pytest
 import redis
-from gateway_fakes import ARTICLES, CUSTOMER_MID, CUSTOMER_NEW, CUSTOMER_YOUNG, closed_port, redis_available
+from gateway_fakes import (
+    ARTICLES,
+    CUSTOMER_MID,
+    CUSTOMER_NEW,
+    CUSTOMER_YOUNG,
+    closed_port,
+    redis_available,
+)
 
 A = ARTICLES  # A[0] is article 1 ... A[7] is article 8
 
