@@ -1,0 +1,149 @@
+"""``hmrec train ranker``, ``hmrec rerank`` and ``hmrec explain ranker``.
+
+Training composes the two stages (only the pipeline may import both services):
+
+1. the ranker's label week is the week *before* the evaluation cutoff, so the evaluated
+   week stays unseen; its candidates must come from a two-tower model trained strictly
+   before that week (otherwise the two-tower score feature would be fitted on the labels).
+   That model is trained here (or reused) as ``two_tower/ranker-train-<date>``, never
+   published, so the candidate service keeps serving its own model;
+2. candidates for that week's buyers, features, labels -> MMoE (and the single-task ablation);
+3. the exported ranker carries a feature store built strictly before the cutoff.
+"""
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import click
+
+from pipeline.groups import get_group
+from pipeline.options import cutoff_option, parse_cutoff, path_options, paths_from
+
+TRAIN_CANDIDATES_PER_CUSTOMER = 100
+
+
+def training_two_tower(dataset, cutoff: date, models_dir: Path, epochs: int | None, echo) -> Path:  # type: ignore[no-untyped-def]
+    """A two-tower trained strictly before ``cutoff`` (the ranker's training week); reused if present."""
+    from services.candidate.train import train_two_tower
+    from shared.artifacts import read_metadata
+
+    version = f"ranker-train-{cutoff.isoformat()}"
+    folder = Path(models_dir) / "two_tower" / version
+    if (folder / "metadata.json").exists() and read_metadata(folder).get("cutoff") == cutoff.isoformat():
+        echo(f"ranker: reusing {folder} for the training week's candidates")
+        return folder
+    echo(f"ranker: training a two-tower strictly before {cutoff} for the training week's candidates")
+    return train_two_tower(dataset, cutoff, models_dir, version, epochs=epochs, publish_model=False)
+
+
+@click.command("ranker")
+@path_options
+@cutoff_option
+@click.option("--model-version", default="v1", show_default=True)
+@click.option("--epochs", type=int, default=15, show_default=True, help="MMoE epochs (early stopping).")
+@click.option("--two-tower-epochs", type=int, default=None, help="Epochs of the training-week two-tower.")
+@click.option("--candidates", "n_candidates", type=click.IntRange(10, 2000),
+              default=TRAIN_CANDIDATES_PER_CUSTOMER, show_default=True,
+              help="Two-tower candidates per customer in the training week.")
+@click.option("--single-task/--no-single-task", default=True, show_default=True,
+              help="Also train the single-task ablation (mmoe_single_task).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def train_ranker_command(data_dir: Path | None, output_dir: Path | None, cutoff: str | None, model_version: str,
+                         epochs: int, two_tower_epochs: int | None, n_candidates: int, single_task: bool,
+                         seed: int) -> None:
+    """Train the MMoE re-ranker on the week before the cutoff; export to output/models/mmoe/<version>/."""
+    import shared.config  # noqa: F401
+    from services.candidate.infer import generate_candidates
+    from services.ranker.train import TrainConfig, train_ranker
+    from shared.data import load_dataset
+    from shared.split import default_cutoff, label_week, purchases_by_customer, shift_cutoff
+
+    paths = paths_from(data_dir, output_dir)
+    dataset = load_dataset(paths.data_dir, paths.cache_dir)
+    tx = dataset.transactions
+    when = parse_cutoff(cutoff)
+    if when == "default":
+        serve_cutoff = default_cutoff(tx)
+    elif when is None:  # production: the last week is the training week, features use everything
+        serve_cutoff = (tx["t_dat"].max().normalize() + timedelta(days=1)).date()
+    else:
+        serve_cutoff = when  # type: ignore[assignment]
+    train_cutoff = shift_cutoff(serve_cutoff, 1)
+    click.echo(f"ranker: training label week {train_cutoff} .. {train_cutoff + timedelta(days=6)}; "
+               f"features for serving strictly before {serve_cutoff}")
+    two_tower = training_two_tower(dataset, train_cutoff, paths.models_dir, two_tower_epochs, click.echo)
+    buyers = sorted(purchases_by_customer(label_week(tx, train_cutoff)))
+    if not buyers:
+        raise click.ClickException(f"nobody bought anything in the week from {train_cutoff}: nothing to learn from")
+    candidates = generate_candidates(two_tower, dataset, train_cutoff, customer_ids=buyers, top_k=n_candidates)
+    click.echo(f"ranker: {len(candidates):,} candidates for {len(buyers):,} buyers of the training week")
+    out = train_ranker(
+        tx, dataset.customers, dataset.articles, candidates, train_cutoff, serve_cutoff, paths.models_dir,
+        model_version, TrainConfig(epochs=epochs, seed=seed), with_single_task=single_task,
+        metadata={"candidate_model": str(two_tower.name), "candidates_per_customer": n_candidates,
+                  "data_dir": str(paths.data_dir)},
+        echo=click.echo)
+    for name, folder in out.items():
+        click.echo(f"{name}: {folder}")
+
+
+@click.command("rerank")
+@path_options
+@click.option("--customer-id", "customer_ids", multiple=True, help="Only these customers (repeatable).")
+@click.option("--model-version", default=None, help="Ranker version (default: CURRENT).")
+@click.option("--k", type=click.IntRange(1, 1000), default=12, show_default=True, help="Kept per customer.")
+@click.option("--max-candidates", type=click.IntRange(1, 5000), default=200, show_default=True,
+              help="Best two-tower candidates re-ranked per customer.")
+@click.option("--chunk-customers", type=click.IntRange(1), default=2000, show_default=True)
+def rerank_command(data_dir: Path | None, output_dir: Path | None, customer_ids: tuple[str, ...],
+                   model_version: str | None, k: int, max_candidates: int, chunk_customers: int) -> None:
+    """Re-rank output/inference/inference_results.parquet -> output/reranked_recommendations.parquet."""
+    from services.ranker.rerank import rerank_file
+    from services.ranker.serving import LoadedRanker
+    from services.ranker.settings import MODEL_NAME
+    from shared.artifacts import ArtifactError, model_dir
+
+    paths = paths_from(data_dir, output_dir)
+    source = paths.inference_dir / "inference_results.parquet"
+    if not source.exists():
+        raise click.ClickException(f"{source} not found: run `hmrec infer` first")
+    try:
+        ranker = LoadedRanker.load(model_dir(paths.models_dir, MODEL_NAME, model_version))
+    except ArtifactError as exc:
+        raise click.ClickException(f"{exc} (train one with `hmrec train ranker`)") from exc
+    target = paths.output_dir / "reranked_recommendations.parquet"
+    stats = rerank_file(ranker, source, target, k=k, max_candidates=max_candidates,
+                        customer_ids=list(customer_ids) or None, chunk_customers=chunk_customers)
+    click.echo(f"ranker {ranker.version}: {stats.summary()}; wrote {target}")
+
+
+@click.command("ranker")
+@path_options
+@click.option("--model-version", default=None, help="Ranker version (default: CURRENT).")
+def explain_ranker_command(data_dir: Path | None, output_dir: Path | None, model_version: str | None) -> None:
+    """Which experts each task's gate uses (mean gate weight on the validation customers)."""
+    from shared.artifacts import ArtifactError, model_dir, read_metadata
+
+    paths = paths_from(data_dir, output_dir)
+    try:
+        folder = model_dir(paths.models_dir, "mmoe", model_version)
+    except ArtifactError as exc:
+        raise click.ClickException(str(exc)) from exc
+    meta = read_metadata(folder)
+    usage: dict[str, list[float]] = meta["gate_usage"]
+    n = len(next(iter(usage.values())))
+    click.echo(f"MMoE {meta['version']} (cutoff {meta['cutoff']}): mean gate weight per expert and task")
+    click.echo("task".ljust(10) + "".join(f"e{i}".rjust(8) for i in range(n)) + "   top expert")
+    for task, weights in usage.items():
+        top = max(range(n), key=lambda i: weights[i])
+        click.echo(task.ljust(10) + "".join(f"{w:8.3f}" for w in weights) + f"   e{top}")
+    click.echo(f"score weights: {meta['score_weights']}")
+    metrics = meta.get("metrics", {})
+    click.echo("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
+
+
+def register(cli: click.Group) -> None:
+    get_group(cli, "train", help="Train models.").add_command(train_ranker_command)
+    get_group(cli, "explain", help="Explain trained models.").add_command(explain_ranker_command)
+    cli.add_command(rerank_command)

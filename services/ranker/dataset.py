@@ -1,0 +1,109 @@
+"""Training data for the ranker: stage-one candidates of a label week, labelled by that week.
+
+For a training label week starting at ``cutoff`` (the evaluation cutoff shifted one week
+back, so the evaluation week stays unseen):
+
+- the candidates come from a two-tower model trained strictly before ``cutoff`` (so the
+  score feature is not fitted on the week it labels);
+- features come from a :class:`FeatureStore` built from transactions before ``cutoff``;
+- a candidate's labels come from the purchases in ``[cutoff, cutoff + 7 days)``.
+
+Only customers who bought something that week are kept: those are the customers the
+evaluation scores (MAP@12 is averaged over them), and for them the hard negatives (the
+candidates they did not buy) say what to push down.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from services.ranker.features import ONLINE_CHANNEL, FeatureStore, compute_features
+from shared.split import label_week, purchases_by_customer
+
+
+@dataclass
+class TrainingData:
+    customer_ids: np.ndarray            # [n] str
+    article_ids: np.ndarray             # [n] str
+    scores: np.ndarray                  # [n] two-tower score
+    features: np.ndarray                # [n, N_FEATURES]
+    labels: dict[str, np.ndarray]       # task -> [n] float32
+    truth: dict[str, set[str]]          # every purchase of the week, candidate or not (for MAP)
+
+    def __len__(self) -> int:
+        return len(self.customer_ids)
+
+    def subset(self, index: np.ndarray) -> TrainingData:
+        customers = set(self.customer_ids[index])
+        return TrainingData(
+            self.customer_ids[index], self.article_ids[index], self.scores[index],
+            self.features[index], {k: v[index] for k, v in self.labels.items()},
+            {c: s for c, s in self.truth.items() if c in customers},
+        )
+
+
+def candidate_labels(candidates: pd.DataFrame, week: pd.DataFrame, mean_price: float) -> dict[str, np.ndarray]:
+    """Per candidate row: ``purchase`` (bought that week), ``online`` (bought online that week),
+    ``revenue`` (log1p(spent on it that week / shop mean price), 0 if not bought)."""
+    bought = week.assign(
+        online=(week["sales_channel_id"] == ONLINE_CHANNEL).astype(np.float32),
+        spent=week["price"].astype(np.float64),
+    ).groupby(["customer_id", "article_id"], observed=True).agg(online=("online", "max"), spent=("spent", "sum"))
+    bought["purchase"] = 1.0
+    keyed = candidates[["customer_id", "article_id"]].astype(str).join(bought, on=["customer_id", "article_id"])
+    purchase = keyed["purchase"].notna().to_numpy()
+    # Not bought -> 0 for all three tasks: a true zero here, not a missing value.
+    online = np.where(purchase, keyed["online"].to_numpy(dtype=np.float64, na_value=0.0), 0.0)
+    spent = np.where(purchase, keyed["spent"].to_numpy(dtype=np.float64, na_value=0.0), 0.0)
+    return {
+        "purchase": purchase.astype(np.float32),
+        "online": online.astype(np.float32),
+        "revenue": np.log1p(spent / mean_price).astype(np.float32),
+    }
+
+
+def build_training_data(
+    candidates: pd.DataFrame, transactions: pd.DataFrame, store: FeatureStore, cutoff: date,
+    only_buyers: bool = True,
+) -> TrainingData:
+    """Label ``candidates`` (customer_id, article_id, score) by the week starting at ``cutoff``."""
+    if store.cutoff != pd.Timestamp(cutoff).date():
+        raise ValueError(f"feature store cutoff {store.cutoff} differs from the label week cutoff {cutoff}")
+    week = label_week(transactions, cutoff)
+    truth = purchases_by_customer(week)
+    cand = candidates[["customer_id", "article_id", "score"]].copy()
+    cand["customer_id"] = cand["customer_id"].astype(str)
+    cand["article_id"] = cand["article_id"].astype(str)
+    cand = cand.drop_duplicates(["customer_id", "article_id"])
+    if only_buyers:
+        cand = cand[cand["customer_id"].isin(truth.keys())]
+    cand = cand.reset_index(drop=True)
+    customers = cand["customer_id"].to_numpy(dtype=object)
+    articles = cand["article_id"].to_numpy(dtype=object)
+    scores = cand["score"].to_numpy(dtype=np.float64)
+    features = compute_features(store, customers, articles, scores)
+    labels = candidate_labels(cand, week, store.global_mean_price)
+    kept = set(customers)
+    return TrainingData(customers, articles, scores, features, labels,
+                        {c: s for c, s in truth.items() if c in kept or not only_buyers})
+
+
+def validation_customers(customer_ids: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask: rows whose customer is held out for validation (a stable per-customer draw)."""
+    unique = np.unique(customer_ids.astype(str))
+    rng = np.random.default_rng(seed)
+    held = set(unique[rng.random(len(unique)) < fraction])
+    return np.fromiter((c in held for c in customer_ids), dtype=bool, count=len(customer_ids))
+
+
+def downsample_negatives(labels: np.ndarray, max_negatives_per_positive: float, seed: int) -> np.ndarray:
+    """Indices keeping every positive and at most ``ratio * n_positives`` random negatives."""
+    pos = np.flatnonzero(labels > 0)
+    neg = np.flatnonzero(labels <= 0)
+    keep_neg = int(min(len(neg), max(1, round(max_negatives_per_positive * max(len(pos), 1)))))
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(neg, size=keep_neg, replace=False) if keep_neg < len(neg) else neg
+    return np.sort(np.concatenate([pos, chosen]))

@@ -1,0 +1,416 @@
+"""Every ranker feature, computed in ONE place for training and for serving.
+
+Two steps, so training and serving cannot drift apart:
+
+1. :func:`build_feature_store` summarises the transactions strictly before ``cutoff`` into
+   a :class:`FeatureStore` of per-customer, per-article and per-(customer, article) arrays.
+   Training builds one at the training week's cutoff; the exported model carries one
+   built at its serving cutoff, saved with :meth:`FeatureStore.save`.
+2. :func:`compute_features` turns (customer, article, two-tower score) rows into the
+   feature matrix by looking rows up in a store: a hash lookup per customer and article,
+   a binary search per (customer, article) pair. The training data builder, the batch
+   re-ranker, the evaluation method and the ``/rank`` route all call this function.
+
+Missing values are never a silent ``fillna(0)``. Every default below is chosen so that
+it means what a missing value means, and comes with an indicator column:
+
+- unknown age -> the median known age, ``cust_age_missing = 1``;
+- no purchase history -> 0 purchases / 0 spend (true zeros), days since last purchase =
+  ``DAYS_CAP`` (longer ago than anything we look at), online share = the shop-wide share
+  and price level = 1.0 (the shop's average), ``cust_has_history = 0``;
+- an article never sold before the cutoff -> 0 sales (true zero), days since first sale = 0
+  (it is new), days since last sale = ``DAYS_CAP``, price level 1.0, online share the
+  shop-wide one, ``art_never_sold = 1``; an article not in the catalogue at all gets the
+  same values and ``art_unknown = 1``;
+- a pair never bought -> 0 times, days since bought = ``DAYS_CAP``, ``pair_never_bought = 1``;
+  price ratio 1.0 with ``pair_price_ratio_missing = 1`` when either price level is a default;
+  age-band affinity 1.0 (no lift) when the age is unknown or the article unsold
+  (the smoothing prior makes an unsold article's lift exactly 1.0).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DAYS_CAP = 365.0
+# Band edges in years: <25, 25-34, 35-44, 45-54, 55-64, 65+.
+AGE_BAND_EDGES = (25.0, 35.0, 45.0, 55.0, 65.0)
+N_AGE_BANDS = len(AGE_BAND_EDGES) + 1
+# Pseudo-buyers shrinking an article's age-band distribution towards the shop's, so an
+# article bought twice by 30-year-olds does not get a huge lift.
+AFFINITY_PRIOR = 20.0
+DEFAULT_AGE = 35.0
+ONLINE_CHANNEL = 2
+
+CANDIDATE_FEATURES = ["cand_score", "cand_score_gap", "cand_log_rank"]
+CUSTOMER_FEATURES = [
+    "cust_age", "cust_age_missing", "cust_has_history", "cust_log_purchases",
+    "cust_log_purchases_4w", "cust_days_since_last", "cust_log_spend", "cust_online_share",
+    "cust_price_level",
+]
+ARTICLE_FEATURES = [
+    "art_log_sales_1w", "art_log_sales_2w", "art_log_sales_4w", "art_log_sales_total",
+    "art_trend", "art_days_since_first_sale", "art_days_since_last_sale", "art_price_level",
+    "art_online_share", "art_never_sold", "art_unknown",
+]
+PAIR_FEATURES = [
+    "pair_log_times_bought", "pair_never_bought", "pair_days_since_bought",
+    "pair_same_code_share", "pair_same_type_share", "pair_price_ratio",
+    "pair_price_ratio_missing", "pair_age_band_affinity",
+]
+FEATURE_NAMES = CANDIDATE_FEATURES + CUSTOMER_FEATURES + ARTICLE_FEATURES + PAIR_FEATURES
+N_FEATURES = len(FEATURE_NAMES)
+
+_C = {n: i for i, n in enumerate(CUSTOMER_FEATURES)}
+_A = {n: i for i, n in enumerate(ARTICLE_FEATURES)}
+
+
+def age_band(age: np.ndarray) -> np.ndarray:
+    """Band index 0..5 per age; -1 where the age is unknown (NaN)."""
+    age = np.asarray(age, dtype=np.float64)
+    band = np.searchsorted(np.asarray(AGE_BAND_EDGES), age, side="right").astype(np.int8)
+    band[np.isnan(age)] = -1
+    return band
+
+
+def _lookup_sorted(keys: np.ndarray, values: np.ndarray, query: np.ndarray, default: float) -> np.ndarray:
+    """values[i] where keys[i] == query, else ``default`` (keys sorted ascending, unique)."""
+    out = np.full(query.shape, default, dtype=np.float32)
+    if len(keys) == 0 or len(query) == 0:
+        return out
+    pos = np.searchsorted(keys, query)
+    pos_clipped = np.minimum(pos, len(keys) - 1)
+    hit = (keys[pos_clipped] == query) & (query >= 0)
+    out[hit] = values[pos_clipped[hit]]
+    return out
+
+
+@dataclass
+class FeatureStore:
+    """Everything :func:`compute_features` needs, summarised from history before ``cutoff``.
+
+    Row ``len(customer_ids)`` of ``customer_matrix`` holds the unknown-customer defaults and
+    row ``len(article_ids)`` of the article arrays the unknown-article defaults, so a lookup
+    never fails.
+    """
+
+    cutoff: date
+    customer_ids: np.ndarray            # [n_c] str
+    customer_matrix: np.ndarray         # [n_c + 1, len(CUSTOMER_FEATURES)] float32
+    customer_n_purchases: np.ndarray    # [n_c + 1] float32, raw count (for shares)
+    customer_band: np.ndarray           # [n_c + 1] int8, -1 unknown
+    article_ids: np.ndarray             # [n_a] str
+    article_matrix: np.ndarray          # [n_a + 1, len(ARTICLE_FEATURES)] float32
+    article_code: np.ndarray            # [n_a + 1] int64, product_code index, -1 unknown
+    article_type: np.ndarray            # [n_a + 1] int64, product_type index, -1 unknown
+    article_band_lift: np.ndarray       # [n_a + 1, N_AGE_BANDS] float32
+    pair_keys: np.ndarray               # sorted int64: customer_row * n_a + article_row
+    pair_count: np.ndarray              # float32
+    pair_days: np.ndarray               # float32, days since last bought
+    code_keys: np.ndarray               # sorted int64: customer_row * n_codes + code
+    code_count: np.ndarray
+    type_keys: np.ndarray               # sorted int64: customer_row * n_types + type
+    type_count: np.ndarray
+    n_codes: int
+    n_types: int
+    global_mean_price: float
+    global_online_share: float
+    _customer_index: pd.Index = field(init=False, repr=False)
+    _article_index: pd.Index = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._customer_index = pd.Index(np.asarray(self.customer_ids, dtype=object))
+        self._article_index = pd.Index(np.asarray(self.article_ids, dtype=object))
+
+    @property
+    def n_customers(self) -> int:
+        return len(self.customer_ids)
+
+    @property
+    def n_articles(self) -> int:
+        return len(self.article_ids)
+
+    def customer_rows(self, customer_ids: np.ndarray | list[str]) -> np.ndarray:
+        """Row per id; unknown ids map to the defaults row ``n_customers``."""
+        rows = self._customer_index.get_indexer(np.asarray(customer_ids, dtype=object))
+        return np.where(rows < 0, self.n_customers, rows).astype(np.int64)
+
+    def article_rows(self, article_ids: np.ndarray | list[str]) -> np.ndarray:
+        rows = self._article_index.get_indexer(np.asarray(article_ids, dtype=object))
+        return np.where(rows < 0, self.n_articles, rows).astype(np.int64)
+
+    def knows_customer(self, customer_id: str) -> bool:
+        return customer_id in self._customer_index
+
+    # --- persistence ------------------------------------------------------------------
+
+    _ARRAYS = (
+        "customer_matrix", "customer_n_purchases", "customer_band", "article_matrix",
+        "article_code", "article_type", "article_band_lift", "pair_keys", "pair_count",
+        "pair_days", "code_keys", "code_count", "type_keys", "type_count",
+    )
+
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        np.savez(directory / "feature_store.npz", **{k: getattr(self, k) for k in self._ARRAYS})
+        pd.DataFrame({"customer_id": pd.Series(self.customer_ids, dtype=str)}).to_parquet(
+            directory / "store_customers.parquet", index=False)
+        pd.DataFrame({"article_id": pd.Series(self.article_ids, dtype=str)}).to_parquet(
+            directory / "store_articles.parquet", index=False)
+        (directory / "feature_store.json").write_text(json.dumps({
+            "cutoff": self.cutoff.isoformat(), "n_codes": self.n_codes, "n_types": self.n_types,
+            "global_mean_price": self.global_mean_price,
+            "global_online_share": self.global_online_share,
+            "feature_names": FEATURE_NAMES,
+        }, indent=2))
+
+    @classmethod
+    def load(cls, directory: Path) -> FeatureStore:
+        directory = Path(directory)
+        meta = json.loads((directory / "feature_store.json").read_text())
+        if meta["feature_names"] != FEATURE_NAMES:
+            raise ValueError(f"feature store at {directory} has a different feature schema than this code")
+        with np.load(directory / "feature_store.npz") as npz:
+            arrays = {k: npz[k] for k in cls._ARRAYS}
+        customers = pd.read_parquet(directory / "store_customers.parquet")["customer_id"].to_numpy(dtype=object)
+        articles = pd.read_parquet(directory / "store_articles.parquet")["article_id"].to_numpy(dtype=object)
+        return cls(
+            cutoff=date.fromisoformat(meta["cutoff"]), customer_ids=customers, article_ids=articles,
+            n_codes=int(meta["n_codes"]), n_types=int(meta["n_types"]),
+            global_mean_price=float(meta["global_mean_price"]),
+            global_online_share=float(meta["global_online_share"]), **arrays,
+        )
+
+
+def build_feature_store(
+    transactions: pd.DataFrame, customers: pd.DataFrame, articles: pd.DataFrame, cutoff: date,
+) -> FeatureStore:
+    """Summarise every transaction strictly before ``cutoff`` (nothing on or after it is read)."""
+    cutoff_ts = pd.Timestamp(cutoff).normalize()
+    hist = transactions[transactions["t_dat"] < cutoff_ts]
+    prices = hist["price"].to_numpy(dtype=np.float64)
+    global_mean_price = float(prices.mean()) if len(prices) else 1.0
+    online = (hist["sales_channel_id"].to_numpy() == ONLINE_CHANNEL).astype(np.float64)
+    global_online = float(online.mean()) if len(online) else 0.5
+    days_ago = ((cutoff_ts - hist["t_dat"]).dt.days).to_numpy(dtype=np.float64)  # >= 1
+
+    # --- customers ------------------------------------------------------------------
+    cust_ids = np.unique(np.concatenate([
+        customers["customer_id"].to_numpy(dtype=object).astype(str),
+        hist["customer_id"].to_numpy(dtype=object).astype(str),
+    ])).astype(object)
+    n_c = len(cust_ids)
+    cidx = pd.Index(cust_ids)
+    hc = cidx.get_indexer(hist["customer_id"].to_numpy(dtype=object))
+    n_buy = np.bincount(hc, minlength=n_c).astype(np.float64)
+    n_buy_4w = np.bincount(hc[days_ago <= 28], minlength=n_c).astype(np.float64)
+    spend = np.bincount(hc, weights=prices, minlength=n_c)
+    online_buys = np.bincount(hc, weights=online, minlength=n_c)
+    last_days = np.full(n_c, DAYS_CAP)
+    if len(hc):
+        last = pd.Series(days_ago).groupby(hc).min()
+        last_days[last.index.to_numpy()] = np.minimum(last.to_numpy(), DAYS_CAP)
+    ages = (customers.drop_duplicates("customer_id").set_index("customer_id")["age"]
+            .reindex(cust_ids).to_numpy(dtype=np.float64))
+    known_ages = ages[~np.isnan(ages)]
+    median_age = float(np.median(known_ages)) if len(known_ages) else DEFAULT_AGE
+    has_hist = n_buy > 0
+    safe_n = np.maximum(n_buy, 1.0)
+    cust = np.zeros((n_c + 1, len(CUSTOMER_FEATURES)), dtype=np.float32)
+    cust[:n_c, _C["cust_age"]] = np.where(np.isnan(ages), median_age, ages)
+    cust[:n_c, _C["cust_age_missing"]] = np.isnan(ages)
+    cust[:n_c, _C["cust_has_history"]] = has_hist
+    cust[:n_c, _C["cust_log_purchases"]] = np.log1p(n_buy)
+    cust[:n_c, _C["cust_log_purchases_4w"]] = np.log1p(n_buy_4w)
+    cust[:n_c, _C["cust_days_since_last"]] = last_days
+    cust[:n_c, _C["cust_log_spend"]] = np.log1p(spend / global_mean_price)
+    cust[:n_c, _C["cust_online_share"]] = np.where(has_hist, online_buys / safe_n, global_online)
+    cust[:n_c, _C["cust_price_level"]] = np.where(has_hist, spend / safe_n / global_mean_price, 1.0)
+    # Unknown customer: median age (flagged missing), no history.
+    cust[n_c] = 0.0
+    cust[n_c, _C["cust_age"]] = median_age
+    cust[n_c, _C["cust_age_missing"]] = 1.0
+    cust[n_c, _C["cust_days_since_last"]] = DAYS_CAP
+    cust[n_c, _C["cust_online_share"]] = global_online
+    cust[n_c, _C["cust_price_level"]] = 1.0
+    cust_band = np.append(age_band(ages), np.int8(-1)).astype(np.int8)
+
+    # --- articles -------------------------------------------------------------------
+    cat = articles.drop_duplicates("article_id")
+    art_ids = np.unique(np.concatenate([
+        cat["article_id"].to_numpy(dtype=object).astype(str),
+        hist["article_id"].to_numpy(dtype=object).astype(str),
+    ])).astype(object)
+    n_a = len(art_ids)
+    aidx = pd.Index(art_ids)
+    ha = aidx.get_indexer(hist["article_id"].to_numpy(dtype=object))
+    sales = {w: np.bincount(ha[days_ago <= w], minlength=n_a).astype(np.float64) for w in (7, 14, 28)}
+    sales_total = np.bincount(ha, minlength=n_a).astype(np.float64)
+    art_spend = np.bincount(ha, weights=prices, minlength=n_a)
+    art_online = np.bincount(ha, weights=online, minlength=n_a)
+    first_days = np.zeros(n_a)
+    last_sale = np.full(n_a, DAYS_CAP)
+    if len(ha):
+        g = pd.Series(days_ago).groupby(ha)
+        mx, mn = g.max(), g.min()
+        first_days[mx.index.to_numpy()] = mx.to_numpy()
+        last_sale[mn.index.to_numpy()] = np.minimum(mn.to_numpy(), DAYS_CAP)
+    sold = sales_total > 0
+    safe_sales = np.maximum(sales_total, 1.0)
+    art = np.zeros((n_a + 1, len(ARTICLE_FEATURES)), dtype=np.float32)
+    art[:n_a, _A["art_log_sales_1w"]] = np.log1p(sales[7])
+    art[:n_a, _A["art_log_sales_2w"]] = np.log1p(sales[14])
+    art[:n_a, _A["art_log_sales_4w"]] = np.log1p(sales[28])
+    art[:n_a, _A["art_log_sales_total"]] = np.log1p(sales_total)
+    # Last week against the 4-week weekly average; +1 keeps unsold articles at a neutral 1.0.
+    art[:n_a, _A["art_trend"]] = (sales[7] + 1.0) / (sales[28] / 4.0 + 1.0)
+    art[:n_a, _A["art_days_since_first_sale"]] = first_days
+    art[:n_a, _A["art_days_since_last_sale"]] = last_sale
+    art[:n_a, _A["art_price_level"]] = np.where(sold, art_spend / safe_sales / global_mean_price, 1.0)
+    art[:n_a, _A["art_online_share"]] = np.where(sold, art_online / safe_sales, global_online)
+    art[:n_a, _A["art_never_sold"]] = ~sold
+    in_catalogue = aidx.isin(cat["article_id"].astype(str))
+    art[:n_a, _A["art_unknown"]] = ~np.asarray(in_catalogue)
+    art[n_a] = 0.0
+    art[n_a, _A["art_trend"]] = 1.0
+    art[n_a, _A["art_days_since_last_sale"]] = DAYS_CAP
+    art[n_a, _A["art_price_level"]] = 1.0
+    art[n_a, _A["art_online_share"]] = global_online
+    art[n_a, _A["art_never_sold"]] = 1.0
+    art[n_a, _A["art_unknown"]] = 1.0
+
+    cat_by_id = cat.set_index(cat["article_id"].astype(str))
+    code_codes, code_uniques = pd.factorize(cat_by_id["product_code"].astype(str))
+    type_codes, type_uniques = pd.factorize(cat_by_id["product_type_name"].astype(str)
+                                            if "product_type_name" in cat_by_id else
+                                            cat_by_id["product_type_no"].astype(str))
+    art_code = np.full(n_a + 1, -1, dtype=np.int64)
+    art_type = np.full(n_a + 1, -1, dtype=np.int64)
+    rows_in_cat = aidx.get_indexer(cat_by_id.index.to_numpy(dtype=object))
+    art_code[rows_in_cat] = code_codes
+    art_type[rows_in_cat] = type_codes
+    n_codes, n_types = max(len(code_uniques), 1), max(len(type_uniques), 1)
+
+    # --- pairs ----------------------------------------------------------------------
+    pair = pd.DataFrame({"key": hc.astype(np.int64) * n_a + ha, "days": days_ago})
+    pg = pair.groupby("key", sort=True)["days"].agg(["size", "min"])
+    code_keys, code_count = _count_keys(hc, art_code[ha], n_codes)
+    type_keys, type_count = _count_keys(hc, art_type[ha], n_types)
+
+    # --- age-band affinity (lift of the article's buyer age mix over the shop's) -----
+    row_band = cust_band[hc]
+    known = row_band >= 0
+    band_counts = np.zeros((n_a + 1, N_AGE_BANDS))
+    np.add.at(band_counts, (ha[known], row_band[known].astype(np.int64)), 1.0)
+    shop = band_counts.sum(axis=0)
+    p_band = shop / shop.sum() if shop.sum() > 0 else np.full(N_AGE_BANDS, 1.0 / N_AGE_BANDS)
+    smoothed = (band_counts + AFFINITY_PRIOR * p_band) / (band_counts.sum(axis=1, keepdims=True) + AFFINITY_PRIOR)
+    lift = np.divide(smoothed, p_band, out=np.ones_like(smoothed), where=p_band > 0)
+
+    return FeatureStore(
+        cutoff=cutoff_ts.date(), customer_ids=cust_ids,
+        customer_matrix=cust, customer_n_purchases=np.append(n_buy, 0.0).astype(np.float32),
+        customer_band=cust_band, article_ids=art_ids, article_matrix=art,
+        article_code=art_code, article_type=art_type, article_band_lift=lift.astype(np.float32),
+        pair_keys=pg.index.to_numpy(dtype=np.int64),
+        pair_count=pg["size"].to_numpy(dtype=np.float32),
+        pair_days=np.minimum(pg["min"].to_numpy(dtype=np.float32), DAYS_CAP),
+        code_keys=code_keys, code_count=code_count, type_keys=type_keys, type_count=type_count,
+        n_codes=n_codes, n_types=n_types,
+        global_mean_price=global_mean_price, global_online_share=global_online,
+    )
+
+
+def _count_keys(customer_rows: np.ndarray, group: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    ok = group >= 0
+    keys = customer_rows[ok].astype(np.int64) * n_groups + group[ok]
+    uniq, counts = np.unique(keys, return_counts=True)
+    return uniq.astype(np.int64), counts.astype(np.float32)
+
+
+def candidate_ranks(customer_ids: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(0-based rank of each row's score within its customer's list, best score of that list)."""
+    groups, _ = pd.factorize(np.asarray(customer_ids, dtype=object))
+    order = np.lexsort((-scores, groups))
+    sorted_groups = groups[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_groups)) + 1]
+    sizes = np.diff(np.r_[starts, len(order)])
+    start_of_row = np.repeat(starts, sizes)
+    ranks = np.empty(len(order), dtype=np.float64)
+    ranks[order] = np.arange(len(order)) - start_of_row
+    best = np.empty(len(order), dtype=np.float64)
+    best[order] = np.repeat(scores[order][starts], sizes)
+    return ranks, best
+
+
+def compute_features(
+    store: FeatureStore, customer_ids: np.ndarray | list[str], article_ids: np.ndarray | list[str],
+    scores: np.ndarray | list[float],
+) -> np.ndarray:
+    """Feature matrix ``[n_rows, N_FEATURES]`` (float32, columns in ``FEATURE_NAMES`` order).
+
+    Row i describes candidate ``article_ids[i]`` for ``customer_ids[i]`` with two-tower score
+    ``scores[i]``; candidate rank features are computed within each customer's rows.
+    Non-finite scores are treated as the worst score in that customer's list.
+    """
+    customer_ids = np.asarray(customer_ids, dtype=object)
+    article_ids = np.asarray(article_ids, dtype=object)
+    scores = np.asarray(scores, dtype=np.float64)
+    n = len(customer_ids)
+    if not (len(article_ids) == len(scores) == n):
+        raise ValueError("customer_ids, article_ids and scores must have the same length")
+    out = np.empty((n, N_FEATURES), dtype=np.float32)
+    if n == 0:
+        return out
+    if not np.isfinite(scores).all():
+        finite = scores[np.isfinite(scores)]
+        scores = np.where(np.isfinite(scores), scores, finite.min() if len(finite) else 0.0)
+
+    c = store.customer_rows(customer_ids)
+    a = store.article_rows(article_ids)
+    ranks, best = candidate_ranks(customer_ids, scores)
+    col = 0
+    out[:, 0] = scores
+    out[:, 1] = best - scores
+    out[:, 2] = np.log1p(ranks)
+    col = len(CANDIDATE_FEATURES)
+    cust = store.customer_matrix[c]
+    art = store.article_matrix[a]
+    out[:, col:col + cust.shape[1]] = cust
+    col += cust.shape[1]
+    out[:, col:col + art.shape[1]] = art
+    col += art.shape[1]
+
+    known_pair = (c < store.n_customers) & (a < store.n_articles)
+    pair_key = np.where(known_pair, c * store.n_articles + a, -1)
+    times = _lookup_sorted(store.pair_keys, store.pair_count, pair_key, 0.0)
+    days = _lookup_sorted(store.pair_keys, store.pair_days, pair_key, DAYS_CAP)
+    n_buy = np.maximum(store.customer_n_purchases[c], 1.0)
+    code = store.article_code[a]
+    typ = store.article_type[a]
+    code_key = np.where(code >= 0, c * store.n_codes + code, -1)
+    type_key = np.where(typ >= 0, c * store.n_types + typ, -1)
+    same_code = _lookup_sorted(store.code_keys, store.code_count, code_key, 0.0) / n_buy
+    same_type = _lookup_sorted(store.type_keys, store.type_count, type_key, 0.0) / n_buy
+    cust_price = cust[:, _C["cust_price_level"]]
+    art_price = art[:, _A["art_price_level"]]
+    price_missing = (cust[:, _C["cust_has_history"]] == 0) | (art[:, _A["art_never_sold"]] == 1)
+    price_ratio = np.where(price_missing, 1.0, art_price / np.maximum(cust_price, 1e-6))
+    band = store.customer_band[c].astype(np.int64)
+    affinity = np.where(band >= 0, store.article_band_lift[a, np.maximum(band, 0)], 1.0)
+    pair_cols = [np.log1p(times), times == 0, days, same_code, same_type, price_ratio,
+                 price_missing, affinity]
+    for j, values in enumerate(pair_cols):
+        out[:, col + j] = values
+    return out
+
+
+def features_frame(matrix: np.ndarray) -> pd.DataFrame:
+    """The feature matrix with named columns (for inspection, tests and reports)."""
+    return pd.DataFrame(matrix, columns=FEATURE_NAMES)

@@ -1,0 +1,109 @@
+"""A loaded ranker artifact: feature store + exported MMoE + combined-score weights.
+
+Used by the ``/rank`` route, the batch re-ranker and the evaluation method, so all three
+score candidates the same way. Loading checks the artifact's feature schema against this
+code's before anything is served.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from services.ranker.features import FEATURE_NAMES, FeatureStore, compute_features
+from services.ranker.model import DEFAULT_SCORE_WEIGHTS, NumpyMMoE
+from shared.artifacts import ArtifactError, read_metadata
+
+STORE_SUBDIR = "feature_store"
+MODEL_SUBDIR = "model"
+SCHEMA_FILE = "feature_schema.json"
+
+
+@dataclass
+class RankedList:
+    article_ids: list[str]
+    scores: np.ndarray                  # combined score, best first
+    task_scores: dict[str, np.ndarray]  # per task, same order
+
+
+@dataclass
+class LoadedRanker:
+    version: str
+    model: NumpyMMoE
+    store: FeatureStore
+    score_weights: dict[str, float]
+    metadata: dict
+
+    @classmethod
+    def load(cls, directory: Path, score_weights: dict[str, float] | None = None) -> LoadedRanker:
+        directory = Path(directory)
+        meta = read_metadata(directory)
+        schema = json.loads((directory / SCHEMA_FILE).read_text())
+        if schema.get("feature_names") != FEATURE_NAMES:
+            raise ArtifactError(f"{directory}: feature schema differs from this code's; retrain the ranker")
+        model = NumpyMMoE.load(directory / MODEL_SUBDIR)
+        store = FeatureStore.load(directory / STORE_SUBDIR)
+        weights = dict(score_weights or meta.get("score_weights") or DEFAULT_SCORE_WEIGHTS)
+        unknown = set(weights) - set(model.task_names)
+        if unknown:
+            raise ArtifactError(f"score weights name tasks the model lacks: {sorted(unknown)}")
+        ranker = cls(str(meta.get("version", directory.name)), model, store, weights, meta)
+        ranker.warm_up()
+        return ranker
+
+    @property
+    def task_names(self) -> list[str]:
+        return self.model.task_names
+
+    def warm_up(self) -> None:
+        """One call through every code path so the first request is not the slow one."""
+        ids = list(self.store.article_ids[:5]) or ["0000000000"]
+        self.rank("0" * 64, ids, np.linspace(1.0, 0.0, len(ids)), k=3)
+
+    def score_rows(self, customer_ids: np.ndarray, article_ids: np.ndarray, scores: np.ndarray
+                   ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(combined score, per-task scores) for candidate rows of any number of customers."""
+        features = compute_features(self.store, customer_ids, article_ids, scores)
+        task_scores = self.model.predict(features)
+        return self.model.combined(task_scores, self.score_weights), task_scores
+
+    def rank(self, customer_id: str, article_ids: list[str], scores: np.ndarray | list[float], k: int
+             ) -> RankedList:
+        """The top ``min(k, n)`` of one customer's candidates, best first (duplicates kept once)."""
+        if len(set(article_ids)) != len(article_ids):
+            first: dict[str, float] = {}
+            for a, s in zip(article_ids, scores, strict=True):
+                first.setdefault(a, s)  # a repeated article keeps its first score
+            article_ids, scores = list(first), list(first.values())
+        n = len(article_ids)
+        if n == 0:
+            return RankedList([], np.zeros(0), {t: np.zeros(0) for t in self.task_names})
+        combined, task_scores = self.score_rows(
+            np.full(n, customer_id, dtype=object), np.asarray(article_ids, dtype=object),
+            np.asarray(scores, dtype=np.float64))
+        top = np.argsort(-combined, kind="stable")[: min(k, n)]
+        return RankedList([article_ids[i] for i in top], combined[top],
+                          {t: s[top] for t, s in task_scores.items()})
+
+    def rerank_frame(self, candidates: pd.DataFrame, k: int | None = None) -> pd.DataFrame:
+        """Re-rank a candidate frame (customer_id, article_id, score) of many customers.
+
+        Returns customer_id, article_id, score (combined), one column per task (``score_<task>``),
+        candidate_score (the two-tower score) and rank (1 = best), top ``k`` per customer.
+        """
+        cust = candidates["customer_id"].to_numpy(dtype=object)
+        arts = candidates["article_id"].to_numpy(dtype=object)
+        cand_scores = candidates["score"].to_numpy(dtype=np.float64)
+        combined, task_scores = self.score_rows(cust, arts, cand_scores)
+        out = pd.DataFrame({"customer_id": cust.astype(str), "article_id": arts.astype(str), "score": combined})
+        for task, values in task_scores.items():
+            out[f"score_{task}"] = values.astype(np.float64)
+        out["candidate_score"] = cand_scores
+        out = out.sort_values(["customer_id", "score"], ascending=[True, False], kind="stable")
+        out["rank"] = out.groupby("customer_id", sort=False).cumcount() + 1
+        if k is not None:
+            out = out[out["rank"] <= k]
+        return out.reset_index(drop=True)

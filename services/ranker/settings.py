@@ -1,0 +1,35 @@
+"""Ranker service settings (env prefix ``HM_RANKER_``)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MODEL_NAME = "mmoe"
+
+
+class RankerSettings(BaseSettings):
+    """Where the MMoE artifacts live, which version to serve and how to combine task scores."""
+
+    model_config = SettingsConfigDict(env_prefix="HM_RANKER_", extra="ignore")
+
+    models_dir: Path = Path("output/models")
+    # None: serve whatever CURRENT names, and follow it when it changes (hot swap).
+    model_version: str | None = None
+    poll_interval_s: float = Field(10.0, gt=0)
+    # Overrides the combined-score weights stored in the artifact, e.g. '{"purchase":1,"online":0.5}'.
+    score_weights: dict[str, float] | None = None
+    log_level: str = "INFO"
+
+    @field_validator("score_weights")
+    @classmethod
+    def _weights_finite_and_not_all_zero(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is None:
+            return None
+        if not value or all(w == 0 for w in value.values()):
+            raise ValueError("score_weights must give at least one task a non-zero weight")
+        for task, w in value.items():
+            if w != w or abs(w) == float("inf"):
+                raise ValueError(f"score_weights[{task!r}] must be finite, got {w}")
+        return value

@@ -1,0 +1,272 @@
+"""Train the MMoE ranker on one labelled candidate week and export it with its feature store.
+
+Validation holds out a random 20 % of that week's customers (their rows are never trained
+on). After every epoch it reports per-task AUC and the MAP@12 of the validation customers'
+re-ranked candidate lists against everything they bought that week; training stops when
+MAP@12 has not improved for ``patience`` epochs and the best epoch's weights are kept.
+The combined-score weights are then chosen on the same validation customers from a small
+grid (the purchase task always has weight 1).
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import shared.config  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+from services.ranker.dataset import (
+    TrainingData,
+    build_training_data,
+    downsample_negatives,
+    validation_customers,
+)
+from services.ranker.features import FEATURE_NAMES, FeatureStore, build_feature_store
+from services.ranker.model import DEFAULT_TASKS, SINGLE_TASK, MMoEConfig, MMoERanker, NumpyMMoE
+from services.ranker.serving import MODEL_SUBDIR, SCHEMA_FILE, STORE_SUBDIR
+from services.ranker.settings import MODEL_NAME
+from shared.artifacts import atomic_model_dir, library_versions, publish
+from shared.metrics import map_at_k
+
+log = logging.getLogger(__name__)
+
+SINGLE_TASK_MODEL_NAME = "mmoe_single_task"
+WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 15
+    batch_size: int = 1024
+    learning_rate: float = 2e-3
+    patience: int = 3
+    max_negatives_per_positive: float = 30.0
+    val_fraction: float = 0.2
+    n_experts: int = 6
+    expert_units: int = 32
+    tower_units: int = 16
+    dropout: float = 0.1
+    seed: int = 0
+    single_task: bool = False
+    verbose: int = 2  # Keras: 1 = progress bar, 2 = one line per epoch, 0 = silent
+
+
+@dataclass
+class TrainResult:
+    model: NumpyMMoE
+    history: list[dict[str, float]]
+    best_epoch: int
+    gate_usage: dict[str, list[float]]
+    score_weights: dict[str, float]
+    metrics: dict[str, float]
+    config: TrainConfig
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def ranked_lists(customer_ids: np.ndarray, article_ids: np.ndarray, score: np.ndarray, k: int = 12
+                 ) -> dict[str, list[str]]:
+    """customer -> their article ids sorted by ``score`` (best first), top ``k``."""
+    frame = pd.DataFrame({"c": customer_ids.astype(str), "a": article_ids.astype(str), "s": score})
+    frame = frame.sort_values(["c", "s"], ascending=[True, False], kind="stable")
+    frame = frame[frame.groupby("c", sort=False).cumcount() < k]
+    return {c: list(g) for c, g in frame.groupby("c", sort=False)["a"]}
+
+
+def auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC; NaN when only one class is present (nothing to rank)."""
+    from sklearn.metrics import roc_auc_score
+
+    binary = labels > 0
+    if binary.all() or not binary.any():
+        return float("nan")
+    return float(roc_auc_score(binary, scores))
+
+
+def _standardisation(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = features.mean(axis=0)
+    std = features.std(axis=0)
+    # A constant column (e.g. an indicator that never fires this week) stays 0 after centring.
+    std = np.where(std < 1e-6, 1.0, std)
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def fit_mmoe(data: TrainingData, config: TrainConfig, echo: Callable[[str], None] = print) -> TrainResult:
+    """Train on ``data`` (already labelled candidates), validating on held-out customers."""
+    import tensorflow as tf
+
+    tasks = list(SINGLE_TASK if config.single_task else DEFAULT_TASKS)
+    is_val = validation_customers(data.customer_ids, config.val_fraction, config.seed)
+    train_idx = np.flatnonzero(~is_val)
+    kept = downsample_negatives(data.labels["purchase"][train_idx], config.max_negatives_per_positive, config.seed)
+    train_idx = train_idx[kept]
+    val = data.subset(np.flatnonzero(is_val))
+    if len(train_idx) == 0 or len(val) == 0 or data.labels["purchase"][train_idx].sum() == 0:
+        raise ValueError("not enough labelled candidates to train and validate the ranker "
+                         f"({len(train_idx)} train rows, {len(val)} validation rows)")
+    mean, std = _standardisation(data.features[train_idx])
+    x_train = (data.features[train_idx] - mean) / std
+    y_train = {t.name: data.labels[t.name][train_idx] for t in tasks}
+    x_val = (val.features - mean) / std
+
+    mmoe_config = MMoEConfig(
+        n_features=len(FEATURE_NAMES), tasks=tasks, n_experts=config.n_experts,
+        expert_units=config.expert_units, tower_units=config.tower_units,
+        dropout=config.dropout, seed=config.seed)
+    ranker = MMoERanker(mmoe_config)
+    ranker.compile(config.learning_rate)
+    baseline_map = map_at_k(ranked_lists(val.customer_ids, val.article_ids, val.scores), val.truth, 12)
+    echo(f"ranker: {len(train_idx):,} train rows ({int(y_train['purchase'].sum()):,} positive), "
+         f"{len(val):,} validation rows over {len(val.truth):,} customers; "
+         f"two-tower order on validation: MAP@12 {baseline_map:.4f}")
+
+    history: list[dict[str, float]] = []
+    best_map, best_epoch, best_weights, waited = -1.0, 0, None, 0
+    for epoch in range(1, config.epochs + 1):
+        t0 = time.perf_counter()
+        fit = ranker.keras_model.fit(x_train, y_train, batch_size=config.batch_size, epochs=1,
+                                     shuffle=True, verbose=config.verbose)
+        preds = ranker.keras_model.predict(x_val, batch_size=8192, verbose=0)
+        preds = {k: np.asarray(v).reshape(-1) for k, v in preds.items()}
+        row: dict[str, float] = {"epoch": epoch, "loss": float(fit.history["loss"][-1])}
+        for spec in tasks:
+            if spec.kind == "binary":
+                row[f"val_auc_{spec.name}"] = auc(val.labels[spec.name], preds[spec.name])
+            else:
+                row[f"val_rmse_{spec.name}"] = float(np.sqrt(np.mean((preds[spec.name] - val.labels[spec.name]) ** 2)))
+        row["val_map12"] = map_at_k(ranked_lists(val.customer_ids, val.article_ids, preds["purchase"]), val.truth, 12)
+        row["seconds"] = time.perf_counter() - t0
+        history.append(row)
+        echo("epoch {epoch}: ".format(**row) + ", ".join(
+            f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch",)))
+        if row["val_map12"] > best_map + 1e-5:
+            best_map, best_epoch, best_weights, waited = row["val_map12"], epoch, ranker.keras_model.get_weights(), 0
+        else:
+            waited += 1
+            if waited >= config.patience:
+                echo(f"early stop: no MAP@12 gain for {config.patience} epochs; best epoch {best_epoch}")
+                break
+    assert best_weights is not None
+    ranker.keras_model.set_weights(best_weights)
+    tf.keras.backend.clear_session()
+
+    model = NumpyMMoE(mmoe_config, ranker.to_numpy(), mean, std)
+    task_scores, gates = model.forward(val.features)
+    gate_usage = {t: [round(float(v), 4) for v in g.mean(axis=0)] for t, g in gates.items()}
+    weights, weighted_map = choose_score_weights(model, task_scores, val)
+    metrics = {"val_map12": weighted_map, "val_map12_purchase_only": best_map,
+               "val_map12_two_tower_order": baseline_map, "best_epoch": float(best_epoch)}
+    for spec in tasks:
+        if spec.kind == "binary":
+            metrics[f"val_auc_{spec.name}"] = auc(val.labels[spec.name], task_scores[spec.name])
+    echo(f"ranker: best epoch {best_epoch}; score weights {weights} -> validation MAP@12 {weighted_map:.4f} "
+         f"(two-tower order {baseline_map:.4f}); gate usage {gate_usage}")
+    return TrainResult(model, history, best_epoch, gate_usage, weights, metrics, config,
+                       {"train_rows": int(len(train_idx)), "val_rows": int(len(val)),
+                        "val_customers": len(val.truth)})
+
+
+def choose_score_weights(model: NumpyMMoE, task_scores: dict[str, np.ndarray], val: TrainingData
+                         ) -> tuple[dict[str, float], float]:
+    """Best combined-score weights on validation customers (purchase weight fixed at 1)."""
+    others = [t for t in model.task_names if t != "purchase"]
+    best: tuple[float, dict[str, float]] = (-1.0, {"purchase": 1.0})
+    for combo in itertools.product(WEIGHT_GRID, repeat=len(others)):
+        weights = {"purchase": 1.0, **dict(zip(others, combo, strict=True))}
+        score = model.combined(task_scores, weights)
+        value = map_at_k(ranked_lists(val.customer_ids, val.article_ids, score), val.truth, 12)
+        if value > best[0] + 1e-6:  # ties keep the simpler (earlier, smaller) weights
+            best = (value, weights)
+    return best[1], best[0]
+
+
+def plot_history(history: list[dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    axes[0].plot(epochs, [h["loss"] for h in history], marker="o")
+    axes[0].set_title("training loss (task-weighted)")
+    for key in sorted(k for k in history[0] if k.startswith("val_auc_")):
+        axes[1].plot(epochs, [h[key] for h in history], marker="o", label=key[len("val_auc_"):])
+    axes[1].set_title("validation AUC per task")
+    axes[1].legend()
+    axes[2].plot(epochs, [h["val_map12"] for h in history], marker="o")
+    axes[2].set_title("validation MAP@12 (re-ranked)")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def export_ranker(result: TrainResult, serve_store: FeatureStore, models_dir: Path, version: str,
+                  metadata: dict[str, Any], name: str = MODEL_NAME, make_current: bool = True) -> Path:
+    """Write ``<models_dir>/<name>/<version>/`` atomically (model, feature store, schema, history)."""
+    meta = {
+        "cutoff": serve_store.cutoff.isoformat(),
+        "tasks": result.model.task_names,
+        "score_weights": result.score_weights,
+        "gate_usage": result.gate_usage,
+        "metrics": result.metrics,
+        "best_epoch": result.best_epoch,
+        "train_config": asdict(result.config),
+        "feature_schema": FEATURE_NAMES,
+        "mmoe": result.model.config.to_json(),
+        "library_versions": library_versions("tensorflow", "tf-keras", "numpy", "pandas"),
+        **result.extra,
+        **metadata,
+    }
+    with atomic_model_dir(models_dir, name, version, meta) as tmp:
+        result.model.save(tmp / MODEL_SUBDIR)
+        serve_store.save(tmp / STORE_SUBDIR)
+        (tmp / SCHEMA_FILE).write_text(json.dumps({
+            "feature_names": FEATURE_NAMES,
+            "store_cutoff": serve_store.cutoff.isoformat(),
+            "defaults": "see services/ranker/features.py module docstring",
+        }, indent=2))
+        (tmp / "history.json").write_text(json.dumps(result.history, indent=2))
+        plot_history(result.history, tmp / "history.png")
+    if make_current:
+        publish(models_dir, name, version)
+    return Path(models_dir) / name / version
+
+
+def train_ranker(
+    transactions: pd.DataFrame, customers: pd.DataFrame, articles: pd.DataFrame,
+    train_candidates: pd.DataFrame, train_cutoff: date, serve_cutoff: date, models_dir: Path,
+    version: str, config: TrainConfig | None = None, with_single_task: bool = True,
+    metadata: dict[str, Any] | None = None, echo: Callable[[str], None] = print,
+) -> dict[str, Path]:
+    """The whole training step: features at ``train_cutoff``, labels of the week after it,
+    fit, then export with a feature store built strictly before ``serve_cutoff``."""
+    config = config or TrainConfig()
+    if train_cutoff + timedelta(days=7) > serve_cutoff:
+        raise ValueError(f"the training label week starting {train_cutoff} must end by the serving cutoff {serve_cutoff}")
+    t0 = time.perf_counter()
+    train_store = build_feature_store(transactions, customers, articles, train_cutoff)
+    data = build_training_data(train_candidates, transactions, train_store, train_cutoff)
+    echo(f"ranker: {len(data):,} labelled candidate rows for the week of {train_cutoff} "
+         f"({int(data.labels['purchase'].sum()):,} bought) in {time.perf_counter() - t0:.1f}s")
+    serve_store = build_feature_store(transactions, customers, articles, serve_cutoff)
+    meta = {"train_label_week_start": train_cutoff.isoformat(), **(metadata or {})}
+    out: dict[str, Path] = {}
+    result = fit_mmoe(data, config, echo)
+    out["mmoe"] = export_ranker(result, serve_store, models_dir, version, meta)
+    echo(f"ranker: exported {out['mmoe']}")
+    if with_single_task:
+        single = fit_mmoe(data, TrainConfig(**{**asdict(config), "single_task": True}), echo)
+        out["single_task"] = export_ranker(single, serve_store, models_dir, version, meta,
+                                           name=SINGLE_TASK_MODEL_NAME)
+        echo(f"ranker: exported single-task ablation {out['single_task']}")
+    return out

@@ -1,0 +1,176 @@
+"""Ranker features: hand-worked numbers, documented defaults, no leakage, save/load."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from services.ranker.features import (
+    DAYS_CAP,
+    FEATURE_NAMES,
+    FeatureStore,
+    age_band,
+    build_feature_store,
+    candidate_ranks,
+    compute_features,
+    features_frame,
+)
+from tests.ranker.conftest import A1, A2, A3, A4, C1, C2, C3, CUTOFF, hand_shop
+
+UNKNOWN_C = "f" * 64
+UNKNOWN_A = "0999999999"
+
+
+def rows(store: FeatureStore, pairs: list[tuple[str, str, float]]) -> pd.DataFrame:
+    c, a, s = zip(*pairs, strict=True)
+    return features_frame(compute_features(store, list(c), list(a), list(s)))
+
+
+def test_customer_features_by_hand(shop_store: FeatureStore) -> None:
+    # History before 2020-09-16: C1 bought A1 (15 and 6 days before, 0.02 each) and A3
+    # (1 day, 0.05); C2 bought A1 37 days before (0.03). Shop mean price 0.12 / 4 = 0.03,
+    # online share 2 / 4 = 0.5.
+    f = rows(shop_store, [(C1, A1, 1.0), (C2, A1, 1.0), (C3, A1, 1.0), (UNKNOWN_C, A1, 1.0)])
+    c1, c2, c3, unknown = (f.iloc[i] for i in range(4))
+    assert c1.cust_age == 30 and c1.cust_age_missing == 0
+    assert c1.cust_log_purchases == pytest.approx(math.log(4))      # log1p(3)
+    assert c1.cust_log_purchases_4w == pytest.approx(math.log(4))   # all 3 within 28 days
+    assert c1.cust_days_since_last == 1
+    assert c1.cust_log_spend == pytest.approx(math.log(4), rel=1e-5)  # log1p(0.09 / 0.03)
+    assert c1.cust_online_share == pytest.approx(2 / 3)
+    assert c1.cust_price_level == pytest.approx(1.0)                 # 0.03 / 0.03
+    # C2: age unknown -> median of known ages (30, 60) = 45, flagged.
+    assert c2.cust_age == 45 and c2.cust_age_missing == 1
+    assert c2.cust_log_purchases_4w == 0 and c2.cust_days_since_last == 37
+    # C3 has no history: true zeros for counts, neutral shop values elsewhere, flagged.
+    assert c3.cust_has_history == 0 and c3.cust_log_purchases == 0 and c3.cust_log_spend == 0
+    assert c3.cust_days_since_last == DAYS_CAP
+    assert c3.cust_online_share == pytest.approx(0.5) and c3.cust_price_level == 1.0
+    # Unknown customer: the same as no history, age unknown.
+    assert unknown.cust_has_history == 0 and unknown.cust_age_missing == 1 and unknown.cust_age == 45
+    assert unknown.cust_days_since_last == DAYS_CAP
+
+
+def test_article_features_by_hand(shop_store: FeatureStore) -> None:
+    f = rows(shop_store, [(C1, A1, 1.0), (C1, A2, 1.0), (C1, A3, 1.0), (C1, UNKNOWN_A, 1.0)])
+    a1, a2, a3, unknown = (f.iloc[i] for i in range(4))
+    # A1 sold 6, 15 and 37 days before: 1 in the last week, 1 in two weeks, 2 in four, 3 total.
+    assert (a1.art_log_sales_1w, a1.art_log_sales_2w) == pytest.approx((math.log(2), math.log(2)))
+    assert a1.art_log_sales_4w == pytest.approx(math.log(3))
+    assert a1.art_log_sales_total == pytest.approx(math.log(4))
+    assert a1.art_trend == pytest.approx((1 + 1) / (2 / 4 + 1))      # 1.333
+    assert a1.art_days_since_first_sale == 37 and a1.art_days_since_last_sale == 6
+    assert a1.art_price_level == pytest.approx(0.07 / 3 / 0.03, rel=1e-5)  # 0.778
+    assert a1.art_online_share == pytest.approx(1 / 3)
+    # A2's only sale is ON the cutoff (label week): for features it was never sold.
+    assert a2.art_never_sold == 1 and a2.art_unknown == 0 and a2.art_log_sales_total == 0
+    assert a2.art_days_since_first_sale == 0 and a2.art_days_since_last_sale == DAYS_CAP
+    assert a2.art_price_level == 1.0 and a2.art_trend == 1.0
+    assert a3.art_trend == pytest.approx(2 / 1.25)                   # (1 + 1) / (1/4 + 1)
+    assert unknown.art_unknown == 1 and unknown.art_never_sold == 1
+    assert unknown.art_online_share == pytest.approx(0.5)
+
+
+def test_pair_and_candidate_features_by_hand(shop_store: FeatureStore) -> None:
+    f = rows(shop_store, [(C1, A1, 0.9), (C1, A2, 0.5), (C1, A3, 0.7), (C1, A4, 0.1), (C3, A4, 0.3)])
+    a1, a2, a3, a4, c3a4 = (f.iloc[i] for i in range(5))
+    # Candidate ranks within C1's list by score 0.9 > 0.7 > 0.5 > 0.1: A1 0, A3 1, A2 2, A4 3.
+    assert list(f.cand_log_rank[:4]) == pytest.approx(np.log1p([0, 2, 1, 3]).tolist())
+    assert list(f.cand_score_gap[:4]) == pytest.approx([0.0, 0.4, 0.2, 0.8])
+    assert c3a4.cand_log_rank == 0 and c3a4.cand_score_gap == 0   # C3's own list has one row
+    # C1 bought A1 twice, last 6 days ago.
+    assert a1.pair_log_times_bought == pytest.approx(math.log(3)) and a1.pair_never_bought == 0
+    assert a1.pair_days_since_bought == 6
+    assert a2.pair_never_bought == 1 and a2.pair_days_since_bought == DAYS_CAP
+    # A2 shares product code 1 with A1 (2 of C1's 3 purchases); all 3 were Trousers.
+    assert a2.pair_same_code_share == pytest.approx(2 / 3) and a2.pair_same_type_share == pytest.approx(1.0)
+    assert a4.pair_same_code_share == 0 and a4.pair_same_type_share == 0  # a Sweater
+    # A3 costs 0.05 = 1.667 x the shop mean; C1 pays 1.0 x on average.
+    assert a3.pair_price_ratio == pytest.approx(5 / 3, rel=1e-5) and a3.pair_price_ratio_missing == 0
+    # A2 never sold: no price level -> neutral ratio, flagged.
+    assert a2.pair_price_ratio == 1.0 and a2.pair_price_ratio_missing == 1
+    assert c3a4.pair_price_ratio_missing == 1                          # C3 has no history
+
+
+def test_age_band_affinity_by_hand() -> None:
+    young, older = "1" * 64, "2" * 64
+    articles = pd.DataFrame({"article_id": ["0000000010", "0000000020"], "product_code": [10, 20],
+                             "product_type_name": ["Top", "Top"]})
+    customers = pd.DataFrame({"customer_id": [young, older], "age": np.array([20, 50], dtype=np.float32)})
+    tx = pd.DataFrame({
+        "t_dat": pd.to_datetime(["2020-01-01"] * 4), "customer_id": [young, young, older, older],
+        "article_id": ["0000000010", "0000000010", "0000000020", "0000000020"],
+        "price": np.float32(0.01), "sales_channel_id": np.int8(1)})
+    store = build_feature_store(tx, customers, articles, CUTOFF)
+    f = rows(store, [(young, "0000000010", 1.0), (older, "0000000010", 1.0), ("f" * 64, "0000000010", 1.0),
+                     (young, "0000000099", 1.0)])
+    # Shop: half the purchases by band 0 (<25), half by band 3 (45-54). Article 10: 2 of 2 by band 0.
+    # Smoothed with 20 pseudo-buyers: band 0 (2 + 20*0.5) / 22 = 0.5454 -> lift 0.5454 / 0.5 = 1.0909;
+    # band 3 (0 + 10) / 22 = 0.4545 -> lift 0.9091.
+    assert f.pair_age_band_affinity.tolist() == pytest.approx([12 / 11, 10 / 11, 1.0, 1.0], rel=1e-5)
+
+
+def test_age_bands() -> None:
+    assert age_band(np.array([16, 24.9, 25, 34, 35, 50, 64, 65, 90, np.nan])).tolist() == [
+        0, 0, 1, 1, 2, 3, 4, 5, 5, -1]
+
+
+def test_candidate_ranks_ties_and_groups() -> None:
+    ranks, best = candidate_ranks(np.array(["x", "y", "x", "x"], dtype=object), np.array([0.1, 5.0, 0.3, 0.2]))
+    assert ranks.tolist() == [2, 0, 0, 1]
+    assert best.tolist() == [0.3, 5.0, 0.3, 0.3]
+
+
+def test_non_finite_scores_become_the_worst_of_their_list(shop_store: FeatureStore) -> None:
+    f = rows(shop_store, [(C1, A1, 0.9), (C1, A2, float("nan")), (C1, A3, 0.2)])
+    assert np.isfinite(f.to_numpy()).all()
+    assert f.cand_score.tolist() == pytest.approx([0.9, 0.2, 0.2])
+
+
+def test_every_feature_is_finite_and_named(shop_store: FeatureStore) -> None:
+    f = rows(shop_store, [(c, a, 0.5) for c in (C1, C2, C3, UNKNOWN_C) for a in (A1, A2, A3, A4, UNKNOWN_A)])
+    assert list(f.columns) == FEATURE_NAMES
+    assert np.isfinite(f.to_numpy()).all()
+
+
+def test_no_leakage_rows_on_or_after_the_cutoff_change_nothing() -> None:
+    articles, customers, tx = hand_shop()
+    base = build_feature_store(tx, customers, articles, CUTOFF)
+    # Flood the label week and the future with purchases by everyone of everything.
+    future = pd.DataFrame({
+        "t_dat": pd.to_datetime(["2020-09-16", "2020-09-17", "2020-10-30"] * 4),
+        "customer_id": [C1, C2, C3] * 4, "article_id": [A1, A2, A3, A4] * 3,
+        "price": np.float32(9.0), "sales_channel_id": np.int8(2)})
+    flooded = build_feature_store(pd.concat([tx, future], ignore_index=True), customers, articles, CUTOFF)
+    pairs = [(c, a, 0.5) for c in (C1, C2, C3) for a in (A1, A2, A3, A4)]
+    assert np.array_equal(rows(base, pairs).to_numpy(), rows(flooded, pairs).to_numpy())
+    # The same extra rows one day BEFORE the cutoff do change the features (the test can fail).
+    past = future.assign(t_dat=pd.Timestamp("2020-09-15"))
+    moved = build_feature_store(pd.concat([tx, past], ignore_index=True), customers, articles, CUTOFF)
+    assert not np.array_equal(rows(base, pairs).to_numpy(), rows(moved, pairs).to_numpy())
+
+
+def test_store_save_load_round_trip(tmp_path, shop_store: FeatureStore) -> None:  # type: ignore[no-untyped-def]
+    shop_store.save(tmp_path)
+    loaded = FeatureStore.load(tmp_path)
+    pairs = [(c, a, s) for c in (C1, C2, C3, UNKNOWN_C) for a, s in ((A1, 0.3), (A2, 0.2), (UNKNOWN_A, 0.1))]
+    assert np.array_equal(rows(shop_store, pairs).to_numpy(), rows(loaded, pairs).to_numpy())
+    assert loaded.cutoff == CUTOFF
+
+
+def test_works_on_the_real_resaved_sample(hm_sample_dir) -> None:  # type: ignore[no-untyped-def]
+    from shared.data import load_dataset
+
+    ds = load_dataset(hm_sample_dir / "resaved_by_pandas")
+    tx = ds.transactions
+    # The sample's rows are all from one day: features as of the next day see all of them.
+    cutoff = (tx["t_dat"].max() + pd.Timedelta(days=1)).date()
+    store = build_feature_store(tx, ds.customers, ds.articles, cutoff)
+    sample = tx.head(200)
+    f = features_frame(compute_features(store, sample["customer_id"], sample["article_id"], np.zeros(len(sample))))
+    assert np.isfinite(f.to_numpy()).all()
+    assert (f.pair_never_bought == 0).all()      # every row was a real purchase
+    assert (f.cust_has_history == 1).all() and (f.art_never_sold == 0).all()
+    assert (f.art_unknown == 0).all()            # ids that lost their leading zero still match
