@@ -141,7 +141,8 @@ def age_popular_recommendations(
     global_list = popular_articles(history, k, end, window_days)
     ages = customers[["customer_id", "age"]].copy()
     ages["band"] = age_band(ages["age"])
-    band_of = dict(zip(ages["customer_id"].astype(str), ages["band"], strict=True))
+    wanted = ages[ages["customer_id"].isin(pd.Index(customer_ids))]
+    band_of = dict(zip(wanted["customer_id"].astype(str), wanted["band"], strict=True))
 
     recent = _window(history, end, window_days)
     recent = recent.merge(ages[["customer_id", "band"]], on="customer_id", how="inner")
