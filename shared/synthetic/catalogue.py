@@ -35,7 +35,9 @@ SUMMER_TYPES = {"Shorts", "Swimwear bottom", "Bikini top", "Swimsuit", "Sandals"
 WINTER_TYPES = {"Sweater", "Jacket", "Coat", "Cardigan", "Hoodie", "Boots", "Beanie", "Hat/beanie", "Gloves",
                 "Scarf", "Outdoor Waistcoat", "Outdoor overall", "Pyjama set"}
 PRICE_SCALE = 590.0  # real prices are shelf prices divided by a constant; p50 ~ 14.99/590 = 0.0254
-N_RELATED = 6
+N_RELATED = 10
+# Spread of base popularity per product code and per colour variant (log scale): the long tail.
+POPULARITY_SIGMA = (0.5, 0.3)
 
 
 @dataclass
@@ -85,7 +87,7 @@ def build_catalogue(rng: np.random.Generator, n_articles: int) -> Catalogue:
     basics = rng.random(n_codes) < 0.08
     lifetime = np.where(basics, 5 * N_DAYS, np.clip(rng.lognormal(np.log(110), 0.6, n_codes), 21, 600))
     code_end = code_launch + lifetime.astype(np.int64)
-    code_pop = rng.lognormal(0.0, 1.25, n_codes)
+    code_pop = rng.lognormal(0.0, POPULARITY_SIGMA[0], n_codes)
     # Newer product codes have higher numbers, as in the real catalogue.
     order = np.argsort(code_launch, kind="stable")
     code_numbers = np.empty(n_codes, dtype=np.int64)
@@ -98,7 +100,7 @@ def build_catalogue(rng: np.random.Generator, n_articles: int) -> Catalogue:
     dept, ptype = code_dept[code_of], code_type[code_of]
     launch = code_launch[code_of] + np.where(variant_no > 0, rng.integers(0, 60, n_articles), 0)
     end = np.maximum(code_end[code_of], launch + 14)
-    popularity = code_pop[code_of] * rng.lognormal(0.0, 0.6, n_articles)
+    popularity = code_pop[code_of] * rng.lognormal(0.0, POPULARITY_SIGMA[1], n_articles)
 
     type_names = np.array([PRODUCT_TYPES[t][1] for t in ptype], dtype=object)
     groups = np.array([PRODUCT_TYPES[t][2] for t in ptype], dtype=object)
@@ -169,7 +171,7 @@ def _related(code_of: np.ndarray, dept: np.ndarray, launch: np.ndarray, rng: np.
     order = np.lexsort((launch, dept))
     pos = np.empty(n, dtype=np.int64)
     pos[order] = idx
-    for j, step in enumerate([-1, 1, -2, 2, -3, 3]):
+    for j, step in enumerate([-1, 1, -2, 2, -3, 3, -4, 4, -5, 5]):
         q = np.clip(pos + step, 0, n - 1)
         neighbour = order[q]
         related[:, j] = np.where(dept[neighbour] == dept, neighbour, order[np.clip(pos - step, 0, n - 1)])

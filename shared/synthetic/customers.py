@@ -22,6 +22,12 @@ INDEX_GROUP_AUDIENCE = {"Divided": (21, 0.30), "Ladieswear": (45, 0.40), "Menswe
                         "Baby/Children": (34, 0.10), "Sport": (28, 0.08)}
 
 
+# Gamma shapes of a cluster's weights over departments, colours and patterns: smaller = pickier.
+TASTE_SHAPES = (1.0, 2.0, 2.0)
+AGE_SPREAD = 3.5  # years: how strongly age decides the taste cluster
+OUTSIDE_TASTE = 0.1  # weight of departments outside the cluster's index group
+
+
 @dataclass
 class Customers:
     frame: pd.DataFrame
@@ -55,11 +61,11 @@ def build_tastes(rng: np.random.Generator, catalogue: Catalogue, n_clusters: int
     centre += rng.normal(0, 6, n_clusters)
     dept_group = np.array([d[5] for d in DEPARTMENTS])
     # Sparse department tastes: strong on a few departments of the cluster's index group.
-    dept_w = rng.gamma(0.4, 1.0, size=(n_clusters, len(DEPARTMENTS)))
+    dept_w = rng.gamma(TASTE_SHAPES[0], 1.0, size=(n_clusters, len(DEPARTMENTS)))
     own = dept_group[None, :] == cluster_group[:, None]
-    dept_w = np.where(own, dept_w + 0.05, 0.03 * dept_w)
-    colour_w = rng.gamma(0.8, 1.0, size=(n_clusters, len(COLOURS))) + 0.05
-    app_w = rng.gamma(1.0, 1.0, size=(n_clusters, len(APPEARANCES))) + 0.1
+    dept_w = np.where(own, dept_w + 0.05, OUTSIDE_TASTE * dept_w)
+    colour_w = rng.gamma(TASTE_SHAPES[1], 1.0, size=(n_clusters, len(COLOURS))) + 0.05
+    app_w = rng.gamma(TASTE_SHAPES[2], 1.0, size=(n_clusters, len(APPEARANCES))) + 0.1
     affinity = dept_w[:, catalogue.dept] * colour_w[:, catalogue.colour] * app_w[:, catalogue.appearance]
     affinity /= affinity.mean(axis=1, keepdims=True)
     _ = INDEX_GROUPS
@@ -81,7 +87,7 @@ def build_customers(rng: np.random.Generator, n: int, tastes: Tastes) -> Custome
     age = _ages(rng, n)
     known_age = np.where(np.isnan(age), 32.0, age)
     # Cluster membership: prior share x closeness of the customer's age to the cluster's audience.
-    logits = -((known_age[:, None] - tastes.centre_age[None, :]) ** 2) / (2 * 9.0 ** 2)
+    logits = -((known_age[:, None] - tastes.centre_age[None, :]) ** 2) / (2 * AGE_SPREAD ** 2)
     probs = np.exp(logits - logits.max(axis=1, keepdims=True))
     cdf = np.cumsum(probs / probs.sum(axis=1, keepdims=True), axis=1)
     primary = (cdf < rng.random((n, 1))).sum(axis=1).clip(0, len(tastes.centre_age) - 1)

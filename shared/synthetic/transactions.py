@@ -36,12 +36,12 @@ MEMORY = 4  # recent articles remembered per customer, for re-buys
 @dataclass(frozen=True)
 class Behaviour:
     """Knobs of the purchase story (tuned toward ../shared/data/real_stats.md)."""
-    mean_rows_per_basket: float = 3.6
+    mean_rows_per_basket: float = 3.3
     primary_share: float = 0.75     # baskets drawn from the primary taste cluster
-    extra_unit: float = 0.13        # a further row is another unit of the previous article
-    related: float = 0.35           # ... or an article related to the basket's first one
-    rebuy: float = 0.045            # ... or a re-buy from the customer's recent purchases
-    rebuy_anchor: float = 0.06      # the basket's first article is a re-buy
+    extra_unit: float = 0.09        # a further row is another unit of the previous article
+    related: float = 0.30           # ... or an article related to the basket's first one
+    rebuy: float = 0.03             # ... or a re-buy from the customer's recent purchases
+    rebuy_anchor: float = 0.10      # the basket's first article is a re-buy
     no_purchase_share: float = 0.007  # customers in customers.csv who never buy
 
 
@@ -64,7 +64,7 @@ def draw_baskets(rng: np.random.Generator, customers: Customers, n_rows: int,
     shopping_days = np.minimum(shopping_days, N_DAYS // 3)
     shopping_days[rng.random(n) < behaviour.no_purchase_share] = 0
     # Active window: longer for frequent shoppers; median first-to-last span about half a year.
-    span = np.minimum(N_DAYS, 25 * shopping_days + rng.exponential(180, n)).astype(np.int64)
+    span = np.minimum(N_DAYS, 60 * shopping_days + rng.exponential(700, n)).astype(np.int64)
     start = rng.integers(-(span // 3), N_DAYS - (2 * span) // 3)
     lo, hi = np.clip(start, 0, N_DAYS - 1), np.clip(start + span, 0, N_DAYS - 1)
     cdf = np.concatenate([[0.0], np.cumsum(daily_volume())])
@@ -73,7 +73,7 @@ def draw_baskets(rng: np.random.Generator, customers: Customers, n_rows: int,
     day = np.clip(np.searchsorted(cdf, u, side="right") - 1, 0, N_DAYS - 1)
     key = np.unique(day * n + cust)  # one basket per customer and day, sorted by day then customer
     day, cust = key // n, key % n
-    rows = np.minimum(np.ceil(rng.lognormal(np.log(2.0), 0.95, len(key))), 80).astype(np.int64)
+    rows = np.minimum(np.ceil(rng.lognormal(np.log(1.6), 1.05, len(key))), 80).astype(np.int64)
     rows = _adjust_total(rng, rows, n_rows)
     return cust, day, rows
 
@@ -138,7 +138,7 @@ class DayGenerator:
         slot = rng.integers(0, MEMORY, n_rows)
         remembered = self.memory[row_cust, slot]
         age = day - self.memory_day[row_cust, slot]
-        fresh = (age <= 28) | (rng.random(n_rows) < 0.25)
+        fresh = (age <= 28) | (rng.random(n_rows) < 0.1)
         p_rebuy = np.where(pos == 0, b.rebuy_anchor, b.rebuy)
         kind = rng.random(n_rows)
         rebuy = (kind < p_rebuy) & (remembered >= 0) & fresh
