@@ -1,0 +1,396 @@
+"""The whole product as real processes on loopback, for end-to-end tests and benchmarks.
+
+``prepare_world`` runs the offline pipeline through the real ``hmrec`` CLI (subprocesses);
+``Stack`` starts the four services as real uvicorn processes on free ports, waits for
+``/readyz``, and can stop, start, pause (SIGSTOP) and resume any one of them mid-test.
+``PrivateRedis`` is a throwaway ``redis-server`` for tests that stop Redis, so the
+machine's shared Redis at 127.0.0.1:6379 is never touched.
+
+Every child is started in its own session and ended by its own pid (never by name).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+HMREC = [PYTHON, "-m", "pipeline.cli"]
+SERVICES = ("candidate", "ranker", "search", "gateway")
+MODEL_SERVICES = ("candidate", "ranker", "search")
+
+# Gateway budgets used by the e2e stack (explicit, so tests can compute latency budgets
+# from them). Short breaker/health intervals make "recovers by itself" observable in
+# seconds rather than the production defaults' tens of seconds.
+GATEWAY_TEST_SETTINGS: dict[str, str] = {
+    "HM_GATEWAY_CONNECT_TIMEOUT_S": "0.5",
+    "HM_GATEWAY_CANDIDATE_TIMEOUT_S": "1.0",
+    "HM_GATEWAY_RANKER_TIMEOUT_S": "0.5",
+    "HM_GATEWAY_SEARCH_TIMEOUT_S": "3.0",
+    "HM_GATEWAY_SEARCH_IMAGE_TIMEOUT_S": "8.0",
+    "HM_GATEWAY_HEALTH_INTERVAL_S": "0.5",
+    "HM_GATEWAY_BREAKER_FAILURE_THRESHOLD": "3",
+    "HM_GATEWAY_BREAKER_RESET_S": "1.0",
+    "HM_GATEWAY_REDIS_RETRY_INTERVAL_S": "0.5",
+    "HM_GATEWAY_REDIS_SOCKET_TIMEOUT_S": "0.05",
+    "HM_GATEWAY_CACHE_TTL_S": "120",
+}
+# The most a /recommend may take while a dependency hangs: both budgets plus slack for
+# two busy cores (python, JSON, the load generator itself).
+RECOMMEND_BUDGET_S = (
+    float(GATEWAY_TEST_SETTINGS["HM_GATEWAY_CANDIDATE_TIMEOUT_S"])
+    + float(GATEWAY_TEST_SETTINGS["HM_GATEWAY_RANKER_TIMEOUT_S"])
+    + 0.75
+)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tail(path: Path, n: int = 4000) -> str:
+    try:
+        return path.read_text(errors="replace")[-n:]
+    except OSError:
+        return "(no log)"
+
+
+def base_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        TF_USE_LEGACY_KERAS="1",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        PYTHONUNBUFFERED="1",
+        # Four model processes share two cores: one thread each keeps them from fighting.
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        TF_NUM_INTRAOP_THREADS="1",
+        TF_NUM_INTEROP_THREADS="1",
+        TOKENIZERS_PARALLELISM="false",
+    )
+    return env
+
+
+# --- offline pipeline -----------------------------------------------------------------------
+
+def run_cli(args: list[str], env: Mapping[str, str], log_dir: Path, timeout_s: float = 600) -> None:
+    """Run one ``hmrec`` step as a subprocess; on failure raise with the log's tail."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / ("hmrec_" + "_".join(a.strip("-") for a in args[:2]) + ".log")
+    started = time.monotonic()
+    with log.open("w") as fh:
+        proc = subprocess.run(
+            [*HMREC, *args], cwd=REPO_ROOT, env=dict(env), stdout=fh, stderr=subprocess.STDOUT,
+            timeout=timeout_s, check=False,
+        )
+    took = time.monotonic() - started
+    print(f"[e2e] hmrec {' '.join(args)}: rc={proc.returncode} in {took:.1f}s", flush=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"`hmrec {' '.join(args)}` failed (rc={proc.returncode}); log {log}:\n{_tail(log)}")
+
+
+def generate_tiny_world(data_dir: Path) -> None:
+    """Synthetic `tiny` world with product images, in a subprocess (keeps numpy state out of pytest)."""
+    code = (
+        "from pathlib import Path; from shared.synthetic import generate_world; "
+        f"generate_world(Path({str(data_dir)!r}), scale='tiny', seed=0, images=True)"
+    )
+    subprocess.run([PYTHON, "-c", code], cwd=REPO_ROOT, env=base_env(), check=True, timeout=300)
+
+
+def prepare_world(root: Path, log_dir: Path) -> tuple[Path, Path]:
+    """Data + every model and index the services need, made by the real CLI. Returns (data, output)."""
+    data_dir, output_dir = root / "data", root / "output"
+    if not (data_dir / "articles.csv").exists():
+        generate_tiny_world(data_dir)
+    env = base_env()
+    env.update(HM_DATA_DIR=str(data_dir), HM_OUTPUT_DIR=str(output_dir))
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        env.pop(var)  # offline steps run alone: let them use both cores
+    common = ["--data-dir", str(data_dir), "--output-dir", str(output_dir)]
+    for args, wanted in OFFLINE_STEPS:
+        run_cli([*args, *common, *_supported_options(args, wanted)], env, log_dir)
+    return data_dir, output_dir
+
+
+# Each offline step as `hmrec` arguments, with the options that keep it short on a tiny
+# world (passed only where the command has them, so a renamed option fails loudly below
+# rather than silently training for long).
+OFFLINE_STEPS: list[tuple[list[str], dict[str, str | None]]] = [
+    (["train", "candidate"], {"--epochs": "2"}),
+    (["infer"], {}),
+    (["train", "ranker"], {"--epochs": "3", "--two-tower-epochs": "2", "--no-single-task": None}),
+    (["rerank"], {}),
+    (["index"], {}),
+]
+
+
+def _supported_options(args: list[str], wanted: dict[str, str | None]) -> list[str]:
+    """``wanted`` options the command accepts, as argv; raises if the command does not exist."""
+    import click
+
+    from pipeline.cli import cli
+
+    command: click.Command = cli
+    for part in args:
+        sub = command.commands.get(part) if isinstance(command, click.Group) else None
+        if sub is None:
+            raise RuntimeError(f"`hmrec {' '.join(args)}` does not exist (yet); the e2e stack needs it")
+        command = sub
+    accepted = {opt for p in command.params for opt in (*p.opts, *getattr(p, "secondary_opts", []))}
+    out: list[str] = []
+    for opt, value in wanted.items():
+        if opt in accepted:
+            out += [opt] if value is None else [opt, value]
+    return out
+
+
+# --- processes ----------------------------------------------------------------------------------
+
+@dataclass
+class ServiceProcess:
+    """One uvicorn process of a service on a fixed loopback port."""
+
+    name: str
+    module: str
+    port: int
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    paused: bool = False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        fh = self.log_path.open("ab")
+        cmd = [
+            PYTHON, "-m", "uvicorn", f"{self.module}:create_app", "--factory",
+            "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
+            "--timeout-graceful-shutdown", "2",
+        ]
+        self.proc = subprocess.Popen(
+            cmd, cwd=REPO_ROOT, env=self.env, stdout=fh, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        fh.close()
+        self.paused = False
+
+    def wait_ready(self, timeout_s: float = 180.0, path: str = "/readyz") -> None:
+        """Poll ``/readyz`` until 200; fail fast (with the log) if the process dies."""
+        deadline = time.monotonic() + timeout_s
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise RuntimeError(f"{self.name} exited (rc={self.proc and self.proc.returncode}):\n{_tail(self.log_path)}")
+            try:
+                r = httpx.get(self.url + path, timeout=2.0)
+                if r.status_code == 200:
+                    return
+                last = f"{r.status_code} {r.text[:300]}"
+            except httpx.HTTPError as exc:
+                last = repr(exc)
+            time.sleep(0.25)
+        raise TimeoutError(f"{self.name} not ready after {timeout_s}s (last: {last}):\n{_tail(self.log_path)}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 10.0) -> None:
+        """End the process (its own pid only); SIGKILL if it ignores ``sig``."""
+        if self.proc is None:
+            return
+        if self.paused:
+            self.resume()
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(sig)
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+            except ProcessLookupError:
+                pass
+        self.proc = None
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def pause(self) -> None:
+        """SIGSTOP: the port still accepts connections but nothing answers (a hung dependency)."""
+        assert self.proc is not None and self.running
+        self.proc.send_signal(signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self) -> None:
+        if self.proc is not None and self.paused:
+            self.proc.send_signal(signal.SIGCONT)
+        self.paused = False
+
+
+class PrivateRedis:
+    """A throwaway redis-server (no persistence) that tests may stop and restart at will."""
+
+    def __init__(self, log_dir: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.log_path = log_dir / f"redis_{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            raise RuntimeError("redis-server not found (apt-get install -y redis-server)")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        fh = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        fh.close()
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=0.5)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if client.ping():
+                    return
+            except redis.RedisError:
+                time.sleep(0.05)
+        raise RuntimeError(f"private redis on {self.port} did not start:\n{_tail(self.log_path)}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self.proc = None
+
+    def client(self):  # noqa: ANN201 - redis.Redis, imported lazily
+        import redis
+
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=0.5)
+
+
+@dataclass
+class Stack:
+    """The four services as processes, wired to each other and to a Redis."""
+
+    data_dir: Path
+    output_dir: Path
+    log_dir: Path
+    redis_url: str
+    cache_prefix: str = field(default_factory=lambda: f"hm:e2e:{uuid.uuid4().hex[:8]}")
+    procs: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        ports = {name: free_port() for name in SERVICES}
+        for name in MODEL_SERVICES:
+            self.procs[name] = ServiceProcess(
+                name, f"services.{name}.app", ports[name], self._service_env(name),
+                self.log_dir / f"{name}.log",
+            )
+        self.procs["gateway"] = self.make_gateway("gateway", ports["gateway"], self.redis_url)
+
+    # -- wiring ---------------------------------------------------------------------------------
+    def _common_env(self) -> dict[str, str]:
+        env = base_env()
+        env.update(HM_DATA_DIR=str(self.data_dir), HM_OUTPUT_DIR=str(self.output_dir))
+        return env
+
+    def _service_env(self, name: str) -> dict[str, str]:
+        env = self._common_env()
+        upper = name.upper()
+        models_dir = str(self.output_dir / "models")
+        env.update({
+            f"HM_{upper}_MODELS_DIR": models_dir,
+            f"HM_{upper}_DATA_DIR": str(self.data_dir),
+            f"HM_{upper}_OUTPUT_DIR": str(self.output_dir),
+            f"HM_{upper}_INDEX_DIR": str(self.output_dir / "search"),
+            f"HM_{upper}_POLL_INTERVAL_S": "2",
+            f"HM_{upper}_LOG_LEVEL": "WARNING",
+        })
+        return env
+
+    def make_gateway(self, name: str, port: int, redis_url: str, extra: Mapping[str, str] | None = None) -> ServiceProcess:
+        env = self._common_env()
+        env.update(GATEWAY_TEST_SETTINGS)
+        env.update({
+            "HM_GATEWAY_PORT": str(port),
+            "HM_GATEWAY_CANDIDATE_URL": self.url("candidate"),
+            "HM_GATEWAY_RANKER_URL": self.url("ranker"),
+            "HM_GATEWAY_SEARCH_URL": self.url("search"),
+            "HM_GATEWAY_REDIS_URL": redis_url,
+            "HM_GATEWAY_CACHE_PREFIX": self.cache_prefix,
+            "HM_GATEWAY_DATA_DIR": str(self.data_dir),
+            "HM_GATEWAY_OUTPUT_DIR": str(self.output_dir),
+            "HM_GATEWAY_LOG_LEVEL": "WARNING",
+        })
+        env.update(extra or {})
+        return ServiceProcess(name, "services.gateway.app", port, env, self.log_dir / f"{name}.log")
+
+    def url(self, name: str) -> str:
+        return self.procs[name].url
+
+    @property
+    def gateway(self) -> str:
+        return self.url("gateway")
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start_all(self, timeout_s: float = 300.0) -> None:
+        """Start the model services together (they load in parallel), then the gateway."""
+        for name in MODEL_SERVICES:
+            self.procs[name].start()
+        for name in MODEL_SERVICES:
+            self.procs[name].wait_ready(timeout_s)
+        self.procs["gateway"].start()
+        self.procs["gateway"].wait_ready(timeout_s)
+
+    def stop(self, name: str) -> None:
+        self.procs[name].stop()
+
+    def kill(self, name: str) -> None:
+        self.procs[name].kill()
+
+    def start(self, name: str, timeout_s: float = 180.0) -> None:
+        self.procs[name].start()
+        self.procs[name].wait_ready(timeout_s)
+
+    def ensure_up(self, timeout_s: float = 180.0) -> None:
+        """Put the stack back as it was (after a test stopped or paused something)."""
+        for name in SERVICES:
+            proc = self.procs[name]
+            proc.resume()
+            if not proc.running:
+                proc.start()
+        for name in SERVICES:
+            self.procs[name].wait_ready(timeout_s)
+
+    def shutdown(self) -> None:
+        for name in reversed(SERVICES):
+            self.procs[name].stop()
