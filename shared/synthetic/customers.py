@@ -55,7 +55,8 @@ def hex_ids(rng: np.random.Generator, n: int) -> np.ndarray:
 def build_tastes(rng: np.random.Generator, catalogue: Catalogue, n_clusters: int) -> Tastes:
     groups = list(INDEX_GROUP_AUDIENCE)
     shares = np.array([INDEX_GROUP_AUDIENCE[g][1] for g in groups])
-    cluster_group = np.array([groups[i] for i in rng.choice(len(groups), size=n_clusters, p=shares / shares.sum())])
+    cluster_group = np.array([groups[i] for i in rng.choice(len(groups), size=n_clusters, p=shares / shares.sum())],
+                             dtype=object)
     cluster_group[: min(n_clusters, len(groups))] = groups[: min(n_clusters, len(groups))]
     centre = np.array([INDEX_GROUP_AUDIENCE[g][0] for g in cluster_group], dtype=float)
     centre += rng.normal(0, 6, n_clusters)

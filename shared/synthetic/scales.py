@@ -20,7 +20,7 @@ class Scale:
 
 
 SCALES: dict[str, Scale] = {
-    "tiny": Scale("tiny", 400, 1_500, 30_000, 8, (64, 96)),
+    "tiny": Scale("tiny", 600, 2_000, 30_000, 8, (64, 96)),
     "small": Scale("small", 12_000, 50_000, 1_000_000, 40, (96, 144)),
     "medium": Scale("medium", 10_554, 137_198, 3_178_832, 32, (128, 192)),
     "kaggle": Scale("kaggle", 105_542, 1_371_980, 31_788_324, 48, (128, 192)),

@@ -1,0 +1,207 @@
+"""The synthetic world: exact public format, determinism, and the structure models must learn."""
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from pipeline.cli import cli
+from shared.data import load_dataset
+from shared.synthetic import SCALES, generate_world
+from shared.synthetic.catalogue import ARTICLE_COLUMNS
+from shared.synthetic.customers import CUSTOMER_COLUMNS, hex_ids
+from shared.synthetic.images import render, silhouette
+from shared.synthetic.transactions import TRANSACTION_COLUMNS
+
+TINY = SCALES["tiny"]
+
+
+def header(path: Path) -> list[str]:
+    with open(path, newline="") as f:
+        return next(csv.reader(f))
+
+
+def raw_column(path: Path, column: str) -> list[str]:
+    """A column exactly as written in the file (no dtype inference)."""
+    return pd.read_csv(path, dtype=str, keep_default_na=False)[column].tolist()
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_world: Path):  # noqa: ANN201
+    return load_dataset(tiny_world)
+
+
+# --- format ----------------------------------------------------------------------------------
+
+def test_headers_equal_the_public_files(tiny_world: Path, hm_sample_dir: Path) -> None:
+    assert header(tiny_world / "articles.csv") == header(hm_sample_dir / "articles.csv") == ARTICLE_COLUMNS
+    resaved = hm_sample_dir / "resaved_by_pandas"
+    # The resaved copies may carry pandas' unnamed index column first; the public files do not.
+    for name, ours in [("customers.csv", CUSTOMER_COLUMNS), ("transactions_train.csv", TRANSACTION_COLUMNS)]:
+        real = [c for c in header(resaved / name) if c and not c.startswith("Unnamed")]
+        assert header(tiny_world / name) == real == ours
+
+
+def test_row_counts_match_the_scale(tiny) -> None:  # noqa: ANN001
+    assert (len(tiny.articles), len(tiny.customers), len(tiny.transactions)) == (
+        TINY.n_articles, TINY.n_customers, TINY.n_transactions)
+
+
+def test_ids_are_written_like_kaggle(tiny_world: Path) -> None:
+    article_ids = raw_column(tiny_world / "articles.csv", "article_id")
+    assert all(re.fullmatch(r"0\d{9}", a) for a in article_ids)
+    assert len(set(article_ids)) == len(article_ids)
+    # product_code is the article id without its 3-digit colour suffix, written without padding.
+    codes = raw_column(tiny_world / "articles.csv", "product_code")
+    assert all(a[1:7] == c for a, c in zip(article_ids, codes, strict=True))
+    tx_articles = raw_column(tiny_world / "transactions_train.csv", "article_id")
+    assert all(re.fullmatch(r"0\d{9}", a) for a in tx_articles[:2000])
+    customer_ids = raw_column(tiny_world / "customers.csv", "customer_id")
+    assert all(re.fullmatch(r"[0-9a-f]{64}", c) for c in customer_ids)
+    assert customer_ids == sorted(customer_ids)  # the real file is sorted by id
+    assert set(raw_column(tiny_world / "customers.csv", "FN")) <= {"1.0", ""}
+    ages = [a for a in raw_column(tiny_world / "customers.csv", "age") if a]
+    assert all(a.isdigit() for a in ages)  # integers, like the public file
+
+
+def test_transactions_are_consistent_and_plausible(tiny) -> None:  # noqa: ANN001
+    tx = tiny.transactions
+    assert tx["t_dat"].min() == pd.Timestamp("2018-09-20")
+    assert tx["t_dat"].max() == pd.Timestamp("2020-09-22")
+    assert tx["t_dat"].is_monotonic_increasing
+    assert tx["article_id"].isin(tiny.articles["article_id"]).all()
+    assert tx["customer_id"].isin(tiny.customers["customer_id"]).all()
+    assert set(tx["sales_channel_id"].unique()) == {1, 2}
+    assert 0.65 < (tx["sales_channel_id"] == 2).mean() < 0.77  # real: 71% online
+    assert 0.015 < tx["price"].median() < 0.04  # real p50: 0.0254
+    assert (tx["price"] > 0).all() and tx["price"].max() < 0.6
+
+
+def test_prices_are_shelf_price_points(tiny_world: Path) -> None:
+    # Real prices are shelf prices like 14.99 divided by 590; written with full precision.
+    prices = np.array(raw_column(tiny_world / "transactions_train.csv", "price")[:5000], dtype=float)
+    shelf = prices * 590
+    assert np.allclose(shelf, np.round(shelf * 100) / 100, atol=1e-6)
+    assert np.allclose((shelf + 0.01) * 2, np.round((shelf + 0.01) * 2), atol=1e-6)
+
+
+def test_every_article_has_a_photo(tiny_world: Path, tiny) -> None:  # noqa: ANN001
+    for article_id in tiny.articles["article_id"]:
+        assert (tiny_world / "images" / article_id[:3] / f"{article_id}.jpg").exists(), article_id
+    first = tiny.articles["article_id"].iloc[0]
+    with Image.open(tiny_world / "images" / first[:3] / f"{first}.jpg") as img:
+        assert img.size == TINY.image_size and img.mode == "RGB"
+        assert min(img.getpixel((1, 1))) > 215  # light studio background
+
+
+# --- determinism -----------------------------------------------------------------------------
+
+def test_same_seed_gives_identical_files(tiny_world: Path, tmp_path: Path) -> None:
+    again = generate_world(tmp_path / "again", scale="tiny", seed=0, images=True)
+    for name in ["articles.csv", "customers.csv", "transactions_train.csv"]:
+        assert (again / name).read_bytes() == (tiny_world / name).read_bytes(), name
+    photos = sorted((tiny_world / "images").rglob("*.jpg"))[:20]
+    for p in photos:
+        assert (again / p.relative_to(tiny_world)).read_bytes() == p.read_bytes()
+
+
+def test_other_seed_gives_another_world_and_images_are_optional(tiny_world: Path, tmp_path: Path) -> None:
+    other = generate_world(tmp_path / "other", scale="tiny", seed=1, images=False)
+    assert (other / "transactions_train.csv").read_bytes() != (tiny_world / "transactions_train.csv").read_bytes()
+    assert not (other / "images").exists()
+
+
+def test_hex_ids_are_distinct_and_well_formed() -> None:
+    ids = hex_ids(np.random.default_rng(0), 5000)
+    assert len(set(ids)) == 5000
+    assert all(len(i) == 64 and int(i, 16) >= 0 for i in ids[:10])
+
+
+def test_unknown_scale_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown scale 'huge'; choose one of tiny, small, medium, kaggle"):
+        generate_world(tmp_path, scale="huge")
+
+
+# --- structure -------------------------------------------------------------------------------
+
+def test_tastes_depend_on_age(tiny) -> None:  # noqa: ANN001
+    tx = tiny.transactions.merge(tiny.customers[["customer_id", "age"]], on="customer_id")
+    tx = tx.merge(tiny.articles[["article_id", "index_group_name"]], on="article_id")
+    young = tx[tx["age"] <= 25]["index_group_name"].value_counts(normalize=True)
+    older = tx[tx["age"] >= 45]["index_group_name"].value_counts(normalize=True)
+    # Divided is the young line; Ladieswear the older customers' (clusters centred at 21 and 45).
+    assert young.get("Divided", 0) > 2 * older.get("Divided", 0)
+    assert older.get("Ladieswear", 0) > young.get("Ladieswear", 0)
+
+
+def test_summer_articles_sell_in_summer(tiny) -> None:  # noqa: ANN001
+    tx = tiny.transactions.merge(tiny.articles[["article_id", "product_type_name"]], on="article_id")
+    summer = tx["product_type_name"].isin(["Shorts", "Swimwear bottom", "Bikini top", "Swimsuit", "Sandals"])
+    month = tx["t_dat"].dt.month
+    assert summer[month.isin([6, 7])].mean() > 1.5 * summer[month.isin([12, 1])].mean()
+
+
+def test_articles_launch_over_time(tiny) -> None:  # noqa: ANN001
+    first_sale = tiny.transactions.groupby("article_id")["t_dat"].min()
+    launched_later = (first_sale > pd.Timestamp("2019-06-01")).mean()
+    assert 0.25 < launched_later < 0.8  # new articles keep arriving; some existed from the start
+
+
+def test_baskets_hold_related_articles(tiny) -> None:  # noqa: ANN001
+    tx = tiny.transactions.merge(tiny.articles[["article_id", "department_no"]], on="article_id")
+    pairs = tx.merge(tx, on=["customer_id", "t_dat"])
+    pairs = pairs[pairs["article_id_x"] < pairs["article_id_y"]]
+    same_dept_in_basket = (pairs["department_no_x"] == pairs["department_no_y"]).mean()
+    shuffled = tx["department_no"].sample(frac=1.0, random_state=0).to_numpy()
+    same_dept_at_random = (tx["department_no"].to_numpy() == shuffled).mean()
+    assert same_dept_in_basket > 2 * same_dept_at_random
+
+
+def test_photos_follow_shape_colour_and_pattern() -> None:
+    rng = np.random.default_rng(0)
+    size = (64, 96)
+    trousers = silhouette("trousers", *size)
+    dress = silhouette("dress", *size)
+    assert (trousers != dress).mean() > 0.1  # different silhouettes
+
+    red = np.asarray(render("Trousers", "Garment Lower body", "Red", "Solid", size, rng)).astype(float)
+    garment = red[trousers]
+    assert garment[:, 0].mean() > 150 and garment[:, 1].mean() < 80 and garment[:, 2].mean() < 80
+    background = red[~trousers]
+    assert background.mean() > 215
+
+    def row_contrast(appearance: str) -> float:
+        img = np.asarray(render("T-shirt", "Garment Upper body", "Blue", appearance, size, rng)).astype(float)
+        mask = silhouette("top", *size)
+        rows = np.where(mask, img.mean(axis=2), np.nan)[30:70, 20:44]
+        return float(np.nanstd(np.nanmean(rows, axis=1)))
+
+    assert row_contrast("Stripe") > 5 * row_contrast("Solid")  # horizontal stripes vary row by row
+
+
+# --- command line ----------------------------------------------------------------------------
+
+def test_cli_synth_and_stats(tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "world"
+    result = runner.invoke(cli, ["data", "synth", "--scale", "tiny", "--out", str(out), "--seed", "2",
+                                 "--no-images"])
+    assert result.exit_code == 0, result.output
+    assert (out / "transactions_train.csv").exists() and not (out / "images").exists()
+    result = runner.invoke(cli, ["data", "stats", "--data-dir", str(out), "--json", str(tmp_path / "s.json")])
+    assert result.exit_code == 0, result.output
+    assert "repeat_share_ever" in result.output and "0.710" in result.output  # real online share column
+    figures = pd.read_json(tmp_path / "s.json", typ="series")
+    assert figures["transactions"] == TINY.n_transactions
+
+
+def test_cli_stats_refuses_a_missing_folder(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["data", "stats", "--data-dir", str(tmp_path / "nothing")])
+    assert result.exit_code == 1
+    assert "articles.csv not found" in result.output
