@@ -1,0 +1,61 @@
+"""Training end to end on the tiny synthetic world (stand-in candidates: no two-tower needed)."""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from services.ranker.serving import LoadedRanker
+from services.ranker.train import SINGLE_TASK_MODEL_NAME, TrainConfig, train_ranker
+from shared.artifacts import read_metadata, resolve_version
+from shared.split import default_cutoff, label_week, purchases_by_customer, shift_cutoff
+from tests.ranker.standin import standin_candidates
+
+pytest.importorskip("tensorflow")
+
+
+@pytest.mark.slow
+def test_train_export_and_serve_on_tiny_world(tiny_data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    tx = tiny_data.transactions
+    serve_cutoff = default_cutoff(tx)
+    train_cutoff = shift_cutoff(serve_cutoff, 1)
+    buyers = sorted(purchases_by_customer(label_week(tx, train_cutoff)))
+    cands = standin_candidates(tx, train_cutoff, buyers)
+    models = tmp_path / "models"
+    lines: list[str] = []
+    out = train_ranker(tx, tiny_data.customers, tiny_data.articles, cands, train_cutoff, serve_cutoff, models, "t1",
+                       TrainConfig(epochs=3, patience=5, verbose=0, batch_size=256), echo=lines.append)
+    assert set(out) == {"mmoe", "single_task"}
+    assert any(line.startswith("epoch 3:") and "val_auc_purchase" in line and "val_map12" in line for line in lines)
+    folder = out["mmoe"]
+    assert resolve_version(models, "mmoe") == "t1"                          # published
+    for name in ("history.json", "history.png", "feature_schema.json", "model/mmoe_weights.npz",
+                 "feature_store/feature_store.npz", "metadata.json"):
+        assert (folder / name).exists(), name
+    meta = read_metadata(folder)
+    assert meta["cutoff"] == serve_cutoff.isoformat()
+    assert meta["train_label_week_start"] == train_cutoff.isoformat()
+    assert train_cutoff + timedelta(days=7) <= serve_cutoff                   # labels end before serving features
+    assert meta["tasks"] == ["purchase", "online", "revenue"]
+    for task, usage in meta["gate_usage"].items():                            # mean softmax gate per task
+        assert len(usage) == 6 and sum(usage) == pytest.approx(1.0, abs=1e-3), task
+    history = json.loads((folder / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    ranker = LoadedRanker.load(folder)
+    assert ranker.store.cutoff == serve_cutoff
+    ids = list(ranker.store.article_ids[:30])
+    ranked = ranker.rank(buyers[0], ids, np.linspace(1, 0, 30), 12)
+    assert len(ranked.article_ids) == 12 and np.isfinite(ranked.scores).all()
+    single = LoadedRanker.load(out["single_task"])
+    assert single.task_names == ["purchase"]
+    assert resolve_version(models, SINGLE_TASK_MODEL_NAME) == "t1"
+
+
+def test_training_week_must_end_before_the_serving_cutoff(tiny_data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    tx = tiny_data.transactions
+    cut = default_cutoff(tx)
+    with pytest.raises(ValueError, match="must end by the serving cutoff"):
+        train_ranker(tx, tiny_data.customers, tiny_data.articles, tx.head(0), cut, cut, tmp_path, "x")
