@@ -41,6 +41,18 @@ def cache_key(prefix: str, kind: str, versions: Mapping[str, str | None], params
     return f"{prefix}:{kind}:{version_part}:{digest}"
 
 
+def dumps(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def mark_cached(raw: bytes) -> bytes:
+    """Flip a stored response's top-level ``"cached":false`` without a JSON round trip.
+
+    Responses put ``cached`` before any nested item, and no item has a ``cached`` key, so
+    the first occurrence is the top-level one (tests check it)."""
+    return raw.replace(b'"cached":false', b'"cached":true', 1)
+
+
 def _canonical(value: Any) -> Any:
     """Filter lists are sets ("any of"): sort them so ['Red','Blue'] == ['Blue','Red']."""
     if isinstance(value, Mapping):
@@ -137,7 +149,7 @@ class ResultCache:
         self._redis_ok = True
         self.last_error = None
 
-    async def get(self, key: str) -> dict[str, Any] | None:
+    async def get_raw(self, key: str) -> bytes | None:
         raw: bytes | None
         backend = REDIS if self._use_redis() else LOCAL
         if backend == REDIS:
@@ -149,14 +161,10 @@ class ResultCache:
                 backend, raw = LOCAL, self.local.get(key)
         else:
             raw = self.local.get(key)
-        if raw is None:
-            self._on_event("miss", backend)
-            return None
-        self._on_event("hit", backend)
-        return json.loads(raw)
+        self._on_event("miss" if raw is None else "hit", backend)
+        return raw
 
-    async def set(self, key: str, value: dict[str, Any]) -> None:
-        raw = json.dumps(value, separators=(",", ":")).encode()
+    async def set_raw(self, key: str, raw: bytes) -> None:
         if self._use_redis():
             try:
                 await self.redis.set(key, raw, ex=self.ttl_s)  # type: ignore[union-attr]
@@ -165,6 +173,13 @@ class ResultCache:
             except (RedisError, OSError) as exc:
                 self._redis_failed(exc)
         self.local.set(key, raw, self.ttl_s)
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        raw = await self.get_raw(key)
+        return None if raw is None else json.loads(raw)
+
+    async def set(self, key: str, value: dict[str, Any]) -> None:
+        await self.set_raw(key, dumps(value))
 
     async def probe(self) -> bool:
         """PING Redis if it is due (health loop); returns whether Redis is in use."""

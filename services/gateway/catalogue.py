@@ -37,6 +37,7 @@ AGE_BANDS: tuple[tuple[int, int, str], ...] = (
     (65, 200, "65+"),
 )
 UNKNOWN_BAND = "unknown"
+SAMPLE_MAX = 100  # customers the sample can return
 ALL_BAND = "all"
 
 
@@ -75,6 +76,9 @@ class Catalogue:
     def __post_init__(self) -> None:
         self.row_of = {aid: i for i, aid in enumerate(self.article_ids)}
         self.facets = self._facets()
+        # Most purchases first, ties by id: sorted once here, not per request (1.37M rows).
+        order = np.lexsort((np.arange(len(self.customer_purchases)), -self.customer_purchases))
+        self._sample_rows = order[:SAMPLE_MAX]
 
     # --- articles ----------------------------------------------------------------------------
 
@@ -211,8 +215,7 @@ class Catalogue:
 
     def sample_customers(self, limit: int) -> list[dict[str, Any]]:
         """The most active customers first: their feeds show what personalisation does."""
-        order = np.lexsort((np.arange(len(self.customer_purchases)), -self.customer_purchases))
-        return [self._customer(int(row)) for row in order[:limit]]
+        return [self._customer(int(row)) for row in self._sample_rows[:limit]]
 
     def popular_for(self, customer_id: str) -> tuple[str, list[str]]:
         band = self.customer_band(customer_id)

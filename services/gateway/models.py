@@ -1,11 +1,76 @@
 """The gateway's public response shapes (OpenAPI); requests reuse ``shared.schemas``."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from fastapi import HTTPException, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.schemas import MAX_RESULTS_K, TextSearchRequest
+from shared.schemas import (
+    FILTER_COLUMNS,
+    MAX_RESULTS_K,
+    CustomerId,
+    FilterValue,
+    SearchFilters,
+    TextSearchRequest,
+)
+
+
+class RecommendQuery(BaseModel):
+    """/recommend's query string: customer, page, and SearchFilters' fields (lists repeat)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    customer_id: CustomerId = Field(description="64 lowercase hex characters")
+    k: int = Field(12, ge=1, le=MAX_RESULTS_K)
+    offset: int = Field(0, ge=0, le=1000)
+    product_type_name: list[FilterValue] | None = Field(None, max_length=50)
+    product_group_name: list[FilterValue] | None = Field(None, max_length=50)
+    colour_group_name: list[FilterValue] | None = Field(None, max_length=50)
+    perceived_colour_master_name: list[FilterValue] | None = Field(None, max_length=50)
+    department_name: list[FilterValue] | None = Field(None, max_length=50)
+    index_group_name: list[FilterValue] | None = Field(None, max_length=50)
+    graphical_appearance_name: list[FilterValue] | None = Field(None, max_length=50)
+    garment_group_name: list[FilterValue] | None = Field(None, max_length=50)
+    price_min: float | None = Field(None, ge=0)
+    price_max: float | None = Field(None, ge=0)
+
+    def filters(self) -> SearchFilters:
+        return SearchFilters(**self.model_dump(include=set(SearchFilters.model_fields), exclude_none=True))
+
+
+_LIST_FIELDS = frozenset(FILTER_COLUMNS)
+
+
+def parse_recommend_query(request: Request) -> RecommendQuery:
+    params = request.query_params
+    raw: dict[str, Any] = {}
+    for name in RecommendQuery.model_fields:
+        if name in _LIST_FIELDS:
+            values = params.getlist(name)
+            if values:
+                raw[name] = values
+        elif name in params:
+            raw[name] = params[name]
+    try:
+        return RecommendQuery.model_validate(raw)
+    except ValidationError as exc:
+        raise HTTPException(422, detail=[{"loc": ["query", *e["loc"]], "msg": e["msg"]}
+                                         for e in exc.errors()]) from exc
+
+
+def _openapi_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    schema = model.model_json_schema()
+    out = []
+    for name, prop in schema["properties"].items():
+        prop = dict(prop)
+        prop.pop("title", None)
+        out.append({"name": name, "in": "query", "required": name in schema.get("required", []),
+                    "explode": True, "schema": prop, "description": prop.pop("description", "")})
+    return out
+
+
+RECOMMEND_PARAMETERS = _openapi_parameters(RecommendQuery)
 
 
 class ArticleCard(BaseModel):

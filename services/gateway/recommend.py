@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.gateway.cache import cache_key
+from services.gateway.cache import cache_key, dumps, mark_cached
 from services.gateway.clients import DependencyRejected, DependencyUnavailable
 from services.gateway.state import GatewayState
 from shared.schemas import MAX_RANK_INPUT, SearchFilters
@@ -33,17 +33,17 @@ def recommend_key(state: GatewayState, versions: dict[str, str | None], customer
 
 
 async def recommend(state: GatewayState, customer_id: str, k: int, offset: int,
-                    filters: SearchFilters) -> dict[str, Any]:
+                    filters: SearchFilters) -> bytes:
+    """The response body as JSON bytes (cached bytes are served as they are)."""
     catalogue = state.catalogue
     known = {
         "candidate": state.versions.get("candidate"),
         "ranker": state.versions.get("ranker"),
         "catalogue": catalogue.version,
     }
-    hit = await state.cache.get(recommend_key(state, known, customer_id, k, offset, filters))
+    hit = await state.cache.get_raw(recommend_key(state, known, customer_id, k, offset, filters))
     if hit is not None:
-        hit["cached"] = True
-        return hit
+        return mark_cached(hit)
 
     degraded: list[str] = []
     used = {"candidate": None, "ranker": None, "catalogue": catalogue.version}
@@ -78,15 +78,12 @@ async def recommend(state: GatewayState, customer_id: str, k: int, offset: int,
             state.log_fallback("ranker", exc)
             source, ordered = "candidates", [(c["article_id"], c["score"]) for c in candidates]
 
+    # Filter on ids first, then build cards for the requested page only.
     matches = catalogue.compile_filter(filters)
-    cards = []
-    for article_id, score in ordered:
-        if matches is not None and not matches(article_id):
-            continue
-        card = catalogue.card(article_id, score)
-        if card is not None:  # an article the catalogue lacks cannot be shown
-            cards.append(card)
-    response = {
+    visible = [(a, score) for a, score in ordered
+               if a in catalogue and (matches is None or matches(a))]  # unknown articles cannot be shown
+    cards = [catalogue.card(a, score) for a, score in visible[offset: offset + k]]
+    response: dict[str, Any] = {
         "customer_id": customer_id,
         "source": source,
         "cached": False,
@@ -96,9 +93,10 @@ async def recommend(state: GatewayState, customer_id: str, k: int, offset: int,
         "model_versions": {"candidate": used["candidate"], "ranker": used["ranker"]},
         "k": k,
         "offset": offset,
-        "total": len(cards),
-        "items": cards[offset: offset + k],
+        "total": len(visible),
+        "items": cards,
     }
+    body = dumps(response)
     if not degraded:
-        await state.cache.set(recommend_key(state, used, customer_id, k, offset, filters), response)
-    return response
+        await state.cache.set_raw(recommend_key(state, used, customer_id, k, offset, filters), body)
+    return body

@@ -16,7 +16,7 @@ from fastapi import HTTPException, Request
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from services.gateway.cache import cache_key
+from services.gateway.cache import cache_key, dumps, mark_cached
 from services.gateway.clients import DependencyRejected, DependencyUnavailable
 from services.gateway.models import GatewaySearchRequest
 from services.gateway.state import GatewayState
@@ -135,13 +135,13 @@ def search_key(state: GatewayState, kind: str, options: GatewaySearchRequest, im
     return cache_key(state.settings.cache_prefix, f"search-{kind}", versions, params)
 
 
-async def search(state: GatewayState, request: Request) -> dict[str, Any]:
+async def search(state: GatewayState, request: Request) -> bytes:
+    """The response body as JSON bytes (cached bytes are served as they are)."""
     kind, options, image = await parse_search(request, state.settings.max_upload_bytes)
     image_sha = hashlib.sha256(image["bytes"]).hexdigest() if image else None
-    hit = await state.cache.get(search_key(state, kind, options, image_sha))
+    hit = await state.cache.get_raw(search_key(state, kind, options, image_sha))
     if hit is not None:
-        hit["cached"] = True
-        return hit
+        return mark_cached(hit)
 
     upstream_k = min(options.offset + options.k, MAX_RESULTS_K)
     filters = options.filters.model_dump(exclude_none=True)
@@ -189,5 +189,6 @@ async def search(state: GatewayState, request: Request) -> dict[str, Any]:
         "items": cards[options.offset: options.offset + options.k],
         "facets": answer.get("facets") or {},
     }
-    await state.cache.set(search_key(state, kind, options, image_sha), response)
-    return response
+    body = dumps(response)
+    await state.cache.set_raw(search_key(state, kind, options, image_sha), body)
+    return body

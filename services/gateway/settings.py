@@ -41,7 +41,8 @@ class GatewaySettings(BaseSettings):
     # --- cache ------------------------------------------------------------------------------
     # Empty string: no Redis at all, in-process cache only.
     redis_url: str = "redis://127.0.0.1:6379/0"
-    redis_socket_timeout_s: float = Field(0.05, gt=0)
+    # Short, but not so short that a busy machine's scheduling delay reads as "Redis down".
+    redis_socket_timeout_s: float = Field(0.1, gt=0)
     # While Redis is down, try it again at most this often (requests never wait on it).
     redis_retry_interval_s: float = Field(2.0, gt=0)
     cache_ttl_s: int = Field(300, ge=1)

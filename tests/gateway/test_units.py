@@ -235,3 +235,13 @@ def test_catalogue_from_the_real_sample(hm_sample_dir, tmp_path):
     assert len(real.article_ids) == 1500 and real.has_image.sum() > 1000
     some = real.article_ids[int(real.has_image.argmax())]
     assert real.image_path(some).is_file()
+
+
+def test_mark_cached_flips_only_the_top_level_flag():
+    from services.gateway.cache import dumps, mark_cached
+
+    body = {"customer_id": "a" * 64, "source": "ranker", "cached": False,
+            "items": [{"name": '"cached":false', "cached": False}]}
+    flipped = __import__("json").loads(mark_cached(dumps(body)))
+    assert flipped["cached"] is True
+    assert flipped["items"] == body["items"]  # nested text and keys untouched
