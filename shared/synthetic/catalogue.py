@@ -34,6 +34,7 @@ SUMMER_TYPES = {"Shorts", "Swimwear bottom", "Bikini top", "Swimsuit", "Sandals"
                 "Vest top", "Sunglasses", "Flip flop", "Sarong", "Swimwear set", "Hat/brim"}
 WINTER_TYPES = {"Sweater", "Jacket", "Coat", "Cardigan", "Hoodie", "Boots", "Beanie", "Hat/beanie", "Gloves",
                 "Scarf", "Outdoor Waistcoat", "Outdoor overall", "Pyjama set"}
+PRICE_LEVEL = 0.88  # brings the price quantiles onto the real ones (p50 0.0254)
 PRICE_SCALE = 590.0  # real prices are shelf prices divided by a constant; p50 ~ 14.99/590 = 0.0254
 N_RELATED = 10
 # Spread of base popularity per product code and per colour variant (log scale): the long tail.
@@ -109,7 +110,7 @@ def build_catalogue(rng: np.random.Generator, n_articles: int) -> Catalogue:
     season_amp = np.where(seasonal, 0.9, 0.0) * rng.uniform(0.6, 1.2, n_articles)
     ig_names = np.array([DEPARTMENTS[d][5] for d in dept], dtype=object)
     index_group = np.searchsorted(np.array(INDEX_GROUPS, dtype=object), ig_names)
-    base_price = np.array([TYPE_PRICE.get(t, 14.99) for t in type_names]) * np.array(
+    base_price = PRICE_LEVEL * np.array([TYPE_PRICE.get(t, 14.99) for t in type_names]) * np.array(
         [INDEX_GROUP_PRICE.get(g, 1.0) for g in ig_names])
     code_price = base_price[np.searchsorted(code_of, np.arange(n_codes))][code_of]
     price_units = snap_price(code_price * rng.lognormal(0.0, 0.3, n_codes)[code_of])

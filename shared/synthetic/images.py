@@ -68,6 +68,18 @@ def silhouette(shape: str, width: int, height: int) -> np.ndarray:
     return np.asarray(canvas) > 127
 
 
+@lru_cache(maxsize=64)
+def outline(shape: str, width: int, height: int) -> np.ndarray:
+    """Boolean mask of the garment's edge pixels (inside the silhouette, next to the background)."""
+    mask = silhouette(shape, width, height)
+    inner = mask.copy()
+    inner[1:, :] &= mask[:-1, :]
+    inner[:-1, :] &= mask[1:, :]
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    return mask & ~inner
+
+
 @lru_cache(maxsize=8)
 def _grid(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
@@ -121,6 +133,8 @@ def render(product_type: str, product_group: str, colour_name: str, appearance: 
     if rgb.mean() < 60:  # dark garments: patterns lighten instead of darken
         cloth = rgb + (cloth - rgb) * -1.5
     img = np.where(mask[:, :, None], cloth, BACKGROUND[None, None, :])
+    # A soft seam along the outline keeps white garments visible on the light background.
+    img[outline(shape_for(product_type, product_group), width, height)] *= 0.8
     img += rng.normal(0, 2.0, img.shape).astype(np.float32)
     return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
 
