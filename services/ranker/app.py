@@ -19,7 +19,7 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException
 
-from services.ranker.serving import LoadedRanker
+from services.ranker.serving import LoadedRanker, limit_blas_threads
 from services.ranker.settings import MODEL_NAME, RankerSettings
 from shared.schemas import RankedArticle, RankRequest, RankResponse
 from shared.service import ModelSlot, configure_logging, health_router, poll_for_new_versions
@@ -28,6 +28,7 @@ from shared.service import ModelSlot, configure_logging, health_router, poll_for
 def create_app(settings: RankerSettings | None = None) -> FastAPI:
     settings = settings or RankerSettings()
     configure_logging(settings.log_level)
+    limit_blas_threads(settings.blas_threads)
 
     def loader(path: Path) -> LoadedRanker:
         return LoadedRanker.load(path, settings.score_weights)

@@ -20,6 +20,8 @@ class RankerSettings(BaseSettings):
     poll_interval_s: float = Field(10.0, gt=0)
     # Overrides the combined-score weights stored in the artifact, e.g. '{"purchase":1,"online":0.5}'.
     score_weights: dict[str, float] | None = None
+    # BLAS threads per process: 1 keeps small per-request matrix products fast (see serving.py).
+    blas_threads: int = Field(1, ge=1, le=64)
     log_level: str = "INFO"
 
     @field_validator("score_weights")
