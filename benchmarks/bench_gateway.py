@@ -36,6 +36,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fastapi import FastAPI, File, Form, UploadFile  # noqa: E402
+
 from shared.schemas import CandidateRequest, RankRequest, TextSearchRequest  # noqa: E402
 
 GOALS = {"recommend cached": (15.0, 300.0), "recommend uncached": (150.0, None)}
@@ -47,7 +49,6 @@ def fake_app(name: str, data_dir: Path):  # noqa: ANN201 - FastAPI
     import hashlib
 
     import pandas as pd
-    from fastapi import FastAPI, File, Form, UploadFile
 
     ids = pd.read_csv(data_dir / "articles.csv", usecols=["article_id"], dtype=str)["article_id"].str.zfill(10).tolist()
     app = FastAPI()

@@ -411,5 +411,8 @@ function wire() {
   $("next-page").addEventListener("click", () => { state.page += 1; load(); });
 }
 
+// Phones: filters start folded so the feed is on the first screen.
+if (window.matchMedia("(max-width: 799px)").matches) $("filters-panel").open = false;
+
 wire();
 loadFacets();
