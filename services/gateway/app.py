@@ -71,7 +71,7 @@ def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level)
-        cat = catalogue or await asyncio.to_thread(
+        cat: Catalogue = catalogue if catalogue is not None else await asyncio.to_thread(
             load_catalogue, settings.data_dir, settings.output_dir / "data",
             settings.popular_weeks, settings.popular_per_band)
         session = make_session()

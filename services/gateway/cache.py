@@ -154,7 +154,7 @@ class ResultCache:
         backend = REDIS if self._use_redis() else LOCAL
         if backend == REDIS:
             try:
-                raw = await self.redis.get(key)  # type: ignore[union-attr]
+                raw = await self.redis.get(key)  # type: ignore[union-attr,assignment]
                 self._redis_worked()
             except (RedisError, OSError) as exc:
                 self._redis_failed(exc)
