@@ -8,7 +8,6 @@ value sets are kept (no rows), so the generator needs no data at run time.
 from __future__ import annotations
 
 import pprint
-import re
 import sys
 from pathlib import Path
 
@@ -37,8 +36,10 @@ def build(articles_csv: Path) -> str:
     pairs = [(dept_index[k[:10]], type_index[k[10:]], int(n)) for k, n in dept_types.items()]
     # One perceived value/master per colour group (its most common one) keeps colours consistent.
     colours = _rows(a, COLOUR_COLS)
-    seen: set[str] = set()
-    colours = [c for c in colours if not (c[0] in seen or seen.add(c[0]))]
+    first_of_code: dict[str, tuple] = {}
+    for c in colours:
+        first_of_code.setdefault(c[0], c)
+    colours = list(first_of_code.values())
     appearances = _rows(a, APPEARANCE_COLS)
     stems = a["prod_name"].str.extract(r"^([A-Z][a-z]{2,})\b")[0].dropna()
     stems = stems[~stems.str.lower().isin(set(a["product_type_name"].str.lower()))]
@@ -56,4 +57,3 @@ if __name__ == "__main__":
     target = Path(__file__).with_name("vocab_data.py")
     target.write_text(text)
     print(f"wrote {target} ({len(text)} chars)")
-    _ = re  # keep import for future filters

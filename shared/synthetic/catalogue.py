@@ -9,7 +9,14 @@ import pandas as pd
 
 from shared.synthetic import texts
 from shared.synthetic.scales import N_DAYS
-from shared.synthetic.vocab_data import APPEARANCES, COLOURS, DEPARTMENT_TYPES, DEPARTMENTS, NAME_STEMS, PRODUCT_TYPES
+from shared.synthetic.vocab_data import (
+    APPEARANCES,
+    COLOURS,
+    DEPARTMENT_TYPES,
+    DEPARTMENTS,
+    NAME_STEMS,
+    PRODUCT_TYPES,
+)
 
 ARTICLE_COLUMNS = [
     "article_id", "product_code", "prod_name", "product_type_no", "product_type_name", "product_group_name",
@@ -125,7 +132,7 @@ def build_catalogue(rng: np.random.Generator, n_articles: int) -> Catalogue:
 
     article_ids = code_numbers[code_of] * 1000 + 1 + variant_no
     frame = _frame(article_ids, code_numbers[code_of], names, ptype, appearance, colour, dept, descs)
-    related = _related(code_of, dept, launch, rng)
+    related = _related(code_of, dept, launch)
     return Catalogue(frame, code_of, dept, ptype, colour, appearance, index_group, launch, end, popularity,
                      season_peak, season_amp, price_units, related)
 
@@ -142,7 +149,7 @@ def _frame(article_ids: np.ndarray, codes: np.ndarray, names: np.ndarray, ptype:
 
     data = {
         "article_id": np.char.zfill(article_ids.astype(str), 10).astype(object),
-        "product_code": np.char.zfill(codes.astype(str), 7).astype(object),
+        "product_code": codes.astype(str).astype(object),  # the public file writes it unpadded
         "prod_name": names,
         "product_type_no": col(PRODUCT_TYPES, ptype, 0), "product_type_name": col(PRODUCT_TYPES, ptype, 1),
         "product_group_name": col(PRODUCT_TYPES, ptype, 2),
@@ -154,13 +161,10 @@ def _frame(article_ids: np.ndarray, codes: np.ndarray, names: np.ndarray, ptype:
     for j, name in enumerate(ARTICLE_COLUMNS[14:24]):
         data[name] = col(DEPARTMENTS, dept, j)
     data["detail_desc"] = descs
-    frame = pd.DataFrame(data, columns=ARTICLE_COLUMNS)
-    # The real file stores product_code without padding (e.g. 108775).
-    frame["product_code"] = codes.astype(str)
-    return frame
+    return pd.DataFrame(data, columns=ARTICLE_COLUMNS)
 
 
-def _related(code_of: np.ndarray, dept: np.ndarray, launch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _related(code_of: np.ndarray, dept: np.ndarray, launch: np.ndarray) -> np.ndarray:
     """Articles often bought with each one: its other colours, then same-department articles
     launched around the same time (a collection)."""
     n = len(code_of)
@@ -178,5 +182,4 @@ def _related(code_of: np.ndarray, dept: np.ndarray, launch: np.ndarray, rng: np.
         related[:, j] = np.where(dept[neighbour] == dept, neighbour, order[np.clip(pos - step, 0, n - 1)])
     related[:, 0] = np.where(prev_same >= 0, prev_same, related[:, 0])
     related[:, 1] = np.where(next_same >= 0, next_same, related[:, 1])
-    _ = rng
     return related

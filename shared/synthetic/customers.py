@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from shared.synthetic.catalogue import INDEX_GROUPS, Catalogue
+from shared.synthetic.catalogue import Catalogue
 from shared.synthetic.vocab_data import APPEARANCES, COLOURS, DEPARTMENTS
 
 CUSTOMER_COLUMNS = ["customer_id", "FN", "Active", "club_member_status", "fashion_news_frequency", "age",
@@ -69,7 +69,6 @@ def build_tastes(rng: np.random.Generator, catalogue: Catalogue, n_clusters: int
     app_w = rng.gamma(TASTE_SHAPES[2], 1.0, size=(n_clusters, len(APPEARANCES))) + 0.1
     affinity = dept_w[:, catalogue.dept] * colour_w[:, catalogue.colour] * app_w[:, catalogue.appearance]
     affinity /= affinity.mean(axis=1, keepdims=True)
-    _ = INDEX_GROUPS
     return Tastes(affinity.astype(np.float32), centre)
 
 
