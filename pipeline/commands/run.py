@@ -49,8 +49,12 @@ def _has_model(paths: PathSettings, name: str) -> bool:
         return False
 
 
+# What `hmrec index` leaves when both halves finished (manifest.json is written last).
+SEARCH_INDEX_FILES = ("manifest.json", "catalogue.parquet", "image_embeddings.parquet")
+
+
 def _has_search_index(paths: PathSettings) -> bool:
-    return paths.search_dir.is_dir() and any(paths.search_dir.iterdir())
+    return all((paths.search_dir / name).exists() for name in SEARCH_INDEX_FILES)
 
 
 @dataclass

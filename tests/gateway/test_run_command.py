@@ -29,7 +29,8 @@ def test_prepare_runs_only_missing_steps_in_order(tmp_path, monkeypatch):
     (paths.inference_dir).mkdir(parents=True)
     (paths.inference_dir / "inference_results.parquet").write_bytes(b"")
     paths.search_dir.mkdir(parents=True)
-    (paths.search_dir / "index.json").write_text("{}")
+    for name in run_module.SEARCH_INDEX_FILES:
+        (paths.search_dir / name).write_text("{}")
     ran: list[list[str]] = []
     monkeypatch.setattr(run_module, "_run_step", lambda args, env, label: ran.append(args))
     monkeypatch.setattr(run_module, "_command_exists", lambda args: args != ["rerank"])
