@@ -29,6 +29,7 @@ const state = {
   priceMax: null,
 };
 let requestSeq = 0;   // answers to superseded requests are ignored
+let customerSeq = 0;  // the same for customer look-ups
 
 const $ = (id) => document.getElementById(id);
 
@@ -53,7 +54,9 @@ async function api(path, options = {}) {
 
 function debounce(fn, ms) {
   let timer = null;
-  return (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };
+  const debounced = (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };
+  debounced.cancel = () => clearTimeout(timer);
+  return debounced;
 }
 
 function activeFilters() {
@@ -257,13 +260,19 @@ const lookupCustomers = debounce(async (prefix) => {
   try {
     const params = new URLSearchParams({ limit: 10 });
     if (clean) params.set("prefix", clean);
-    renderCustomerList(await api(`/customers?${params}`));
+    const seq = ++customerSeq;
+    const customers = await api(`/customers?${params}`);
+    // A customer was chosen (or another lookup started) meanwhile: keep the list closed.
+    if (seq !== customerSeq) return;
+    renderCustomerList(customers);
   } catch (error) {
     showError(`Could not look up customers: ${error.message}`);
   }
 }, 150);
 
 function chooseCustomer(customerId) {
+  lookupCustomers.cancel();
+  customerSeq += 1;
   state.customer = customerId;
   $("customer-input").value = customerId;
   $("customer-list").hidden = true;
@@ -367,7 +376,10 @@ function clearFilters() {
 function wire() {
   const input = $("customer-input");
   input.addEventListener("input", () => lookupCustomers(input.value));
-  input.addEventListener("focus", () => lookupCustomers(input.value));
+  input.addEventListener("focus", () => {
+    // Focusing the box with the chosen customer in it offers the sample again.
+    lookupCustomers(input.value.trim().toLowerCase() === state.customer ? "" : input.value);
+  });
   input.addEventListener("blur", () => setTimeout(() => { $("customer-list").hidden = true; }, 150));
   input.addEventListener("keydown", (e) => {
     if (e.key === "Enter") {
