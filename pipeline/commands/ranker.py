@@ -2,9 +2,9 @@
 
 Training composes the two stages (only the pipeline may import both services):
 
-1. the ranker's label week is the week *before* the evaluation cutoff, so the evaluated
-   week stays unseen; its candidates must come from a two-tower model trained strictly
-   before that week (otherwise the two-tower score feature would be fitted on the labels).
+1. the ranker's label week is the week *before* the evaluation cutoff (``--train-weeks N``:
+   the N weeks before it), so the evaluated week stays unseen; each week's candidates must
+   come from a two-tower model trained strictly before that week (otherwise the two-tower score feature would be fitted on the labels).
    That model is trained here (or reused) as ``two_tower/ranker-train-<date>``, never
    published, so the candidate service keeps serving its own model;
 2. candidates for that week's buyers, features, labels -> MMoE (and the single-task ablation);
@@ -46,12 +46,14 @@ def training_two_tower(dataset, cutoff: date, models_dir: Path, epochs: int | No
 @click.option("--candidates", "n_candidates", type=click.IntRange(10, 2000),
               default=TRAIN_CANDIDATES_PER_CUSTOMER, show_default=True,
               help="Two-tower candidates per customer in the training week.")
+@click.option("--train-weeks", type=click.IntRange(1, 8), default=1, show_default=True,
+              help="Labelled weeks before the cutoff to learn from (each needs its own two-tower).")
 @click.option("--single-task/--no-single-task", default=True, show_default=True,
               help="Also train the single-task ablation (mmoe_single_task).")
 @click.option("--seed", type=int, default=0, show_default=True)
 def train_ranker_command(data_dir: Path | None, output_dir: Path | None, cutoff: str | None, model_version: str,
-                         epochs: int, two_tower_epochs: int | None, n_candidates: int, single_task: bool,
-                         seed: int) -> None:
+                         epochs: int, two_tower_epochs: int | None, n_candidates: int, train_weeks: int,
+                         single_task: bool, seed: int) -> None:
     """Train the MMoE re-ranker on the week before the cutoff; export to output/models/mmoe/<version>/."""
     import shared.config  # noqa: F401
     from services.candidate.infer import generate_candidates
@@ -69,19 +71,27 @@ def train_ranker_command(data_dir: Path | None, output_dir: Path | None, cutoff:
         serve_cutoff = (tx["t_dat"].max().normalize() + timedelta(days=1)).date()
     else:
         serve_cutoff = when  # type: ignore[assignment]
-    train_cutoff = shift_cutoff(serve_cutoff, 1)
-    click.echo(f"ranker: training label week {train_cutoff} .. {train_cutoff + timedelta(days=6)}; "
-               f"features for serving strictly before {serve_cutoff}")
-    two_tower = training_two_tower(dataset, train_cutoff, paths.models_dir, two_tower_epochs, click.echo)
-    buyers = sorted(purchases_by_customer(label_week(tx, train_cutoff)))
-    if not buyers:
-        raise click.ClickException(f"nobody bought anything in the week from {train_cutoff}: nothing to learn from")
-    candidates = generate_candidates(two_tower, dataset, train_cutoff, customer_ids=buyers, top_k=n_candidates)
-    click.echo(f"ranker: {len(candidates):,} candidates for {len(buyers):,} buyers of the training week")
+    candidates_by_week = {}
+    two_towers = []
+    for back in range(train_weeks, 0, -1):
+        week = shift_cutoff(serve_cutoff, back)
+        click.echo(f"ranker: training label week {week} .. {week + timedelta(days=6)}; "
+                   f"features for serving strictly before {serve_cutoff}")
+        two_tower = training_two_tower(dataset, week, paths.models_dir, two_tower_epochs, click.echo)
+        buyers = sorted(purchases_by_customer(label_week(tx, week)))
+        if not buyers:
+            click.echo(f"ranker: nobody bought anything in the week from {week}; skipping it")
+            continue
+        candidates_by_week[week] = generate_candidates(two_tower, dataset, week, customer_ids=buyers,
+                                                       top_k=n_candidates)
+        two_towers.append(two_tower.name)
+        click.echo(f"ranker: {len(candidates_by_week[week]):,} candidates for {len(buyers):,} buyers of that week")
+    if not candidates_by_week:
+        raise click.ClickException("no purchases in any training week: nothing to learn from")
     out = train_ranker(
-        tx, dataset.customers, dataset.articles, candidates, train_cutoff, serve_cutoff, paths.models_dir,
+        tx, dataset.customers, dataset.articles, candidates_by_week, serve_cutoff, paths.models_dir,
         model_version, TrainConfig(epochs=epochs, seed=seed), with_single_task=single_task,
-        metadata={"candidate_model": str(two_tower.name), "candidates_per_customer": n_candidates,
+        metadata={"candidate_models": two_towers, "candidates_per_customer": n_candidates,
                   "data_dir": str(paths.data_dir)},
         echo=click.echo)
     for name, folder in out.items():

@@ -45,6 +45,23 @@ class TrainingData:
         )
 
 
+def concat_weeks(weeks: dict[str, TrainingData]) -> TrainingData:
+    """Several labelled weeks as one; customers are keyed ``<week>|<customer_id>`` so the
+    same shopper in two weeks is two ranking lists (and the validation split stays per list)."""
+    if len(weeks) == 1:
+        return next(iter(weeks.values()))
+    parts = list(weeks.items())
+    tag = lambda w, ids: np.array([f"{w}|{c}" for c in ids], dtype=object)  # noqa: E731
+    return TrainingData(
+        customer_ids=np.concatenate([tag(w, d.customer_ids) for w, d in parts]),
+        article_ids=np.concatenate([d.article_ids for _, d in parts]),
+        scores=np.concatenate([d.scores for _, d in parts]),
+        features=np.concatenate([d.features for _, d in parts]),
+        labels={k: np.concatenate([d.labels[k] for _, d in parts]) for k in parts[0][1].labels},
+        truth={f"{w}|{c}": s for w, d in parts for c, s in d.truth.items()},
+    )
+
+
 def candidate_labels(candidates: pd.DataFrame, week: pd.DataFrame, mean_price: float) -> dict[str, np.ndarray]:
     """Per candidate row: ``purchase`` (bought that week), ``online`` (bought online that week),
     ``revenue`` (log1p(spent on it that week / shop mean price), 0 if not bought)."""

@@ -26,6 +26,7 @@ import shared.config  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 from services.ranker.dataset import (
     TrainingData,
     build_training_data,
+    concat_weeks,
     downsample_negatives,
     validation_customers,
 )
@@ -244,22 +245,30 @@ def export_ranker(result: TrainResult, serve_store: FeatureStore, models_dir: Pa
 
 def train_ranker(
     transactions: pd.DataFrame, customers: pd.DataFrame, articles: pd.DataFrame,
-    train_candidates: pd.DataFrame, train_cutoff: date, serve_cutoff: date, models_dir: Path,
+    candidates_by_week: dict[date, pd.DataFrame], serve_cutoff: date, models_dir: Path,
     version: str, config: TrainConfig | None = None, with_single_task: bool = True,
     metadata: dict[str, Any] | None = None, echo: Callable[[str], None] = print,
 ) -> dict[str, Path]:
-    """The whole training step: features at ``train_cutoff``, labels of the week after it,
-    fit, then export with a feature store built strictly before ``serve_cutoff``."""
+    """The whole training step: for each training week (its cutoff -> its candidates), features
+    strictly before that cutoff and labels of the week after it; fit; export with a feature store
+    built strictly before ``serve_cutoff``."""
     config = config or TrainConfig()
-    if train_cutoff + timedelta(days=7) > serve_cutoff:
-        raise ValueError(f"the training label week starting {train_cutoff} must end by the serving cutoff {serve_cutoff}")
+    if not candidates_by_week:
+        raise ValueError("no training week given")
+    for week in candidates_by_week:
+        if week + timedelta(days=7) > serve_cutoff:
+            raise ValueError(f"the training label week starting {week} must end by the serving cutoff {serve_cutoff}")
     t0 = time.perf_counter()
-    train_store = build_feature_store(transactions, customers, articles, train_cutoff)
-    data = build_training_data(train_candidates, transactions, train_store, train_cutoff)
-    echo(f"ranker: {len(data):,} labelled candidate rows for the week of {train_cutoff} "
-         f"({int(data.labels['purchase'].sum()):,} bought) in {time.perf_counter() - t0:.1f}s")
+    weeks: dict[str, TrainingData] = {}
+    for week, candidates in sorted(candidates_by_week.items()):
+        store = build_feature_store(transactions, customers, articles, week)
+        weeks[week.isoformat()] = build_training_data(candidates, transactions, store, week)
+        echo(f"ranker: {len(weeks[week.isoformat()]):,} labelled candidate rows for the week of {week} "
+             f"({int(weeks[week.isoformat()].labels['purchase'].sum()):,} bought)")
+    data = concat_weeks(weeks)
+    echo(f"ranker: training data ready in {time.perf_counter() - t0:.1f}s")
     serve_store = build_feature_store(transactions, customers, articles, serve_cutoff)
-    meta = {"train_label_week_start": train_cutoff.isoformat(), **(metadata or {})}
+    meta = {"train_label_weeks": sorted(weeks), "train_label_week_start": max(weeks), **(metadata or {})}
     out: dict[str, Path] = {}
     result = fit_mmoe(data, config, echo)
     out["mmoe"] = export_ranker(result, serve_store, models_dir, version, meta)

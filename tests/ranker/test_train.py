@@ -26,7 +26,7 @@ def test_train_export_and_serve_on_tiny_world(tiny_data, tmp_path: Path) -> None
     cands = standin_candidates(tx, train_cutoff, buyers)
     models = tmp_path / "models"
     lines: list[str] = []
-    out = train_ranker(tx, tiny_data.customers, tiny_data.articles, cands, train_cutoff, serve_cutoff, models, "t1",
+    out = train_ranker(tx, tiny_data.customers, tiny_data.articles, {train_cutoff: cands}, serve_cutoff, models, "t1",
                        TrainConfig(epochs=3, patience=5, verbose=0, batch_size=256), echo=lines.append)
     assert set(out) == {"mmoe", "single_task"}
     assert any(line.startswith("epoch 3:") and "val_auc_purchase" in line and "val_map12" in line for line in lines)
@@ -58,4 +58,4 @@ def test_training_week_must_end_before_the_serving_cutoff(tiny_data, tmp_path: P
     tx = tiny_data.transactions
     cut = default_cutoff(tx)
     with pytest.raises(ValueError, match="must end by the serving cutoff"):
-        train_ranker(tx, tiny_data.customers, tiny_data.articles, tx.head(0), cut, cut, tmp_path, "x")
+        train_ranker(tx, tiny_data.customers, tiny_data.articles, {cut: tx.head(0)}, cut, tmp_path, "x")
