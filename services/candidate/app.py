@@ -1,0 +1,73 @@
+"""Candidate service: ``POST /candidates`` answers the nearest articles of a customer's query vector.
+
+Run: ``python -m uvicorn services.candidate.app:create_app --factory --port 8001``
+(settings from ``HM_CANDIDATE_*``, see settings.CandidateSettings).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException
+
+from services.candidate.serving import ServingModel
+from services.candidate.settings import MODEL_NAME, CandidateSettings, FilterConfig
+from shared.schemas import CandidateRequest, CandidateResponse, ScoredArticle
+from shared.service import ModelSlot, configure_logging, health_router, poll_for_new_versions
+
+
+def create_app(settings: CandidateSettings | None = None) -> FastAPI:
+    settings = settings or CandidateSettings()
+    configure_logging(settings.log_level)
+    filters = FilterConfig(not_sold_weeks=settings.not_sold_weeks)
+
+    def loader(path: Path) -> ServingModel:
+        return ServingModel.load(path, filters)
+
+    slot: ModelSlot[ServingModel] = ModelSlot(
+        name=MODEL_NAME, models_dir=settings.models_dir, loader=loader, pinned_version=settings.model_version,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(slot.reload)
+        poller = asyncio.create_task(poll_for_new_versions([slot], settings.poll_interval_s))
+        try:
+            yield
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+
+    app = FastAPI(
+        title="hmrec candidate service",
+        description="Two-tower retrieval: the articles nearest a customer's query vector.",
+        lifespan=lifespan,
+    )
+    app.state.slot = slot
+    app.state.settings = settings
+
+    def readiness() -> tuple[bool, dict[str, Any]]:
+        return slot.ready, {"model_version": slot.version, "last_error": slot.last_error}
+
+    app.include_router(health_router("candidate", readiness))
+
+    @app.post("/candidates", response_model=CandidateResponse)
+    def candidates(request: CandidateRequest) -> CandidateResponse:
+        # Plain def: the model call blocks, FastAPI runs it in its threadpool.
+        served = slot.current  # one read: the whole request uses one model version
+        if served is None:
+            raise HTTPException(status_code=503, detail=f"no two-tower model loaded yet: {slot.last_error}")
+        cold, items = served.recommend(request.customer_id, request.k, request.recent_article_ids)
+        return CandidateResponse(
+            customer_id=request.customer_id,
+            model_version=served.version,
+            cold_start=cold,
+            candidates=[ScoredArticle(article_id=a, score=s) for a, s in items],
+        )
+
+    return app

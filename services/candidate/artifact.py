@@ -1,0 +1,128 @@
+"""Save and load a trained two-tower model as ``output/models/two_tower/<version>/``.
+
+Layout of a version folder:
+
+- ``weights/``               TF checkpoint of both towers (rebuilt from ``metadata.json``'s shape+config)
+- ``vocab.json``, ``articles_vocab.parquet``, ``customers_vocab.parquet``  the FeatureSpace
+- ``article_table.npy``      int32 [n_articles + 1, attributes]: the article tower's inputs
+- ``article_embeddings.npy`` float32 [n_articles, dim], L2-normalised: the exact NN index
+- ``article_stats.parquet``  last sale day and mean price before the cutoff (candidate filter)
+- ``customer_features.parquet`` + ``customer_history.npy``  every customer's query inputs as
+  of the cutoff (what the service looks up for a known customer)
+- ``popular.json``           cold-start lists: overall and per age band
+- ``history.json``, ``training_curves.png``, ``metadata.json``
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from services.candidate.features import CUSTOMER_CAT_COLUMNS, FeatureSpace
+from services.candidate.index import ExactIndex
+from services.candidate.settings import TrainConfig
+from shared.artifacts import read_metadata
+
+STATIC_COLUMNS = ("customer_idx", "age_bucket", "postal_bucket", "fn", "active", *CUSTOMER_CAT_COLUMNS)
+
+
+def save_customer_snapshot(folder: Path, customer_ids: np.ndarray, feats: dict[str, np.ndarray]) -> None:
+    frame = pd.DataFrame({"customer_id": customer_ids, **{c: feats[c] for c in STATIC_COLUMNS}})
+    frame.to_parquet(folder / "customer_features.parquet", index=False)
+    np.save(folder / "customer_history.npy", feats["history"])
+
+
+@dataclass
+class LoadedTwoTower:
+    """A two-tower version ready to serve: query encoder, exact index and lookup tables."""
+
+    path: Path
+    version: str
+    metadata: dict[str, Any]
+    space: FeatureSpace
+    config: TrainConfig
+    model: Any
+    article_table: np.ndarray
+    encoder: Any
+    index: ExactIndex
+    article_stats: pd.DataFrame
+    popular: dict[str, list[str]]
+    customer_rows: pd.Index = field(repr=False)
+    customer_static: dict[str, np.ndarray] = field(repr=False)
+    customer_history: np.ndarray = field(repr=False)
+
+    @property
+    def cutoff(self) -> str | None:
+        return self.metadata.get("cutoff")
+
+    def encode(self, feats: dict[str, np.ndarray], batch: int = 4096) -> np.ndarray:
+        """Query embeddings float32 [B, dim] for query-tower inputs (see features.QUERY_INPUTS)."""
+        import tensorflow as tf
+
+        n = len(feats["customer_idx"])
+        out = []
+        for s in range(0, n, batch):
+            chunk = {k: tf.constant(v[s:s + batch]) for k, v in feats.items()}
+            chunk["fn"] = tf.cast(chunk["fn"], tf.float32)
+            chunk["active"] = tf.cast(chunk["active"], tf.float32)
+            out.append(self.encoder(chunk).numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.index.embeddings.shape[1]), np.float32)
+
+    def snapshot_features(self, customer_ids: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Stored query inputs (as of the cutoff) for customers; ``found`` says which were stored."""
+        rows = self.customer_rows.get_indexer(pd.Index(customer_ids, dtype=object))
+        found = rows >= 0
+        safe = np.where(found, rows, 0)
+        feats = {c: v[safe] for c, v in self.customer_static.items()}
+        feats["history"] = self.customer_history[safe]
+        # A customer missing from the snapshot: unknown everything, empty history.
+        for c in feats:
+            feats[c] = np.where(found[:, None] if feats[c].ndim == 2 else found, feats[c], 0).astype(feats[c].dtype)
+        return feats, found
+
+
+def load_two_tower(path: Path, warm: bool = True) -> LoadedTwoTower:
+    """Rebuild the model from ``metadata.json``, restore its weights, load the index; warm it up."""
+    import shared.config  # noqa: F401
+    from services.candidate.model import ModelShape, TwoTowerModel, compiled_query_encoder
+
+    path = Path(path)
+    meta = read_metadata(path)
+    if meta.get("model_kind") != "two_tower":
+        raise ValueError(f"{path} is not a two-tower model (model_kind={meta.get('model_kind')!r})")
+    space = FeatureSpace.load(path)
+    cfg = TrainConfig(**meta["config"])
+    shape = ModelShape(**meta["model_shape"])
+    table = np.load(path / "article_table.npy")
+    if table.shape[0] != space.n_articles + 1:
+        raise ValueError(f"{path}: article_table has {table.shape[0]} rows, vocabulary {space.n_articles} + 1")
+    model = TwoTowerModel(shape, table, cfg)
+    model.build_all()
+    model.load_weights(str(path / "weights" / "ckpt")).expect_partial()
+    emb = np.load(path / "article_embeddings.npy")
+    if emb.shape != (space.n_articles, cfg.embedding_dim):
+        raise ValueError(f"{path}: article_embeddings shape {emb.shape}, expected {(space.n_articles, cfg.embedding_dim)}")
+    snap = pd.read_parquet(path / "customer_features.parquet")
+    hist = np.load(path / "customer_history.npy")
+    loaded = LoadedTwoTower(
+        path=path, version=path.name, metadata=meta, space=space, config=cfg, model=model,
+        article_table=table,
+        encoder=compiled_query_encoder(model), index=ExactIndex(emb),
+        article_stats=pd.read_parquet(path / "article_stats.parquet"),
+        popular=json.loads((path / "popular.json").read_text()),
+        customer_rows=pd.Index(snap["customer_id"].astype(str).to_numpy(dtype=object)),
+        customer_static={c: snap[c].to_numpy() for c in STATIC_COLUMNS},
+        customer_history=hist,
+    )
+    if warm:
+        feats, _ = loaded.snapshot_features(["0" * 64])
+        loaded.index.search(loaded.encode(feats), 10)
+    return loaded
+
+
+def config_dict(cfg: TrainConfig) -> dict[str, Any]:
+    return asdict(cfg)

@@ -1,0 +1,349 @@
+"""Customer and article features of the two-tower model, shared by training and serving.
+
+Every function that looks at transactions takes an ``as_of`` date and keeps only rows
+strictly before it, so features for a week never see that week (tests/candidate prove it
+by rewriting the label week and comparing).
+
+Index spaces (0 is always "padding / unknown"):
+
+- articles: the catalogue order, article ``i`` of ``FeatureSpace.article_ids`` is index ``i + 1``;
+- customers: those who bought something before the model's cutoff, index ``i + 1``; any other
+  customer gets 0, the out-of-vocabulary bucket, and is served from features + history;
+- categorical values: vocabulary position + 1.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from shared.split import as_timestamp
+
+ARTICLE_CAT_COLUMNS: tuple[str, ...] = (
+    # product_code groups the colours of one product: customers buy "the same, in another colour".
+    "product_code",
+    "product_type_name",
+    "product_group_name",
+    "colour_group_name",
+    "perceived_colour_master_name",
+    "department_name",
+    "index_name",
+    "section_name",
+    "garment_group_name",
+    "graphical_appearance_name",
+)
+CUSTOMER_CAT_COLUMNS: tuple[str, ...] = ("club_member_status", "fashion_news_frequency")
+# Age bands: index 0 = unknown age, then <20, 20-24, ..., 60-64, 65+.
+AGE_EDGES: tuple[int, ...] = (20, 25, 30, 35, 40, 45, 50, 55, 60, 65)
+N_AGE_BUCKETS = len(AGE_EDGES) + 2
+# pandas' hash with a fixed key is stable across processes and machines.
+_HASH_KEY = "hmrec-postal-key"
+
+QUERY_INPUTS: tuple[str, ...] = (
+    "customer_idx", "age_bucket", "club_member_status", "fashion_news_frequency",
+    "postal_bucket", "fn", "active", "history",
+)
+
+
+@dataclass
+class FeatureSpace:
+    """Vocabularies that turn raw ids and strings into the model's integer inputs."""
+
+    article_ids: np.ndarray               # catalogue, str, position i -> index i + 1
+    article_vocab: dict[str, list[str]]   # per ARTICLE_CAT_COLUMNS
+    customer_ids: np.ndarray              # known customers, str, position i -> index i + 1
+    customer_vocab: dict[str, list[str]]  # per CUSTOMER_CAT_COLUMNS
+    postal_buckets: int
+    history_len: int
+
+    def __post_init__(self) -> None:
+        self._article_pos = pd.Index(self.article_ids)
+        self._customer_pos = pd.Index(self.customer_ids)
+
+    @property
+    def n_articles(self) -> int:
+        return len(self.article_ids)
+
+    @property
+    def n_customers(self) -> int:
+        return len(self.customer_ids)
+
+    def article_index(self, ids: Iterable[str]) -> np.ndarray:
+        """Article ids -> indices (0 for ids the catalogue does not have)."""
+        return (self._article_pos.get_indexer(_as_str_array(ids)) + 1).astype(np.int32)
+
+    def customer_index(self, ids: Iterable[str]) -> np.ndarray:
+        """Customer ids -> indices (0 = out of vocabulary)."""
+        return (self._customer_pos.get_indexer(_as_str_array(ids)) + 1).astype(np.int32)
+
+    def schema(self) -> dict[str, object]:
+        """What the towers consume (for metadata.json)."""
+        return {
+            "query": {
+                "customer_idx": f"int32 [B], 0=OOV, {self.n_customers} known customers",
+                "age_bucket": f"int32 [B], 0=unknown, edges {list(AGE_EDGES)}",
+                **{c: f"int32 [B], vocab {len(self.customer_vocab[c])} + unknown" for c in CUSTOMER_CAT_COLUMNS},
+                "postal_bucket": f"int32 [B], hashed into {self.postal_buckets}",
+                "fn": "float32 [B]", "active": "float32 [B]",
+                "history": f"int32 [B, {self.history_len}] most recent distinct purchases before the cutoff, 0=pad",
+            },
+            "candidate": {
+                "article_idx": f"int32 [B], {self.n_articles} articles",
+                **{c: f"vocab {len(self.article_vocab[c])} + unknown" for c in ARTICLE_CAT_COLUMNS},
+            },
+        }
+
+    def save(self, folder: Path) -> None:
+        folder = Path(folder)
+        pd.DataFrame({"article_id": self.article_ids}).to_parquet(folder / "articles_vocab.parquet", index=False)
+        pd.DataFrame({"customer_id": self.customer_ids}).to_parquet(folder / "customers_vocab.parquet", index=False)
+        (folder / "vocab.json").write_text(json.dumps({
+            "article_vocab": self.article_vocab, "customer_vocab": self.customer_vocab,
+            "postal_buckets": self.postal_buckets, "history_len": self.history_len,
+        }))
+
+    @classmethod
+    def load(cls, folder: Path) -> FeatureSpace:
+        folder = Path(folder)
+        meta = json.loads((folder / "vocab.json").read_text())
+        return cls(
+            article_ids=pd.read_parquet(folder / "articles_vocab.parquet")["article_id"].astype(str).to_numpy(),
+            customer_ids=pd.read_parquet(folder / "customers_vocab.parquet")["customer_id"].astype(str).to_numpy(),
+            article_vocab=meta["article_vocab"], customer_vocab=meta["customer_vocab"],
+            postal_buckets=int(meta["postal_buckets"]), history_len=int(meta["history_len"]),
+        )
+
+
+def _as_str_array(ids: Iterable[str]) -> np.ndarray:
+    return np.asarray(list(ids) if not isinstance(ids, np.ndarray | pd.Series | pd.Index) else ids, dtype=object).astype(str)
+
+
+def _vocab(values: pd.Series) -> list[str]:
+    """Sorted distinct non-empty strings (sorted so the vocabulary is deterministic)."""
+    v = values.astype(str).fillna("")
+    return sorted(x for x in v.unique() if x != "")
+
+
+def _encode(values: pd.Series, vocab: list[str]) -> np.ndarray:
+    return (pd.Index(vocab).get_indexer(values.astype(str).fillna("")) + 1).astype(np.int32)
+
+
+def build_feature_space(
+    articles: pd.DataFrame, customers: pd.DataFrame, transactions: pd.DataFrame,
+    cutoff: date | pd.Timestamp, history_len: int = 20, postal_buckets: int = 2000,
+) -> FeatureSpace:
+    """Vocabularies from the catalogue, the customer table and purchases strictly before ``cutoff``."""
+    before = transactions[transactions["t_dat"] < as_timestamp(cutoff)]
+    known = np.sort(before["customer_id"].astype(str).unique())
+    return FeatureSpace(
+        article_ids=articles["article_id"].astype(str).drop_duplicates().to_numpy(),
+        article_vocab={c: _vocab(articles[c]) if c in articles else [] for c in ARTICLE_CAT_COLUMNS},
+        customer_ids=known,
+        customer_vocab={c: _vocab(customers[c]) if c in customers else [] for c in CUSTOMER_CAT_COLUMNS},
+        postal_buckets=postal_buckets,
+        history_len=history_len,
+    )
+
+
+def article_table(space: FeatureSpace, articles: pd.DataFrame) -> np.ndarray:
+    """int32 [n_articles + 1, len(ARTICLE_CAT_COLUMNS)]: each article's categorical codes (row 0 = padding)."""
+    a = articles.drop_duplicates("article_id")
+    a = a.set_index(a["article_id"].astype(str)).reindex(space.article_ids)
+    table = np.zeros((space.n_articles + 1, len(ARTICLE_CAT_COLUMNS)), dtype=np.int32)
+    for j, col in enumerate(ARTICLE_CAT_COLUMNS):
+        if col in a:
+            table[1:, j] = _encode(a[col].fillna(""), space.article_vocab[col])
+    return table
+
+
+def age_bucket(age: pd.Series | np.ndarray) -> np.ndarray:
+    """0 for unknown age, else 1 + the band (``<20`` -> 1, ``20-24`` -> 2, ..., ``65+`` -> 11)."""
+    a = np.asarray(age, dtype=np.float64)
+    out = np.digitize(np.nan_to_num(a, nan=0.0), AGE_EDGES) + 1
+    return np.where(np.isnan(a), 0, out).astype(np.int32)
+
+
+def postal_bucket(postal: pd.Series, buckets: int) -> np.ndarray:
+    """Stable hash of the postal code into ``buckets`` (0 reserved for missing)."""
+    s = postal.astype(str).fillna("").to_numpy(dtype=object)
+    h = pd.util.hash_array(s, hash_key=_HASH_KEY, categorize=False)
+    out = (h % np.uint64(buckets - 1)).astype(np.int32) + 1
+    return np.where(s == "", 0, out).astype(np.int32)
+
+
+def customer_static_features(space: FeatureSpace, customers: pd.DataFrame, customer_ids: np.ndarray) -> dict[str, np.ndarray]:
+    """Query inputs that do not depend on time, for ``customer_ids`` in order.
+
+    Customers missing from the customer table get the "unknown" value of every feature.
+    """
+    ids = pd.Index(np.asarray(customer_ids, dtype=object).astype(str))
+    c = customers.drop_duplicates("customer_id").set_index(customers["customer_id"].drop_duplicates().astype(str))
+    c = c.reindex(ids)
+    out = {
+        "customer_idx": space.customer_index(ids.to_numpy()),
+        "age_bucket": age_bucket(c["age"].to_numpy(dtype=np.float64) if "age" in c else np.full(len(ids), np.nan)),
+        "postal_bucket": postal_bucket(c["postal_code"].fillna("") if "postal_code" in c else pd.Series([""] * len(ids)), space.postal_buckets),
+        "fn": np.nan_to_num(c["FN"].to_numpy(dtype=np.float32)) if "FN" in c else np.zeros(len(ids), np.float32),
+        "active": np.nan_to_num(c["Active"].to_numpy(dtype=np.float32)) if "Active" in c else np.zeros(len(ids), np.float32),
+    }
+    for col in CUSTOMER_CAT_COLUMNS:
+        out[col] = _encode(c[col].fillna(""), space.customer_vocab[col]) if col in c else np.zeros(len(ids), np.int32)
+    return out
+
+
+def history_matrix(space: FeatureSpace, transactions: pd.DataFrame, customer_ids: np.ndarray,
+                   as_of: date | pd.Timestamp) -> np.ndarray:
+    """int32 [n, history_len]: each customer's most recent distinct articles bought strictly
+    before ``as_of`` (newest first, 0-padded). Rows of ``transactions`` on or after ``as_of``
+    are ignored, whatever they contain."""
+    ids = pd.Index(np.asarray(customer_ids, dtype=object).astype(str))
+    mat = np.zeros((len(ids), space.history_len), dtype=np.int32)
+    t = transactions[transactions["t_dat"] < as_timestamp(as_of)]
+    t = t[t["customer_id"].isin(ids)][["customer_id", "article_id", "t_dat"]]
+    if t.empty:
+        return mat
+    t = t.sort_values(["customer_id", "t_dat", "article_id"], ascending=[True, False, True], kind="stable")
+    t = t.drop_duplicates(["customer_id", "article_id"])
+    pos = t.groupby("customer_id", sort=False).cumcount().to_numpy()
+    keep = pos < space.history_len
+    rows = ids.get_indexer(t["customer_id"].to_numpy()[keep])
+    mat[rows, pos[keep]] = space.article_index(t["article_id"].to_numpy()[keep])
+    return mat
+
+
+def query_features(space: FeatureSpace, customers: pd.DataFrame, transactions: pd.DataFrame,
+                   customer_ids: np.ndarray, as_of: date | pd.Timestamp) -> dict[str, np.ndarray]:
+    """All query-tower inputs for ``customer_ids`` as of ``as_of`` (history strictly before it)."""
+    feats = customer_static_features(space, customers, customer_ids)
+    feats["history"] = history_matrix(space, transactions, customer_ids, as_of)
+    return feats
+
+
+def training_examples(space: FeatureSpace, customers: pd.DataFrame, transactions: pd.DataFrame,
+                      cutoff: date | pd.Timestamp, weeks: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """(inputs, positive article index) for the ``weeks`` weeks before ``cutoff``.
+
+    Inputs are the query inputs plus ``article_dyn``, the positive's dynamic features as of
+    its week's start (article_dynamic_features).
+
+    Each week ``[s, s + 7d)`` gives one example per distinct (customer, article) bought in it,
+    with history as of ``s``: exactly what serving sees for the week after a cutoff. Nothing
+    on or after ``cutoff`` is read.
+    """
+    cut = as_timestamp(cutoff)
+    tx = transactions[transactions["t_dat"] < cut]
+    parts: list[dict[str, np.ndarray]] = []
+    labels: list[np.ndarray] = []
+    for k in range(weeks, 0, -1):
+        start = cut - pd.Timedelta(days=7 * k)
+        week = tx[(tx["t_dat"] >= start) & (tx["t_dat"] < start + pd.Timedelta(days=7))]
+        pairs = week[["customer_id", "article_id"]].astype(str).drop_duplicates()
+        if pairs.empty:
+            continue
+        custs = pairs["customer_id"].unique()
+        feats = query_features(space, customers, tx, custs, start)
+        row = pd.Index(custs).get_indexer(pairs["customer_id"].to_numpy())
+        part = {k_: v[row] for k_, v in feats.items()}
+        y = space.article_index(pairs["article_id"].to_numpy())
+        part["article_dyn"] = article_dynamic_features(space, tx, start)[y]
+        part["week"] = np.full(len(y), k, dtype=np.int32)
+        parts.append(part)
+        labels.append(y)
+    if not parts:
+        raise ValueError(f"no purchases in the {weeks} weeks before {cut.date()}: nothing to train on")
+    x = {k_: np.concatenate([p[k_] for p in parts]) for k_ in parts[0]}
+    y = np.concatenate(labels)
+    known = y > 0  # purchases of articles missing from the catalogue cannot be targets
+    return {k_: v[known] for k_, v in x.items()}, y[known]
+
+
+ARTICLE_DYNAMIC_COLUMNS: tuple[str, ...] = ("rel_sales_7d", "rel_sales_28d", "weeks_on_sale", "never_sold")
+
+
+def article_dynamic_features(space: FeatureSpace, transactions: pd.DataFrame,
+                             as_of: date | pd.Timestamp) -> np.ndarray:
+    """float32 [n_articles + 1, 4] (row 0 = padding): what changes week to week about an article,
+    from sales strictly before ``as_of``.
+
+    - rel_sales_7d / rel_sales_28d: log1p(sales in the window x n_articles / all sales in it),
+      i.e. relative popularity, comparable across data sizes (1.0 ~ log1p(1) = an average article);
+    - weeks_on_sale: weeks since its first sale, capped at 52, / 52;
+    - never_sold: 1.0 for articles with no sale yet (new or dead stock).
+    The synthetic and the real data both have strong launch / fade-out and trends, which a
+    static article embedding cannot represent.
+    """
+    end = as_timestamp(as_of)
+    t = transactions[transactions["t_dat"] < end]
+    out = np.zeros((space.n_articles + 1, len(ARTICLE_DYNAMIC_COLUMNS)), dtype=np.float32)
+    n = space.n_articles
+    for j, days in ((0, 7), (1, 28)):
+        w = t[t["t_dat"] >= end - pd.Timedelta(days=days)]
+        if len(w):
+            counts = np.bincount(space.article_index(w["article_id"].to_numpy()), minlength=n + 1).astype(np.float64)
+            counts[0] = 0.0
+            out[1:, j] = np.log1p(counts[1:] * n / max(counts.sum(), 1.0))
+    first = t.groupby(t["article_id"].astype(str))["t_dat"].min()
+    pos = space.article_index(first.index.to_numpy())
+    weeks = ((end - first).dt.days.to_numpy() / 7.0).clip(0, 52) / 52.0
+    out[:, 3] = 1.0
+    out[0, 3] = 0.0
+    ok = pos > 0
+    out[pos[ok], 2] = weeks[ok]
+    out[pos[ok], 3] = 0.0
+    return out
+
+
+def purchases_in_week(transactions: pd.DataFrame, cutoff: date | pd.Timestamp) -> dict[str, set[str]]:
+    """customer -> articles bought in ``[cutoff, cutoff + 7d)`` (validation truth)."""
+    start = as_timestamp(cutoff)
+    t = transactions[(transactions["t_dat"] >= start) & (transactions["t_dat"] < start + pd.Timedelta(days=7))]
+    g = t.groupby(t["customer_id"].astype(str))["article_id"].agg(lambda s: set(s.astype(str)))
+    return {str(k): v for k, v in g.items()}
+
+
+def article_stats(article_ids: np.ndarray, transactions: pd.DataFrame, as_of: date | pd.Timestamp) -> pd.DataFrame:
+    """Per catalogue article: last sale day and mean price before ``as_of`` (for the filter)."""
+    t = transactions[transactions["t_dat"] < as_timestamp(as_of)]
+    g = t.groupby(t["article_id"].astype(str)).agg(last_sold=("t_dat", "max"), mean_price=("price", "mean"),
+                                                    sales=("price", "size"))
+    out = pd.DataFrame({"article_id": np.asarray(article_ids, dtype=object).astype(str)})
+    out = out.join(g, on="article_id")
+    out["sales"] = out["sales"].fillna(0).astype(np.int64)
+    return out
+
+
+def customer_price_band(transactions: pd.DataFrame, customer_ids: np.ndarray,
+                        as_of: date | pd.Timestamp) -> pd.DataFrame:
+    """Per customer: p10 and p90 of the prices they paid before ``as_of`` (NaN without history)."""
+    t = transactions[transactions["t_dat"] < as_timestamp(as_of)]
+    ids = pd.Index(np.asarray(customer_ids, dtype=object).astype(str))
+    t = t[t["customer_id"].isin(ids)]
+    g = t.groupby(t["customer_id"].astype(str))["price"]
+    band = pd.DataFrame({"p_lo": g.quantile(0.1), "p_hi": g.quantile(0.9)})
+    return band.reindex(ids)
+
+
+def popular_articles(transactions: pd.DataFrame, customers: pd.DataFrame, as_of: date | pd.Timestamp,
+                     days: int = 7, n: int = 1000) -> dict[str, list[str]]:
+    """Most-bought articles in the ``days`` before ``as_of``: key ``"all"`` plus one per age band
+    (``"0"`` = unknown age ... ``"11"``), the cold-start fallback."""
+    end = as_timestamp(as_of)
+    t = transactions[(transactions["t_dat"] < end) & (transactions["t_dat"] >= end - pd.Timedelta(days=days))]
+    if t.empty:  # a quiet last week: use all history
+        t = transactions[transactions["t_dat"] < end]
+    out = {"all": t["article_id"].astype(str).value_counts().index[:n].tolist()}
+    bands = pd.Series(age_bucket(customers["age"].to_numpy(dtype=np.float64)),
+                      index=customers["customer_id"].astype(str).to_numpy())
+    tb = bands.reindex(t["customer_id"].astype(str).to_numpy()).fillna(0).astype(int).to_numpy()
+    for b in range(N_AGE_BUCKETS):
+        sub = t["article_id"].astype(str)[tb == b]
+        top = sub.value_counts().index[:n].tolist()
+        # Thin bands are topped up with the global list so every band has n items.
+        seen = set(top)
+        out[str(b)] = top + [a for a in out["all"] if a not in seen][: max(0, n - len(top))]
+    return out

@@ -1,0 +1,53 @@
+"""Exact nearest-neighbour search over L2-normalised article embeddings.
+
+At 105,542 articles x 64 dims the whole index is 27 MB of float32: one matrix product
+plus ``argpartition`` answers a query in a few milliseconds on 2 cores, so an approximate
+index (FAISS/ScaNN) would buy little and cost a dependency. Scores are cosine similarities
+in [-1, 1], which is what ``--threshold`` is compared with.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+class ExactIndex:
+    def __init__(self, embeddings: np.ndarray):
+        # Contiguous float32 so the product hits BLAS directly.
+        self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+
+    def __len__(self) -> int:
+        return self.embeddings.shape[0]
+
+    def scores(self, queries: np.ndarray) -> np.ndarray:
+        """float32 [B, N]: cosine of each query with each article (rows = article positions)."""
+        return np.asarray(queries, dtype=np.float32) @ self.embeddings.T
+
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` article positions and scores per query, best first.
+
+        ``allowed`` is a bool mask [N] or [B, N]; disallowed articles never appear (if fewer
+        than ``k`` are allowed, the tail is padded with position -1 and score -inf).
+        """
+        s = self.scores(queries)
+        if allowed is not None:
+            s = np.where(allowed, s, -np.inf)
+        return top_k(s, k)
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise top-``k`` of a [B, N] score matrix, sorted descending; ties broken by position."""
+    b, n = scores.shape
+    k = min(k, n)
+    if k <= 0:
+        return np.zeros((b, 0), np.int64), np.zeros((b, 0), np.float32)
+    if k < n:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    else:
+        part = np.broadcast_to(np.arange(n), (b, n)).copy()
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    # lexsort: primary key descending score, secondary ascending position (deterministic ties).
+    order = np.lexsort((part, -part_scores), axis=1)
+    idx = np.take_along_axis(part, order, axis=1)
+    sc = np.take_along_axis(part_scores, order, axis=1)
+    idx = np.where(np.isfinite(sc), idx, -1)
+    return idx, sc.astype(np.float32)

@@ -1,0 +1,247 @@
+"""Train the two-tower model on purchases before a cutoff and export a versioned artifact.
+
+Training pairs come from the ``train_weeks`` weeks before the cutoff (features as of each
+week's start, see features.training_examples); validation is recall@k on the week after
+the cutoff, computed each epoch with the exact index; early stopping keeps the best epoch.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from services.candidate.artifact import save_customer_snapshot
+from services.candidate.features import (
+    ARTICLE_CAT_COLUMNS,
+    CUSTOMER_CAT_COLUMNS,
+    FeatureSpace,
+    article_dynamic_features,
+    article_stats,
+    article_table,
+    build_feature_space,
+    popular_articles,
+    purchases_in_week,
+    query_features,
+    training_examples,
+)
+from services.candidate.index import ExactIndex
+from services.candidate.settings import MODEL_NAME, TrainConfig
+from shared.artifacts import atomic_model_dir, fingerprint_files, library_versions, publish
+
+
+def _log(msg: str, progress: bool) -> None:
+    if progress:
+        print(f"[train two_tower] {msg}", flush=True)
+
+
+def recall_at_k(model: Any, space: FeatureSpace, customers: pd.DataFrame, transactions: pd.DataFrame,
+                cutoff: pd.Timestamp, truth: dict[str, set[str]], k: int) -> float:
+    """Mean over ``truth``'s customers of |top-k ∩ bought| / |bought| (features as of ``cutoff``)."""
+    ids = np.array(sorted(truth), dtype=object)
+    feats = query_features(space, customers, transactions, ids, cutoff)
+    q = model.query_tower(dict(feats)).numpy()
+    index = ExactIndex(model.article_embeddings(article_dynamic_features(space, transactions, cutoff)))
+    total = 0.0
+    for s in range(0, len(ids), 2048):
+        top, _ = index.search(q[s:s + 2048], k)
+        for row, cust in enumerate(ids[s:s + 2048]):
+            got = {space.article_ids[j] for j in top[row] if j >= 0}
+            total += len(got & truth[cust]) / len(truth[cust])
+    return total / max(len(ids), 1)
+
+
+def weekly_sampling_probability(week: np.ndarray, y: np.ndarray, n_articles: int) -> np.ndarray:
+    """float32 [n]: for each example, its article's share of the positives of its own week.
+
+    Batches are drawn from one week (same_week_order), so that share is the probability that
+    the article shows up as an in-batch negative: the q of the log-q correction.
+    e.g. week 1 = [a, a, b], week 2 = [a] -> [2/3, 2/3, 1/3, 1].
+    """
+    p = np.zeros(len(y), dtype=np.float64)
+    for w in np.unique(week):
+        members = week == w
+        counts = np.bincount(y[members], minlength=n_articles + 1)
+        p[members] = counts[y[members]] / members.sum()
+    return p.astype(np.float32)
+
+
+def same_week_order(week: np.ndarray, batch_size: int, seed: int) -> np.ndarray:
+    """A shuffled order of examples in which every run of ``batch_size`` comes from one week.
+
+    In-batch negatives are then articles as they were that same week (their dynamic features
+    share the positive's date); mixing weeks would let the model tell positives from
+    negatives by date alone. Each week's remainder that does not fill a batch is dropped for
+    this epoch (a different remainder each epoch).
+    """
+    rng = np.random.default_rng(seed)
+    batches = []
+    for w in np.unique(week):
+        members = rng.permutation(np.flatnonzero(week == w))
+        n_full = len(members) // batch_size
+        batches.extend(np.split(members[: n_full * batch_size], n_full) if n_full else [])
+    if not batches:  # fewer examples than one batch in every week: one batch of everything
+        return rng.permutation(len(week))
+    return np.concatenate([batches[i] for i in rng.permutation(len(batches))])
+
+
+def _plot(history: dict[str, list[float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax1 = plt.subplots(figsize=(6, 3.5))
+    epochs = range(1, len(history["loss"]) + 1)
+    ax1.plot(epochs, history["loss"], "o-", color="tab:blue", label="training loss")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("loss", color="tab:blue")
+    if history.get("val_recall"):
+        ax2 = ax1.twinx()
+        ax2.plot(epochs, history["val_recall"], "s-", color="tab:orange", label="val recall@k")
+        ax2.set_ylabel("validation recall@k", color="tab:orange")
+    ax1.set_title("two-tower training")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _data_files(dataset: Any) -> list[Path]:
+    src = getattr(dataset, "source_dir", None)
+    if src is None:
+        return []
+    return [Path(src) / n for n in ("articles.csv", "customers.csv", "transactions_train.csv")]
+
+
+def train_two_tower(
+    dataset: Any,
+    cutoff: date | None,
+    models_dir: Path,
+    version: str,
+    epochs: int | None = None,
+    seed: int = 0,
+    config: TrainConfig | None = None,
+    publish_model: bool = True,
+    progress: bool = True,
+) -> Path:
+    """Train on purchases strictly before ``cutoff`` (``None``: everything, no validation),
+    export to ``models_dir/two_tower/<version>/`` and (optionally) publish it. Returns the folder.
+    """
+    import tensorflow as tf
+
+    from services.candidate.model import ModelShape, TwoTowerModel
+
+    cfg = TrainConfig(**{**(config.to_dict() if config else {}), "seed": seed})
+    if epochs is not None:
+        cfg.epochs = epochs
+    tf.keras.utils.set_random_seed(cfg.seed)
+    tf.config.experimental.enable_op_determinism()
+
+    tx = dataset.transactions
+    if tx.empty:
+        raise ValueError("no transactions: nothing to train on")
+    last_day = pd.Timestamp(tx["t_dat"].max()).normalize()
+    cut = pd.Timestamp(cutoff) if cutoff is not None else last_day + pd.Timedelta(days=1)
+    t0 = time.perf_counter()
+
+    space = build_feature_space(dataset.articles, dataset.customers, tx, cut, cfg.history_len, cfg.postal_buckets)
+    table = article_table(space, dataset.articles)
+    x, y = training_examples(space, dataset.customers, tx, cut, cfg.train_weeks)
+    week = x.pop("week")
+    sampling_p = weekly_sampling_probability(week, y, space.n_articles)
+    _log(f"{len(y):,} training pairs from {cfg.train_weeks} weeks before {cut.date()}, "
+         f"{space.n_customers:,} known customers, {space.n_articles:,} articles "
+         f"({time.perf_counter() - t0:.1f}s features)", progress)
+
+    truth = purchases_in_week(tx, cut) if cutoff is not None else {}
+    if len(truth) > cfg.val_customers:
+        rng = np.random.default_rng(cfg.seed)
+        keep = rng.choice(sorted(truth), cfg.val_customers, replace=False)
+        truth = {c: truth[c] for c in sorted(keep)}
+
+    shape = ModelShape(
+        n_customers=space.n_customers, postal_buckets=space.postal_buckets,
+        customer_vocab_sizes=[len(space.customer_vocab[c]) for c in CUSTOMER_CAT_COLUMNS],
+        article_vocab_sizes=[len(space.article_vocab[c]) for c in ARTICLE_CAT_COLUMNS],
+        history_len=space.history_len,
+    )
+    model = TwoTowerModel(shape, table, cfg)
+    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=cfg.learning_rate))
+    data = {**x, "article_idx": y, "sampling_p": sampling_p}
+    history: dict[str, list[float]] = {"loss": [], "val_recall": [], "epoch_seconds": [], "examples_per_s": []}
+    best_recall, best_epoch, best_weights, stale = -1.0, 0, None, 0
+    for epoch in range(1, cfg.epochs + 1):
+        e0 = time.perf_counter()
+        order = same_week_order(week, cfg.batch_size, cfg.seed + epoch)
+        ds = tf.data.Dataset.from_tensor_slices({k_: v[order] for k_, v in data.items()}).batch(cfg.batch_size)
+        fit = model.fit(ds, epochs=1, verbose=(1 if sys.stdout.isatty() else 2) if progress else 0)
+        secs = time.perf_counter() - e0
+        history["loss"].append(float(fit.history["loss"][-1]))
+        history["epoch_seconds"].append(secs)
+        seen = len(order)
+        history["examples_per_s"].append(seen / secs)
+        msg = f"epoch {epoch}/{cfg.epochs}: loss {history['loss'][-1]:.4f}, {seen / secs:,.0f} examples/s"
+        if truth:
+            rec = recall_at_k(model, space, dataset.customers, tx, cut, truth, cfg.val_k)
+            history["val_recall"].append(rec)
+            msg += f", val recall@{cfg.val_k} {rec:.4f}"
+            if rec > best_recall:
+                best_recall, best_epoch, best_weights, stale = rec, epoch, model.get_weights(), 0
+            else:
+                stale += 1
+        _log(msg, progress)
+        if truth and stale >= cfg.patience:
+            _log(f"early stopping: no improvement for {cfg.patience} epochs; keeping epoch {best_epoch}", progress)
+            break
+    if best_weights is not None:
+        model.set_weights(best_weights)
+    else:
+        best_epoch = len(history["loss"])
+
+    metrics = {
+        f"val_recall@{cfg.val_k}": best_recall if truth else None,
+        "best_epoch": best_epoch, "epochs_run": len(history["loss"]),
+        "train_pairs": int(len(y)), "validation_customers": len(truth),
+        "train_examples_per_s": float(np.median(history["examples_per_s"])),
+        "train_seconds": time.perf_counter() - t0,
+    }
+    metadata: dict[str, Any] = {
+        "model_kind": "two_tower",
+        "cutoff": cut.date().isoformat() if cutoff is not None else None,
+        "features_as_of": cut.date().isoformat(),
+        "config": cfg.to_dict(),
+        "model_shape": shape.__dict__,
+        "feature_schema": space.schema(),
+        "libraries": library_versions("tensorflow", "tf-keras", "tensorflow-recommenders", "numpy", "pandas"),
+        "data_fingerprint": fingerprint_files(_data_files(dataset)) if _data_files(dataset) else None,
+        "data_summary": {"transactions": int(len(tx)), "first_day": str(tx["t_dat"].min().date()),
+                         "last_day": str(last_day.date()), "articles": space.n_articles,
+                         "customers": int(len(dataset.customers))},
+        "metrics": metrics,
+        "score": "cosine similarity of L2-normalised tower outputs, in [-1, 1]",
+    }
+    with atomic_model_dir(models_dir, MODEL_NAME, version, metadata) as out:
+        (out / "weights").mkdir()
+        model.save_weights(str(out / "weights" / "ckpt"))
+        space.save(out)
+        np.save(out / "article_table.npy", table)
+        dynamic = article_dynamic_features(space, tx, cut)
+        np.save(out / "article_dynamic.npy", dynamic)
+        np.save(out / "article_embeddings.npy", model.article_embeddings(dynamic))
+        article_stats(space.article_ids, tx, cut).to_parquet(out / "article_stats.parquet", index=False)
+        all_ids = np.array(sorted(set(dataset.customers["customer_id"].astype(str)) | set(space.customer_ids)),
+                           dtype=object)
+        save_customer_snapshot(out, all_ids, query_features(space, dataset.customers, tx, all_ids, cut))
+        (out / "popular.json").write_text(json.dumps(popular_articles(tx, dataset.customers, cut)))
+        (out / "history.json").write_text(json.dumps(history, indent=2))
+        _plot(history, out / "training_curves.png")
+    final = Path(models_dir) / MODEL_NAME / version
+    if publish_model:
+        publish(models_dir, MODEL_NAME, version)
+    _log(f"saved {final} ({metrics['train_seconds']:.0f}s){' and published' if publish_model else ''}", progress)
+    return final

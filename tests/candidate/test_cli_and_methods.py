@@ -1,0 +1,86 @@
+"""``hmrec train candidate`` / ``hmrec infer`` on `tiny`, and the evaluation methods."""
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def output_dir(trained, tmp_path):
+    out = tmp_path / "output"
+    shutil.copytree(trained, out / "models")
+    return out
+
+
+def test_train_command_writes_a_published_version(tiny_world, tmp_path):
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["train", "candidate", "--data-dir", str(tiny_world), "--output-dir", str(out),
+                                 "--model-version", "cli1", "--epochs", "1", "--train-weeks", "4"])
+    assert r.exit_code == 0, r.output
+    assert (out / "models" / "two_tower" / "CURRENT").read_text().strip() == "cli1"
+    assert "strictly before" in r.output
+
+
+def test_infer_command_threshold_and_top_k(tiny_world, output_dir):
+    r = CliRunner().invoke(cli, ["infer", "--data-dir", str(tiny_world), "--output-dir", str(output_dir),
+                                 "--threshold", "0.3", "--top-k", "7", "--not-sold-weeks", "0"])
+    assert r.exit_code == 0, r.output
+    frame = pd.read_parquet(output_dir / "inference" / "inference_results.parquet")
+    assert list(frame.columns) == ["customer_id", "article_id", "score", "rank"]
+    per = frame.groupby("customer_id")
+    assert per.size().max() <= 7
+    # every customer either has candidates >= 0.3 or fell back to its best 12 (capped by top-k 7)
+    low = per["score"].max() < 0.3
+    assert (frame["score"] >= 0.3).any() or low.all()
+    assert "hit the top-k cap of 7" in r.output and "fell back" in r.output
+    assert frame.groupby("customer_id")["rank"].min().eq(1).all()
+
+
+def test_infer_for_some_customers_only(tiny_world, output_dir, tiny_dataset):
+    some = sorted(tiny_dataset.customers["customer_id"].astype(str))[:3]
+    args = ["infer", "--data-dir", str(tiny_world), "--output-dir", str(output_dir), "--no-threshold", "--top-k", "4"]
+    for c in some:
+        args += ["--customer-id", c]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    frame = pd.read_parquet(output_dir / "inference" / "inference_results.parquet")
+    assert sorted(frame["customer_id"].unique()) == some and len(frame) == 12
+
+
+def test_infer_refuses_a_leaky_cutoff_and_bad_exclusions(tiny_world, output_dir, tiny_cutoff):
+    base = ["infer", "--data-dir", str(tiny_world), "--output-dir", str(output_dir)]
+    r = CliRunner().invoke(cli, [*base, "--cutoff", (tiny_cutoff - timedelta(days=7)).isoformat()])
+    assert r.exit_code != 0 and "leak" in r.output
+    r = CliRunner().invoke(cli, [*base, "--exclude", "no-equals-sign"])
+    assert r.exit_code != 0 and "COLUMN=VALUE" in r.output
+
+
+def test_evaluation_methods_and_leakage_refusal(trained, tiny_dataset, tiny_cutoff, tmp_path):
+    from pipeline.evaluation import LeakageError, make_context
+    from pipeline.methods import candidate as methods
+    from shared.config import PathSettings
+
+    paths = PathSettings(data_dir=tmp_path, output_dir=tmp_path / "out")
+    shutil.copytree(trained, paths.models_dir)
+    ctx = make_context(tiny_dataset, paths, tiny_cutoff, k=50)
+    found = methods.build_methods(ctx)
+    assert set(found) == {"two_tower", "candidates", "candidates_blend"}
+    some = ctx.customers[:20]
+    ranked = found["two_tower"](some)
+    assert set(ranked) == set(some) and all(len(v) == 50 for v in ranked.values())
+    blend = found["candidates_blend"](some)
+    assert all(len(v) == len(set(v)) <= 50 for v in blend.values())
+    # the model was trained up to tiny_cutoff: scoring the week before it would leak
+    with pytest.raises(LeakageError):
+        methods.build_methods(make_context(tiny_dataset, paths, tiny_cutoff - timedelta(days=7), k=50))
+    # no model at all: no methods
+    empty = PathSettings(data_dir=tmp_path, output_dir=tmp_path / "nothing")
+    assert methods.build_methods(make_context(tiny_dataset, empty, tiny_cutoff)) == {}

@@ -1,0 +1,136 @@
+"""The candidate service contract (TestClient, lifespan runs) and hot swap."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from services.candidate.app import create_app
+from services.candidate.serving import merge_history
+from services.candidate.settings import CandidateSettings
+from shared.artifacts import publish
+
+pytestmark = pytest.mark.slow
+
+UNKNOWN = "f" * 64
+
+
+@pytest.fixture(scope="module")
+def models(trained, tmp_path_factory):
+    """A private copy of the trained models dir, for the read-only contract tests."""
+    target = tmp_path_factory.mktemp("service") / "models"
+    shutil.copytree(trained, target)
+    return target
+
+
+@pytest.fixture(scope="module")
+def client(models):
+    app = create_app(CandidateSettings(models_dir=models, poll_interval_s=3600))
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture
+def own_models(trained, tmp_path):
+    target = tmp_path / "models"
+    shutil.copytree(trained, target)
+    return target
+
+
+def a_known_customer(models) -> str:
+    return str(pd.read_parquet(models / "two_tower" / "v1" / "customers_vocab.parquet")["customer_id"].iloc[0])
+
+
+def test_health(client):
+    assert client.get("/livez").json()["status"] == "ok"
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["model_version"] == "v1"
+
+
+def test_known_customer_gets_model_candidates(client, models):
+    r = client.post("/candidates", json={"customer_id": a_known_customer(models), "k": 25})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model_version"] == "v1" and body["cold_start"] is False
+    scores = [c["score"] for c in body["candidates"]]
+    assert len(scores) == 25 and scores == sorted(scores, reverse=True)
+    assert all(-1.0001 <= s <= 1.0001 for s in scores)
+    assert all(len(c["article_id"]) == 10 for c in body["candidates"])
+
+
+def test_unknown_customer_gets_popular_items_flagged_cold_start(client, models):
+    r = client.post("/candidates", json={"customer_id": UNKNOWN, "k": 10})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["cold_start"] is True
+    popular = pd.read_json(models / "two_tower" / "v1" / "popular.json", typ="series")["all"]
+    assert [c["article_id"] for c in body["candidates"]] == popular[:10]
+
+
+def test_unknown_customer_with_history_gets_a_personal_vector(client, models):
+    arts = pd.read_parquet(models / "two_tower" / "v1" / "articles_vocab.parquet")["article_id"]
+    r1 = client.post("/candidates", json={"customer_id": UNKNOWN, "k": 10, "recent_article_ids": [arts.iloc[0]]})
+    r2 = client.post("/candidates", json={"customer_id": UNKNOWN, "k": 10,
+                                          "recent_article_ids": [arts.iloc[-1].lstrip("0")]})  # unpadded id
+    assert r1.status_code == r2.status_code == 200
+    assert r1.json()["cold_start"] is True and len(r1.json()["candidates"]) == 10
+    # a different history gives a different list: the vector comes from the history
+    assert r1.json()["candidates"] != r2.json()["candidates"]
+
+
+@pytest.mark.parametrize("payload", [
+    {"customer_id": UNKNOWN, "k": 0},
+    {"customer_id": UNKNOWN, "k": 1001},
+    {"customer_id": "not-a-customer", "k": 5},
+    {"customer_id": UNKNOWN, "k": 5, "extra": 1},
+    {"customer_id": UNKNOWN, "k": 5, "recent_article_ids": ["abc"]},
+])
+def test_bad_requests_are_422(client, payload):
+    r = client.post("/candidates", json=payload)
+    assert r.status_code == 422, r.text
+
+
+def test_hot_swap_and_a_broken_version_keeps_the_old(own_models):
+    models = own_models
+    app = create_app(CandidateSettings(models_dir=models, poll_interval_s=3600))
+    with TestClient(app) as client:
+        _swap(client, models)
+
+
+def _swap(client, models):
+    slot = client.app.state.slot
+    assert client.get("/readyz").json()["model_version"] == "v1"
+    root = models / "two_tower"
+    shutil.copytree(root / "v1", root / "v2")
+    publish(models, "two_tower", "v2")
+    assert slot.reload() is True
+    assert client.get("/readyz").json()["model_version"] == "v2"
+    body = client.post("/candidates", json={"customer_id": UNKNOWN, "k": 3}).json()
+    assert body["model_version"] == "v2"
+
+    # v3: complete metadata but a corrupt index -> load fails, v2 keeps serving
+    shutil.copytree(root / "v1", root / "v3")
+    np.save(root / "v3" / "article_embeddings.npy", np.zeros((3, 2), np.float32))
+    publish(models, "two_tower", "v3")
+    assert slot.reload() is False
+    ready = client.get("/readyz").json()
+    assert ready["model_version"] == "v2" and "v3" in ready["last_error"]
+    assert client.post("/candidates", json={"customer_id": UNKNOWN, "k": 3}).json()["model_version"] == "v2"
+
+
+def test_not_ready_without_a_model(tmp_path):
+    app = create_app(CandidateSettings(models_dir=tmp_path, poll_interval_s=3600))
+    with TestClient(app) as c:
+        assert c.get("/readyz").status_code == 503
+        r = c.post("/candidates", json={"customer_id": UNKNOWN, "k": 3})
+        assert r.status_code == 503 and "no two-tower model" in r.json()["detail"]
+
+
+def test_merge_history():
+    # recent [7, 0 (unknown id), 3] first, then stored [3, 5]: distinct, padded to 4
+    assert merge_history(np.array([7, 0, 3]), np.array([3, 5, 0, 0]), 4).tolist() == [7, 3, 5, 0]
+    assert merge_history(np.array([1, 2, 3]), np.array([4, 5]), 2).tolist() == [1, 2]
