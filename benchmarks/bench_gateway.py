@@ -188,18 +188,21 @@ async def run_load(session: aiohttp.ClientSession, make_request, n: int, concurr
     does not distort, unlike req/s)."""
     latencies: list[float] = []
     errors = 0
+    degraded = 0  # 200s served by a fallback path (ranker or candidates unavailable / too slow)
     counter = iter(range(n))
 
     async def worker() -> None:
-        nonlocal errors
+        nonlocal errors, degraded
         for i in counter:
             method, url, kwargs = make_request(i)
             started = time.perf_counter()
             try:
                 async with session.request(method, url, **kwargs) as resp:
-                    await resp.read()
+                    body = await resp.read()
                     if resp.status != 200:
                         errors += 1
+                    elif b'"degraded":[]' not in body:
+                        degraded += 1
             except aiohttp.ClientError:
                 errors += 1
             latencies.append(time.perf_counter() - started)
@@ -211,7 +214,7 @@ async def run_load(session: aiohttp.ClientSession, make_request, n: int, concurr
     cpu_after = cpu_seconds(gateway_pid)
     latencies.sort()
     return {
-        "n": n, "errors": errors, "rps": n / wall,
+        "n": n, "errors": errors, "degraded": degraded, "rps": n / wall,
         "cpu_ms": None if cpu_before is None or cpu_after is None else (cpu_after - cpu_before) / n * 1000,
         "p50": statistics.median(latencies) * 1000,
         "p99": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] * 1000,
@@ -231,7 +234,7 @@ async def bench(url: str, concurrency: int, n_cached: int, n_uncached: int, n_se
         for c in hot:  # warm: the next request for each is a cache hit
             async with session.get(url + "/recommend", params={"customer_id": c}) as r:
                 await r.read()
-        nonce = random.Random(0)
+        nonce = random.Random()  # unseeded: a rerun within the TTL must not hit the previous run's keys
         results = []
         results.append(("recommend cached", await run_load(
             session, lambda i: ("GET", url + "/recommend", {"params": {"customer_id": hot[i % len(hot)]}}),
@@ -249,7 +252,7 @@ async def bench(url: str, concurrency: int, n_cached: int, n_uncached: int, n_se
 
 def print_table(results: list[tuple[str, dict]], concurrency: int, where: str) -> None:
     print(f"\nGateway load benchmark ({where}; concurrency {concurrency}; loopback)")
-    print(f"{'scenario':<24}{'requests':>9}{'errors':>8}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
+    print(f"{'scenario':<24}{'requests':>9}{'errors':>8}{'degraded':>9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
           f"{'gw CPU ms/req':>15}  goal")
     for name, r in results:
         goal = GOALS.get(name)
@@ -260,13 +263,14 @@ def print_table(results: list[tuple[str, dict]], concurrency: int, where: str) -
             verdict = f"p99 < {p99_goal:.0f} ms" + (f", >= {rps_goal:.0f} req/s" if rps_goal else "")
             verdict += "  OK" if ok else "  MISSED"
         cpu = "n/a" if r.get("cpu_ms") is None else f"{r['cpu_ms']:.2f}"
-        print(f"{name:<24}{r['n']:>9}{r['errors']:>8}{r['rps']:>9.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}{cpu:>15}  {verdict}")
+        print(f"{name:<24}{r['n']:>9}{r['errors']:>8}{r['degraded']:>9}{r['rps']:>9.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}{cpu:>15}  {verdict}")
     print(f"machine load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gateway-url", help="benchmark a running gateway instead of a self-contained one")
+    parser.add_argument("--gateway-pid", type=int, help="with --gateway-url: its pid, to report CPU per request")
     parser.add_argument("--data-dir", type=Path, help="self-contained mode: a data folder (default: tiny world)")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--cached", type=int, default=3000, help="requests in the cached scenario")
@@ -284,7 +288,7 @@ def main() -> None:
         return
     if args.gateway_url:
         results = asyncio.run(bench(args.gateway_url.rstrip("/"), args.concurrency, args.cached, args.uncached,
-                                    args.search))
+                                    args.search, args.gateway_pid))
         print_table(results, args.concurrency, f"running stack at {args.gateway_url}")
         return
     stack = SelfContained(args.data_dir)

@@ -289,6 +289,9 @@ function searchText(event) {
   if (!query) return;
   state.view = "text";
   state.query = query;
+  state.image = null;
+  $("image-input").value = "";
+  $("image-preview").hidden = true;
   state.searchMode = $("search-mode").value;
   restart();
 }
@@ -301,6 +304,7 @@ function searchImage(file) {
   }
   state.view = "image";
   state.image = file;
+  $("search-input").value = "";  // one search at a time: the photo replaces the text query
   const preview = $("image-preview");
   if (preview.src) URL.revokeObjectURL(preview.src);
   preview.src = URL.createObjectURL(file);
