@@ -249,4 +249,15 @@ def test_openapi_documents_both_search_bodies(make_gateway):
     content = spec["paths"]["/search"]["post"]["requestBody"]["content"]
     assert set(content) == {"application/json", "multipart/form-data"}
     assert "GatewaySearchRequest" in spec["components"]["schemas"]
-    assert "/recommend" in spec["paths"] and "/articles/{article_id}/image" in spec["paths"]
+    assert "/articles/{article_id}/image" in spec["paths"]
+    params = {p["name"]: p for p in spec["paths"]["/recommend"]["get"]["parameters"]}
+    assert params["customer_id"]["required"] is True and params["k"]["schema"]["maximum"] == 100
+    assert {"colour_group_name", "price_min", "offset"} <= set(params)
+
+
+def test_the_page_is_served_at_the_root(make_gateway):
+    gw = make_gateway()
+    page = gw.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert 'data-testid="customer-input"' in page.text
+    assert gw.get("/app.js").status_code == 200 and gw.get("/style.css").status_code == 200
