@@ -1,23 +1,38 @@
 """One running product for the whole e2e session: a tiny synthetic world, models made by the
 real ``hmrec`` CLI, the four services as uvicorn processes, the shared Redis (own DB/prefix).
 
-Set ``HM_E2E_WORK_DIR`` to keep the world and models between sessions (the offline steps
-are skipped when their outputs exist); by default everything lives in a pytest temp dir.
-Service logs land in ``test-artifacts/e2e/logs/``.
+The prepared world (data, models, indexes) lives in ``test-artifacts/e2e/world-<digest>``,
+where the digest covers every source file under shared/, services/ and pipeline/ (see
+``code_fingerprint``): a second run with unchanged code reuses it, any code change rebuilds
+it through the CLI. ``HM_E2E_FRESH=1`` always rebuilds (in a temp dir); ``HM_E2E_WORK_DIR``
+names a folder to use instead. Service logs land in ``test-artifacts/e2e/logs/``.
 """
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from .stack import REPO_ROOT, PrivateRedis, ServiceProcess, Stack, free_port, prepare_world
+from .stack import (
+    REPO_ROOT,
+    PrivateRedis,
+    ServiceProcess,
+    Stack,
+    code_fingerprint,
+    free_port,
+    prepare_world,
+)
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
-LOG_DIR = ARTIFACTS / "e2e" / "logs"
+# One log folder per session (concurrent sessions on a shared machine must not mix logs).
+LOG_DIR = ARTIFACTS / "e2e" / "logs" / time.strftime(f"%Y%m%d-%H%M%S-{os.getpid()}")
+STALE_S = 3600  # older worlds / logs than this are removed (a concurrent session may still use newer ones)
 # The machine's shared Redis; the e2e stack uses its own DB number and key prefix in it.
 SHARED_REDIS_URL = os.environ.get("HM_E2E_REDIS_URL", "redis://127.0.0.1:6379/13")
 
@@ -34,15 +49,31 @@ def _redis_reachable(url: str) -> bool:
 @pytest.fixture(scope="session")
 def e2e_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(data_dir, output_dir) with a tiny world and every artifact the services load."""
-    keep = os.environ.get("HM_E2E_WORK_DIR")
-    root = Path(keep) if keep else tmp_path_factory.mktemp("e2e_world")
+    _remove_stale(ARTIFACTS / "e2e" / "logs", "*")
+    if os.environ.get("HM_E2E_FRESH") == "1":
+        root = tmp_path_factory.mktemp("e2e_world")
+    elif os.environ.get("HM_E2E_WORK_DIR"):
+        root = Path(os.environ["HM_E2E_WORK_DIR"])
+    else:
+        root = ARTIFACTS / "e2e" / f"world-{code_fingerprint()}"
+        _remove_stale(ARTIFACTS / "e2e", "world-*", keep=root)
     root.mkdir(parents=True, exist_ok=True)
-    done = root / ".prepared"
-    if done.exists():
-        return root / "data", root / "output"
-    data_dir, output_dir = prepare_world(root, LOG_DIR)
-    done.write_text("ok")
-    return data_dir, output_dir
+    # Two sessions with the same code share one world: the second waits for the first to finish it.
+    with (root / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = root / ".prepared"
+        if done.exists():
+            print(f"[e2e] reusing the world this same code prepared: {root}")
+        else:
+            prepare_world(root, LOG_DIR)
+            done.write_text("ok")
+    return root / "data", root / "output"
+
+
+def _remove_stale(folder: Path, pattern: str, keep: Path | None = None) -> None:
+    for old in folder.glob(pattern):
+        if old != keep and time.time() - old.stat().st_mtime > STALE_S:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

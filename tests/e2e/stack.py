@@ -86,20 +86,30 @@ def base_env() -> dict[str, str]:
 
 # --- offline pipeline -----------------------------------------------------------------------
 
-def run_cli(args: list[str], env: Mapping[str, str], log_dir: Path, timeout_s: float = 600) -> None:
-    """Run one ``hmrec`` step as a subprocess; on failure raise with the log's tail."""
+def _start_cli(args: list[str], env: Mapping[str, str], log_dir: Path) -> tuple[subprocess.Popen[bytes], Path, float]:
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / ("hmrec_" + "_".join(a.strip("-") for a in args[:2]) + ".log")
-    started = time.monotonic()
     with log.open("w") as fh:
-        proc = subprocess.run(
-            [*HMREC, *args], cwd=REPO_ROOT, env=dict(env), stdout=fh, stderr=subprocess.STDOUT,
-            timeout=timeout_s, check=False,
-        )
-    took = time.monotonic() - started
-    print(f"[e2e] hmrec {' '.join(args)}: rc={proc.returncode} in {took:.1f}s", flush=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"`hmrec {' '.join(args)}` failed (rc={proc.returncode}); log {log}:\n{_tail(log)}")
+        proc = subprocess.Popen([*HMREC, *args], cwd=REPO_ROOT, env=dict(env), stdout=fh, stderr=subprocess.STDOUT)
+    return proc, log, time.monotonic()
+
+
+def _finish_cli(args: list[str], started: tuple[subprocess.Popen[bytes], Path, float], timeout_s: float) -> None:
+    """Wait for one ``hmrec`` step; on failure (or timeout) raise with the log's tail."""
+    proc, log, t0 = started
+    try:
+        rc = proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"`hmrec {' '.join(args)}` took over {timeout_s}s; log {log}:\n{_tail(log)}") from None
+    print(f"[e2e] hmrec {' '.join(args)}: rc={rc} in {time.monotonic() - t0:.1f}s", flush=True)
+    if rc != 0:
+        raise RuntimeError(f"`hmrec {' '.join(args)}` failed (rc={rc}); log {log}:\n{_tail(log)}")
+
+
+def run_cli(args: list[str], env: Mapping[str, str], log_dir: Path, timeout_s: float = 900) -> None:
+    _finish_cli(args, _start_cli(args, env, log_dir), timeout_s)
 
 
 def generate_tiny_world(data_dir: Path) -> None:
@@ -112,30 +122,67 @@ def generate_tiny_world(data_dir: Path) -> None:
 
 
 def prepare_world(root: Path, log_dir: Path) -> tuple[Path, Path]:
-    """Data + every model and index the services need, made by the real CLI. Returns (data, output)."""
+    """Data + every model and index the services need, made by the real CLI. Returns (data, output).
+
+    The first step also writes the parquet cache of the data; after it, the search index
+    (torch) is built in the background while the rest of the chain (TensorFlow, NumPy) runs,
+    since the two touch different artifacts.
+    """
     data_dir, output_dir = root / "data", root / "output"
-    if not (data_dir / "articles.csv").exists():
+    if not (data_dir / "transactions_train.csv").exists():
         generate_tiny_world(data_dir)
     env = base_env()
     env.update(HM_DATA_DIR=str(data_dir), HM_OUTPUT_DIR=str(output_dir))
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
-        env.pop(var)  # offline steps run alone: let them use both cores
+        env.pop(var)  # offline steps: let them use both cores
     common = ["--data-dir", str(data_dir), "--output-dir", str(output_dir)]
-    for args, wanted in OFFLINE_STEPS:
-        run_cli([*args, *common, *_supported_options(args, wanted)], env, log_dir)
+
+    def argv(step: tuple[list[str], dict[str, str | None]]) -> list[str]:
+        args, wanted = step
+        return [*args, *common, *_supported_options(args, wanted)]
+
+    first, *chain = OFFLINE_STEPS
+    run_cli(argv(first), env, log_dir)
+    index_args = argv(INDEX_STEP)
+    index = _start_cli(index_args, env, log_dir)
+    try:
+        for step in chain:
+            run_cli(argv(step), env, log_dir)
+    except BaseException:
+        index[0].kill()
+        index[0].wait()
+        raise
+    _finish_cli(index_args, index, timeout_s=900)
     return data_dir, output_dir
 
 
+def code_fingerprint() -> str:
+    """A digest of every source file that makes the world, models and indexes, plus the steps.
+
+    A prepared world is reused only while this is unchanged, so any edit to the code (or
+    to the steps' options) rebuilds it through the CLI.
+    """
+    import hashlib
+
+    h = hashlib.sha256(repr((OFFLINE_STEPS, INDEX_STEP, "tiny", 0)).encode())
+    for folder in ("shared", "services", "pipeline"):
+        for path in sorted((REPO_ROOT / folder).rglob("*.py")):
+            h.update(str(path.relative_to(REPO_ROOT)).encode())
+            h.update(path.read_bytes())
+    for extra in ("pyproject.toml",):
+        h.update((REPO_ROOT / extra).read_bytes())
+    return h.hexdigest()[:16]
+
+
 # Each offline step as `hmrec` arguments, with the options that keep it short on a tiny
-# world (passed only where the command has them, so a renamed option fails loudly below
-# rather than silently training for long).
+# world (passed only where the command has them). Same steps as `hmrec run`'s pipeline.
 OFFLINE_STEPS: list[tuple[list[str], dict[str, str | None]]] = [
     (["train", "candidate"], {"--epochs": "2"}),
     (["infer"], {}),
     (["train", "ranker"], {"--epochs": "3", "--two-tower-epochs": "2", "--no-single-task": None}),
     (["rerank"], {}),
-    (["index"], {}),
 ]
+INDEX_STEP: tuple[list[str], dict[str, str | None]] = (["index"], {})
 
 
 def _supported_options(args: list[str], wanted: dict[str, str | None]) -> list[str]:
@@ -334,6 +381,7 @@ class Stack:
             f"HM_{upper}_INDEX_DIR": str(self.output_dir / "search"),
             f"HM_{upper}_POLL_INTERVAL_S": "2",
             f"HM_{upper}_LOG_LEVEL": "WARNING",
+            f"HM_{upper}_TORCH_THREADS": "1",
         })
         return env
 

@@ -30,7 +30,7 @@ from .helpers import recommend
 
 pytestmark = pytest.mark.integration
 
-EXAMPLES_PER_MODE = 12
+EXAMPLES_PER_MODE = 25
 SKIP_PATHS = {"/metrics"}  # Prometheus text, not part of the JSON API
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
 
