@@ -20,6 +20,13 @@ from shared.schemas import CandidateRequest, CandidateResponse, ScoredArticle
 from shared.service import ModelSlot, configure_logging, health_router, poll_for_new_versions
 
 
+def limit_blas_threads(n: int) -> None:
+    """Cap numpy's BLAS pool for this process (see CandidateSettings.blas_threads)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=n, user_api="blas")
+
+
 def create_app(settings: CandidateSettings | None = None) -> FastAPI:
     settings = settings or CandidateSettings()
     configure_logging(settings.log_level)
@@ -34,6 +41,7 @@ def create_app(settings: CandidateSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        limit_blas_threads(settings.blas_threads)
         await asyncio.to_thread(slot.reload)
         poller = asyncio.create_task(poll_for_new_versions([slot], settings.poll_interval_s))
         try:

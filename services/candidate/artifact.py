@@ -61,15 +61,8 @@ class LoadedTwoTower:
 
     def encode(self, feats: dict[str, np.ndarray], batch: int = 4096) -> np.ndarray:
         """Query embeddings float32 [B, dim] for query-tower inputs (see features.QUERY_INPUTS)."""
-        import tensorflow as tf
-
         n = len(feats["customer_idx"])
-        out = []
-        for s in range(0, n, batch):
-            chunk = {k: tf.constant(v[s:s + batch]) for k, v in feats.items()}
-            chunk["fn"] = tf.cast(chunk["fn"], tf.float32)
-            chunk["active"] = tf.cast(chunk["active"], tf.float32)
-            out.append(self.encoder(chunk).numpy())
+        out = [self.encoder({k: v[s:s + batch] for k, v in feats.items()}) for s in range(0, n, batch)]
         return np.concatenate(out) if out else np.zeros((0, self.index.embeddings.shape[1]), np.float32)
 
     def snapshot_features(self, customer_ids: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -88,7 +81,7 @@ class LoadedTwoTower:
 def load_two_tower(path: Path, warm: bool = True) -> LoadedTwoTower:
     """Rebuild the model from ``metadata.json``, restore its weights, load the index; warm it up."""
     import shared.config  # noqa: F401
-    from services.candidate.model import ModelShape, TwoTowerModel, compiled_query_encoder
+    from services.candidate.model import ModelShape, NumpyQueryTower, TwoTowerModel
 
     path = Path(path)
     meta = read_metadata(path)
@@ -111,7 +104,7 @@ def load_two_tower(path: Path, warm: bool = True) -> LoadedTwoTower:
     loaded = LoadedTwoTower(
         path=path, version=path.name, metadata=meta, space=space, config=cfg, model=model,
         article_table=table,
-        encoder=compiled_query_encoder(model), index=ExactIndex(emb),
+        encoder=NumpyQueryTower(model), index=ExactIndex(emb),
         article_stats=pd.read_parquet(path / "article_stats.parquet"),
         popular=json.loads((path / "popular.json").read_text()),
         customer_rows=pd.Index(snap["customer_id"].astype(str).to_numpy(dtype=object)),

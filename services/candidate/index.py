@@ -28,9 +28,12 @@ class ExactIndex:
         ``allowed`` is a bool mask [N] or [B, N]; disallowed articles never appear (if fewer
         than ``k`` are allowed, the tail is padded with position -1 and score -inf).
         """
-        s = self.scores(queries)
+        s = self.scores(queries)  # a fresh array: masking in place costs no copy
         if allowed is not None:
-            s = np.where(allowed, s, -np.inf)
+            if allowed.ndim == 1:
+                s[:, ~allowed] = -np.inf
+            else:
+                s[~allowed] = -np.inf
         return top_k(s, k)
 
 
@@ -41,7 +44,7 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     if k <= 0:
         return np.zeros((b, 0), np.int64), np.zeros((b, 0), np.float32)
     if k < n:
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        part = np.argpartition(scores, n - k, axis=1)[:, n - k:]
     else:
         part = np.broadcast_to(np.arange(n), (b, n)).copy()
     part_scores = np.take_along_axis(scores, part, axis=1)

@@ -72,3 +72,13 @@ def test_same_week_batches():
     assert len(order) == 6 and len(set(order)) == 6
     for i in range(0, 6, 2):
         assert week[order[i]] == week[order[i + 1]]
+
+
+def test_numpy_query_tower_equals_the_tensorflow_one(trained, tiny_dataset, tiny_cutoff):
+    from services.candidate.features import query_features
+
+    model = load_two_tower(trained / "two_tower" / "v1")
+    ids = sorted(tiny_dataset.customers["customer_id"].astype(str))[:64] + ["f" * 64]
+    feats = query_features(model.space, tiny_dataset.customers, tiny_dataset.transactions, ids, tiny_cutoff)
+    tf_out = model.model.query_tower(dict(feats)).numpy()
+    np.testing.assert_allclose(model.encode(feats), tf_out, atol=1e-5)
