@@ -34,7 +34,7 @@ CUSTOMER_NEW = "c" * 64           # not in customers.csv
 
 @dataclass
 class FakeControl:
-    behaviour: str = "ok"           # ok | error | slow
+    behaviour: str = "ok"           # ok | error | slow | empty (candidate: no candidates)
     calls: int = 0
     last_request: dict[str, Any] = field(default_factory=dict)
     version: str = "v1"
@@ -60,6 +60,8 @@ def fake_candidate(control: FakeControl) -> FastAPI:
         control.last_request = req.model_dump()
         # scores 0.9, 0.8, ... in article order; an id the catalogue lacks comes third
         ids = ARTICLES[:2] + ["0999999999"] + ARTICLES[2:]
+        if control.behaviour == "empty":
+            ids = []
         return {"customer_id": req.customer_id, "model_version": control.version,
                 "cold_start": req.customer_id == CUSTOMER_NEW,
                 "candidates": [{"article_id": a, "score": round(0.9 - 0.1 * i, 2)} for i, a in enumerate(ids)][: req.k]}

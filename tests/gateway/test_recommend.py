@@ -108,6 +108,15 @@ def test_candidates_down_serves_age_band_popular(make_gateway, fakes):
     assert new["age_band"] == "unknown" and ids(new)[0] == A[2]  # the unknown band bought A3
 
 
+def test_no_candidates_at_all_falls_back_to_popular_without_degrading(make_gateway, fakes):
+    gw = make_gateway()
+    fakes.controls["candidate"].behaviour = "empty"
+    body = gw.get("/recommend", params={"customer_id": CUSTOMER_YOUNG}).json()
+    assert body["source"] == "popular" and body["degraded"] == [] and body["age_band"] == "16-24"
+    assert ids(body) == [A[4], A[5], A[1], A[2]]
+    assert fakes.controls["ranker"].calls == 0
+
+
 def test_breaker_opens_after_threshold_then_recovers(make_gateway, fakes):
     gw = make_gateway(breaker_failure_threshold=2, breaker_reset_s=0.3)
     fakes.controls["ranker"].behaviour = "error"
