@@ -96,7 +96,7 @@ class RecommendResponse(BaseModel):
     customer_id: str
     source: Literal["ranker", "candidates", "popular"] = Field(
         description="ranker: re-ranked; candidates: ranker unavailable, candidate order; "
-                    "popular: candidates unavailable, the customer's age band's best sellers")
+                    "popular: candidates unavailable (or none returned), the customer's age band's best sellers")
     cached: bool
     degraded: list[str] = Field(description="Dependencies that failed for this response")
     cold_start: bool | None = None
