@@ -1,0 +1,221 @@
+"""Search service: text and image queries over the catalogue, with filters, facets and
+optional personalisation.
+
+Run: ``python -m uvicorn services.search.app:create_app --factory --port 8003``
+(settings from ``HM_SEARCH_*``, see settings.SearchSettings; indexes from ``hmrec index``).
+
+- ``POST /search/text``  JSON :class:`shared.schemas.TextSearchRequest` -> SearchResponse
+- ``POST /search/image`` multipart: ``file`` (JPEG/PNG/WebP) + optional form fields ``k``,
+  ``filters`` (SearchFilters as JSON), ``customer_id``, ``mode`` (default|embedder|colour)
+  -> SearchResponse. The upload is counted as it streams in and refused (413) the moment it
+  passes the limit, whatever Content-Length claimed.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import FastAPI, HTTPException, Request
+from pydantic import BaseModel, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from services.search.engine import SearchIndex
+from services.search.index import read_manifest
+from services.search.settings import SearchSettings
+from services.search.upload import UploadError, configure_pillow, decode_upload
+from shared.schemas import (
+    MAX_RESULTS_K,
+    CustomerId,
+    SearchFilters,
+    SearchResponse,
+    TextSearchRequest,
+)
+from shared.service import configure_logging, health_router, poll_for_new_versions
+
+log = logging.getLogger(__name__)
+
+FORM_FIELDS_ALLOWANCE = 64 * 1024  # multipart headers and the small fields beside the file
+
+class ImageSearchOptions(BaseModel):
+    """The form fields that come with an uploaded photo (same meaning as for text)."""
+
+    model_config = {"extra": "forbid"}
+
+    k: int = Field(12, ge=1, le=MAX_RESULTS_K)
+    filters: SearchFilters = Field(default_factory=SearchFilters)
+    customer_id: CustomerId | None = None
+    mode: Literal["default", "embedder", "colour"] = "default"
+
+class IndexSlot:
+    """The served index; ``reload`` loads a new manifest version beside it and swaps in one
+    assignment (a failed load keeps the old one serving). Duck-types shared.service.ModelSlot
+    for ``poll_for_new_versions``: the index is a folder of files, not a versioned model dir."""
+
+    def __init__(self, settings: SearchSettings) -> None:
+        self.settings = settings
+        self.current: SearchIndex | None = None
+        self.version: str | None = None
+        self.last_error: str | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def ready(self) -> bool:
+        return self.current is not None
+
+    def reload(self, force: bool = False) -> bool:
+        with self._lock:
+            try:
+                wanted = str(read_manifest(self.settings.index_dir)["version"])
+            except (OSError, ValueError, KeyError) as exc:
+                self.last_error = str(exc)
+                return False
+            if wanted == self.version and not force:
+                return False
+            old = self.current
+            try:
+                index = SearchIndex.load(
+                    self.settings.index_dir, self.settings,
+                    encoder=old.encoder if old else None, embedder=old.embedder if old else None)
+            except Exception as exc:  # noqa: BLE001 - any failure keeps the old index serving
+                self.last_error = f"loading search index {wanted} failed: {exc!r}"
+                log.exception("index load failed; keeping version %s", self.version)
+                return False
+            self.current, self.version, self.last_error = index, index.version, None
+            log.info("now serving search index %s", index.version)
+            return True
+
+async def read_bounded(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as more than ``limit`` bytes have arrived."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:  # cheap early answer; never trusted when small
+        raise HTTPException(413, detail=f"upload over the {limit:,}-byte limit (Content-Length {int(declared):,})")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, detail=f"upload over the {limit:,}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+async def parse_image_form(request: Request, max_upload_bytes: int) -> tuple[bytes, ImageSearchOptions]:
+    content_type = request.headers.get("content-type", "").lower()
+    if not content_type.startswith("multipart/form-data"):
+        raise HTTPException(415, detail="send the photo as multipart/form-data with the image in the 'file' field")
+    body = await read_bounded(request, max_upload_bytes + FORM_FIELDS_ALLOWANCE)
+
+    async def replay() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=1, max_fields=10)
+    except Exception as exc:  # noqa: BLE001 - any multipart parse failure is the client's
+        raise HTTPException(400, detail=f"malformed multipart body: {exc}") from exc
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise HTTPException(422, detail="multipart image search needs a photo in the 'file' field")
+    data = await upload.read()
+    if len(data) > max_upload_bytes:
+        raise HTTPException(413, detail=f"image is {len(data):,} bytes; the limit is {max_upload_bytes:,}")
+    fields: dict[str, Any] = {}
+    for name in ("k", "customer_id", "mode"):
+        value = form.get(name)
+        if isinstance(value, str) and value != "":
+            fields[name] = value
+    raw_filters = form.get("filters")
+    if isinstance(raw_filters, str) and raw_filters.strip():
+        try:
+            fields["filters"] = json.loads(raw_filters)
+        except json.JSONDecodeError as exc:
+            raise HTTPException(422, detail=f"'filters' is not valid JSON: {exc.msg}") from exc
+    try:
+        options = ImageSearchOptions.model_validate(fields)
+    except ValidationError as exc:
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        raise HTTPException(422, detail={"message": "invalid image search options", "errors": errors}) from exc
+    return data, options
+
+def create_app(settings: SearchSettings | None = None) -> FastAPI:
+    settings = settings or SearchSettings()
+    configure_logging(settings.log_level)
+    configure_pillow(settings.max_image_pixels)
+    if settings.torch_threads:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
+    slot = IndexSlot(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(slot.reload)
+        poller = asyncio.create_task(poll_for_new_versions([slot], settings.poll_interval_s))  # type: ignore[list-item]
+        try:
+            yield
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+
+    app = FastAPI(
+        title="hmrec search service",
+        description="Text (TF-IDF + semantic, hybrid by default) and photo search over the catalogue, "
+                    "with filters, facets and optional personalisation.",
+        lifespan=lifespan,
+    )
+    app.state.slot = slot
+    app.state.settings = settings
+
+    def readiness() -> tuple[bool, dict[str, Any]]:
+        detail: dict[str, Any] = {"index_version": slot.version, "last_error": slot.last_error,
+                                  "index_dir": str(Path(settings.index_dir))}
+        if slot.current is not None:
+            detail.update(slot.current.describe())
+        return slot.ready, detail
+
+    app.include_router(health_router("search", readiness))
+
+    def served() -> SearchIndex:
+        index = slot.current  # one read: the whole request uses one index version
+        if index is None:
+            raise HTTPException(503, detail=f"no search index loaded yet: {slot.last_error}")
+        return index
+
+    @app.post("/search/text", response_model=SearchResponse)
+    def search_text(request: TextSearchRequest) -> SearchResponse:
+        # Plain def: scoring is CPU work, FastAPI runs it in its threadpool.
+        return served().text_search(request.query, request.k, request.filters, request.customer_id, request.mode)
+
+    @app.post("/search/image", response_model=SearchResponse, openapi_extra={"requestBody": {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": {
+            "type": "object", "required": ["file"],
+            "properties": {
+                "file": {"type": "string", "format": "binary", "description": "JPEG, PNG or WebP photo"},
+                "k": {"type": "integer", "minimum": 1, "maximum": MAX_RESULTS_K, "default": 12},
+                "filters": {"type": "string", "description": "SearchFilters as JSON"},
+                "customer_id": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                "mode": {"type": "string", "enum": ["default", "embedder", "colour"], "default": "default"},
+            }}}}}})
+    async def search_image(request: Request) -> SearchResponse:
+        data, options = await parse_image_form(request, settings.max_upload_bytes)
+        index = served()
+        try:
+            image = await run_in_threadpool(decode_upload, data, settings.max_image_pixels)
+        except UploadError as exc:
+            raise HTTPException(exc.status, detail=exc.message) from exc
+        try:
+            return await run_in_threadpool(
+                index.image_search, image, options.k, options.filters, options.customer_id, options.mode,
+                hashlib.sha256(data).hexdigest())
+        except LookupError as exc:
+            raise HTTPException(503, detail=str(exc)) from exc
+
+    return app

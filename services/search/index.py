@@ -1,0 +1,236 @@
+"""Building the search indexes under ``output/search/``.
+
+Files (all written by this module, read by engine.SearchIndex):
+
+- ``catalogue.parquet``         article id, name, filter columns, mean price
+- ``tfidf.pkl``                 the TF-IDF vectorisers and article matrix
+- ``text_embeddings.npy``       float32 [n_articles, 384], rows aligned with the catalogue
+- ``image_embeddings.parquet``  article_id, sha256 of the photo, cnn [1280], colour [512]
+- ``image_projection.npz``      the attribute projection learned from the catalogue
+- ``customer_history.parquet``  recent purchases per customer (personalisation)
+- ``manifest.json``             index version, counts, models; written last
+
+Image embedding is the slow step (~45 ms a photo on one busy CPU core pair). It runs in
+batches and appends each finished chunk to ``image_parts/``, so an interrupted build resumes
+where it stopped; photos whose bytes did not change are never embedded twice.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from services.search.filters import build_catalogue
+from services.search.image import (
+    CNN_DIM,
+    COLOUR_DIM,
+    EMBEDDER_NAME,
+    AttributeProjection,
+    ImageEmbedder,
+    load_photo,
+)
+from services.search.personal import HISTORY_FILE, build_customer_history
+from services.search.semantic import MODEL_NAME as TEXT_MODEL_NAME
+from services.search.text import TfidfIndex, article_documents
+
+log = logging.getLogger(__name__)
+
+CATALOGUE_FILE = "catalogue.parquet"
+TFIDF_FILE = "tfidf.pkl"
+TEXT_EMBEDDINGS_FILE = "text_embeddings.npy"
+IMAGE_FILE = "image_embeddings.parquet"
+PROJECTION_FILE = "image_projection.npz"
+MANIFEST_FILE = "manifest.json"
+PARTS_DIR = "image_parts"
+CHUNK = 256  # photos per resumable part file
+
+
+def photo_path(images_dir: Path, article_id: str) -> Path:
+    return images_dir / article_id[:3] / f"{article_id}.jpg"
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    write(tmp)
+    tmp.replace(path)
+
+
+def _image_schema() -> pa.Schema:
+    return pa.schema([
+        ("article_id", pa.string()), ("sha256", pa.string()),
+        ("cnn", pa.list_(pa.float32(), CNN_DIM)), ("colour", pa.list_(pa.float32(), COLOUR_DIM)),
+    ])
+
+
+def _table(ids: list[str], shas: list[str], cnn: np.ndarray, colour: np.ndarray) -> pa.Table:
+    return pa.table({
+        "article_id": pa.array(ids, pa.string()), "sha256": pa.array(shas, pa.string()),
+        "cnn": pa.FixedSizeListArray.from_arrays(pa.array(cnn.astype(np.float32).ravel()), CNN_DIM),
+        "colour": pa.FixedSizeListArray.from_arrays(pa.array(colour.astype(np.float32).ravel()), COLOUR_DIM),
+    }, schema=_image_schema())
+
+
+def read_image_embeddings(path: Path) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+    """(article ids, photo sha256s, cnn [N, 1280], colour [N, 512])."""
+    table = pq.read_table(path)
+    n = table.num_rows
+
+    def matrix(name: str, dim: int) -> np.ndarray:
+        if n == 0:
+            return np.zeros((0, dim), dtype=np.float32)
+        flat = table.column(name).combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        return flat.astype(np.float32).reshape(n, dim)
+
+    return (table.column("article_id").to_pylist(), table.column("sha256").to_pylist(),
+            matrix("cnn", CNN_DIM), matrix("colour", COLOUR_DIM))
+
+
+def build_image_index(articles: pd.DataFrame, images_dir: Path, index_dir: Path, batch_size: int = 32,
+                      progress: bool = True, embedder: ImageEmbedder | None = None,
+                      fit_projection: bool = True) -> dict[str, Any]:
+    """Embed every article photo into ``image_embeddings.parquet`` (resumable) and fit the
+    attribute projection. Returns counts and timings for the manifest."""
+    from tqdm import tqdm
+
+    index_dir.mkdir(parents=True, exist_ok=True)
+    parts_dir = index_dir / PARTS_DIR
+    parts_dir.mkdir(exist_ok=True)
+    started = time.perf_counter()
+
+    ids = articles["article_id"].astype(str).tolist()
+    paths = {a: photo_path(images_dir, a) for a in ids}
+    with_photo = [a for a in ids if paths[a].is_file()]
+    skipped = len(ids) - len(with_photo)
+
+    def sha(a: str) -> str:
+        return hashlib.sha256(paths[a].read_bytes()).hexdigest()
+
+    # Reuse: the finished file from an earlier build and any parts of an interrupted one,
+    # keyed by (article, photo bytes), so a replaced photo is embedded again.
+    done: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+    sources = sorted(parts_dir.glob("part-*.parquet"))
+    if (index_dir / IMAGE_FILE).exists():
+        sources.insert(0, index_dir / IMAGE_FILE)
+    for src in sources:
+        try:
+            a_ids, shas, cnn, colour = read_image_embeddings(src)
+        except Exception as exc:  # noqa: BLE001 - a torn part from a crash is just redone
+            log.warning("ignoring unreadable %s: %s", src, exc)
+            continue
+        for i, (a, s) in enumerate(zip(a_ids, shas, strict=True)):
+            done[(a, s)] = (cnn[i], colour[i])
+
+    hashes = {a: sha(a) for a in with_photo}
+    todo = [a for a in with_photo if (a, hashes[a]) not in done]
+    reused = len(with_photo) - len(todo)
+    embed_started = time.perf_counter()
+    if todo:
+        embedder = embedder or ImageEmbedder()
+        next_part = len(list(parts_dir.glob("part-*.parquet")))
+        bar = tqdm(total=len(todo), desc="embedding photos", unit="photo", disable=not progress)
+        for c in range(0, len(todo), CHUNK):
+            chunk = todo[c:c + CHUNK]
+            cnn_parts, colour_parts = [], []
+            for b in range(0, len(chunk), batch_size):
+                pixels = np.stack([load_photo(paths[a]) for a in chunk[b:b + batch_size]])
+                cnn, colour = embedder.embed_pixels(pixels)
+                cnn_parts.append(cnn)
+                colour_parts.append(colour)
+                bar.update(len(pixels))
+            cnn, colour = np.concatenate(cnn_parts), np.concatenate(colour_parts)
+            table = _table(chunk, [hashes[a] for a in chunk], cnn, colour)
+            _atomic_write(parts_dir / f"part-{next_part:05d}.parquet", lambda p, t=table: pq.write_table(t, p))
+            next_part += 1
+            for i, a in enumerate(chunk):
+                done[(a, hashes[a])] = (cnn[i], colour[i])
+        bar.close()
+    embed_seconds = time.perf_counter() - embed_started
+
+    cnn = np.stack([done[(a, hashes[a])][0] for a in with_photo]) if with_photo else np.zeros((0, CNN_DIM), np.float32)
+    colour = (np.stack([done[(a, hashes[a])][1] for a in with_photo]) if with_photo
+              else np.zeros((0, COLOUR_DIM), np.float32))
+    table = _table(with_photo, [hashes[a] for a in with_photo], cnn, colour)
+    _atomic_write(index_dir / IMAGE_FILE, lambda p: pq.write_table(table, p))
+    shutil.rmtree(parts_dir, ignore_errors=True)
+
+    fit_started = time.perf_counter()
+    if with_photo and fit_projection:
+        labelled = articles.set_index(articles["article_id"].astype(str)).loc[with_photo]
+        projection = AttributeProjection.fit(
+            cnn, colour, labelled["product_group_name"].astype(str).to_numpy(),
+            labelled["colour_group_name"].astype(str).to_numpy())
+        _atomic_write(index_dir / PROJECTION_FILE, projection.save)
+    return {
+        "images": len(with_photo), "images_skipped_no_photo": skipped, "images_embedded": len(todo),
+        "images_reused": reused, "embed_seconds": round(embed_seconds, 2),
+        "embed_seconds_per_1000": round(1000 * embed_seconds / len(todo), 1) if todo else None,
+        "projection_fit_seconds": round(time.perf_counter() - fit_started, 2),
+        "image_seconds_total": round(time.perf_counter() - started, 2), "embedder": EMBEDDER_NAME,
+    }
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as fh:  # a file object: np.save would append ".npy" to a temp name
+        np.save(fh, array)
+
+
+def build_text_index(articles: pd.DataFrame, transactions: pd.DataFrame | None, index_dir: Path,
+                     progress: bool = True) -> dict[str, Any]:
+    """Catalogue (with prices), TF-IDF, text embeddings and customer histories."""
+    from services.search.semantic import SemanticEncoder
+
+    index_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    catalogue = build_catalogue(articles, transactions)
+    _atomic_write(index_dir / CATALOGUE_FILE, lambda p: catalogue.to_parquet(p, index=False))
+    documents = article_documents(articles)
+    tfidf = TfidfIndex.build(documents)
+    _atomic_write(index_dir / TFIDF_FILE, tfidf.save)
+    tfidf_seconds = time.perf_counter() - started
+
+    t = time.perf_counter()
+    vectors = SemanticEncoder().encode(documents, progress=progress)
+    _atomic_write(index_dir / TEXT_EMBEDDINGS_FILE, lambda p: _save_npy(p, vectors))
+    semantic_seconds = time.perf_counter() - t
+
+    histories = 0
+    if transactions is not None and len(transactions):
+        history = build_customer_history(transactions, catalogue["article_id"])
+        _atomic_write(index_dir / HISTORY_FILE, lambda p: history.to_parquet(p, index=False))
+        histories = int(history["customer_id"].nunique())
+    return {
+        "articles": len(catalogue), "priced_articles": int(catalogue["price"].notna().sum()),
+        "customers_with_history": histories, "tfidf_seconds": round(tfidf_seconds, 2),
+        "text_embedding_seconds": round(semantic_seconds, 2), "text_model": TEXT_MODEL_NAME,
+    }
+
+
+def write_manifest(index_dir: Path, parts: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``parts`` into manifest.json with a fresh version (services hot-swap on it)."""
+    path = index_dir / MANIFEST_FILE
+    manifest: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    manifest.update(parts)
+    now = datetime.now(UTC)
+    manifest["built_at"] = now.isoformat()
+    manifest["version"] = now.strftime("%Y%m%dT%H%M%S%fZ")
+    _atomic_write(path, lambda p: p.write_text(json.dumps(manifest, indent=2, default=str)))
+    return manifest
+
+
+def read_manifest(index_dir: Path) -> dict[str, Any]:
+    path = Path(index_dir) / MANIFEST_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"no search index at {index_dir} (no {MANIFEST_FILE}); run `hmrec index` first")
+    return json.loads(path.read_text())
