@@ -7,7 +7,9 @@ Training composes the two stages (only the pipeline may import both services):
    come from a two-tower model trained strictly before that week (otherwise the two-tower score feature would be fitted on the labels).
    That model is trained here (or reused) as ``two_tower/ranker-train-<date>``, never
    published, so the candidate service keeps serving its own model;
-2. candidates for that week's buyers, features, labels -> MMoE (and the single-task ablation);
+2. candidates for that week's buyers (pipeline/stage_one.py: two-tower top-N plus their own
+   recent purchases, all scored by the two-tower), features, labels -> MMoE and the
+   single-task ablation;
 3. the exported ranker carries a feature store built strictly before the cutoff.
 """
 from __future__ import annotations
@@ -20,7 +22,7 @@ import click
 from pipeline.groups import get_group
 from pipeline.options import cutoff_option, parse_cutoff, path_options, paths_from
 
-TRAIN_CANDIDATES_PER_CUSTOMER = 100
+TRAIN_CANDIDATES_PER_CUSTOMER = 100  # two-tower candidates; see pipeline/stage_one.py
 
 
 def training_two_tower(dataset, cutoff: date, models_dir: Path, epochs: int | None, echo) -> Path:  # type: ignore[no-untyped-def]
@@ -41,22 +43,24 @@ def training_two_tower(dataset, cutoff: date, models_dir: Path, epochs: int | No
 @path_options
 @cutoff_option
 @click.option("--model-version", default="v1", show_default=True)
-@click.option("--epochs", type=int, default=15, show_default=True, help="MMoE epochs (early stopping).")
+@click.option("--epochs", type=int, default=30, show_default=True, help="MMoE epochs (early stopping).")
 @click.option("--two-tower-epochs", type=int, default=None, help="Epochs of the training-week two-tower.")
 @click.option("--candidates", "n_candidates", type=click.IntRange(10, 2000),
               default=TRAIN_CANDIDATES_PER_CUSTOMER, show_default=True,
               help="Two-tower candidates per customer in the training week.")
+@click.option("--max-repurchase", type=click.IntRange(0, 200), default=20, show_default=True,
+              help="Also hand the ranker up to this many of the customer's recent purchases (0: two-tower only).")
 @click.option("--train-weeks", type=click.IntRange(1, 8), default=1, show_default=True,
               help="Labelled weeks before the cutoff to learn from (each needs its own two-tower).")
 @click.option("--single-task/--no-single-task", default=True, show_default=True,
               help="Also train the single-task ablation (mmoe_single_task).")
 @click.option("--seed", type=int, default=0, show_default=True)
 def train_ranker_command(data_dir: Path | None, output_dir: Path | None, cutoff: str | None, model_version: str,
-                         epochs: int, two_tower_epochs: int | None, n_candidates: int, train_weeks: int,
+                         epochs: int, two_tower_epochs: int | None, n_candidates: int, max_repurchase: int, train_weeks: int,
                          single_task: bool, seed: int) -> None:
     """Train the MMoE re-ranker on the week before the cutoff; export to output/models/mmoe/<version>/."""
     import shared.config  # noqa: F401
-    from services.candidate.infer import generate_candidates
+    from pipeline.stage_one import ranker_candidates
     from services.ranker.train import TrainConfig, train_ranker
     from shared.data import load_dataset
     from shared.split import default_cutoff, label_week, purchases_by_customer, shift_cutoff
@@ -82,8 +86,8 @@ def train_ranker_command(data_dir: Path | None, output_dir: Path | None, cutoff:
         if not buyers:
             click.echo(f"ranker: nobody bought anything in the week from {week}; skipping it")
             continue
-        candidates_by_week[week] = generate_candidates(two_tower, dataset, week, customer_ids=buyers,
-                                                       top_k=n_candidates)
+        candidates_by_week[week] = ranker_candidates(two_tower, dataset, week, buyers, top_k=n_candidates,
+                                                     max_repurchase=max_repurchase)
         two_towers.append(two_tower.name)
         click.echo(f"ranker: {len(candidates_by_week[week]):,} candidates for {len(buyers):,} buyers of that week")
     if not candidates_by_week:
@@ -92,6 +96,7 @@ def train_ranker_command(data_dir: Path | None, output_dir: Path | None, cutoff:
         tx, dataset.customers, dataset.articles, candidates_by_week, serve_cutoff, paths.models_dir,
         model_version, TrainConfig(epochs=epochs, seed=seed), with_single_task=single_task,
         metadata={"candidate_models": two_towers, "candidates_per_customer": n_candidates,
+                  "max_repurchase_candidates": max_repurchase,
                   "data_dir": str(paths.data_dir)},
         echo=click.echo)
     for name, folder in out.items():

@@ -1,7 +1,8 @@
 """Evaluation methods of the two-stage recommender: ``pipeline`` and its ``single_task`` ablation.
 
-``pipeline``: two-tower candidates for the scored week (a two-tower model trained strictly
-before ``ctx.cutoff``), re-ranked by the MMoE (``mmoe`` CURRENT), best first. The whole
+``pipeline``: stage-one candidates for the scored week (pipeline/stage_one.py: the top-N of a
+two-tower trained strictly before ``ctx.cutoff`` plus the customer's own recent purchases,
+all scored by that two-tower), re-ranked by the MMoE (``mmoe`` CURRENT), best first. The whole
 re-ranked candidate list is returned, so MAP@12 measures the top 12 and recall@100 the
 candidate set. ``single_task`` is the same with the one-task network (``mmoe_single_task``),
 so the value of the extra tasks is measured, not assumed.
@@ -54,25 +55,28 @@ def build_methods(ctx: EvalContext) -> dict[str, Callable[[list[str]], dict[str,
     if two_tower is None or not rankers:
         return {}
     check_model_cutoff(_cutoff(read_metadata(two_tower)), ctx.cutoff, f"two-tower {two_tower.name}")
-    for method, folder in rankers.items():
+    for folder in rankers.values():
         check_model_cutoff(_cutoff(read_metadata(folder)), ctx.cutoff, f"ranker {folder.parent.name}/{folder.name}")
 
-    from services.candidate.infer import generate_candidates
+    from pipeline.stage_one import ranker_candidates
     from services.ranker.serving import LoadedRanker
 
     cache: dict[tuple[str, ...], object] = {}
 
-    def candidates_for(customers: list[str], n: int):  # type: ignore[no-untyped-def]
-        key = (str(n), *customers)
+    def candidates_for(customers: list[str], n: int, repurchase: int):  # type: ignore[no-untyped-def]
+        key = (str(n), str(repurchase), *customers)
         if key not in cache:
-            cache[key] = generate_candidates(two_tower, ctx.dataset, ctx.cutoff, customer_ids=customers, top_k=n)
+            cache[key] = ranker_candidates(two_tower, ctx.dataset, ctx.cutoff, customers, top_k=n,
+                                           max_repurchase=repurchase)
         return cache[key]
 
     def make(folder: Path) -> Callable[[list[str]], dict[str, list[str]]]:
         def recommend(customers: list[str]) -> dict[str, list[str]]:
             ranker = LoadedRanker.load(folder)
+            # The evaluated week gets the same kind of candidate list the ranker was trained on.
             n = int(ranker.metadata.get("candidates_per_customer", DEFAULT_CANDIDATES))
-            ranked = ranker.rerank_frame(candidates_for(customers, n), k=ctx.k)
+            repurchase = int(ranker.metadata.get("max_repurchase_candidates", 0))
+            ranked = ranker.rerank_frame(candidates_for(customers, n, repurchase), k=ctx.k)
             return {c: list(g) for c, g in ranked.groupby("customer_id", sort=False)["article_id"]}
         return recommend
 

@@ -22,7 +22,8 @@ it means what a missing value means, and comes with an indicator column:
   (it is new), days since last sale = ``DAYS_CAP``, price level 1.0, online share the
   shop-wide one, ``art_never_sold = 1``; an article not in the catalogue at all gets the
   same values and ``art_unknown = 1``;
-- a pair never bought -> 0 times, days since bought = ``DAYS_CAP``, ``pair_never_bought = 1``;
+- a pair never bought -> 0 times, days since bought = ``DAYS_CAP``, recency rank =
+  ``RECENCY_CAP``, ``pair_never_bought = 1``;
   price ratio 1.0 with ``pair_price_ratio_missing = 1`` when either price level is a default;
   age-band affinity 1.0 (no lift) when the age is unknown or the article unsold
   (the smoothing prior makes an unsold article's lift exactly 1.0).
@@ -45,6 +46,9 @@ N_AGE_BANDS = len(AGE_BAND_EDGES) + 1
 # article bought twice by 30-year-olds does not get a huge lift.
 AFFINITY_PRIOR = 20.0
 DEFAULT_AGE = 35.0
+# How many distinct articles the customer bought more recently than this one, capped: shoppers
+# re-buy from the few things they bought last, whatever the number of days in between.
+RECENCY_CAP = 50.0
 ONLINE_CHANNEL = 2
 
 CANDIDATE_FEATURES = ["cand_score", "cand_score_gap", "cand_log_rank"]
@@ -59,7 +63,7 @@ ARTICLE_FEATURES = [
     "art_online_share", "art_never_sold", "art_unknown",
 ]
 PAIR_FEATURES = [
-    "pair_log_times_bought", "pair_never_bought", "pair_days_since_bought",
+    "pair_log_times_bought", "pair_never_bought", "pair_days_since_bought", "pair_recency_rank",
     "pair_same_code_share", "pair_same_type_share", "pair_price_ratio",
     "pair_price_ratio_missing", "pair_age_band_affinity",
 ]
@@ -112,6 +116,7 @@ class FeatureStore:
     pair_keys: np.ndarray               # sorted int64: customer_row * n_a + article_row
     pair_count: np.ndarray              # float32
     pair_days: np.ndarray               # float32, days since last bought
+    pair_recency: np.ndarray            # float32, distinct articles bought more recently (capped)
     code_keys: np.ndarray               # sorted int64: customer_row * n_codes + code
     code_count: np.ndarray
     type_keys: np.ndarray               # sorted int64: customer_row * n_types + type
@@ -152,7 +157,7 @@ class FeatureStore:
     _ARRAYS = (
         "customer_matrix", "customer_n_purchases", "customer_band", "article_matrix",
         "article_code", "article_type", "article_band_lift", "pair_keys", "pair_count",
-        "pair_days", "code_keys", "code_count", "type_keys", "type_count",
+        "pair_days", "pair_recency", "code_keys", "code_count", "type_keys", "type_count",
     )
 
     def save(self, directory: Path) -> None:
@@ -300,6 +305,8 @@ def build_feature_store(
     # --- pairs ----------------------------------------------------------------------
     pair = pd.DataFrame({"key": hc.astype(np.int64) * n_a + ha, "days": days_ago})
     pg = pair.groupby("key", sort=True)["days"].agg(["size", "min"])
+    # Rank 0 = the customer's most recently bought article (ties on one day share a rank).
+    recency = pg["min"].groupby(pg.index.to_numpy() // max(n_a, 1)).rank(method="min").to_numpy() - 1.0
     code_keys, code_count = _count_keys(hc, art_code[ha], n_codes)
     type_keys, type_count = _count_keys(hc, art_type[ha], n_types)
 
@@ -321,6 +328,7 @@ def build_feature_store(
         pair_keys=pg.index.to_numpy(dtype=np.int64),
         pair_count=pg["size"].to_numpy(dtype=np.float32),
         pair_days=np.minimum(pg["min"].to_numpy(dtype=np.float32), DAYS_CAP),
+        pair_recency=np.minimum(recency, RECENCY_CAP).astype(np.float32),
         code_keys=code_keys, code_count=code_count, type_keys=type_keys, type_count=type_count,
         n_codes=n_codes, n_types=n_types,
         global_mean_price=global_mean_price, global_online_share=global_online,
@@ -391,6 +399,7 @@ def compute_features(
     pair_key = np.where(known_pair, c * store.n_articles + a, -1)
     times = _lookup_sorted(store.pair_keys, store.pair_count, pair_key, 0.0)
     days = _lookup_sorted(store.pair_keys, store.pair_days, pair_key, DAYS_CAP)
+    recency = _lookup_sorted(store.pair_keys, store.pair_recency, pair_key, RECENCY_CAP)
     n_buy = np.maximum(store.customer_n_purchases[c], 1.0)
     code = store.article_code[a]
     typ = store.article_type[a]
@@ -404,7 +413,7 @@ def compute_features(
     price_ratio = np.where(price_missing, 1.0, art_price / np.maximum(cust_price, 1e-6))
     band = store.customer_band[c].astype(np.int64)
     affinity = np.where(band >= 0, store.article_band_lift[a, np.maximum(band, 0)], 1.0)
-    pair_cols = [np.log1p(times), times == 0, days, same_code, same_type, price_ratio,
+    pair_cols = [np.log1p(times), times == 0, days, recency, same_code, same_type, price_ratio,
                  price_missing, affinity]
     for j, values in enumerate(pair_cols):
         out[:, col + j] = values

@@ -219,7 +219,8 @@ class NumpyMMoE:
             h = np.einsum("bue,be->bu", experts, gate)
             z = np.maximum(h @ self.w[f"tower_w1/{n}"] + self.w[f"tower_b1/{n}"], 0.0)
             y = (z @ self.w[f"tower_w2/{n}"] + self.w[f"tower_b2/{n}"])[:, 0]
-            scores[n] = 1.0 / (1.0 + np.exp(-y)) if spec.kind == "binary" else y
+            # sigmoid via tanh: no overflow for extreme logits (an unseen feature value far off)
+            scores[n] = 0.5 * (1.0 + np.tanh(0.5 * y)) if spec.kind == "binary" else y
             gates[n] = gate
         return scores, gates
 

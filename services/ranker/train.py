@@ -45,10 +45,10 @@ WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0)
 
 @dataclass
 class TrainConfig:
-    epochs: int = 15
+    epochs: int = 30
     batch_size: int = 1024
     learning_rate: float = 2e-3
-    patience: int = 3
+    patience: int = 4
     max_negatives_per_positive: float = 30.0
     val_fraction: float = 0.2
     n_experts: int = 6

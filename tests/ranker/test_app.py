@@ -78,7 +78,7 @@ def test_bad_requests_are_422(models_dir: Path, bad: dict) -> None:
 
 def test_non_finite_score_is_422_with_a_message(models_dir: Path) -> None:
     with client_for(models_dir) as client:
-        raw = '{"customer_id": "%s", "k": 2, "candidates": [{"article_id": "1", "score": NaN}]}' % C1
+        raw = '{"customer_id": "' + C1 + '", "k": 2, "candidates": [{"article_id": "1", "score": NaN}]}'
         resp = client.post("/rank", content=raw, headers={"content-type": "application/json"})
         assert resp.status_code == 422
         assert "finite" in resp.text

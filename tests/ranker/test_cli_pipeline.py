@@ -46,4 +46,38 @@ def test_train_ranker_command_then_pipeline_method(tiny_world: Path, tmp_path: P
     customers = ctx.customers[:20]
     recs = methods["pipeline"](customers)
     assert set(recs) == set(customers)
-    assert all(0 < len(v) <= 30 and len(set(v)) == len(v) for v in recs.values())   # re-ranked top-30 candidates
+    # Re-ranked candidates: the two-tower's top 30 plus up to 20 of the customer's own purchases.
+    assert all(0 < len(v) <= 50 and len(set(v)) == len(v) for v in recs.values())
+    assert meta["max_repurchase_candidates"] == 20
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_stage_one_scores_repurchases_with_the_two_tower_cosine(tiny_world: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    from pipeline.evaluation import load_context
+    from pipeline.stage_one import ranker_candidates, two_tower_scores
+    from services.candidate.artifact import load_two_tower
+    from services.candidate.train import train_two_tower
+    from shared.config import get_paths
+    from shared.split import history_before
+
+    paths = get_paths(tiny_world, tmp_path / "out")
+    ctx = load_context(paths, k=12)
+    model = load_two_tower(train_two_tower(ctx.dataset, ctx.cutoff, paths.models_dir, "v1", epochs=1, progress=False))
+    customers = ctx.customers[:40]
+    cands = ranker_candidates(model, ctx.dataset, ctx.cutoff, customers, top_k=10, max_repurchase=5)
+    assert set(cands["source"]) == {"two_tower", "repurchase"}
+    assert not cands.duplicated(["customer_id", "article_id"]).any()
+    tt = cands[cands.source == "two_tower"]
+    assert (tt.groupby("customer_id").size() == 10).all()
+    # The pair scorer reproduces the retrieval scores exactly, so repurchase scores mean the same.
+    again = two_tower_scores(model, ctx.dataset, ctx.cutoff, tt.customer_id.to_numpy(dtype=object),
+                             tt.article_id.to_numpy(dtype=object))
+    assert np.allclose(again, tt.score.to_numpy(), atol=1e-5)
+    rep = cands[cands.source == "repurchase"]
+    before = history_before(ctx.dataset.transactions, ctx.cutoff)
+    bought = set(zip(before.customer_id.astype(str), before.article_id.astype(str), strict=True))
+    assert all((c, a) in bought for c, a in zip(rep.customer_id, rep.article_id, strict=True))
+    assert (rep.groupby("customer_id").size() <= 5).all() and np.isfinite(rep.score).all()

@@ -10,6 +10,7 @@ import pytest
 from services.ranker.features import (
     DAYS_CAP,
     FEATURE_NAMES,
+    RECENCY_CAP,
     FeatureStore,
     age_band,
     build_feature_store,
@@ -84,6 +85,9 @@ def test_pair_and_candidate_features_by_hand(shop_store: FeatureStore) -> None:
     assert a1.pair_log_times_bought == pytest.approx(math.log(3)) and a1.pair_never_bought == 0
     assert a1.pair_days_since_bought == 6
     assert a2.pair_never_bought == 1 and a2.pair_days_since_bought == DAYS_CAP
+    # C1's distinct purchases by recency: A3 (1 day ago) rank 0, A1 (6 days ago) rank 1.
+    assert (a3.pair_recency_rank, a1.pair_recency_rank) == (0, 1)
+    assert a2.pair_recency_rank == RECENCY_CAP
     # A2 shares product code 1 with A1 (2 of C1's 3 purchases); all 3 were Trousers.
     assert a2.pair_same_code_share == pytest.approx(2 / 3) and a2.pair_same_type_share == pytest.approx(1.0)
     assert a4.pair_same_code_share == 0 and a4.pair_same_type_share == 0  # a Sweater
