@@ -32,7 +32,7 @@ from services.candidate.features import (
 )
 from services.candidate.index import ExactIndex
 from services.candidate.settings import MODEL_NAME, TrainConfig
-from shared.artifacts import atomic_model_dir, fingerprint_files, library_versions, publish
+from shared.artifacts import atomic_model_dir, library_versions, publish
 
 
 def _log(msg: str, progress: bool) -> None:
@@ -111,11 +111,19 @@ def _plot(history: dict[str, list[float]], path: Path) -> None:
     plt.close(fig)
 
 
-def _data_files(dataset: Any) -> list[Path]:
-    src = getattr(dataset, "source_dir", None)
-    if src is None:
-        return []
-    return [Path(src) / n for n in ("articles.csv", "customers.csv", "transactions_train.csv")]
+def data_fingerprint(dataset: Any) -> str:
+    """Content fingerprint of the three tables: row counts plus an order-independent sum of row
+    hashes (pandas' stable hash), so the same data read from CSV or parquet gives the same value."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, cols in (("articles", ["article_id"]), ("customers", ["customer_id"]),
+                       ("transactions", ["t_dat", "customer_id", "article_id", "price"])):
+        frame = getattr(dataset, name)
+        present = [c for c in cols if c in frame]
+        total = int(pd.util.hash_pandas_object(frame[present], index=False).sum()) if len(frame) else 0
+        h.update(f"{name}:{len(frame)}:{total}".encode())
+    return h.hexdigest()[:16]
 
 
 def train_two_tower(
@@ -218,7 +226,7 @@ def train_two_tower(
         "model_shape": shape.__dict__,
         "feature_schema": space.schema(),
         "libraries": library_versions("tensorflow", "tf-keras", "tensorflow-recommenders", "numpy", "pandas"),
-        "data_fingerprint": fingerprint_files(_data_files(dataset)) if _data_files(dataset) else None,
+        "data_fingerprint": data_fingerprint(dataset),
         "data_summary": {"transactions": int(len(tx)), "first_day": str(tx["t_dat"].min().date()),
                          "last_day": str(last_day.date()), "articles": space.n_articles,
                          "customers": int(len(dataset.customers))},

@@ -23,6 +23,7 @@ def test_artifact_has_everything_a_service_needs(trained, tiny_cutoff):
     meta = json.loads((folder / "metadata.json").read_text())
     assert meta["cutoff"] == tiny_cutoff.isoformat()
     assert meta["libraries"]["tensorflow-recommenders"] == "0.7.7"
+    assert len(meta["data_fingerprint"]) == 16
     assert "history" in meta["feature_schema"]["query"]
     assert 0.0 <= meta["metrics"]["val_recall@100"] <= 1.0
     history = json.loads((folder / "history.json").read_text())
@@ -82,3 +83,15 @@ def test_numpy_query_tower_equals_the_tensorflow_one(trained, tiny_dataset, tiny
     feats = query_features(model.space, tiny_dataset.customers, tiny_dataset.transactions, ids, tiny_cutoff)
     tf_out = model.model.query_tower(dict(feats)).numpy()
     np.testing.assert_allclose(model.encode(feats), tf_out, atol=1e-5)
+
+
+def test_data_fingerprint_changes_with_the_data(toy):
+    from services.candidate.train import data_fingerprint
+    from tests.candidate.conftest import toy_dataset
+
+    same = toy_dataset()
+    same.transactions = same.transactions.iloc[::-1]  # row order does not matter
+    assert data_fingerprint(toy) == data_fingerprint(same)
+    changed = toy_dataset()
+    changed.transactions.loc[0, "price"] = 0.5
+    assert data_fingerprint(toy) != data_fingerprint(changed)

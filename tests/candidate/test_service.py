@@ -134,3 +134,19 @@ def test_merge_history():
     # recent [7, 0 (unknown id), 3] first, then stored [3, 5]: distinct, padded to 4
     assert merge_history(np.array([7, 0, 3]), np.array([3, 5, 0, 0]), 4).tolist() == [7, 3, 5, 0]
     assert merge_history(np.array([1, 2, 3]), np.array([4, 5]), 2).tolist() == [1, 2]
+
+
+def test_customer_without_purchases_gets_their_age_bands_popular_items(client, models, tiny_dataset):
+    from services.candidate.features import age_bucket
+
+    folder = models / "two_tower" / "v1"
+    bought = set(tiny_dataset.transactions["customer_id"].astype(str))
+    quiet = tiny_dataset.customers[~tiny_dataset.customers["customer_id"].astype(str).isin(bought)]
+    if quiet.empty:
+        pytest.skip("every tiny customer bought something")
+    row = quiet.iloc[0]
+    band = str(int(age_bucket([row["age"]])[0]))
+    popular = pd.read_json(folder / "popular.json", typ="series")[band]
+    body = client.post("/candidates", json={"customer_id": str(row["customer_id"]), "k": 8}).json()
+    assert body["cold_start"] is True
+    assert [c["article_id"] for c in body["candidates"]] == popular[:8]
