@@ -1,6 +1,7 @@
 """``hmrec train candidate`` (two-tower training) and ``hmrec infer`` (batch candidates)."""
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -8,6 +9,15 @@ import click
 
 from pipeline.groups import get_group
 from pipeline.options import cutoff_option, parse_cutoff, path_options, paths_from
+
+VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def _version(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A version becomes a folder name: letters, digits, '.', '_', '-' only (no paths)."""
+    if value is not None and not VERSION_PATTERN.match(value):
+        raise click.BadParameter(f"{value!r}: use letters, digits, '.', '_' or '-' (at most 64)")
+    return value
 
 
 def _default_version() -> str:
@@ -17,7 +27,8 @@ def _default_version() -> str:
 @click.command("candidate")
 @path_options
 @cutoff_option
-@click.option("--model-version", default=None, help="Version folder name (default: v<UTC timestamp>).")
+@click.option("--model-version", default=None, callback=_version,
+              help="Version folder name (default: v<UTC timestamp>).")
 @click.option("--epochs", type=click.IntRange(1, 200), default=None, help="Maximum epochs (early stopping).")
 @click.option("--train-weeks", type=click.IntRange(1, 104), default=None, help="Weeks of purchases before the cutoff to learn from.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -64,7 +75,7 @@ def _parse_exclusions(values: tuple[str, ...]) -> dict[str, list[str]]:
 
 @click.command("infer")
 @path_options
-@click.option("--model-version", default=None, help="Two-tower version (default: CURRENT).")
+@click.option("--model-version", default=None, callback=_version, help="Two-tower version (default: CURRENT).")
 @click.option("--threshold", type=click.FloatRange(-1.0, 1.0), default=0.3, show_default=True,
               help="Keep candidates whose cosine score is >= this.")
 @click.option("--no-threshold", is_flag=True, help="Plain top-k, no threshold.")

@@ -84,3 +84,9 @@ def test_evaluation_methods_and_leakage_refusal(trained, tiny_dataset, tiny_cuto
     # no model at all: no methods
     empty = PathSettings(data_dir=tmp_path, output_dir=tmp_path / "nothing")
     assert methods.build_methods(make_context(tiny_dataset, empty, tiny_cutoff)) == {}
+
+
+@pytest.mark.parametrize("version", ["../escape", ".hidden", "a/b", ""])
+def test_model_version_must_be_a_plain_folder_name(version, tmp_path):
+    r = CliRunner().invoke(cli, ["train", "candidate", "--data-dir", str(tmp_path), "--model-version", version])
+    assert r.exit_code == 2 and "--model-version" in r.output
