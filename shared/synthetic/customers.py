@@ -23,8 +23,8 @@ INDEX_GROUP_AUDIENCE = {"Divided": (21, 0.30), "Ladieswear": (45, 0.40), "Menswe
 
 
 # Gamma shapes of a cluster's weights over departments, colours and patterns: smaller = pickier.
-TASTE_SHAPES = (1.0, 2.0, 2.0)
-AGE_SPREAD = 3.5  # years: how strongly age decides the taste cluster
+TASTE_SHAPES = (0.5, 1.0, 1.0)
+AGE_SPREAD = 6.0  # years: how strongly age decides the taste cluster
 OUTSIDE_TASTE = 0.1  # weight of departments outside the cluster's index group
 
 

@@ -37,7 +37,7 @@ MEMORY = 4  # recent articles remembered per customer, for re-buys
 class Behaviour:
     """Knobs of the purchase story (tuned toward ../shared/data/real_stats.md)."""
     mean_rows_per_basket: float = 3.3
-    primary_share: float = 0.75     # baskets drawn from the primary taste cluster
+    primary_share: float = 0.90     # baskets drawn from the primary taste cluster
     extra_unit: float = 0.09        # a further row is another unit of the previous article
     related: float = 0.30           # ... or an article related to the basket's first one
     rebuy: float = 0.03             # ... or a re-buy from the customer's recent purchases
