@@ -143,7 +143,10 @@ async def search(state: GatewayState, request: Request) -> bytes:
     if hit is not None:
         return mark_cached(hit)
 
-    upstream_k = min(options.offset + options.k, MAX_RESULTS_K)
+    # Always the service's maximum: `total` is then the real number of results (up to 100),
+    # so the page can offer every page; ranking 100 instead of 12 costs the service next to
+    # nothing, and cards are built for the requested page only.
+    upstream_k = MAX_RESULTS_K
     filters = options.filters.model_dump(exclude_none=True)
     client = state.clients["search"]
     try:
@@ -171,7 +174,8 @@ async def search(state: GatewayState, request: Request) -> bytes:
 
     try:
         results = answer["results"]
-        cards = [c for c in (state.catalogue.card(r["article_id"], r["score"]) for r in results) if c is not None]
+        visible = [(r["article_id"], r["score"]) for r in results if r["article_id"] in state.catalogue]
+        cards = [state.catalogue.card(a, score) for a, score in visible[options.offset: options.offset + options.k]]
     except (KeyError, TypeError) as exc:
         raise HTTPException(502, detail=f"search answered in an unexpected shape: {exc!r}") from exc
     version = state.note_version("search", answer.get("index_version"))
@@ -185,8 +189,8 @@ async def search(state: GatewayState, request: Request) -> bytes:
         "index_version": version,
         "k": options.k,
         "offset": options.offset,
-        "total": len(cards),
-        "items": cards[options.offset: options.offset + options.k],
+        "total": len(visible),
+        "items": cards,
         "facets": answer.get("facets") or {},
     }
     body = dumps(response)

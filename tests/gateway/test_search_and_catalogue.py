@@ -36,12 +36,12 @@ def test_text_search_is_proxied_enriched_and_cached(make_gateway, fakes):
     assert fakes.controls["search"].calls == 2
 
 
-def test_text_search_paging_asks_upstream_for_offset_plus_k(make_gateway, fakes):
+def test_text_search_pages_over_the_full_result_list(make_gateway, fakes):
     gw = make_gateway()
     body = gw.post("/search", json={"query": "dress", "k": 2, "offset": 1}).json()
-    assert fakes.controls["search"].last_request["k"] == 3
-    # upstream: A3, 0999999999 (unknown, dropped), A1 -> cards A3, A1 -> from offset 1: A1
-    assert ids(body) == [A[0]]
+    assert fakes.controls["search"].last_request["k"] == 100  # always the maximum: `total` is real
+    # upstream: A3, 0999999999 (unknown, dropped), A1, A5 -> visible A3, A1, A5 -> from offset 1, 2 of them
+    assert ids(body) == [A[0], A[4]] and body["total"] == 3
 
 
 def test_personalised_search_passes_customer(make_gateway, fakes):
@@ -104,7 +104,7 @@ def test_image_search_forwards_the_photo_and_options(make_gateway, fakes):
     body = r.json()
     assert body["kind"] == "image" and ids(body) == [A[5], A[6]]
     sent = fakes.controls["search"].last_request
-    assert sent["bytes"] == len(JPEG) and sent["k"] == 2 and sent["filename"] == "red.jpg"
+    assert sent["bytes"] == len(JPEG) and sent["k"] == 100 and sent["filename"] == "red.jpg"
     assert json.loads(sent["filters"]) == {"product_type_name": ["Dress"]}
     again = gw.post("/search", files={"file": ("other-name.jpg", JPEG, "image/jpeg")}, data={"k": "2",
                     "filters": json.dumps({"product_type_name": ["Dress"]})}).json()
