@@ -143,6 +143,7 @@ def prepare_world(root: Path, log_dir: Path) -> tuple[Path, Path]:
 
     first, *chain = OFFLINE_STEPS
     run_cli(argv(first), env, log_dir)
+    seed_image_embeddings(output_dir)
     index_args = argv(INDEX_STEP)
     index = _start_cli(index_args, env, log_dir)
     try:
@@ -153,7 +154,52 @@ def prepare_world(root: Path, log_dir: Path) -> tuple[Path, Path]:
         index[0].wait()
         raise
     _finish_cli(index_args, index, timeout_s=900)
+    keep_image_embeddings(output_dir)
     return data_dir, output_dir
+
+
+# --- photo embeddings carried between worlds ---------------------------------------------------
+# Embedding 600 photos with the CNN is the slowest offline step on two busy cores. The index
+# builder is resumable: it reuses any embedding in <search>/image_embeddings.parquet whose
+# (article id, SHA-256 of the photo bytes) still match, and embeds the rest. So a copy from an
+# earlier world is safe to seed a new one with, as long as the embedder's own code is the
+# same: the copy is keyed by a digest of that code (and the pinned dependencies).
+IMAGE_EMBEDDINGS = "image_embeddings.parquet"
+EMBEDDER_SOURCES = ("services/search/image.py", "services/search/index.py", "pyproject.toml")
+EMBEDDINGS_CACHE = REPO_ROOT / "test-artifacts" / "e2e" / "embeddings"
+
+
+def _embedder_digest() -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for rel in EMBEDDER_SOURCES:
+        path = REPO_ROOT / rel
+        h.update(rel.encode() + (path.read_bytes() if path.exists() else b"-"))
+    return h.hexdigest()[:16]
+
+
+def seed_image_embeddings(output_dir: Path) -> None:
+    cached = EMBEDDINGS_CACHE / f"{_embedder_digest()}-{IMAGE_EMBEDDINGS}"
+    target = output_dir / "search" / IMAGE_EMBEDDINGS
+    if cached.exists() and not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(cached, target)
+        print(f"[e2e] seeded photo embeddings from {cached.name} (reused only where photo bytes match)", flush=True)
+
+
+def keep_image_embeddings(output_dir: Path) -> None:
+    source = output_dir / "search" / IMAGE_EMBEDDINGS
+    if not source.exists():
+        return
+    EMBEDDINGS_CACHE.mkdir(parents=True, exist_ok=True)
+    digest = _embedder_digest()
+    for old in EMBEDDINGS_CACHE.glob(f"*-{IMAGE_EMBEDDINGS}"):
+        if not old.name.startswith(digest):
+            old.unlink(missing_ok=True)
+    tmp = EMBEDDINGS_CACHE / f".{digest}.{os.getpid()}.tmp"
+    shutil.copyfile(source, tmp)
+    tmp.replace(EMBEDDINGS_CACHE / f"{digest}-{IMAGE_EMBEDDINGS}")
 
 
 def code_fingerprint() -> str:
@@ -177,9 +223,9 @@ def code_fingerprint() -> str:
 # Each offline step as `hmrec` arguments, with the options that keep it short on a tiny
 # world (passed only where the command has them). Same steps as `hmrec run`'s pipeline.
 OFFLINE_STEPS: list[tuple[list[str], dict[str, str | None]]] = [
-    (["train", "candidate"], {"--epochs": "2"}),
+    (["train", "candidate"], {"--epochs": "1"}),
     (["infer"], {}),
-    (["train", "ranker"], {"--epochs": "3", "--two-tower-epochs": "2", "--no-single-task": None}),
+    (["train", "ranker"], {"--epochs": "2", "--two-tower-epochs": "1", "--no-single-task": None}),
     (["rerank"], {}),
 ]
 INDEX_STEP: tuple[list[str], dict[str, str | None]] = (["index"], {})
@@ -380,7 +426,7 @@ class Stack:
             f"HM_{upper}_OUTPUT_DIR": str(self.output_dir),
             f"HM_{upper}_INDEX_DIR": str(self.output_dir / "search"),
             f"HM_{upper}_POLL_INTERVAL_S": "2",
-            f"HM_{upper}_LOG_LEVEL": "WARNING",
+            f"HM_{upper}_LOG_LEVEL": "INFO",
             f"HM_{upper}_TORCH_THREADS": "1",
         })
         return env
@@ -397,7 +443,7 @@ class Stack:
             "HM_GATEWAY_CACHE_PREFIX": self.cache_prefix,
             "HM_GATEWAY_DATA_DIR": str(self.data_dir),
             "HM_GATEWAY_OUTPUT_DIR": str(self.output_dir),
-            "HM_GATEWAY_LOG_LEVEL": "WARNING",
+            "HM_GATEWAY_LOG_LEVEL": "INFO",
         })
         env.update(extra or {})
         return ServiceProcess(name, "services.gateway.app", port, env, self.log_dir / f"{name}.log")

@@ -207,9 +207,11 @@ def test_hostile_text_queries_are_served_not_crashed(live_stack, customers):
 
 
 def test_injected_text_never_forges_a_log_line(live_stack):
-    """After the corpus, no log line of any service *starts* with the text we injected after a newline."""
+    """No log line of any service (app logs at INFO) *starts* with text we injected after a newline."""
     httpx.get(live_stack.gateway + "/recommend", params={"customer_id": "abc\nINJECTED-LOG-LINE"}, timeout=10)
     httpx.post(live_stack.gateway + "/search", json={"query": "dress\nINJECTED-LOG-LINE"}, timeout=10)
+    httpx.post(live_stack.gateway + "/search", timeout=10,
+               files={"file": ("x\nINJECTED-LOG-LINE.jpg", b"not an image", "image/jpeg")})
     for proc in live_stack.procs.values():
         text = proc.log_path.read_text(errors="replace") if proc.log_path.exists() else ""
         forged = [line for line in text.splitlines() if line.startswith("INJECTED-LOG-LINE")]
