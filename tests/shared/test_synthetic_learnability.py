@@ -37,6 +37,6 @@ def test_small_world_orders_the_baselines_like_real_data(tmp_path: Path) -> None
         "age_popular": map_at_k(age_popular_recommendations(history, ds.customers, customers, 12, cutoff), truth),
         "repurchase_popular": map_at_k(repurchase_popular_recommendations(history, customers, 12, cutoff), truth),
     }
-    # measured (seed 0): repurchase_popular 0.024, age_popular 0.019, popular 0.017, random 0.0002
+    # measured (seed 0): repurchase_popular 0.026, age_popular 0.019, popular 0.0125, random 0.0003
     assert scores["repurchase_popular"] > scores["age_popular"] > scores["popular"] > scores["random"], scores
     assert 0.005 < scores["repurchase_popular"] < 0.05, scores
