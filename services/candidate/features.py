@@ -262,18 +262,22 @@ def training_examples(space: FeatureSpace, customers: pd.DataFrame, transactions
     return {k_: v[known] for k_, v in x.items()}, y[known]
 
 
-ARTICLE_DYNAMIC_COLUMNS: tuple[str, ...] = ("rel_sales_7d", "rel_sales_28d", "weeks_on_sale", "never_sold")
+ARTICLE_DYNAMIC_COLUMNS: tuple[str, ...] = (
+    "rel_sales_7d", "rel_sales_28d", "weeks_on_sale", "never_sold", "weeks_since_last_sale",
+)
 
 
 def article_dynamic_features(space: FeatureSpace, transactions: pd.DataFrame,
                              as_of: date | pd.Timestamp) -> np.ndarray:
-    """float32 [n_articles + 1, 4] (row 0 = padding): what changes week to week about an article,
+    """float32 [n_articles + 1, 5] (row 0 = padding): what changes week to week about an article,
     from sales strictly before ``as_of``.
 
     - rel_sales_7d / rel_sales_28d: log1p(sales in the window x n_articles / all sales in it),
       i.e. relative popularity, comparable across data sizes (1.0 ~ log1p(1) = an average article);
     - weeks_on_sale: weeks since its first sale, capped at 52, / 52;
-    - never_sold: 1.0 for articles with no sale yet (new or dead stock).
+    - never_sold: 1.0 for articles with no sale yet (new or dead stock);
+    - weeks_since_last_sale: capped at 52, / 52 (1.0 if never sold): tells dead stock from a
+      slow seller, which the sales windows alone cannot.
     The synthetic and the real data both have strong launch / fade-out and trends, which a
     static article embedding cannot represent.
     """
@@ -287,14 +291,16 @@ def article_dynamic_features(space: FeatureSpace, transactions: pd.DataFrame,
             counts = np.bincount(space.article_index(w["article_id"].to_numpy()), minlength=n + 1).astype(np.float64)
             counts[0] = 0.0
             out[1:, j] = np.log1p(counts[1:] * n / max(counts.sum(), 1.0))
-    first = t.groupby(t["article_id"].astype(str))["t_dat"].min()
-    pos = space.article_index(first.index.to_numpy())
-    weeks = ((end - first).dt.days.to_numpy() / 7.0).clip(0, 52) / 52.0
-    out[:, 3] = 1.0
-    out[0, 3] = 0.0
+    span = t.groupby(t["article_id"].astype(str))["t_dat"].agg(["min", "max"])
+    pos = space.article_index(span.index.to_numpy())
+    weeks_on = ((end - span["min"]).dt.days.to_numpy() / 7.0).clip(0, 52) / 52.0
+    weeks_idle = ((end - span["max"]).dt.days.to_numpy() / 7.0).clip(0, 52) / 52.0
+    out[1:, 3] = 1.0
+    out[1:, 4] = 1.0
     ok = pos > 0
-    out[pos[ok], 2] = weeks[ok]
+    out[pos[ok], 2] = weeks_on[ok]
     out[pos[ok], 3] = 0.0
+    out[pos[ok], 4] = weeks_idle[ok]
     return out
 
 

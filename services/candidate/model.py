@@ -69,7 +69,7 @@ class CandidateTower(tf.keras.Model):
         self.mlp = _mlp(cfg.hidden, cfg.embedding_dim, "candidate_mlp")
 
     def call(self, inputs: dict[str, tf.Tensor]) -> tf.Tensor:
-        """``article_idx`` [B] and ``article_dyn`` [B, 4] (features.article_dynamic_features)."""
+        """``article_idx`` [B] and ``article_dyn`` [B, 5] (features.article_dynamic_features)."""
         x = tf.concat([self.article_features(inputs["article_idx"]), inputs["article_dyn"]], axis=-1)
         return tf.math.l2_normalize(self.mlp(x), axis=-1)
 
@@ -146,7 +146,7 @@ class TwoTowerModel(tfrs.Model):
 
     def article_embeddings(self, dynamic: np.ndarray, batch: int = 8192) -> np.ndarray:
         """float32 [n_articles, dim], row i = article index i + 1 (L2-normalised), with the
-        articles' dynamic features ``dynamic`` [n_articles + 1, 4] as of the day of interest."""
+        articles' dynamic features ``dynamic`` [n_articles + 1, 5] as of the day of interest."""
         n_articles = dynamic.shape[0] - 1
         out = []
         for start in range(1, n_articles + 1, batch):

@@ -42,7 +42,9 @@ class ServingModel:
         if not allowed.any():  # a filter that removes everything is a misconfiguration, not an answer
             allowed = np.ones_like(allowed)
         served = cls(model, allowed)
-        served.recommend("0" * 64, 10, None)  # warm the whole request path once
+        # Warm both request paths once: popular lists, and query tower + index (a history-only query).
+        served.recommend("0" * 64, 10, None)
+        served.recommend("0" * 64, 10, [str(model.space.article_ids[0])])
         return served
 
     def recommend(self, customer_id: str, k: int, recent_article_ids: list[str] | None

@@ -70,7 +70,11 @@ def test_article_dynamic_features_by_hand(toy):
     # a1 first sold 08-27: 20 days = 2.857 weeks, / 52
     assert dyn[1, 2] == pytest.approx(20 / 7 / 52, rel=1e-5)
     # a5 never sold before the cutoff
-    assert dyn[5, 3] == 1.0 and dyn[1, 3] == 0.0 and dyn[0].tolist() == [0, 0, 0, 0]
+    assert dyn[5, 3] == 1.0 and dyn[1, 3] == 0.0 and dyn[0].tolist() == [0, 0, 0, 0, 0]
+    # last sales: a2 on 09-03 = 13 days before, a4 on 09-15 = 1 day; a5 never (1.0)
+    assert dyn[2, 4] == pytest.approx(13 / 7 / 52, rel=1e-5)
+    assert dyn[4, 4] == pytest.approx(1 / 7 / 52, rel=1e-5)
+    assert dyn[5, 4] == 1.0
 
 
 def test_article_table_codes_follow_sorted_vocabularies(toy):
