@@ -33,8 +33,14 @@ def training_two_tower(dataset, cutoff: date, models_dir: Path, epochs: int | No
     version = f"ranker-train-{cutoff.isoformat()}"
     folder = Path(models_dir) / "two_tower" / version
     if (folder / "metadata.json").exists() and read_metadata(folder).get("cutoff") == cutoff.isoformat():
-        echo(f"ranker: reusing {folder} for the training week's candidates")
-        return folder
+        from services.candidate.artifact import load_two_tower
+
+        try:  # an artifact of an older two-tower code version may no longer load: then retrain it
+            load_two_tower(folder, warm=False)
+            echo(f"ranker: reusing {folder} for the training week's candidates")
+            return folder
+        except Exception as exc:  # noqa: BLE001
+            echo(f"ranker: cannot reuse {folder} ({exc!r:.120}); retraining it")
     echo(f"ranker: training a two-tower strictly before {cutoff} for the training week's candidates")
     return train_two_tower(dataset, cutoff, models_dir, version, epochs=epochs, publish_model=False)
 
