@@ -27,6 +27,10 @@ from services.candidate.index import ExactIndex
 from services.candidate.settings import TrainConfig
 from shared.artifacts import read_metadata
 
+# Bumped whenever the inputs of the towers change (a model from older code cannot be rebuilt):
+# 2 = five dynamic article features.
+ARTIFACT_FORMAT = 2
+
 STATIC_COLUMNS = ("customer_idx", "age_bucket", "postal_bucket", "fn", "active", *CUSTOMER_CAT_COLUMNS)
 
 
@@ -87,6 +91,9 @@ def load_two_tower(path: Path, warm: bool = True) -> LoadedTwoTower:
     meta = read_metadata(path)
     if meta.get("model_kind") != "two_tower":
         raise ValueError(f"{path} is not a two-tower model (model_kind={meta.get('model_kind')!r})")
+    if meta.get("artifact_format") != ARTIFACT_FORMAT:
+        raise ValueError(f"{path} was written in two-tower format {meta.get('artifact_format')!r}, this code reads "
+                         f"format {ARTIFACT_FORMAT}: retrain it with `hmrec train candidate`")
     space = FeatureSpace.load(path)
     cfg = TrainConfig(**meta["config"])
     shape = ModelShape(**meta["model_shape"])

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from services.candidate.artifact import save_customer_snapshot
+from services.candidate.artifact import ARTIFACT_FORMAT, save_customer_snapshot
 from services.candidate.features import (
     ARTICLE_CAT_COLUMNS,
     CUSTOMER_CAT_COLUMNS,
@@ -220,6 +220,7 @@ def train_two_tower(
     }
     metadata: dict[str, Any] = {
         "model_kind": "two_tower",
+        "artifact_format": ARTIFACT_FORMAT,
         "cutoff": cut.date().isoformat() if cutoff is not None else None,
         "features_as_of": cut.date().isoformat(),
         "config": cfg.to_dict(),

@@ -95,3 +95,15 @@ def test_data_fingerprint_changes_with_the_data(toy):
     changed = toy_dataset()
     changed.transactions.loc[0, "price"] = 0.5
     assert data_fingerprint(toy) != data_fingerprint(changed)
+
+
+def test_a_model_from_older_code_is_refused_with_a_clear_message(trained, tmp_path):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(trained / "two_tower" / "v1", old)
+    meta = json.loads((old / "metadata.json").read_text())
+    meta["artifact_format"] = 1
+    (old / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="retrain"):
+        load_two_tower(old)
