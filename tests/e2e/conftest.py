@@ -51,12 +51,22 @@ def e2e_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(data_dir, output_dir) with a tiny world and every artifact the services load."""
     _remove_stale(ARTIFACTS / "e2e" / "logs", "*")
     if os.environ.get("HM_E2E_FRESH") == "1":
-        root = tmp_path_factory.mktemp("e2e_world")
-    elif os.environ.get("HM_E2E_WORK_DIR"):
-        root = Path(os.environ["HM_E2E_WORK_DIR"])
-    else:
-        root = ARTIFACTS / "e2e" / f"world-{code_fingerprint()}"
-        _remove_stale(ARTIFACTS / "e2e", "world-*", keep=root)
+        return _prepared(tmp_path_factory.mktemp("e2e_world"))
+    if os.environ.get("HM_E2E_WORK_DIR"):
+        return _prepared(Path(os.environ["HM_E2E_WORK_DIR"]))
+    digest = code_fingerprint()
+    world = _prepared(ARTIFACTS / "e2e" / f"world-{digest}")
+    if code_fingerprint() != digest:
+        # A teammate changed the code while the world was being made (minutes): its models
+        # may not load with the new code. Make it once more for the code as it is now.
+        print("[e2e] the code changed while the world was prepared; preparing it again")
+        world = _prepared(ARTIFACTS / "e2e" / f"world-{code_fingerprint()}")
+    return world
+
+
+def _prepared(root: Path) -> tuple[Path, Path]:
+    if root.name.startswith("world-"):
+        _remove_stale(root.parent, "world-*", keep=root)
     root.mkdir(parents=True, exist_ok=True)
     # Two sessions with the same code share one world: the second waits for the first to finish it.
     with (root / ".lock").open("w") as lock:

@@ -68,6 +68,17 @@ def _tail(path: Path, n: int = 4000) -> str:
         return "(no log)"
 
 
+LOAD_ERROR_GRACE_S = 20.0
+
+
+def _json_field(response: httpx.Response, name: str) -> object:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get(name) if isinstance(body, dict) else None
+
+
 def base_env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(
@@ -291,9 +302,11 @@ class ServiceProcess:
         self.paused = False
 
     def wait_ready(self, timeout_s: float = 180.0, path: str = "/readyz") -> None:
-        """Poll ``/readyz`` until 200; fail fast (with the log) if the process dies."""
+        """Poll ``/readyz`` until 200; fail fast (with the log) if the process dies, or if it
+        keeps reporting a model-load error (``last_error``) for ``LOAD_ERROR_GRACE_S``."""
         deadline = time.monotonic() + timeout_s
         last = "no answer"
+        error_since: float | None = None
         while time.monotonic() < deadline:
             if not self.running:
                 raise RuntimeError(f"{self.name} exited (rc={self.proc and self.proc.returncode}):\n{_tail(self.log_path)}")
@@ -301,7 +314,14 @@ class ServiceProcess:
                 r = httpx.get(self.url + path, timeout=2.0)
                 if r.status_code == 200:
                     return
-                last = f"{r.status_code} {r.text[:300]}"
+                last = f"{r.status_code} {r.text[:500]}"
+                load_error = _json_field(r, "last_error")
+                if load_error and "fail" in str(load_error):
+                    error_since = error_since or time.monotonic()
+                    if time.monotonic() - error_since > LOAD_ERROR_GRACE_S:
+                        raise RuntimeError(
+                            f"{self.name} cannot load its model: {load_error}\n(if the code changed after the "
+                            f"e2e world was prepared, rerun: the world is rebuilt for the new code)")
             except httpx.HTTPError as exc:
                 last = repr(exc)
             time.sleep(0.25)
