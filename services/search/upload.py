@@ -48,7 +48,7 @@ def decode_upload(data: bytes, max_image_pixels: int) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise UploadError(413, f"image has too many pixels (limit {max_image_pixels:,}): {exc}") from exc
     except OSError as exc:
-        raise UploadError(400, f"could not read the image header: {exc}") from exc
+        raise UploadError(400, f"the image is truncated or corrupt (its header does not read: {exc})") from exc
     width, height = image.size
     if width * height > max_image_pixels:
         raise UploadError(413, f"image is {width}x{height} = {width * height:,} pixels; "

@@ -149,8 +149,11 @@ def _photo(hm_sample_dir: Path, article_id: str) -> bytes:
 
 def test_catalogue_photo_finds_similar_articles_but_never_itself(search_index, sample_articles, hm_sample_dir) -> None:  # noqa: ANN001
     frame = search_index.catalogue.frame.set_index("article_id")
+    # Queries from the two big groups of this 124-photo gallery (51 upper-body, 23 lower-body
+    # garments): a small group (3 pairs of shoes) cannot fill ten neighbours, whatever the model.
+    big = sample_articles[sample_articles["product_group_name"].isin(["Garment Upper body", "Garment Lower body"])]
     same_group = []
-    for article_id in sample_articles["article_id"].iloc[:5]:
+    for article_id in big.groupby("product_group_name").head(4)["article_id"]:
         data = _photo(hm_sample_dir, article_id)
         with Image.open(io.BytesIO(data)) as image:
             answer = search_index.image_search(image.convert("RGB"), k=10,
@@ -159,8 +162,9 @@ def test_catalogue_photo_finds_similar_articles_but_never_itself(search_index, s
         assert article_id not in ids and len(ids) == 10
         group = frame.loc[article_id, "product_group_name"]
         same_group.append(np.mean([frame.loc[i, "product_group_name"] == group for i in ids]))
-    # 124 photos in this small gallery; the default space still puts the same group first.
-    assert np.mean(same_group) >= 0.5, same_group
+    # Chance would be ~0.41 (upper) and ~0.19 (lower); on all 1,500 photos the default space
+    # reaches ~0.8.
+    assert np.mean(same_group) >= 0.6, same_group
 
 
 def test_a_re_encoded_catalogue_photo_finds_its_own_article_first(search_index, sample_articles, hm_sample_dir) -> None:  # noqa: ANN001

@@ -51,12 +51,20 @@ def test_decode_accepts_jpeg_png_webp() -> None:
     (b"this is plain text, not a photo", 415, "JPEG, PNG or WebP"),
     (_gif(), 415, "JPEG, PNG or WebP"),  # a real image, but not a decoder we allow
     (_png_claiming(100_000, 100_000), 413, "pixels"),  # 10 gigapixels
-    (_jpeg()[:300], 400, "truncated"),
+    (_jpeg()[:300], 400, "truncated"),  # cut inside the header
+    (_jpeg()[:-50], 400, "truncated"),  # header fine, image data cut short
 ])
 def test_decode_refuses_bad_uploads(data: bytes, status: int, message: str) -> None:
     with pytest.raises(UploadError) as info:
         decode_upload(data, 40_000_000)
     assert info.value.status == status and message in info.value.message
+
+
+def test_a_real_photo_cut_in_half_is_400(hm_sample_dir: Path) -> None:
+    photo = (hm_sample_dir / "images" / "012" / "0129085001.jpg").read_bytes()
+    with pytest.raises(UploadError) as info:
+        decode_upload(photo[: len(photo) // 2], 40_000_000)
+    assert info.value.status == 400 and "truncated" in info.value.message
 
 
 def test_decode_bomb_limit_is_the_product_photo_limit_not_pillows() -> None:
