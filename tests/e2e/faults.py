@@ -112,6 +112,7 @@ class FaultResult:
     expected_share: float = 0.0     # of uncached answers in the fault window
     p50_s: float = 0.0
     p99_s: float = 0.0
+    max_s: float = 0.0
     recovery_s: float | None = None  # from the dependency being back to the first normal answer
     notes: list[str] = field(default_factory=list)
 
@@ -159,6 +160,7 @@ def run_fault(
         result.expected_share = sum(1 for s in computed if s.source == expected_source) / len(computed)
     latencies = [s.latency_s for s in window]
     result.p50_s, result.p99_s = percentile(latencies, 50), percentile(latencies, 99)
+    result.max_s = max(latencies, default=0.0)
     errors = {s.error for s in window if s.error}
     if errors:
         result.notes.append("errors: " + "; ".join(sorted(errors))[:300])
@@ -176,14 +178,14 @@ def run_fault(
 
 def format_table(results: list[FaultResult]) -> str:
     header = (f"{'fault':<26} {'expected':<10} {'reqs':>5} {'5xx':>4} {'fail':>4} {'fallback%':>9} "
-              f"{'p50 ms':>7} {'p99 ms':>7} {'budget':>7} {'recover s':>9}  ok")
+              f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'budget':>7} {'recover s':>9}  ok")
     lines = [header, "-" * len(header)]
     for r in results:
         rec = f"{r.recovery_s:.2f}" if r.recovery_s is not None else "never"
         lines.append(
             f"{r.fault:<26} {r.expected_source:<10} {r.requests:>5} {r.server_errors:>4} {r.other_failures:>4} "
             f"{100 * r.expected_share:>8.1f}% {1000 * r.p50_s:>7.0f} {1000 * r.p99_s:>7.0f} "
-            f"{1000 * r.budget_s:>7.0f} {rec:>9}  {'yes' if r.ok else 'NO'}"
+            f"{1000 * r.max_s:>7.0f} {1000 * r.budget_s:>7.0f} {rec:>9}  {'yes' if r.ok else 'NO'}"
         )
         for note in r.notes:
             lines.append(f"    {note}")
