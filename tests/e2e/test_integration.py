@@ -54,8 +54,13 @@ def test_second_identical_call_is_cached_and_the_key_is_in_redis(live_stack, cus
     assert [i["article_id"] for i in second.json()["items"]] == [i["article_id"] for i in first.json()["items"]]
     new_keys = set(_redis_keys(SHARED_REDIS_URL, live_stack.cache_prefix)) - before
     assert len(new_keys) == 1, f"expected exactly one new cache key, got {new_keys}"
-    ttl = redis.Redis.from_url(SHARED_REDIS_URL).ttl(new_keys.pop())
+    key = new_keys.pop()
+    ttl = redis.Redis.from_url(SHARED_REDIS_URL).ttl(key)
     assert 0 < ttl <= 120  # HM_GATEWAY_CACHE_TTL_S in the e2e stack
+    # The key names the model versions that made the answer, so a new model never hits it.
+    versions = first.json()["model_versions"]
+    assert f"candidate={versions['candidate']}" in key.decode()
+    assert f"ranker={versions['ranker']}" in key.decode()
 
 
 def test_redis_down_serves_uncached_then_uses_redis_again(gateway_private_redis, private_redis, customers):
@@ -133,7 +138,7 @@ def test_search_stopped_is_503_for_search_only(live_stack, customers):
     assert ok.status_code == 200, ok.text
 
     live_stack.stop("search")
-    r = httpx.post(live_stack.gateway + "/search", json={"query": "dress", "k": 5}, timeout=15)
+    r = httpx.post(live_stack.gateway + "/search", json={"query": "dress", "k": fresh_k()}, timeout=15)
     assert r.status_code == 503
     assert "search" in r.text.lower()
     rec = recommend(live_stack.gateway, customers[5], k=fresh_k())
