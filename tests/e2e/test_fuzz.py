@@ -127,6 +127,32 @@ def test_bad_ids_are_4xx_with_a_message(live_stack, bad):
                     "search customer_id")
 
 
+BAD_QUERY_STRINGS = [
+    "k=abc",
+    "k=-1",
+    "k=0",
+    "k=1000000",
+    "k=1e3",
+    "offset=-1",
+    "offset=99999999999999999999",
+    "price_min=-1",
+    "price_min=nan",
+    "price_min=0.1&price_max=abc",
+    "colour_group_name=" + "x" * 10_000,
+    "colour_group_name=",
+    "&".join(["colour_group_name=Red"] * 60),
+    "customer_id=%00",
+    "customer_id=%ZZ",
+]
+
+
+@pytest.mark.parametrize("extra", BAD_QUERY_STRINGS, ids=lambda v: v[:30])
+def test_bad_query_strings_are_4xx_with_a_message(live_stack, customers, extra):
+    query = f"customer_id={customers[0]}&{extra}" if not extra.startswith("customer_id") else extra
+    r = httpx.get(f"{live_stack.gateway}/recommend?{query}", timeout=10)
+    _assert_refused(r, f"/recommend?{extra[:40]}")
+
+
 def _quote(value: str) -> bytes:
     from urllib.parse import quote
 
