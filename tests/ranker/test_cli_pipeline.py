@@ -50,22 +50,14 @@ def test_train_ranker_command_then_pipeline_method(tiny_world: Path, tmp_path: P
     assert all(0 < len(v) <= 50 and len(set(v)) == len(v) for v in recs.values())
     assert meta["max_repurchase_candidates"] == 20
 
-
-@pytest.mark.slow
-@pytest.mark.integration
-def test_stage_one_scores_repurchases_with_the_two_tower_cosine(tiny_world: Path, tmp_path: Path) -> None:
+    # Stage one as the ranker sees it, with the scored week's two-tower.
     import numpy as np
 
-    from pipeline.evaluation import load_context
     from pipeline.stage_one import ranker_candidates, two_tower_scores
     from services.candidate.artifact import load_two_tower
-    from services.candidate.train import train_two_tower
-    from shared.config import get_paths
     from shared.split import history_before
 
-    paths = get_paths(tiny_world, tmp_path / "out")
-    ctx = load_context(paths, k=12)
-    model = load_two_tower(train_two_tower(ctx.dataset, ctx.cutoff, paths.models_dir, "v1", epochs=1, progress=False))
+    model = load_two_tower(paths.models_dir / "two_tower" / "v1")
     customers = ctx.customers[:40]
     cands = ranker_candidates(model, ctx.dataset, ctx.cutoff, customers, top_k=10, max_repurchase=5)
     assert set(cands["source"]) == {"two_tower", "repurchase"}
