@@ -170,3 +170,63 @@ def test_page_at_phone_width_shows_the_feed(browser_page, stack, customers):
         assert overflow <= 1, f"page is {overflow}px wider than a phone screen"
     finally:
         page.set_viewport_size({"width": 1280, "height": 2200})
+
+
+DROP_FILE = """async ([b64, name]) => {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const data = new DataTransfer();
+  data.items.add(new File([bytes], name, { type: "image/jpeg" }));
+  const zone = document.querySelector("[data-testid=drop-zone]");
+  for (const type of ["dragenter", "dragover", "drop"]) {
+    zone.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: data }));
+  }
+}"""
+
+
+def test_drop_a_photo_page_through_the_feed_and_see_degraded_notice(browser_page, live_stack, customers, hm_sample_dir):
+    """Drag-and-drop search, paging, and the notice the page shows when the ranker is down."""
+    import base64
+
+    page = browser_page
+    page.goto(live_stack.gateway + "/")
+    page.get_by_test_id("customer-input").fill(customers[2])
+    with page.expect_response(lambda r: "/recommend" in r.url and r.status == 200):
+        page.get_by_test_id("customer-input").press("Enter")
+    page.wait_for_function(ALL_PHOTOS_LOADED, arg=12)
+    first_page = [c["id"] for c in _cards(page)]
+
+    # Paging: the next page is 12 other articles of the same feed.
+    with page.expect_response(lambda r: "offset=12" in r.url and r.status == 200):
+        page.get_by_test_id("pager-next").click()
+    page.wait_for_function(SETTLED)
+    second_page = [c["id"] for c in _cards(page)]
+    assert second_page and not set(second_page) & set(first_page)
+    assert page.get_by_test_id("page-label").inner_text().startswith("Page 2 of ")
+    _shot(page, "07_feed_page_2")
+
+    # Drag-and-drop a real photo onto the drop zone: a photo search with a preview.
+    photo = sorted((hm_sample_dir / "images").rglob("*.jpg"))[1]
+    payload = base64.b64encode(photo.read_bytes()).decode()
+    with page.expect_response(lambda r: r.url.endswith("/search") and r.status == 200, timeout=60_000):
+        page.evaluate(DROP_FILE, [payload, photo.name])
+    page.wait_for_function(SETTLED)
+    assert len(_cards(page)) >= 1
+    assert page.get_by_test_id("image-preview").is_visible()
+    _shot(page, "08_dropped_photo_search")
+    with page.expect_response(lambda r: "/recommend" in r.url and r.status == 200):
+        page.get_by_test_id("clear-search").click()
+    page.wait_for_function(SETTLED)
+
+    # The ranker goes down: the feed still shows 12 items, and the page says it is degraded.
+    live_stack.stop("ranker")
+    page.get_by_test_id("customer-input").fill(customers[3])
+    with page.expect_response(lambda r: "/recommend" in r.url and r.status == 200):
+        page.get_by_test_id("customer-input").press("Enter")
+    page.wait_for_function(SETTLED)
+    page.wait_for_function(ALL_PHOTOS_LOADED, arg=12)
+    notice = page.get_by_test_id("notice-degraded")
+    assert notice.is_visible()
+    assert "ranker" in notice.inner_text()
+    assert "source: candidates" in page.get_by_test_id("status").inner_text()
+    _shot(page, "09_degraded_ranker_down")
+    assert page_errors == []
