@@ -56,8 +56,9 @@ def training_two_tower(dataset, cutoff: date, models_dir: Path, epochs: int | No
               help="Two-tower candidates per customer in the training week.")
 @click.option("--max-repurchase", type=click.IntRange(0, 200), default=20, show_default=True,
               help="Also hand the ranker up to this many of the customer's recent purchases (0: two-tower only).")
-@click.option("--train-weeks", type=click.IntRange(1, 8), default=1, show_default=True,
-              help="Labelled weeks before the cutoff to learn from (each needs its own two-tower).")
+@click.option("--train-weeks", type=click.IntRange(1, 8), default=4, show_default=True,
+              help="Labelled weeks before the cutoff to learn from (each needs its own two-tower; "
+                   "on `small` 4 weeks beat 2 by ~15 % MAP@12). 1 is fastest.")
 @click.option("--single-task/--no-single-task", default=True, show_default=True,
               help="Also train the single-task ablation (mmoe_single_task).")
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -25,7 +25,7 @@ def test_train_ranker_command_then_pipeline_method(tiny_world: Path, tmp_path: P
     out = tmp_path / "out"
     result = CliRunner().invoke(cli, ["train", "ranker", "--data-dir", str(tiny_world), "--output-dir", str(out),
                                       "--epochs", "2", "--two-tower-epochs", "1", "--candidates", "30",
-                                      "--no-single-task", "--model-version", "it"])
+                                      "--no-single-task", "--model-version", "it", "--train-weeks", "1"])
     assert result.exit_code == 0, result.output
     paths = get_paths(tiny_world, out)
     ctx = load_context(paths, k=50)
