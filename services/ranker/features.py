@@ -50,6 +50,9 @@ DEFAULT_AGE = 35.0
 # re-buy from the few things they bought last, whatever the number of days in between.
 RECENCY_CAP = 50.0
 ONLINE_CHANNEL = 2
+# Candidate scores are clipped to +-SCORE_LIMIT: two-tower cosines live in [-1, 1], and a huge
+# finite score from a caller (1e300) would overflow the float32 features into inf/NaN.
+SCORE_LIMIT = 1e6
 
 CANDIDATE_FEATURES = ["cand_score", "cand_score_gap", "cand_log_rank"]
 CUSTOMER_FEATURES = [
@@ -365,7 +368,8 @@ def compute_features(
 
     Row i describes candidate ``article_ids[i]`` for ``customer_ids[i]`` with two-tower score
     ``scores[i]``; candidate rank features are computed within each customer's rows.
-    Non-finite scores are treated as the worst score in that customer's list.
+    Non-finite scores are treated as the worst score in that customer's list; scores are
+    clipped to +-``SCORE_LIMIT``.
     """
     customer_ids = np.asarray(customer_ids, dtype=object)
     article_ids = np.asarray(article_ids, dtype=object)
@@ -379,6 +383,7 @@ def compute_features(
     if not np.isfinite(scores).all():
         finite = scores[np.isfinite(scores)]
         scores = np.where(np.isfinite(scores), scores, finite.min() if len(finite) else 0.0)
+    scores = np.clip(scores, -SCORE_LIMIT, SCORE_LIMIT)
 
     c = store.customer_rows(customer_ids)
     a = store.article_rows(article_ids)

@@ -84,6 +84,16 @@ def test_non_finite_score_is_422_with_a_message(models_dir: Path) -> None:
         assert "finite" in resp.text
 
 
+def test_huge_finite_scores_still_give_finite_json(models_dir: Path) -> None:
+    # Found by the e2e fuzzer: 3.3e271 overflowed the float32 features into NaN.
+    with client_for(models_dir) as client:
+        resp = client.post("/rank", json=body(candidates=[(A1, 3.3e271), (A2, -1e308), (A3, 0.5)]))
+        assert resp.status_code == 200
+        ranked = resp.json()["ranked"]
+        assert all(isinstance(r["score"], float) for r in ranked)
+        assert all(isinstance(v, float) for r in ranked for v in r["task_scores"].values())
+
+
 def test_2000_candidates_are_accepted(models_dir: Path) -> None:
     cands = [(str(i + 1), float(i % 97) / 97) for i in range(2000)]
     with client_for(models_dir) as client:
