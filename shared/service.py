@@ -7,9 +7,10 @@ then swap it in with one assignment; if the load fails, the old model keeps serv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -76,6 +77,24 @@ async def poll_for_new_versions(slots: list[ModelSlot[Any]], interval_s: float) 
         await asyncio.sleep(interval_s)
         for slot in slots:
             await asyncio.to_thread(slot.reload)
+
+
+@contextlib.asynccontextmanager
+async def serving_slots(slots: list[ModelSlot[Any]], poll_interval_s: float) -> AsyncIterator[None]:
+    """Lifespan body every model service shares: first load (off the event loop), then poll.
+
+    The first load may fail (no model yet): ``/readyz`` stays 503 and the poller keeps
+    trying, so a model published later is picked up without a restart.
+    """
+    for slot in slots:
+        await asyncio.to_thread(slot.reload)
+    poller = asyncio.create_task(poll_for_new_versions(slots, poll_interval_s))
+    try:
+        yield
+    finally:
+        poller.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await poller
 
 
 def health_router(service: str, readiness: Callable[[], tuple[bool, dict[str, Any]]]) -> APIRouter:

@@ -5,8 +5,6 @@ Run: ``python -m uvicorn services.candidate.app:create_app --factory --port 8001
 """
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,7 +15,7 @@ from fastapi import FastAPI, HTTPException
 from services.candidate.serving import ServingModel
 from services.candidate.settings import MODEL_NAME, CandidateSettings, FilterConfig
 from shared.schemas import CandidateRequest, CandidateResponse, ScoredArticle
-from shared.service import ModelSlot, configure_logging, health_router, poll_for_new_versions
+from shared.service import ModelSlot, configure_logging, health_router, serving_slots
 
 
 def limit_blas_threads(n: int) -> None:
@@ -42,14 +40,8 @@ def create_app(settings: CandidateSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         limit_blas_threads(settings.blas_threads)
-        await asyncio.to_thread(slot.reload)
-        poller = asyncio.create_task(poll_for_new_versions([slot], settings.poll_interval_s))
-        try:
+        async with serving_slots([slot], settings.poll_interval_s):
             yield
-        finally:
-            poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poller
 
     app = FastAPI(
         title="hmrec candidate service",

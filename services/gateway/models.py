@@ -10,30 +10,23 @@ from shared.schemas import (
     FILTER_COLUMNS,
     MAX_RESULTS_K,
     CustomerId,
-    FilterValue,
     SearchFilters,
     TextSearchRequest,
 )
 
 
-class RecommendQuery(BaseModel):
-    """/recommend's query string: customer, page, and SearchFilters' fields (lists repeat)."""
+class RecommendQuery(SearchFilters):
+    """/recommend's query string: customer, page, and SearchFilters' fields (lists repeat).
 
+    It extends ``SearchFilters`` so the filter fields and their bounds are declared once.
+    """
+
+    # Unknown query parameters are ignored (links carry tracking parameters), unlike JSON bodies.
     model_config = ConfigDict(extra="ignore")
 
     customer_id: CustomerId = Field(description="64 lowercase hex characters")
     k: int = Field(12, ge=1, le=MAX_RESULTS_K)
     offset: int = Field(0, ge=0, le=1000)
-    product_type_name: list[FilterValue] | None = Field(None, max_length=50)
-    product_group_name: list[FilterValue] | None = Field(None, max_length=50)
-    colour_group_name: list[FilterValue] | None = Field(None, max_length=50)
-    perceived_colour_master_name: list[FilterValue] | None = Field(None, max_length=50)
-    department_name: list[FilterValue] | None = Field(None, max_length=50)
-    index_group_name: list[FilterValue] | None = Field(None, max_length=50)
-    graphical_appearance_name: list[FilterValue] | None = Field(None, max_length=50)
-    garment_group_name: list[FilterValue] | None = Field(None, max_length=50)
-    price_min: float | None = Field(None, ge=0)
-    price_max: float | None = Field(None, ge=0)
 
     def filters(self) -> SearchFilters:
         return SearchFilters(**self.model_dump(include=set(SearchFilters.model_fields), exclude_none=True))

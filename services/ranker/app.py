@@ -9,8 +9,6 @@ process never imports TensorFlow.
 """
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,7 +20,7 @@ from fastapi import FastAPI, HTTPException
 from services.ranker.serving import LoadedRanker, limit_blas_threads
 from services.ranker.settings import MODEL_NAME, RankerSettings
 from shared.schemas import RankedArticle, RankRequest, RankResponse
-from shared.service import ModelSlot, configure_logging, health_router, poll_for_new_versions
+from shared.service import ModelSlot, configure_logging, health_router, serving_slots
 
 
 def create_app(settings: RankerSettings | None = None) -> FastAPI:
@@ -39,14 +37,8 @@ def create_app(settings: RankerSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(slot.reload)
-        poller = asyncio.create_task(poll_for_new_versions([slot], settings.poll_interval_s))
-        try:
+        async with serving_slots([slot], settings.poll_interval_s):
             yield
-        finally:
-            poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poller
 
     app = FastAPI(
         title="hmrec ranker service",

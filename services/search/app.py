@@ -12,8 +12,6 @@ Run: ``python -m uvicorn services.search.app:create_app --factory --port 8003``
 """
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -39,7 +37,7 @@ from shared.schemas import (
     SearchResponse,
     TextSearchRequest,
 )
-from shared.service import configure_logging, health_router, poll_for_new_versions
+from shared.service import configure_logging, health_router, serving_slots
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +56,7 @@ class ImageSearchOptions(BaseModel):
 class IndexSlot:
     """The served index; ``reload`` loads a new manifest version beside it and swaps in one
     assignment (a failed load keeps the old one serving). Duck-types shared.service.ModelSlot
-    for ``poll_for_new_versions``: the index is a folder of files, not a versioned model dir."""
+    for ``serving_slots``: the index is a folder of files, not a versioned model dir."""
 
     def __init__(self, settings: SearchSettings) -> None:
         self.settings = settings
@@ -155,14 +153,8 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(slot.reload)
-        poller = asyncio.create_task(poll_for_new_versions([slot], settings.poll_interval_s))  # type: ignore[list-item]
-        try:
+        async with serving_slots([slot], settings.poll_interval_s):  # type: ignore[list-item]
             yield
-        finally:
-            poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poller
 
     app = FastAPI(
         title="hmrec search service",

@@ -9,7 +9,13 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from shared.data import DataValidationError, load_articles, load_customers, load_dataset, load_transactions
+from shared.data import (
+    DataValidationError,
+    load_articles,
+    load_customers,
+    load_dataset,
+    load_transactions,
+)
 
 HEADER_TX = "t_dat,customer_id,article_id,price,sales_channel_id\n"
 CID = "a" * 64
@@ -67,7 +73,7 @@ def test_parquet_cache_round_trip_and_refresh(hm_sample_dir: Path, tmp_path: Pat
 # --- refusals ----------------------------------------------------------------------------------
 
 def test_missing_column_is_named(tmp_path: Path) -> None:
-    p = write(tmp_path, "transactions_train.csv", "t_dat,customer_id,article_id,price\n2020-01-01,%s,1,0.1\n" % CID)
+    p = write(tmp_path, "transactions_train.csv", f"t_dat,customer_id,article_id,price\n2020-01-01,{CID},1,0.1\n")
     with pytest.raises(DataValidationError, match=r"transactions_train.csv, column 'sales_channel_id', line 1: required column is missing"):
         load_transactions(p)
 
@@ -125,6 +131,7 @@ def test_customers_age_out_of_range(tmp_path: Path) -> None:
 
 def test_duplicate_article_refused(hm_sample_dir: Path, tmp_path: Path) -> None:
     lines = (hm_sample_dir / "articles.csv").read_text().splitlines()
+    # header = line 1, two articles = lines 2-3, the first article again = line 4
     p = write(tmp_path, "articles.csv", "\n".join([*lines[:3], lines[1]]) + "\n")
     with pytest.raises(DataValidationError, match=r"column 'article_id', line 4: duplicate article_id"):
         load_articles(p)
