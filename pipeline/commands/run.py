@@ -73,19 +73,6 @@ STEPS: list[Step] = [
 ]
 
 
-def _command_exists(args: list[str]) -> bool:
-    from pipeline.cli import cli
-
-    command: click.Command | None = cli
-    for part in args:
-        if not isinstance(command, click.Group):
-            return False
-        command = command.commands.get(part)
-        if command is None:
-            return False
-    return True
-
-
 def _has_data(data_dir: Path) -> bool:
     return (data_dir / "articles.csv").exists() and (data_dir / "transactions_train.csv").exists()
 
@@ -101,42 +88,14 @@ def _run_step(args: list[str], env: dict[str, str], label: str) -> None:
     echo(f"{label}: done in {time.monotonic() - started:.0f}s")
 
 
-def _synth_args(data_dir: Path, scale: str) -> list[str] | None:
-    """``hmrec data synth`` arguments, matched to the command's own option names."""
-    from pipeline.cli import cli
-
-    data = cli.commands.get("data")
-    synth = data.commands.get("synth") if isinstance(data, click.Group) else None
-    if synth is None:
-        return None
-    names = {p.name: p for p in synth.params}
-    args = ["data", "synth"]
-    if "scale" in names:
-        args += ["--scale", scale]
-    for name in ("out", "out_dir", "output", "data_dir"):
-        if name in names:
-            args += [names[name].opts[0], str(data_dir)]
-            break
-    return args
-
-
 def prepare(paths: PathSettings, scale: str, env: dict[str, str]) -> None:
+    """Synthesise data if the folder is empty, then run every offline step whose output is missing."""
     if not _has_data(paths.data_dir):
-        args = _synth_args(paths.data_dir, scale)
-        if args is not None:
-            _run_step(args, env, f"no data in {paths.data_dir}: synthetic `{scale}` world")
-        else:
-            echo(f"no data in {paths.data_dir}: generating a synthetic `{scale}` world")
-            code = ("from pathlib import Path; from shared.synthetic import generate_world; "
-                    f"generate_world(Path({str(paths.data_dir)!r}), scale={scale!r}, seed=0, images=True)")
-            if subprocess.call([sys.executable, "-c", code], cwd=REPO_ROOT, env=env) != 0:
-                raise click.ClickException("generating the synthetic world failed")
+        _run_step(["data", "synth", "--scale", scale, "--out", str(paths.data_dir)], env,
+                  f"no data in {paths.data_dir}: synthetic `{scale}` world")
     for step in STEPS:
         if step.done(paths):
             echo(f"{step.name}: present")
-            continue
-        if not _command_exists(step.args):
-            echo(f"{step.name}: missing, and `hmrec {' '.join(step.args)}` is not available; skipping")
             continue
         _run_step(step.args, env, step.name)
 

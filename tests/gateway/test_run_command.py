@@ -33,17 +33,14 @@ def test_prepare_runs_only_missing_steps_in_order(tmp_path, monkeypatch):
         (paths.search_dir / name).write_text("{}")
     ran: list[list[str]] = []
     monkeypatch.setattr(run_module, "_run_step", lambda args, env, label: ran.append(args))
-    monkeypatch.setattr(run_module, "_command_exists", lambda args: args != ["rerank"])
     run_module.prepare(paths, "small", {})
-    # rerank is missing but its command is not available: skipped, not failed
-    assert ran == [["train", "candidate"], ["train", "ranker"]]
+    assert ran == [["train", "candidate"], ["train", "ranker"], ["rerank"]]
 
 
 def test_prepare_synthesises_data_when_the_folder_is_empty(tmp_path, monkeypatch):
     paths = PathSettings(data_dir=tmp_path / "data", output_dir=tmp_path / "output")
     ran: list[list[str]] = []
     monkeypatch.setattr(run_module, "_run_step", lambda args, env, label: ran.append(args))
-    monkeypatch.setattr(run_module, "_synth_args", lambda d, scale: ["data", "synth", "--scale", scale, "--out", str(d)])
     monkeypatch.setattr(run_module, "STEPS", [])
     run_module.prepare(paths, "tiny", {})
     assert ran == [["data", "synth", "--scale", "tiny", "--out", str(tmp_path / "data")]]
