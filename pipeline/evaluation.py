@@ -23,11 +23,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from shared.config import PathSettings
 from shared.data import Dataset, load_dataset
-from shared.metrics import evaluate_rankings
+from shared.metrics import average_precisions, evaluate_rankings, paired_ratio_interval
 from shared.split import default_cutoff, label_week, purchases_by_customer
 from shared.split import history_before as _history_before
 
@@ -161,6 +162,8 @@ class EvaluationResult:
     refused: dict[str, str]
     errors: dict[str, str]
     seconds: dict[str, float]
+    # "<a>/<b>" -> {"ratio", "low", "high"}: MAP@12 of a over b with a 95 % paired bootstrap interval
+    comparisons: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -171,14 +174,44 @@ class EvaluationResult:
         }
         if self.errors:
             out["errors"] = self.errors
+        if self.comparisons:
+            out["comparisons"] = self.comparisons
         out["seconds"] = self.seconds
         return out
 
 
-def score_method(method: Method, ctx: EvalContext) -> dict[str, float]:
-    """Run one method on the scored customers and compute MAP@12 and recall@k."""
+# Ratios worth a confidence interval: the two stages against each other and against the
+# baselines, and the MMoE against its single-task ablation.
+COMPARISONS: tuple[tuple[str, str], ...] = (
+    ("pipeline", "two_tower"), ("pipeline", "best_baseline"), ("pipeline", "single_task"),
+    ("two_tower", "best_baseline"),
+)
+BASELINES: tuple[str, ...] = ("repurchase_popular", "age_popular", "popular", "random")
+
+
+def score_method(method: Method, ctx: EvalContext, per_customer: dict[str, np.ndarray] | None = None,
+                 name: str = "") -> dict[str, float]:
+    """Run one method on the scored customers and compute MAP@12 and recall@k (and, into
+    ``per_customer[name]``, every customer's AP@12 for the paired intervals)."""
     predictions = method(list(ctx.customers))
+    if per_customer is not None:
+        per_customer[name] = average_precisions(predictions, ctx.labels, MAP_K)
     return evaluate_rankings(predictions, ctx.labels, map_k=MAP_K, recall_ks=RECALL_KS)
+
+
+def compare(metrics: dict[str, dict[str, float]], per_customer: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """MAP@12 ratios of :data:`COMPARISONS` with 95 % paired bootstrap intervals."""
+    aps = dict(per_customer)
+    scored = [b for b in BASELINES if b in metrics and b in aps]
+    if scored:
+        aps["best_baseline"] = aps[max(scored, key=lambda b: metrics[b][f"map@{MAP_K}"])]
+    out: dict[str, dict[str, float]] = {}
+    for a, b in COMPARISONS:
+        if a in aps and b in aps:
+            ratio, low, high = paired_ratio_interval(aps[a], aps[b])
+            if np.isfinite(ratio):
+                out[f"{a}/{b}"] = {"ratio": round(ratio, 4), "low": round(low, 4), "high": round(high, 4)}
+    return out
 
 
 def evaluate(
@@ -196,13 +229,14 @@ def evaluate(
             raise KeyError(f"unknown or unavailable method(s): {', '.join(unknown)} (available: {available})")
         selected = [m for m in selected if m in only]
     metrics: dict[str, dict[str, float]] = {}
+    per_customer: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}
     refused = dict(found.refused)
     errors = dict(found.errors)
     for name in selected:
         start = time.perf_counter()
         try:
-            metrics[name] = score_method(found.methods[name], ctx)
+            metrics[name] = score_method(found.methods[name], ctx, per_customer, name)
         except LeakageError as exc:
             refused[name] = str(exc)
         except Exception as exc:  # noqa: BLE001
@@ -211,7 +245,7 @@ def evaluate(
         seconds[name] = round(time.perf_counter() - start, 3)
     return EvaluationResult(
         cutoff=ctx.cutoff, customers_evaluated=len(ctx.customers), metrics=metrics,
-        refused=refused, errors=errors, seconds=seconds,
+        refused=refused, errors=errors, seconds=seconds, comparisons=compare(metrics, per_customer),
     )
 
 
@@ -229,6 +263,9 @@ def format_table(result: EvaluationResult) -> str:
         "  ".join("-" * w for w in widths),
     ]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    for pair, c in result.comparisons.items():
+        lines.append(f"MAP@12 {pair}: {c['ratio']:.3f}x (95 % paired bootstrap over customers: "
+                     f"{c['low']:.3f}-{c['high']:.3f})")
     for name, why in sorted(result.refused.items()):
         lines.append(f"refused {name}: {why}")
     for name, why in sorted(result.errors.items()):

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+import numpy as np
+
 
 def dedupe(predicted: Iterable[str]) -> list[str]:
     """``predicted`` without repeats, first occurrence kept (order preserved)."""
@@ -95,3 +97,36 @@ def evaluate_rankings(
     for k, total in zip(ks, recall_totals, strict=True):
         result[f"recall@{k}"] = total / n if n else 0.0
     return result
+
+
+def average_precisions(
+    predictions: Mapping[str, Sequence[str]], truth: Mapping[str, set[str]], k: int = 12
+) -> np.ndarray:
+    """AP@k of every customer in ``truth`` (in its order); their mean is :func:`map_at_k`."""
+    empty: list[str] = []
+    return np.array([
+        _ap_from_ranks(ranks, len(bought), k) if bought and (ranks := hit_ranks(bought, predictions.get(c, empty)))
+        else 0.0
+        for c, bought in truth.items()
+    ], dtype=np.float64)
+
+
+def paired_ratio_interval(
+    numerator: np.ndarray, denominator: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """mean(numerator) / mean(denominator) and its bootstrap interval, resampling customers.
+
+    The two arrays hold two methods' AP for the same customers, so one resample draws the same
+    customers for both: the interval says how much of a MAP@12 ratio one week's customers can
+    tell apart from chance (with ~1,500 customers, about +-9 % around a ratio of 1).
+    """
+    numerator = np.asarray(numerator, dtype=np.float64)
+    denominator = np.asarray(denominator, dtype=np.float64)
+    if len(numerator) != len(denominator) or len(numerator) == 0 or denominator.sum() == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(numerator), size=(n_boot, len(numerator)))
+    ratios = numerator[draws].sum(axis=1) / np.maximum(denominator[draws].sum(axis=1), 1e-12)
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.percentile(ratios, [tail, 100.0 - tail])
+    return float(numerator.sum() / denominator.sum()), float(low), float(high)

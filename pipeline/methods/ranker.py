@@ -1,8 +1,8 @@
 """Evaluation methods of the two-stage recommender: ``pipeline`` and its ``single_task`` ablation.
 
 ``pipeline``: stage-one candidates for the scored week (pipeline/stage_one.py: the top-N of a
-two-tower trained strictly before ``ctx.cutoff`` plus the customer's own recent purchases,
-all scored by that two-tower), re-ranked by the MMoE (``mmoe`` CURRENT), best first. The whole
+two-tower trained strictly before ``ctx.cutoff`` plus the customer's own recent purchases and
+their age band's best sellers of the last week, all scored by that two-tower), re-ranked by the MMoE (``mmoe`` CURRENT), best first. The whole
 re-ranked candidate list is returned, so MAP@12 measures the top 12 and recall@100 the
 candidate set. ``single_task`` is the same with the one-task network (``mmoe_single_task``),
 so the value of the extra tasks is measured, not assumed.
@@ -63,11 +63,11 @@ def build_methods(ctx: EvalContext) -> dict[str, Callable[[list[str]], dict[str,
 
     cache: dict[tuple[str, ...], object] = {}
 
-    def candidates_for(customers: list[str], n: int, repurchase: int):  # type: ignore[no-untyped-def]
-        key = (str(n), str(repurchase), *customers)
+    def candidates_for(customers: list[str], n: int, repurchase: int, popular: int):  # type: ignore[no-untyped-def]
+        key = (str(n), str(repurchase), str(popular), *customers)
         if key not in cache:
             cache[key] = ranker_candidates(two_tower, ctx.dataset, ctx.cutoff, customers, top_k=n,
-                                           max_repurchase=repurchase)
+                                           max_repurchase=repurchase, max_popular=popular)
         return cache[key]
 
     def make(folder: Path) -> Callable[[list[str]], dict[str, list[str]]]:
@@ -76,7 +76,8 @@ def build_methods(ctx: EvalContext) -> dict[str, Callable[[list[str]], dict[str,
             # The evaluated week gets the same kind of candidate list the ranker was trained on.
             n = int(ranker.metadata.get("candidates_per_customer", DEFAULT_CANDIDATES))
             repurchase = int(ranker.metadata.get("max_repurchase_candidates", 0))
-            ranked = ranker.rerank_frame(candidates_for(customers, n, repurchase), k=ctx.k)
+            popular = int(ranker.metadata.get("max_popular_candidates", 0))
+            ranked = ranker.rerank_frame(candidates_for(customers, n, repurchase, popular), k=ctx.k)
             return {c: list(g) for c, g in ranked.groupby("customer_id", sort=False)["article_id"]}
         return recommend
 

@@ -26,7 +26,18 @@ it means what a missing value means, and comes with an indicator column:
   ``RECENCY_CAP``, ``pair_never_bought = 1``;
   price ratio 1.0 with ``pair_price_ratio_missing = 1`` when either price level is a default;
   age-band affinity 1.0 (no lift) when the age is unknown or the article unsold
-  (the smoothing prior makes an unsold article's lift exactly 1.0).
+  (the smoothing prior makes an unsold article's lift exactly 1.0);
+- taste shares (the customer's share of purchases in the article's department, colour group
+  and graphical appearance) are true zeros without history or for an unknown article, and
+  so are the neighbour sales (nobody with that taste bought it, or nobody to compare with);
+  ``cust_has_history`` and ``art_unknown`` say which.
+
+The taste features follow how shoppers' tastes are usually described: by department, colour
+and print, each largely independent of the others. A customer's *taste vector* is their
+purchase counts over those three attribute sets, L2-normalised; an article's *neighbour
+sales* over a window is the sum of the taste vectors of everyone who bought it in that window,
+dotted with this customer's vector: "how much did people who shop like you buy this lately".
+It carries both taste and this week's demand, the two things a purchase next week needs.
 """
 from __future__ import annotations
 
@@ -50,6 +61,9 @@ DEFAULT_AGE = 35.0
 # re-buy from the few things they bought last, whatever the number of days in between.
 RECENCY_CAP = 50.0
 ONLINE_CHANNEL = 2
+# Article attributes that make up a customer's taste vector (each value one column).
+TASTE_ATTRIBUTES = ("department_no", "colour_group_code", "graphical_appearance_no")
+NEIGHBOUR_WINDOWS = (7, 28)
 # Candidate scores are clipped to +-SCORE_LIMIT: two-tower cosines live in [-1, 1], and a huge
 # finite score from a caller (1e300) would overflow the float32 features into inf/NaN.
 SCORE_LIMIT = 1e6
@@ -69,6 +83,8 @@ PAIR_FEATURES = [
     "pair_log_times_bought", "pair_never_bought", "pair_days_since_bought", "pair_recency_rank",
     "pair_same_code_share", "pair_same_type_share", "pair_price_ratio",
     "pair_price_ratio_missing", "pair_age_band_affinity",
+    "pair_department_share", "pair_colour_share", "pair_graphic_share",
+    "pair_log_neighbour_sales_1w", "pair_log_neighbour_sales_4w",
 ]
 FEATURE_NAMES = CANDIDATE_FEATURES + CUSTOMER_FEATURES + ARTICLE_FEATURES + PAIR_FEATURES
 N_FEATURES = len(FEATURE_NAMES)
@@ -124,6 +140,11 @@ class FeatureStore:
     code_count: np.ndarray
     type_keys: np.ndarray               # sorted int64: customer_row * n_types + type
     type_count: np.ndarray
+    taste_keys: np.ndarray              # sorted int64: customer_row * n_taste + taste column
+    taste_count: np.ndarray             # float32 purchases of that attribute value
+    taste_norm: np.ndarray              # [n_c + 1] float32, L2 norm of the customer's counts (0: none)
+    article_taste: np.ndarray           # [n_a + 1, len(TASTE_ATTRIBUTES)] int64 taste column, -1 unknown
+    neighbour_taste: np.ndarray         # [len(NEIGHBOUR_WINDOWS), n_a + 1, n_taste] float32
     n_codes: int
     n_types: int
     global_mean_price: float
@@ -161,6 +182,7 @@ class FeatureStore:
         "customer_matrix", "customer_n_purchases", "customer_band", "article_matrix",
         "article_code", "article_type", "article_band_lift", "pair_keys", "pair_count",
         "pair_days", "pair_recency", "code_keys", "code_count", "type_keys", "type_count",
+        "taste_keys", "taste_count", "taste_norm", "article_taste", "neighbour_taste",
     )
 
     def save(self, directory: Path) -> None:
@@ -304,6 +326,7 @@ def build_feature_store(
     art_code[rows_in_cat] = code_codes
     art_type[rows_in_cat] = type_codes
     n_codes, n_types = max(len(code_uniques), 1), max(len(type_uniques), 1)
+    article_taste, n_taste = _taste_columns(cat_by_id, rows_in_cat, n_a)
 
     # --- pairs ----------------------------------------------------------------------
     pair = pd.DataFrame({"key": hc.astype(np.int64) * n_a + ha, "days": days_ago})
@@ -323,6 +346,10 @@ def build_feature_store(
     smoothed = (band_counts + AFFINITY_PRIOR * p_band) / (band_counts.sum(axis=1, keepdims=True) + AFFINITY_PRIOR)
     lift = np.divide(smoothed, p_band, out=np.ones_like(smoothed), where=p_band > 0)
 
+    # --- taste vectors and neighbour sales --------------------------------------------
+    taste_keys, taste_count, taste_norm, neighbour = _taste_summary(
+        hc, ha, days_ago, article_taste, n_c, n_a, n_taste)
+
     return FeatureStore(
         cutoff=cutoff_ts.date(), customer_ids=cust_ids,
         customer_matrix=cust, customer_n_purchases=np.append(n_buy, 0.0).astype(np.float32),
@@ -333,9 +360,77 @@ def build_feature_store(
         pair_days=np.minimum(pg["min"].to_numpy(dtype=np.float32), DAYS_CAP),
         pair_recency=np.minimum(recency, RECENCY_CAP).astype(np.float32),
         code_keys=code_keys, code_count=code_count, type_keys=type_keys, type_count=type_count,
-        n_codes=n_codes, n_types=n_types,
+        taste_keys=taste_keys, taste_count=taste_count, taste_norm=taste_norm,
+        article_taste=article_taste, neighbour_taste=neighbour, n_codes=n_codes, n_types=n_types,
         global_mean_price=global_mean_price, global_online_share=global_online,
     )
+
+
+def _taste_columns(cat_by_id: pd.DataFrame, rows_in_cat: np.ndarray, n_a: int) -> tuple[np.ndarray, int]:
+    """Per article row, its column in the taste space for each of ``TASTE_ATTRIBUTES`` (-1 if
+    unknown or the catalogue lacks the attribute); and the width of that space."""
+    columns = np.full((n_a + 1, len(TASTE_ATTRIBUTES)), -1, dtype=np.int64)
+    offset = 0
+    for j, name in enumerate(TASTE_ATTRIBUTES):
+        if name not in cat_by_id:
+            continue
+        codes, uniques = pd.factorize(cat_by_id[name].astype(str))
+        columns[rows_in_cat, j] = np.where(codes >= 0, codes + offset, -1)
+        offset += len(uniques)
+    return columns, max(offset, 1)
+
+
+def _taste_summary(hc: np.ndarray, ha: np.ndarray, days_ago: np.ndarray, article_taste: np.ndarray,
+                   n_c: int, n_a: int, n_taste: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Customers' taste counts (sorted keys), their L2 norms, and per window the summed
+    normalised taste vectors of each article's buyers in that window."""
+    import scipy.sparse as sp
+
+    rows = np.repeat(hc, article_taste.shape[1])
+    cols = article_taste[ha].reshape(-1)
+    ok = cols >= 0
+    counts = sp.csr_matrix((np.ones(int(ok.sum()), dtype=np.float32), (rows[ok], cols[ok])),
+                           shape=(n_c + 1, n_taste))
+    counts.sum_duplicates()
+    counts.sort_indices()
+    coo = counts.tocoo()
+    keys = coo.row.astype(np.int64) * n_taste + coo.col
+    order = np.argsort(keys, kind="stable")
+    norm = np.sqrt(np.asarray(counts.multiply(counts).sum(axis=1)).reshape(-1)).astype(np.float32)
+    unit = sp.diags(np.divide(1.0, norm, out=np.zeros_like(norm), where=norm > 0)) @ counts
+    neighbour = np.zeros((len(NEIGHBOUR_WINDOWS), n_a + 1, n_taste), dtype=np.float32)
+    for w, days in enumerate(NEIGHBOUR_WINDOWS):
+        recent = days_ago <= days
+        # One row per (article, buyer) pair, however many units: a buyer counts once.
+        bought = sp.csr_matrix((np.ones(int(recent.sum()), dtype=np.float32), (ha[recent], hc[recent])),
+                               shape=(n_a + 1, n_c + 1))
+        bought.sum_duplicates()
+        bought.data[:] = 1.0
+        neighbour[w] = (bought @ unit).toarray()
+    return keys[order], coo.data[order].astype(np.float32), norm, neighbour
+
+
+def taste_features(store: FeatureStore, c: np.ndarray, a: np.ndarray) -> list[np.ndarray]:
+    """Department/colour/graphic shares and neighbour sales per window for rows (c, a)."""
+    n_taste = store.neighbour_taste.shape[2]
+    n_buy = np.maximum(store.customer_n_purchases[c], 1.0)
+    out: list[np.ndarray] = []
+    for j in range(store.article_taste.shape[1]):
+        col = store.article_taste[a, j]
+        key = np.where((col >= 0) & (c < store.n_customers), c * n_taste + col, -1)
+        out.append(_lookup_sorted(store.taste_keys, store.taste_count, key, 0.0) / n_buy)
+    # v_c . S_a over the customer's non-zero taste entries: expand each row to its entries.
+    lo = np.searchsorted(store.taste_keys, c * n_taste)
+    hi = np.searchsorted(store.taste_keys, (c + 1) * n_taste)
+    sizes = hi - lo
+    row = np.repeat(np.arange(len(c)), sizes)
+    entry = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes) + np.repeat(lo, sizes)
+    taste_col = store.taste_keys[entry] % n_taste
+    weight = store.taste_count[entry] / np.maximum(store.taste_norm[c][row], 1e-12)
+    for w in range(len(NEIGHBOUR_WINDOWS)):
+        dot = np.bincount(row, weights=weight * store.neighbour_taste[w, a[row], taste_col], minlength=len(c))
+        out.append(np.log1p(np.maximum(dot, 0.0)))
+    return out
 
 
 def _count_keys(customer_rows: np.ndarray, group: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
@@ -419,7 +514,7 @@ def compute_features(
     band = store.customer_band[c].astype(np.int64)
     affinity = np.where(band >= 0, store.article_band_lift[a, np.maximum(band, 0)], 1.0)
     pair_cols = [np.log1p(times), times == 0, days, recency, same_code, same_type, price_ratio,
-                 price_missing, affinity]
+                 price_missing, affinity, *taste_features(store, c, a)]
     for j, values in enumerate(pair_cols):
         out[:, col + j] = values
     return out

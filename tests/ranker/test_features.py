@@ -178,3 +178,29 @@ def test_works_on_the_real_resaved_sample(hm_sample_dir) -> None:  # type: ignor
     assert (f.pair_never_bought == 0).all()      # every row was a real purchase
     assert (f.cust_has_history == 1).all() and (f.art_never_sold == 0).all()
     assert (f.art_unknown == 0).all()            # ids that lost their leading zero still match
+
+
+def test_taste_shares_and_neighbour_sales_by_hand(shop) -> None:  # type: ignore[no-untyped-def]
+    # Same shop with departments, colours and prints. Before the cutoff C1 bought A1 twice (15
+    # and 6 days ago) and A3 (1 day ago); C2 bought A1 37 days ago; C3 nothing.
+    articles, customers, tx = shop
+    articles = articles.assign(department_no=[10, 10, 20, 20], colour_group_code=[9, 9, 9, 5],
+                               graphical_appearance_no=[1, 2, 1, 2])
+    store = build_feature_store(tx, customers, articles, CUTOFF)
+    f = rows(store, [(C1, A2, 0.5), (C1, A4, 0.4), (C1, A1, 0.9), (C2, A1, 0.9), (C3, A1, 0.9),
+                     (C2, A2, 0.1), (UNKNOWN_C, A1, 0.1), (C1, UNKNOWN_A, 0.1)])
+    c1a2, c1a4, c1a1, c2a1, c3a1, c2a2, unknown_c, unknown_a = (f.iloc[i] for i in range(8))
+    # C1's 3 purchases: department 10 twice, 20 once; colour 9 three times; print 1 three times.
+    assert (c1a2.pair_department_share, c1a2.pair_colour_share, c1a2.pair_graphic_share) == pytest.approx((2 / 3, 1.0, 0.0))
+    assert (c1a4.pair_department_share, c1a4.pair_colour_share, c1a4.pair_graphic_share) == pytest.approx((1 / 3, 0.0, 0.0))
+    # A1's buyers within 7 and within 28 days: C1 only (C2's purchase is 37 days old).
+    # C2's taste (1, 1, 1 on dept 10, colour 9, print 1) . C1's (2, 3, 3 there; 1 on dept 20)
+    # = 8, over the norms sqrt(3) * sqrt(23).
+    expected = math.log1p(8 / math.sqrt(3 * 23))
+    assert c2a1.pair_log_neighbour_sales_1w == pytest.approx(expected, rel=1e-5)
+    assert c2a1.pair_log_neighbour_sales_4w == pytest.approx(expected, rel=1e-5)
+    assert c1a1.pair_log_neighbour_sales_1w == pytest.approx(math.log(2), rel=1e-5)  # C1 . C1 = 1
+    # Documented zeros: no history (C3), nobody bought it (A2), unknown customer or article.
+    for row in (c3a1, c2a2, unknown_c, unknown_a):
+        assert row.pair_log_neighbour_sales_1w == 0 and row.pair_log_neighbour_sales_4w == 0
+    assert (unknown_a.pair_department_share, unknown_a.pair_colour_share) == (0, 0)

@@ -152,3 +152,23 @@ def test_scoring_50k_customers_with_500_predictions_takes_seconds():
     result = evaluate_rankings(predictions, truth)
     assert time.perf_counter() - start < 20.0  # generous: CI machines are shared
     assert 0.0 < result["recall@500"] <= 1.0
+
+
+def test_average_precisions_mean_is_map_and_paired_interval_brackets_the_ratio() -> None:
+    import numpy as np
+
+    from shared.metrics import average_precisions, map_at_k, paired_ratio_interval
+
+    truth = {"c1": {"a"}, "c2": {"b", "c"}, "c3": {"z"}}
+    preds = {"c1": ["a", "x"], "c2": ["x", "c", "b"]}
+    aps = average_precisions(preds, truth, 12)
+    assert aps.tolist() == [1.0, (1 / 2 + 2 / 3) / 2, 0.0]        # c3 has no prediction: 0
+    assert aps.mean() == map_at_k(preds, truth, 12)
+    rng = np.random.default_rng(1)
+    base = rng.random(2000)
+    ratio, low, high = paired_ratio_interval(base * 1.2, base)
+    assert ratio == low == high == 1.2 or (low <= 1.2 <= high and high - low < 1e-9)
+    noisy = base * rng.uniform(0.5, 1.7, 2000)                      # mean ratio ~1.1, noisy per customer
+    ratio, low, high = paired_ratio_interval(noisy, base)
+    assert low < ratio < high and high - low > 0.02
+    assert np.isnan(paired_ratio_interval(base, np.zeros(2000))[0])
