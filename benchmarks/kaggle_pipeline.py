@@ -41,6 +41,10 @@ ROOT = Path(__file__).resolve().parents[1]
 STAGE_GOAL_S = 45 * 60
 TOTAL_GOAL_S = {"kaggle": 2 * 3600, "medium": 20 * 60}
 PEAK_GOAL_GIB = 16.0
+# Every training week of the ranker trains its own two-tower (strictly before that week), the
+# stage's main cost: the CLI's 8 weeks suit `small`; at these scales one week already holds
+# 30k-70k buyers' lists, and 8 two-towers would not fit the time goals.
+RANKER_TRAIN_WEEKS = {"medium": 2, "kaggle": 1}
 
 
 @dataclass
@@ -52,6 +56,7 @@ class Config:
     candidate_epochs: int | None
     ranker_epochs: int | None
     ranker_two_tower_epochs: int | None
+    ranker_train_weeks: int | None
     images: bool
 
     def common(self) -> list[str]:
@@ -86,7 +91,8 @@ STAGES: list[Stage] = [
           lambda c: [c.output_dir / "inference" / "inference_results.parquet"]),
     Stage("train_ranker",
           lambda c: ["train", "ranker", *c.common(), "--no-single-task", *_opt("--epochs", c.ranker_epochs),
-                     *_opt("--two-tower-epochs", c.ranker_two_tower_epochs), "--seed", str(c.seed)],
+                     *_opt("--two-tower-epochs", c.ranker_two_tower_epochs),
+                     *_opt("--train-weeks", c.ranker_train_weeks), "--seed", str(c.seed)],
           lambda c: [c.output_dir / "models" / "mmoe" / "CURRENT"]),
     Stage("rerank",
           lambda c: ["rerank", *c.common()],
@@ -202,6 +208,9 @@ def main() -> None:
     ap.add_argument("--ranker-epochs", type=int, default=None, help="MMoE epochs (default: the CLI's)")
     ap.add_argument("--ranker-two-tower-epochs", type=int, default=None,
                     help="epochs of the ranker's training-week two-tower (default: the CLI's)")
+    ap.add_argument("--ranker-train-weeks", type=int, default=None,
+                    help="labelled weeks the ranker learns from, each with its own two-tower "
+                         f"(default: {RANKER_TRAIN_WEEKS} by scale, else the CLI's 8)")
     ap.add_argument("--images", action="store_true", help="synthesise product photos too (slow at kaggle scale)")
     args = ap.parse_args()
 
@@ -211,7 +220,8 @@ def main() -> None:
         ap.error(f"unknown stage(s) {unknown}; choose from {STAGE_NAMES}")
     work = (args.work_dir or ROOT / "output" / "kaggle_pipeline" / args.scale).resolve()
     cfg = Config(args.scale, work / "data", work / "output", args.seed, args.candidate_epochs,
-                 args.ranker_epochs, args.ranker_two_tower_epochs, args.images)
+                 args.ranker_epochs, args.ranker_two_tower_epochs,
+                 args.ranker_train_weeks or RANKER_TRAIN_WEEKS.get(args.scale), args.images)
     print(f"kaggle_pipeline: scale {args.scale}, work dir {work}, {os.cpu_count()} CPUs", flush=True)
 
     results: list[StageResult] = []

@@ -14,16 +14,15 @@ from typing import Any
 import aiohttp
 from fastapi import HTTPException, Request
 from pydantic import ValidationError
-from starlette.datastructures import UploadFile
 
 from services.gateway.cache import cache_key, dumps, mark_cached
 from services.gateway.clients import DependencyRejected, DependencyUnavailable
 from services.gateway.models import GatewaySearchRequest
 from services.gateway.state import GatewayState
 from shared.schemas import MAX_RESULTS_K
+from shared.uploads import read_bounded, read_image_form
 
 JSON_BODY_LIMIT = 64 * 1024
-FORM_FIELDS_ALLOWANCE = 64 * 1024  # multipart headers and the small text fields beside the file
 
 # Documents both bodies in OpenAPI (the route reads the request itself).
 OPENAPI_BODY: dict[str, Any] = {
@@ -51,31 +50,6 @@ def unprocessable(message: str, errors: Any = None) -> HTTPException:
     return HTTPException(422, detail=message if errors is None else {"message": message, "errors": errors})
 
 
-async def read_bounded(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it passes ``limit`` bytes (Content-Length is
-    checked first for a cheap early answer, but the bytes are counted as they arrive)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, detail=f"request body over the {limit}-byte limit")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, detail=f"request body over the {limit}-byte limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def parse_form(request: Request, body: bytes) -> Any:
-    async def replay() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    try:
-        return await Request(request.scope, replay).form(max_files=1, max_fields=10)
-    except Exception as exc:  # noqa: BLE001 - any multipart parse failure is the client's
-        raise HTTPException(400, detail=f"malformed multipart body: {exc}") from exc
-
-
 def _error_messages(exc: ValidationError) -> list[dict[str, Any]]:
     return [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
 
@@ -90,36 +64,13 @@ async def parse_search(request: Request, max_upload_bytes: int) -> tuple[str, Ga
         except ValidationError as exc:
             raise unprocessable("invalid search request", _error_messages(exc)) from exc
     if content_type.startswith("multipart/form-data"):
-        body = await read_bounded(request, max_upload_bytes + FORM_FIELDS_ALLOWANCE)
-        form = await parse_form(request, body)
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise unprocessable("multipart search needs an image in the 'file' field")
-        image = await upload.read()
-        if not image:
-            raise unprocessable("the uploaded file is empty")
-        if len(image) > max_upload_bytes:
-            raise HTTPException(413, detail=f"image over the {max_upload_bytes}-byte limit")
-        fields: dict[str, Any] = {"query": "image"}  # placeholder: the text field is unused for images
-        for name in ("k", "offset", "customer_id"):
-            value = form.get(name)
-            if isinstance(value, str) and value != "":
-                fields[name] = value
-        raw_filters = form.get("filters")
-        if isinstance(raw_filters, str) and raw_filters.strip():
-            try:
-                fields["filters"] = json.loads(raw_filters)
-            except json.JSONDecodeError as exc:
-                raise unprocessable(f"'filters' is not valid JSON: {exc.msg}") from exc
+        form = await read_image_form(request, max_upload_bytes, ("k", "offset", "customer_id", "filters"))
+        # The text field is unused for images; the placeholder satisfies the shared model.
         try:
-            options = GatewaySearchRequest.model_validate(fields)
+            options = GatewaySearchRequest.model_validate({"query": "image", **form.fields})
         except ValidationError as exc:
             raise unprocessable("invalid image search options", _error_messages(exc)) from exc
-        return "image", options, {
-            "bytes": image,
-            "filename": upload.filename or "upload",
-            "content_type": upload.content_type or "application/octet-stream",
-        }
+        return "image", options, {"bytes": form.image, "filename": form.filename, "content_type": form.content_type}
     raise HTTPException(415, detail="send application/json (text query) or multipart/form-data (image in 'file')")
 
 

@@ -13,7 +13,6 @@ Run: ``python -m uvicorn services.search.app:create_app --factory --port 8003``
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -24,7 +23,6 @@ from typing import Any, Literal
 from fastapi import FastAPI, HTTPException, Request
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from services.search.engine import SearchIndex
 from services.search.index import read_manifest
@@ -38,10 +36,10 @@ from shared.schemas import (
     TextSearchRequest,
 )
 from shared.service import configure_logging, health_router, serving_slots
+from shared.uploads import read_image_form
 
 log = logging.getLogger(__name__)
 
-FORM_FIELDS_ALLOWANCE = 64 * 1024  # multipart headers and the small fields beside the file
 
 class ImageSearchOptions(BaseModel):
     """The form fields that come with an uploaded photo (same meaning as for text)."""
@@ -91,55 +89,15 @@ class IndexSlot:
             log.info("now serving search index %s", index.version)
             return True
 
-async def read_bounded(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as more than ``limit`` bytes have arrived."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:  # cheap early answer; never trusted when small
-        raise HTTPException(413, detail=f"upload over the {limit:,}-byte limit (Content-Length {int(declared):,})")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, detail=f"upload over the {limit:,}-byte limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
 async def parse_image_form(request: Request, max_upload_bytes: int) -> tuple[bytes, ImageSearchOptions]:
-    content_type = request.headers.get("content-type", "").lower()
-    if not content_type.startswith("multipart/form-data"):
-        raise HTTPException(415, detail="send the photo as multipart/form-data with the image in the 'file' field")
-    body = await read_bounded(request, max_upload_bytes + FORM_FIELDS_ALLOWANCE)
-
-    async def replay() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
+    form = await read_image_form(request, max_upload_bytes, ("k", "customer_id", "mode", "filters"))
     try:
-        form = await Request(request.scope, replay).form(max_files=1, max_fields=10)
-    except Exception as exc:  # noqa: BLE001 - any multipart parse failure is the client's
-        raise HTTPException(400, detail=f"malformed multipart body: {exc}") from exc
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
-        raise HTTPException(422, detail="multipart image search needs a photo in the 'file' field")
-    data = await upload.read()
-    if len(data) > max_upload_bytes:
-        raise HTTPException(413, detail=f"image is {len(data):,} bytes; the limit is {max_upload_bytes:,}")
-    fields: dict[str, Any] = {}
-    for name in ("k", "customer_id", "mode"):
-        value = form.get(name)
-        if isinstance(value, str) and value != "":
-            fields[name] = value
-    raw_filters = form.get("filters")
-    if isinstance(raw_filters, str) and raw_filters.strip():
-        try:
-            fields["filters"] = json.loads(raw_filters)
-        except json.JSONDecodeError as exc:
-            raise HTTPException(422, detail=f"'filters' is not valid JSON: {exc.msg}") from exc
-    try:
-        options = ImageSearchOptions.model_validate(fields)
+        options = ImageSearchOptions.model_validate(form.fields)
     except ValidationError as exc:
         errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
         raise HTTPException(422, detail={"message": "invalid image search options", "errors": errors}) from exc
-    return data, options
+    return form.image, options
+
 
 def create_app(settings: SearchSettings | None = None) -> FastAPI:
     settings = settings or SearchSettings()
