@@ -45,6 +45,10 @@ PEAK_GOAL_GIB = 16.0
 # stage's main cost: the CLI's 8 weeks suit `small`; at these scales one week already holds
 # 30k-70k buyers' lists, and 8 two-towers would not fit the time goals.
 RANKER_TRAIN_WEEKS = {"medium": 2, "kaggle": 1}
+# At kaggle scale one two-tower epoch is ~6.5M pairs (~6 min on 2 cores): capped so that each
+# stage fits its 45 minutes (validation recall@100 moves little after epoch 2-3 on the smaller worlds).
+CANDIDATE_EPOCHS = {"kaggle": 3}
+RANKER_TWO_TOWER_EPOCHS = {"kaggle": 2}
 
 
 @dataclass
@@ -204,10 +208,12 @@ def main() -> None:
     ap.add_argument("--force", action="store_true", help="rerun the selected stages even if their artifacts exist")
     ap.add_argument("--stage-timeout", type=float, default=50.0, help="minutes before a stage is killed")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--candidate-epochs", type=int, default=None, help="two-tower epochs (default: the CLI's)")
+    ap.add_argument("--candidate-epochs", type=int, default=None,
+                    help=f"two-tower epochs (default: {CANDIDATE_EPOCHS} by scale, else the CLI's)")
     ap.add_argument("--ranker-epochs", type=int, default=None, help="MMoE epochs (default: the CLI's)")
     ap.add_argument("--ranker-two-tower-epochs", type=int, default=None,
-                    help="epochs of the ranker's training-week two-tower (default: the CLI's)")
+                    help=f"epochs of the ranker's training-week two-tower (default: {RANKER_TWO_TOWER_EPOCHS} by scale, "
+                         "else the CLI's)")
     ap.add_argument("--ranker-train-weeks", type=int, default=None,
                     help="labelled weeks the ranker learns from, each with its own two-tower "
                          f"(default: {RANKER_TRAIN_WEEKS} by scale, else the CLI's 8)")
@@ -219,8 +225,9 @@ def main() -> None:
     if unknown:
         ap.error(f"unknown stage(s) {unknown}; choose from {STAGE_NAMES}")
     work = (args.work_dir or ROOT / "output" / "kaggle_pipeline" / args.scale).resolve()
-    cfg = Config(args.scale, work / "data", work / "output", args.seed, args.candidate_epochs,
-                 args.ranker_epochs, args.ranker_two_tower_epochs,
+    cfg = Config(args.scale, work / "data", work / "output", args.seed,
+                 args.candidate_epochs or CANDIDATE_EPOCHS.get(args.scale), args.ranker_epochs,
+                 args.ranker_two_tower_epochs or RANKER_TWO_TOWER_EPOCHS.get(args.scale),
                  args.ranker_train_weeks or RANKER_TRAIN_WEEKS.get(args.scale), args.images)
     print(f"kaggle_pipeline: scale {args.scale}, work dir {work}, {os.cpu_count()} CPUs", flush=True)
 

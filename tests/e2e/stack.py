@@ -236,7 +236,7 @@ def code_fingerprint() -> str:
 OFFLINE_STEPS: list[tuple[list[str], dict[str, str | None]]] = [
     (["train", "candidate"], {"--epochs": "1"}),
     (["infer"], {}),
-    (["train", "ranker"], {"--epochs": "2", "--two-tower-epochs": "1", "--no-single-task": None}),
+    (["train", "ranker"], {"--epochs": "2", "--two-tower-epochs": "1", "--train-weeks": "2", "--no-single-task": None}),
     (["rerank"], {}),
 ]
 INDEX_STEP: tuple[list[str], dict[str, str | None]] = (["index"], {})

@@ -46,9 +46,10 @@ def test_train_ranker_command_then_pipeline_method(tiny_world: Path, tmp_path: P
     customers = ctx.customers[:20]
     recs = methods["pipeline"](customers)
     assert set(recs) == set(customers)
-    # Re-ranked candidates: the two-tower's top 30 plus up to 20 of the customer's own purchases.
-    assert all(0 < len(v) <= 50 and len(set(v)) == len(v) for v in recs.values())
-    assert meta["max_repurchase_candidates"] == 20
+    # Re-ranked candidates: the two-tower's top 30, up to 20 of the customer's own purchases and
+    # up to 30 best sellers of their age band.
+    assert all(0 < len(v) <= 80 and len(set(v)) == len(v) for v in recs.values())
+    assert meta["max_repurchase_candidates"] == 20 and meta["max_popular_candidates"] == 30
 
     # Stage one as the ranker sees it, with the scored week's two-tower.
     import numpy as np
@@ -73,3 +74,19 @@ def test_train_ranker_command_then_pipeline_method(tiny_world: Path, tmp_path: P
     bought = set(zip(before.customer_id.astype(str), before.article_id.astype(str), strict=True))
     assert all((c, a) in bought for c, a in zip(rep.customer_id, rep.article_id, strict=True))
     assert (rep.groupby("customer_id").size() <= 5).all() and np.isfinite(rep.score).all()
+
+    # The third source: last week's best sellers of the customer's age band, scored the same way.
+    from shared.baselines import age_popular_recommendations
+
+    with_popular = ranker_candidates(model, ctx.dataset, ctx.cutoff, customers, top_k=10, max_repurchase=5,
+                                     max_popular=8)
+    assert set(with_popular["source"]) == {"two_tower", "repurchase", "popular"}
+    assert not with_popular.duplicated(["customer_id", "article_id"]).any()
+    popular = age_popular_recommendations(before, ctx.dataset.customers, customers, 8, ctx.cutoff)
+    pop = with_popular[with_popular.source == "popular"]
+    assert all(a in popular[c] for c, a in zip(pop.customer_id, pop.article_id, strict=True))
+    assert np.isfinite(pop.score).all()
+    # Every customer's list holds the union: nothing a source found is lost.
+    for c in customers:
+        got = set(with_popular.article_id[with_popular.customer_id == c])
+        assert set(popular[c]) <= got
