@@ -66,7 +66,7 @@ def test_the_process_listening_on_a_port_is_found_with_its_memory():
 @pytest.mark.slow
 def test_a_stage_runs_as_its_own_process_and_resumes(tmp_path: Path):
     kp = _load("kaggle_pipeline")
-    cfg = kp.Config("tiny", tmp_path / "data", tmp_path / "output", 0, None, None, None, False)
+    cfg = kp.Config("tiny", tmp_path / "data", tmp_path / "output", 0, None, None, None, None, False)
     synth, cache = kp.STAGES[0], kp.STAGES[1]
     assert (synth.name, cache.name) == ("synth", "cache")
 
