@@ -159,6 +159,14 @@ def evaluation_section(data: dict[str, Any] | None, why_missing: str | None, out
             "MAP@12 as in the competition; recall@k = share of each customer's purchases in the top k. "
             "Best MAP@12 first.</p>")
     body += _table(["method", *METRIC_NAMES], rows)
+    comparisons = data.get("comparisons") or {}
+    if isinstance(comparisons, dict) and comparisons:
+        body += ("<p>Ratios of MAP@12 with a 95 % paired bootstrap interval (the same customers "
+                 "resampled for both methods): how much of a difference one week's customers can tell "
+                 "apart from chance.</p>")
+        body += _table(["ratio", "measured", "95 % interval"], [
+            [_esc(pair), _num(c.get("ratio"), 3), f"{_num(c.get('low'), 3)} – {_num(c.get('high'), 3)}"]
+            for pair, c in comparisons.items() if isinstance(c, dict)])
     for kind in ("refused", "errors"):
         for name, why in sorted((data.get(kind) or {}).items()):
             body += f'<p class="note">{_esc(kind[:-1] if kind == "errors" else "refused")} ' \

@@ -25,6 +25,7 @@ def _metrics(out: Path) -> None:
             "<b>odd</b>": {"map@12": 0.0, "recall@12": 0.0, "recall@100": 0.0, "recall@500": 0.0},
         },
         "refused": {"two_tower": "trained on 2020-09-20, after the cutoff"},
+        "comparisons": {"pipeline/best_baseline": {"ratio": 2.6098, "low": 2.125, "high": 3.1875}},
     }))
 
 
@@ -75,6 +76,7 @@ def test_report_shows_every_number_it_reads_and_draws_the_plots(tmp_path: Path):
         assert number in page, number
     assert page.index("<td>pipeline</td>") < page.index("<td>popular</td>")
     assert "trained on 2020-09-20, after the cutoff" in page  # refused methods are shown, not scored
+    assert "pipeline/best_baseline" in page and "2.610" in page and "2.125 – 3.188" in page  # the ratio interval
     assert "&lt;b&gt;odd&lt;/b&gt;" in page and "<b>odd</b>" not in page  # names are escaped
     # two-tower: the CURRENT version (v7), not the newest folder
     assert "v7" in page and "3.5000" in page and "2.2500" in page and "0.3750" in page
