@@ -54,6 +54,10 @@ class TrainConfig:
     batch_size: int = 1024
     epochs: int = 8
     learning_rate: float = 0.005
+    # The id embedding tables (customer, article) learn with Adagrad: Adam's update rewrites
+    # every row of a table each step (its moments decay densely), 684 ms per step for the
+    # 1.37M-customer table against 3 ms with Adagrad, which touches only the batch's rows.
+    id_learning_rate: float = 0.05
     temperature: float = 0.05        # logits = cosine / temperature
     id_dropout: float = 0.2          # share of queries trained with the OOV customer id
     postal_buckets: int = 2000

@@ -126,6 +126,27 @@ def data_fingerprint(dataset: Any) -> str:
     return h.hexdigest()[:16]
 
 
+# Variables whose gradients are sparse rows of a table as large as the customer base.
+ID_EMBEDDING_NAMES = ("customer_id_emb", "article_id_emb")
+
+
+def make_optimizer(model: Any, cfg: TrainConfig) -> Any:
+    """Adagrad for the id embedding tables (sparse: only the rows a batch touches are
+    updated), Adam for every other weight (see ``TrainConfig.id_learning_rate``)."""
+    import tensorflow as tf
+    from tensorflow_recommenders.experimental.optimizers import CompositeOptimizer
+
+    def is_id_table(v: Any) -> bool:
+        return any(name in v.name for name in ID_EMBEDDING_NAMES)
+
+    return CompositeOptimizer([
+        (tf.keras.optimizers.Adagrad(learning_rate=cfg.id_learning_rate),
+         lambda: [v for v in model.trainable_variables if is_id_table(v)]),
+        (tf.keras.optimizers.Adam(learning_rate=cfg.learning_rate),
+         lambda: [v for v in model.trainable_variables if not is_id_table(v)]),
+    ])
+
+
 def train_two_tower(
     dataset: Any,
     cutoff: date | None,
@@ -179,7 +200,7 @@ def train_two_tower(
         history_len=space.history_len,
     )
     model = TwoTowerModel(shape, table, cfg)
-    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=cfg.learning_rate))
+    model.compile(optimizer=make_optimizer(model, cfg))
     data = {**x, "article_idx": y, "sampling_p": sampling_p}
     history: dict[str, list[float]] = {"loss": [], "val_recall": [], "epoch_seconds": [], "examples_per_s": []}
     best_recall, best_epoch, best_weights, stale = -1.0, 0, None, 0
