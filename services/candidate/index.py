@@ -18,9 +18,11 @@ class ExactIndex:
     def __len__(self) -> int:
         return self.embeddings.shape[0]
 
-    def scores(self, queries: np.ndarray) -> np.ndarray:
-        """float32 [B, N]: cosine of each query with each article (rows = article positions)."""
-        return np.asarray(queries, dtype=np.float32) @ self.embeddings.T
+    def scores(self, queries: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
+        """float32 [B, N]: cosine of each query with each article (rows = article positions);
+        with ``columns``, only those articles' (in that order)."""
+        emb = self.embeddings if columns is None else self.embeddings[columns]
+        return np.asarray(queries, dtype=np.float32) @ emb.T
 
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` article positions and scores per query, best first.
@@ -28,13 +30,28 @@ class ExactIndex:
         ``allowed`` is a bool mask [N] or [B, N]; disallowed articles never appear (if fewer
         than ``k`` are allowed, the tail is padded with position -1 and score -inf).
         """
+        if allowed is not None and allowed.ndim == 1:
+            # One mask for every query (the not-sold filter): score only the allowed columns.
+            # Masking with -inf instead left ~2/3 of a Kaggle-scale row equal, and argpartition
+            # over [1024, 105k] rows full of ties ran the batch inference at ~160 customers/s.
+            cols = np.flatnonzero(allowed)
+            idx, sc = top_k(self.scores(queries, cols), k)
+            idx = np.where(idx >= 0, cols[np.maximum(idx, 0)], -1)
+            return _pad(idx, sc, k)
         s = self.scores(queries)  # a fresh array: masking in place costs no copy
         if allowed is not None:
-            if allowed.ndim == 1:
-                s[:, ~allowed] = -np.inf
-            else:
-                s[~allowed] = -np.inf
+            s[~allowed] = -np.inf
         return top_k(s, k)
+
+
+def _pad(idx: np.ndarray, sc: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad to ``k`` columns with position -1 and score -inf (fewer allowed than ``k``)."""
+    missing = k - idx.shape[1]
+    if missing <= 0:
+        return idx, sc
+    b = idx.shape[0]
+    return (np.hstack([idx, np.full((b, missing), -1, dtype=idx.dtype)]),
+            np.hstack([sc, np.full((b, missing), -np.inf, dtype=sc.dtype)]))
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

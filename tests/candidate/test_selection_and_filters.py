@@ -104,3 +104,25 @@ def test_price_band_from_history(toy):
     assert band.iloc[0]["p_lo"] == pytest.approx(0.02, abs=1e-6)
     assert band.iloc[0]["p_hi"] == pytest.approx(0.027, abs=1e-6)
     assert pd.isna(band.iloc[1]["p_lo"])
+
+
+def test_one_mask_for_all_queries_scores_only_allowed_columns_with_the_same_answer() -> None:
+    # The batch path scores the allowed columns only; it must answer exactly as masking the
+    # full score matrix with -inf does: same positions, same order (ties by position), and
+    # -1 / -inf padding when fewer articles are allowed than asked for.
+    rng = np.random.default_rng(3)
+    emb = rng.normal(size=(50, 8)).astype(np.float32)
+    emb[10] = emb[20]                                   # a tie, broken by position
+    index = ExactIndex(emb)
+    queries = rng.normal(size=(7, 8)).astype(np.float32)
+    for allowed_share, k in ((0.6, 12), (0.1, 12), (0.0, 4)):
+        allowed = rng.random(50) < allowed_share
+        allowed[[10, 20]] = allowed_share > 0
+        full = index.scores(queries)
+        full[:, ~allowed] = -np.inf
+        want_idx, want_sc = top_k(full, k)
+        got_idx, got_sc = index.search(queries, k, allowed)
+        assert got_idx.shape == (7, k)
+        assert np.array_equal(got_idx, want_idx)
+        assert np.allclose(got_sc, want_sc)  # -inf padding compares equal
+        assert set(got_idx[got_idx >= 0].tolist()) <= set(np.flatnonzero(allowed).tolist())
