@@ -28,7 +28,7 @@ import pandas as pd
 
 from shared.config import PathSettings
 from shared.data import Dataset, load_dataset
-from shared.metrics import average_precisions, evaluate_rankings, paired_ratio_interval
+from shared.metrics import means, paired_ratio_interval, per_customer_metrics
 from shared.split import default_cutoff, label_week, purchases_by_customer
 from shared.split import history_before as _history_before
 
@@ -193,10 +193,10 @@ def score_method(method: Method, ctx: EvalContext, per_customer: dict[str, np.nd
                  name: str = "") -> dict[str, float]:
     """Run one method on the scored customers and compute MAP@12 and recall@k (and, into
     ``per_customer[name]``, every customer's AP@12 for the paired intervals)."""
-    predictions = method(list(ctx.customers))
+    values = per_customer_metrics(method(list(ctx.customers)), ctx.labels, map_k=MAP_K, recall_ks=RECALL_KS)
     if per_customer is not None:
-        per_customer[name] = average_precisions(predictions, ctx.labels, MAP_K)
-    return evaluate_rankings(predictions, ctx.labels, map_k=MAP_K, recall_ks=RECALL_KS)
+        per_customer[name] = values[f"map@{MAP_K}"]
+    return means(values)
 
 
 def compare(metrics: dict[str, dict[str, float]], per_customer: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:

@@ -69,46 +69,58 @@ def recall_at_k(
     return evaluate_rankings(predictions, truth, map_k=k, recall_ks=(k,))[f"recall@{k}"]
 
 
+def per_customer_metrics(
+    predictions: Mapping[str, Sequence[str]],
+    truth: Mapping[str, set[str]],
+    map_k: int = 12,
+    recall_ks: Sequence[int] = (12, 100, 500),
+) -> dict[str, np.ndarray]:
+    """AP@map_k and recall at every k in ``recall_ks`` of every customer in ``truth`` (in its
+    order; 0 without a prediction or a purchase), in one pass over the customers.
+
+    Returns e.g. ``{"map@12": array([...]), "recall@12": array([...]), ...}``; the means are
+    :func:`evaluate_rankings`, the per-customer values feed paired comparisons.
+    """
+    ks = list(recall_ks)
+    n = len(truth)
+    ap = np.zeros(n, dtype=np.float64)
+    recalls = np.zeros((len(ks), n), dtype=np.float64)
+    empty: list[str] = []
+    for i, (customer, bought) in enumerate(truth.items()):
+        if not bought:
+            continue
+        ranks = hit_ranks(bought, predictions.get(customer, empty))
+        if not ranks:
+            continue
+        ap[i] = _ap_from_ranks(ranks, len(bought), map_k)
+        for j, k in enumerate(ks):
+            recalls[j, i] = sum(1 for r in ranks if r < k) / len(bought)
+    return {f"map@{map_k}": ap, **{f"recall@{k}": recalls[j] for j, k in enumerate(ks)}}
+
+
 def evaluate_rankings(
     predictions: Mapping[str, Sequence[str]],
     truth: Mapping[str, set[str]],
     map_k: int = 12,
     recall_ks: Sequence[int] = (12, 100, 500),
 ) -> dict[str, float]:
-    """MAP@map_k and recall at every k in ``recall_ks``, in one pass over the customers.
+    """MAP@map_k and recall at every k in ``recall_ks``: the means of :func:`per_customer_metrics`.
 
     Returns e.g. ``{"map@12": 0.021, "recall@12": 0.05, "recall@100": 0.2, "recall@500": 0.4}``.
     """
-    ks = list(recall_ks)
-    ap_total = 0.0
-    recall_totals = [0.0] * len(ks)
-    empty: list[str] = []
-    for customer, bought in truth.items():
-        if not bought:
-            continue
-        ranks = hit_ranks(bought, predictions.get(customer, empty))
-        if not ranks:
-            continue
-        ap_total += _ap_from_ranks(ranks, len(bought), map_k)
-        for j, k in enumerate(ks):
-            recall_totals[j] += sum(1 for r in ranks if r < k) / len(bought)
-    n = len(truth)
-    result = {f"map@{map_k}": ap_total / n if n else 0.0}
-    for k, total in zip(ks, recall_totals, strict=True):
-        result[f"recall@{k}"] = total / n if n else 0.0
-    return result
+    return means(per_customer_metrics(predictions, truth, map_k, recall_ks))
+
+
+def means(per_customer: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """Each per-customer metric averaged over the customers (0.0 when there are none)."""
+    return {name: float(values.mean()) if len(values) else 0.0 for name, values in per_customer.items()}
 
 
 def average_precisions(
     predictions: Mapping[str, Sequence[str]], truth: Mapping[str, set[str]], k: int = 12
 ) -> np.ndarray:
     """AP@k of every customer in ``truth`` (in its order); their mean is :func:`map_at_k`."""
-    empty: list[str] = []
-    return np.array([
-        _ap_from_ranks(ranks, len(bought), k) if bought and (ranks := hit_ranks(bought, predictions.get(c, empty)))
-        else 0.0
-        for c, bought in truth.items()
-    ], dtype=np.float64)
+    return per_customer_metrics(predictions, truth, map_k=k, recall_ks=())[f"map@{k}"]
 
 
 def paired_ratio_interval(
