@@ -36,30 +36,22 @@ class ExactIndex:
             # over [1024, 105k] rows full of ties ran the batch inference at ~160 customers/s.
             cols = np.flatnonzero(allowed)
             idx, sc = top_k(self.scores(queries, cols), k)
-            idx = np.where(idx >= 0, cols[np.maximum(idx, 0)], -1)
-            return _pad(idx, sc, k)
+            return np.append(cols, -1)[idx], sc  # position -1 (empty slot) maps to -1
         s = self.scores(queries)  # a fresh array: masking in place costs no copy
         if allowed is not None:
             s[~allowed] = -np.inf
         return top_k(s, k)
 
 
-def _pad(idx: np.ndarray, sc: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Right-pad to ``k`` columns with position -1 and score -inf (fewer allowed than ``k``)."""
-    missing = k - idx.shape[1]
-    if missing <= 0:
-        return idx, sc
-    b = idx.shape[0]
-    return (np.hstack([idx, np.full((b, missing), -1, dtype=idx.dtype)]),
-            np.hstack([sc, np.full((b, missing), -np.inf, dtype=sc.dtype)]))
-
-
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise top-``k`` of a [B, N] score matrix, sorted descending; ties broken by position."""
+    """Row-wise top-``k`` of a [B, N] score matrix, sorted descending; ties broken by position.
+    Always ``k`` columns: with fewer than ``k`` articles the tail is position -1, score -inf."""
     b, n = scores.shape
-    k = min(k, n)
     if k <= 0:
         return np.zeros((b, 0), np.int64), np.zeros((b, 0), np.float32)
+    if k > n:
+        scores = np.hstack([scores, np.full((b, k - n), -np.inf, dtype=scores.dtype)])
+        n = k
     if k < n:
         part = np.argpartition(scores, n - k, axis=1)[:, n - k:]
     else:
