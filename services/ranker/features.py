@@ -386,18 +386,10 @@ def _taste_summary(hc: np.ndarray, ha: np.ndarray, days_ago: np.ndarray, article
     normalised taste vectors of each article's buyers in that window."""
     import scipy.sparse as sp
 
-    rows = np.repeat(hc, article_taste.shape[1])
-    cols = article_taste[ha].reshape(-1)
-    ok = cols >= 0
-    counts = sp.csr_matrix((np.ones(int(ok.sum()), dtype=np.float32), (rows[ok], cols[ok])),
-                           shape=(n_c + 1, n_taste))
-    counts.sum_duplicates()
-    counts.sort_indices()
-    coo = counts.tocoo()
-    keys = coo.row.astype(np.int64) * n_taste + coo.col
-    order = np.argsort(keys, kind="stable")
-    norm = np.sqrt(np.asarray(counts.multiply(counts).sum(axis=1)).reshape(-1)).astype(np.float32)
-    unit = sp.diags(np.divide(1.0, norm, out=np.zeros_like(norm), where=norm > 0)) @ counts
+    keys, count = _count_keys(np.repeat(hc, article_taste.shape[1]), article_taste[ha].reshape(-1), n_taste)
+    cust_row, taste_col = keys // n_taste, keys % n_taste
+    norm = np.sqrt(np.bincount(cust_row, weights=count.astype(np.float64) ** 2, minlength=n_c + 1)).astype(np.float32)
+    unit = sp.csr_matrix((count / norm[cust_row], (cust_row, taste_col)), shape=(n_c + 1, n_taste))
     neighbour = np.zeros((len(NEIGHBOUR_WINDOWS), n_a + 1, n_taste), dtype=np.float32)
     for w, days in enumerate(NEIGHBOUR_WINDOWS):
         recent = days_ago <= days
@@ -407,13 +399,13 @@ def _taste_summary(hc: np.ndarray, ha: np.ndarray, days_ago: np.ndarray, article
         bought.sum_duplicates()
         bought.data[:] = 1.0
         neighbour[w] = (bought @ unit).toarray()
-    return keys[order], coo.data[order].astype(np.float32), norm, neighbour
+    return keys, count, norm, neighbour
 
 
-def taste_features(store: FeatureStore, c: np.ndarray, a: np.ndarray) -> list[np.ndarray]:
-    """Department/colour/graphic shares and neighbour sales per window for rows (c, a)."""
+def taste_features(store: FeatureStore, c: np.ndarray, a: np.ndarray, n_buy: np.ndarray) -> list[np.ndarray]:
+    """Department/colour/graphic shares (of ``n_buy`` purchases) and neighbour sales per window
+    for rows (c, a)."""
     n_taste = store.neighbour_taste.shape[2]
-    n_buy = np.maximum(store.customer_n_purchases[c], 1.0)
     out: list[np.ndarray] = []
     for j in range(store.article_taste.shape[1]):
         col = store.article_taste[a, j]
@@ -514,7 +506,7 @@ def compute_features(
     band = store.customer_band[c].astype(np.int64)
     affinity = np.where(band >= 0, store.article_band_lift[a, np.maximum(band, 0)], 1.0)
     pair_cols = [np.log1p(times), times == 0, days, recency, same_code, same_type, price_ratio,
-                 price_missing, affinity, *taste_features(store, c, a)]
+                 price_missing, affinity, *taste_features(store, c, a, n_buy)]
     for j, values in enumerate(pair_cols):
         out[:, col + j] = values
     return out
