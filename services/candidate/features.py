@@ -16,11 +16,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from shared.split import as_timestamp
 
@@ -62,8 +65,16 @@ class FeatureSpace:
     history_len: int
 
     def __post_init__(self) -> None:
-        self._article_pos = pd.Index(self.article_ids)
-        self._customer_pos = pd.Index(self.customer_ids)
+        self._article_vocab = pa.array(np.asarray(self.article_ids, dtype=object).astype(str), type=pa.string())
+        self._customer_vocab = pa.array(np.asarray(self.customer_ids, dtype=object).astype(str), type=pa.string())
+
+    @cached_property
+    def article_id_rank(self) -> np.ndarray:
+        """int64 [n_articles + 1]: each article index's position in article-id order (a stable
+        tie-break for purchases made the same day)."""
+        rank = np.zeros(self.n_articles + 1, dtype=np.int64)
+        rank[1 + np.argsort(np.asarray(self.article_ids, dtype=object).astype(str), kind="stable")] = np.arange(1, self.n_articles + 1)
+        return rank
 
     @property
     def n_articles(self) -> int:
@@ -75,11 +86,11 @@ class FeatureSpace:
 
     def article_index(self, ids: Iterable[str]) -> np.ndarray:
         """Article ids -> indices (0 for ids the catalogue does not have)."""
-        return (self._article_pos.get_indexer(_as_str_array(ids)) + 1).astype(np.int32)
+        return positions(ids, self._article_vocab) + 1
 
     def customer_index(self, ids: Iterable[str]) -> np.ndarray:
         """Customer ids -> indices (0 = out of vocabulary)."""
-        return (self._customer_pos.get_indexer(_as_str_array(ids)) + 1).astype(np.int32)
+        return positions(ids, self._customer_vocab) + 1
 
     def schema(self) -> dict[str, object]:
         """What the towers consume (for metadata.json)."""
@@ -119,8 +130,23 @@ class FeatureSpace:
         )
 
 
-def _as_str_array(ids: Iterable[str]) -> np.ndarray:
-    return np.asarray(list(ids) if not isinstance(ids, np.ndarray | pd.Series | pd.Index) else ids, dtype=object).astype(str)
+def _as_arrow_strings(ids: Iterable[str]) -> pa.Array | pa.ChunkedArray:
+    """Ids as arrow strings; a column of the loaders' arrow-backed ``str`` dtype is not copied."""
+    if isinstance(ids, pd.Series | pd.Index) and isinstance(ids.dtype, pd.StringDtype) and ids.dtype.storage == "pyarrow":
+        arrow = pa.array(ids)
+        return arrow if pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type) else arrow.cast(pa.string())
+    values = ids if isinstance(ids, np.ndarray | pd.Series | pd.Index) else list(ids)
+    return pa.array(np.asarray(values, dtype=object).astype(str), type=pa.string())
+
+
+def positions(ids: Iterable[str], vocabulary: pa.Array) -> np.ndarray:
+    """int32 position of each id in ``vocabulary``, -1 where absent.
+
+    Arrow's hash lookup: at Kaggle scale (31.8M transaction rows) this is ~6x faster than
+    ``pd.Index.get_indexer`` and never turns the column into 31.8M Python strings.
+    """
+    found = pc.index_in(_as_arrow_strings(ids), value_set=vocabulary)
+    return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
 
 
 def _vocab(values: pd.Series) -> list[str]:
@@ -196,24 +222,54 @@ def customer_static_features(space: FeatureSpace, customers: pd.DataFrame, custo
     return out
 
 
+def day_numbers(t_dat: pd.Series) -> np.ndarray:
+    """int32 days since 1970-01-01 of a date column (purchase days carry no time of day)."""
+    return t_dat.to_numpy().astype("datetime64[D]").astype(np.int64).astype(np.int32)
+
+
+def _day_number(when: date | pd.Timestamp) -> int:
+    return int(np.datetime64(as_timestamp(when).date(), "D").astype(np.int64))
+
+
+def recent_distinct(rows: np.ndarray, articles: np.ndarray, days: np.ndarray,
+                    n_rows: int, history_len: int, tie_rank: np.ndarray) -> np.ndarray:
+    """int32 [n_rows, history_len]: for each row, its most recent distinct articles, newest
+    first (ties on a day: lower ``tie_rank[article]`` first), 0-padded.
+
+    ``rows[i]`` (0 <= row < n_rows) bought article index ``articles[i]`` on day ``days[i]``;
+    purchases of unknown articles (index 0) are not history. Integer arrays only, so a
+    31.8M-row history costs a few int arrays, not copies of the transaction table.
+    """
+    mat = np.zeros((n_rows, history_len), dtype=np.int32)
+    known = articles > 0
+    rows, articles, days = rows[known], articles[known], days[known]
+    if not len(rows):
+        return mat
+    order = np.lexsort((tie_rank[articles], -days.astype(np.int64), rows))
+    r, a = rows[order].astype(np.int64), articles[order]
+    # First occurrence of each (row, article) in that order = its newest purchase.
+    _, first = np.unique(r * (int(a.max()) + 1) + a, return_index=True)
+    first.sort()
+    r, a = r[first], a[first]
+    pos = np.arange(len(r)) - np.searchsorted(r, r, side="left")
+    keep = pos < history_len
+    mat[r[keep], pos[keep]] = a[keep]
+    return mat
+
+
 def history_matrix(space: FeatureSpace, transactions: pd.DataFrame, customer_ids: np.ndarray,
                    as_of: date | pd.Timestamp) -> np.ndarray:
     """int32 [n, history_len]: each customer's most recent distinct articles bought strictly
     before ``as_of`` (newest first, 0-padded). Rows of ``transactions`` on or after ``as_of``
     are ignored, whatever they contain."""
-    ids = pd.Index(np.asarray(customer_ids, dtype=object).astype(str))
-    mat = np.zeros((len(ids), space.history_len), dtype=np.int32)
-    t = transactions[transactions["t_dat"] < as_timestamp(as_of)]
-    t = t[t["customer_id"].isin(ids)][["customer_id", "article_id", "t_dat"]]
-    if t.empty:
-        return mat
-    t = t.sort_values(["customer_id", "t_dat", "article_id"], ascending=[True, False, True], kind="stable")
-    t = t.drop_duplicates(["customer_id", "article_id"])
-    pos = t.groupby("customer_id", sort=False).cumcount().to_numpy()
-    keep = pos < space.history_len
-    rows = ids.get_indexer(t["customer_id"].to_numpy()[keep])
-    mat[rows, pos[keep]] = space.article_index(t["article_id"].to_numpy()[keep])
-    return mat
+    ids = np.asarray(customer_ids, dtype=object).astype(str)
+    rows = positions(transactions["customer_id"], pa.array(ids, type=pa.string()))
+    keep = np.flatnonzero((rows >= 0) & (day_numbers(transactions["t_dat"]) < _day_number(as_of)))
+    if not len(keep):
+        return np.zeros((len(ids), space.history_len), dtype=np.int32)
+    sub = transactions.iloc[keep]
+    return recent_distinct(rows[keep], space.article_index(sub["article_id"]), day_numbers(sub["t_dat"]),
+                           len(ids), space.history_len, space.article_id_rank)
 
 
 def query_features(space: FeatureSpace, customers: pd.DataFrame, transactions: pd.DataFrame,
@@ -222,6 +278,13 @@ def query_features(space: FeatureSpace, customers: pd.DataFrame, transactions: p
     feats = customer_static_features(space, customers, customer_ids)
     feats["history"] = history_matrix(space, transactions, customer_ids, as_of)
     return feats
+
+
+def _distinct_pairs(customers: np.ndarray, articles: np.ndarray, n_articles: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (customer, article) index pairs, in order of first appearance."""
+    _, first = np.unique(customers.astype(np.int64) * (n_articles + 1) + articles, return_index=True)
+    first.sort()
+    return customers[first], articles[first]
 
 
 def training_examples(space: FeatureSpace, customers: pd.DataFrame, transactions: pd.DataFrame,
@@ -233,29 +296,46 @@ def training_examples(space: FeatureSpace, customers: pd.DataFrame, transactions
 
     Each week ``[s, s + 7d)`` gives one example per distinct (customer, article) bought in it,
     with history as of ``s``: exactly what serving sees for the week after a cutoff. Nothing
-    on or after ``cutoff`` is read.
+    on or after ``cutoff`` is read. ``space`` must know every buyer before ``cutoff``
+    (build_feature_space at the same cutoff).
+
+    The transactions are encoded to integer arrays once; each week then works on those
+    (at Kaggle scale per-week copies of the 31.8M-row table were what filled the memory).
     """
-    cut = as_timestamp(cutoff)
-    tx = transactions[transactions["t_dat"] < cut]
+    cut_day = _day_number(cutoff)
+    all_days = day_numbers(transactions["t_dat"])
+    before = np.flatnonzero(all_days < cut_day)
+    days = all_days[before]
+    del all_days
+    cust = space.customer_index(transactions["customer_id"])[before]
+    art = space.article_index(transactions["article_id"])[before]
     parts: list[dict[str, np.ndarray]] = []
     labels: list[np.ndarray] = []
     for k in range(weeks, 0, -1):
-        start = cut - pd.Timedelta(days=7 * k)
-        week = tx[(tx["t_dat"] >= start) & (tx["t_dat"] < start + pd.Timedelta(days=7))]
-        pairs = week[["customer_id", "article_id"]].astype(str).drop_duplicates()
-        if pairs.empty:
+        start = cut_day - 7 * k
+        in_week = (days >= start) & (days < start + 7)
+        if (cust[in_week] == 0).any():
+            raise ValueError("training_examples: a buyer before the cutoff is unknown to the feature space; "
+                             "build the space at the same cutoff")
+        pair_cust, y = _distinct_pairs(cust[in_week], art[in_week], space.n_articles)
+        if not len(y):
             continue
-        custs = pairs["customer_id"].unique()
-        feats = query_features(space, customers, tx, custs, start)
-        row = pd.Index(custs).get_indexer(pairs["customer_id"].to_numpy())
+        week_custs, row = np.unique(pair_cust, return_inverse=True)
+        feats = customer_static_features(space, customers, space.customer_ids[week_custs - 1])
+        lookup = np.full(space.n_customers + 1, -1, dtype=np.int64)
+        lookup[week_custs] = np.arange(len(week_custs))
+        prior = np.flatnonzero(days < start)
+        hist_rows = lookup[cust[prior]]
+        mine = hist_rows >= 0
+        feats["history"] = recent_distinct(hist_rows[mine], art[prior][mine], days[prior][mine],
+                                           len(week_custs), space.history_len, space.article_id_rank)
         part = {k_: v[row] for k_, v in feats.items()}
-        y = space.article_index(pairs["article_id"].to_numpy())
-        part["article_dyn"] = article_dynamic_features(space, tx, start)[y]
+        part["article_dyn"] = _dynamic_features(space.n_articles, art, days, start)[y]
         part["week"] = np.full(len(y), k, dtype=np.int32)
         parts.append(part)
         labels.append(y)
     if not parts:
-        raise ValueError(f"no purchases in the {weeks} weeks before {cut.date()}: nothing to train on")
+        raise ValueError(f"no purchases in the {weeks} weeks before {as_timestamp(cutoff).date()}: nothing to train on")
     x = {k_: np.concatenate([p[k_] for p in parts]) for k_ in parts[0]}
     y = np.concatenate(labels)
     known = y > 0  # purchases of articles missing from the catalogue cannot be targets
@@ -281,26 +361,31 @@ def article_dynamic_features(space: FeatureSpace, transactions: pd.DataFrame,
     The synthetic and the real data both have strong launch / fade-out and trends, which a
     static article embedding cannot represent.
     """
-    end = as_timestamp(as_of)
-    t = transactions[transactions["t_dat"] < end]
-    out = np.zeros((space.n_articles + 1, len(ARTICLE_DYNAMIC_COLUMNS)), dtype=np.float32)
-    n = space.n_articles
-    for j, days in ((0, 7), (1, 28)):
-        w = t[t["t_dat"] >= end - pd.Timedelta(days=days)]
-        if len(w):
-            counts = np.bincount(space.article_index(w["article_id"].to_numpy()), minlength=n + 1).astype(np.float64)
-            counts[0] = 0.0
-            out[1:, j] = np.log1p(counts[1:] * n / max(counts.sum(), 1.0))
-    span = t.groupby(t["article_id"].astype(str))["t_dat"].agg(["min", "max"])
-    pos = space.article_index(span.index.to_numpy())
-    weeks_on = ((end - span["min"]).dt.days.to_numpy() / 7.0).clip(0, 52) / 52.0
-    weeks_idle = ((end - span["max"]).dt.days.to_numpy() / 7.0).clip(0, 52) / 52.0
+    return _dynamic_features(space.n_articles, space.article_index(transactions["article_id"]),
+                             day_numbers(transactions["t_dat"]), _day_number(as_of))
+
+
+def _dynamic_features(n: int, articles: np.ndarray, days: np.ndarray, end: int) -> np.ndarray:
+    """article_dynamic_features on integer arrays (article index, day number) as of day ``end``."""
+    before = days < end
+    a, d = articles[before], days[before]
+    out = np.zeros((n + 1, len(ARTICLE_DYNAMIC_COLUMNS)), dtype=np.float32)
+    for j, window in ((0, 7), (1, 28)):
+        counts = np.bincount(a[d >= end - window], minlength=n + 1).astype(np.float64)
+        counts[0] = 0.0
+        out[1:, j] = np.log1p(counts[1:] * n / max(counts.sum(), 1.0))
+    never = np.iinfo(np.int32).max
+    first = np.full(n + 1, never, dtype=np.int64)
+    last = np.full(n + 1, -never, dtype=np.int64)
+    np.minimum.at(first, a, d)
+    np.maximum.at(last, a, d)
+    sold = first != never
+    sold[0] = False
     out[1:, 3] = 1.0
     out[1:, 4] = 1.0
-    ok = pos > 0
-    out[pos[ok], 2] = weeks_on[ok]
-    out[pos[ok], 3] = 0.0
-    out[pos[ok], 4] = weeks_idle[ok]
+    out[sold, 2] = ((end - first[sold]) / 7.0).clip(0, 52) / 52.0
+    out[sold, 3] = 0.0
+    out[sold, 4] = ((end - last[sold]) / 7.0).clip(0, 52) / 52.0
     return out
 
 

@@ -33,11 +33,12 @@ from services.candidate.features import (
 from services.candidate.index import ExactIndex
 from services.candidate.settings import MODEL_NAME, TrainConfig
 from shared.artifacts import atomic_model_dir, library_versions, publish
+from shared.memory import memory_note
 
 
 def _log(msg: str, progress: bool) -> None:
     if progress:
-        print(f"[train two_tower] {msg}", flush=True)
+        print(f"[train two_tower] {msg} ({memory_note()})", flush=True)
 
 
 def recall_at_k(model: Any, space: FeatureSpace, customers: pd.DataFrame, transactions: pd.DataFrame,
@@ -201,13 +202,17 @@ def train_two_tower(
     )
     model = TwoTowerModel(shape, table, cfg)
     model.compile(optimizer=make_optimizer(model, cfg))
-    data = {**x, "article_idx": y, "sampling_p": sampling_p}
+    # The examples become tensors once; each epoch only its order is new and batches gather
+    # their rows (a permuted copy of every array per epoch cost ~2 GiB at Kaggle scale).
+    data = {k_: tf.convert_to_tensor(v) for k_, v in {**x, "article_idx": y, "sampling_p": sampling_p}.items()}
+    del x
     history: dict[str, list[float]] = {"loss": [], "val_recall": [], "epoch_seconds": [], "examples_per_s": []}
     best_recall, best_epoch, best_weights, stale = -1.0, 0, None, 0
     for epoch in range(1, cfg.epochs + 1):
         e0 = time.perf_counter()
         order = same_week_order(week, cfg.batch_size, cfg.seed + epoch)
-        ds = tf.data.Dataset.from_tensor_slices({k_: v[order] for k_, v in data.items()}).batch(cfg.batch_size)
+        ds = (tf.data.Dataset.from_tensor_slices(order).batch(cfg.batch_size)
+              .map(lambda rows: {k_: tf.gather(v, rows) for k_, v in data.items()}).prefetch(2))
         fit = model.fit(ds, epochs=1, verbose=(1 if sys.stdout.isatty() else 2) if progress else 0)
         secs = time.perf_counter() - e0
         history["loss"].append(float(fit.history["loss"][-1]))
@@ -232,6 +237,8 @@ def train_two_tower(
     else:
         best_epoch = len(history["loss"])
 
+    del data
+    _log(f"exporting (best epoch {best_epoch})", progress)
     metrics = {
         f"val_recall@{cfg.val_k}": best_recall if truth else None,
         "best_epoch": best_epoch, "epochs_run": len(history["loss"]),
