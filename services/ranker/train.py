@@ -62,6 +62,12 @@ class TrainConfig:
     dropout: float = 0.1
     seed: int = 0
     single_task: bool = False
+    # "pointwise": binary cross-entropy per candidate row (negatives down-sampled);
+    # "listwise": the purchase task is a softmax over each customer's whole candidate list
+    # (what MAP@12 rewards: order within a list, not calibration across customers), the
+    # other tasks stay pointwise on the same rows. See fit_listwise_epoch.
+    loss: str = "pointwise"
+    lists_per_batch: int = 32
     verbose: int = 2  # Keras: 1 = progress bar, 2 = one line per epoch, 0 = silent
 
 
@@ -108,11 +114,14 @@ def fit_mmoe(data: TrainingData, config: TrainConfig, echo: Callable[[str], None
     """Train on ``data`` (already labelled candidates), validating on held-out customers."""
     import tensorflow as tf
 
+    if config.loss not in ("pointwise", "listwise"):
+        raise ValueError(f"unknown ranker loss {config.loss!r}: use 'pointwise' or 'listwise'")
     tasks = list(SINGLE_TASK if config.single_task else DEFAULT_TASKS)
     is_val = validation_customers(data.customer_ids, config.val_fraction, config.seed)
     train_idx = np.flatnonzero(~is_val)
-    kept = downsample_negatives(data.labels["purchase"][train_idx], config.max_negatives_per_positive, config.seed)
-    train_idx = train_idx[kept]
+    if config.loss == "pointwise":  # a list loss needs every candidate of a list
+        kept = downsample_negatives(data.labels["purchase"][train_idx], config.max_negatives_per_positive, config.seed)
+        train_idx = train_idx[kept]
     val = data.subset(np.flatnonzero(is_val))
     if len(train_idx) == 0 or len(val) == 0 or data.labels["purchase"][train_idx].sum() == 0:
         raise ValueError("not enough labelled candidates to train and validate the ranker "
@@ -133,15 +142,25 @@ def fit_mmoe(data: TrainingData, config: TrainConfig, echo: Callable[[str], None
          f"{len(val):,} validation rows over {len(val.truth):,} customers; "
          f"two-tower order on validation: MAP@12 {baseline_map:.4f}")
 
+    if config.loss == "listwise":
+        lists = candidate_lists(data.customer_ids[train_idx], y_train["purchase"])
+        step = listwise_step(ranker, tasks, config.learning_rate)
+        echo(f"ranker: listwise purchase loss over {len(lists):,} training lists with a purchase "
+             f"(up to {lists.shape[1]} candidates each)")
     history: list[dict[str, float]] = []
     best_value, best_map, best_epoch, best_weights, waited = -np.inf, -1.0, 0, None, 0
+    rng = np.random.default_rng(config.seed)
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
-        fit = ranker.keras_model.fit(x_train, y_train, batch_size=config.batch_size, epochs=1,
-                                     shuffle=True, verbose=config.verbose)
+        if config.loss == "listwise":
+            loss = fit_listwise_epoch(step, lists, x_train, y_train, config.lists_per_batch, rng)
+        else:
+            fit = ranker.keras_model.fit(x_train, y_train, batch_size=config.batch_size, epochs=1,
+                                         shuffle=True, verbose=config.verbose)
+            loss = float(fit.history["loss"][-1])
         preds = ranker.keras_model.predict(x_val, batch_size=8192, verbose=0)
         preds = {k: np.asarray(v).reshape(-1) for k, v in preds.items()}
-        row: dict[str, float] = {"epoch": epoch, "loss": float(fit.history["loss"][-1])}
+        row: dict[str, float] = {"epoch": epoch, "loss": loss}
         for spec in tasks:
             if spec.kind == "binary":
                 row[f"val_auc_{spec.name}"] = auc(val.labels[spec.name], preds[spec.name])
@@ -181,6 +200,79 @@ def fit_mmoe(data: TrainingData, config: TrainConfig, echo: Callable[[str], None
     return TrainResult(model, history, best_epoch, gate_usage, weights, metrics, config,
                        {"train_rows": int(len(train_idx)), "val_rows": int(len(val)),
                         "val_customers": len(val.truth)})
+
+
+def candidate_lists(customer_ids: np.ndarray, purchase: np.ndarray) -> np.ndarray:
+    """int64 [n_lists, L]: row indices of each customer's candidates, -1 padded; only the
+    lists with at least one purchase (a list without one says nothing about order)."""
+    codes, inverse = np.unique(customer_ids.astype(str), return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    starts = np.searchsorted(inverse[order], np.arange(len(codes)))
+    lengths = np.bincount(inverse, minlength=len(codes))
+    has_purchase = np.bincount(inverse, weights=purchase > 0, minlength=len(codes)) > 0
+    out = np.full((len(codes), int(lengths.max()) if len(codes) else 0), -1, dtype=np.int64)
+    for j in range(out.shape[1]):
+        present = lengths > j
+        out[present, j] = order[starts[present] + j]
+    return out[has_purchase]
+
+
+def listwise_step(ranker: MMoERanker, tasks: list[Any], learning_rate: float) -> Callable[..., Any]:
+    """One optimiser step on a batch of padded lists: x [b, L, D], mask [b, L], labels {task: [b, L]}.
+
+    purchase: softmax cross-entropy of each list against its purchases (spread evenly over
+    them), on the logit of the purchase head (its sigmoid is monotone, so serving's ranking by
+    the head's output is the ranking this loss trains); other tasks: their pointwise loss on
+    the real (unpadded) rows. Task losses are weighted as in the pointwise model.
+    """
+    import tensorflow as tf
+
+    model = ranker.keras_model
+    optimizer = tf.keras.optimizers.Adam(learning_rate)
+    eps = 1e-6
+
+    @tf.function(reduce_retracing=True)
+    def step(x: Any, mask: Any, labels: dict[str, Any]) -> Any:
+        b, n = tf.shape(x)[0], tf.shape(x)[1]
+        with tf.GradientTape() as tape:
+            out = model(tf.reshape(x, [b * n, -1]), training=True)
+            total = tf.add_n(model.losses) if model.losses else 0.0
+            real = tf.reduce_sum(mask)
+            for spec in tasks:
+                pred = tf.reshape(out[spec.name], [b, n])
+                y = labels[spec.name]
+                if spec.name == "purchase":
+                    p = tf.clip_by_value(pred, eps, 1.0 - eps)
+                    logits = tf.where(mask > 0, tf.math.log(p) - tf.math.log1p(-p), -1e9)
+                    target = y * mask / tf.maximum(tf.reduce_sum(y * mask, axis=1, keepdims=True), 1.0)
+                    task_loss = -tf.reduce_mean(tf.reduce_sum(target * tf.nn.log_softmax(logits, axis=1), axis=1))
+                elif spec.kind == "binary":
+                    p = tf.clip_by_value(pred, eps, 1.0 - eps)
+                    bce = -(y * tf.math.log(p) + (1.0 - y) * tf.math.log1p(-p))
+                    task_loss = tf.reduce_sum(bce * mask) / real
+                else:
+                    task_loss = tf.reduce_sum(tf.square(pred - y) * mask) / real
+                total += spec.loss_weight * task_loss
+        grads = tape.gradient(total, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return total
+
+    return step
+
+
+def fit_listwise_epoch(step: Callable[..., Any], lists: np.ndarray, x: np.ndarray, y: dict[str, np.ndarray],
+                       lists_per_batch: int, rng: np.random.Generator) -> float:
+    """One pass over the lists in random order; returns the mean batch loss."""
+    shuffled = lists[rng.permutation(len(lists))]
+    losses = []
+    for s in range(0, len(shuffled), lists_per_batch):
+        rows = shuffled[s:s + lists_per_batch]
+        rows = rows[:, : max(1, int((rows >= 0).sum(axis=1).max()))]  # trim padding past the longest list
+        mask = (rows >= 0).astype(np.float32)
+        safe = np.maximum(rows, 0)
+        labels = {k: v[safe] * mask for k, v in y.items()}
+        losses.append(float(step(x[safe], mask, labels)))
+    return float(np.mean(losses)) if losses else float("nan")
 
 
 def choose_score_weights(model: NumpyMMoE, task_scores: dict[str, np.ndarray], val: TrainingData
