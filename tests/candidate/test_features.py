@@ -145,3 +145,20 @@ def test_no_feature_sees_the_label_week():
     moved.transactions.loc[6, "t_dat"] = pd.Timestamp(CUTOFF)  # c2's 09-15 purchase of a4
     with pytest.raises(AssertionError):
         _assert_same(_everything(clean), _everything(moved))
+
+
+def test_recent_distinct_matches_a_plain_reading_of_the_rule() -> None:
+    """Newest first, each article once (its newest purchase), ties on a day by article-id rank."""
+    from services.candidate.features import recent_distinct
+
+    rng = np.random.default_rng(3)
+    n = 400
+    rows, arts, days = rng.integers(0, 15, n), rng.integers(0, 12, n).astype(np.int32), rng.integers(0, 20, n)
+    tie_rank = rng.permutation(13)
+    got = recent_distinct(rows, arts, days, 16, 5, tie_rank)
+    for r in range(16):
+        seen: list[int] = []
+        for i in sorted(np.flatnonzero((rows == r) & (arts > 0)), key=lambda i: (-days[i], tie_rank[arts[i]])):
+            if arts[i] not in seen:
+                seen.append(int(arts[i]))
+        assert got[r].tolist() == (seen + [0] * 5)[:5], r
