@@ -264,12 +264,13 @@ def history_matrix(space: FeatureSpace, transactions: pd.DataFrame, customer_ids
     are ignored, whatever they contain."""
     ids = np.asarray(customer_ids, dtype=object).astype(str)
     rows = positions(transactions["customer_id"], pa.array(ids, type=pa.string()))
-    keep = np.flatnonzero((rows >= 0) & (day_numbers(transactions["t_dat"]) < _day_number(as_of)))
+    days = day_numbers(transactions["t_dat"])
+    keep = np.flatnonzero((rows >= 0) & (days < _day_number(as_of)))
     if not len(keep):
         return np.zeros((len(ids), space.history_len), dtype=np.int32)
-    sub = transactions.iloc[keep]
-    return recent_distinct(rows[keep], space.article_index(sub["article_id"]), day_numbers(sub["t_dat"]),
-                           len(ids), space.history_len, space.article_id_rank)
+    # Index the whole column and keep the int rows: a row subset of the frame would copy its strings.
+    articles = space.article_index(transactions["article_id"])[keep]
+    return recent_distinct(rows[keep], articles, days[keep], len(ids), space.history_len, space.article_id_rank)
 
 
 def query_features(space: FeatureSpace, customers: pd.DataFrame, transactions: pd.DataFrame,
@@ -398,14 +399,23 @@ def purchases_in_week(transactions: pd.DataFrame, cutoff: date | pd.Timestamp) -
 
 
 def article_stats(article_ids: np.ndarray, transactions: pd.DataFrame, as_of: date | pd.Timestamp) -> pd.DataFrame:
-    """Per catalogue article: last sale day and mean price before ``as_of`` (for the filter)."""
-    t = transactions[transactions["t_dat"] < as_timestamp(as_of)]
-    g = t.groupby(t["article_id"].astype(str)).agg(last_sold=("t_dat", "max"), mean_price=("price", "mean"),
-                                                    sales=("price", "size"))
-    out = pd.DataFrame({"article_id": np.asarray(article_ids, dtype=object).astype(str)})
-    out = out.join(g, on="article_id")
-    out["sales"] = out["sales"].fillna(0).astype(np.int64)
-    return out
+    """Per catalogue article: last sale day, mean price and number of sales before ``as_of``
+    (NaT / NaN / 0 for an article not sold yet; for the filter)."""
+    ids = np.asarray(article_ids, dtype=object).astype(str)
+    pos = positions(transactions["article_id"], pa.array(ids, type=pa.string()))
+    days = day_numbers(transactions["t_dat"])
+    keep = (pos >= 0) & (days < _day_number(as_of))
+    pos, days = pos[keep], days[keep]
+    sales = np.bincount(pos, minlength=len(ids))
+    spent = np.bincount(pos, weights=transactions["price"].to_numpy(dtype=np.float64)[keep], minlength=len(ids))
+    last = np.full(len(ids), np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(last, pos, days)
+    sold = sales > 0
+    last_sold = pd.to_datetime(np.where(sold, last, 0).astype("datetime64[D]")).where(sold)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_price = np.where(sold, spent / np.maximum(sales, 1), np.nan)
+    return pd.DataFrame({"article_id": ids, "last_sold": last_sold, "mean_price": mean_price,
+                         "sales": sales.astype(np.int64)})
 
 
 def customer_price_band(transactions: pd.DataFrame, customer_ids: np.ndarray,
