@@ -61,12 +61,15 @@ def training_two_tower(dataset, cutoff: date, models_dir: Path, epochs: int | No
 @click.option("--train-weeks", type=click.IntRange(1, 12), default=8, show_default=True,
               help="Labelled weeks before the cutoff to learn from (each needs its own two-tower; "
                    "on `small` 4 weeks beat 2 by ~15 % MAP@12, 8 beat 4 again). 1 is fastest.")
+@click.option("--loss", type=click.Choice(["pointwise", "listwise"]), default="pointwise", show_default=True,
+              help="Purchase-task loss: per candidate, or a softmax over each customer's list "
+                   "(equal within noise on `small`, see services/ranker/train.py).")
 @click.option("--single-task/--no-single-task", default=True, show_default=True,
               help="Also train the single-task ablation (mmoe_single_task).")
 @click.option("--seed", type=int, default=0, show_default=True)
 def train_ranker_command(data_dir: Path | None, output_dir: Path | None, cutoff: str | None, model_version: str,
                          epochs: int, two_tower_epochs: int | None, n_candidates: int, max_repurchase: int, max_popular: int,
-                         train_weeks: int,
+                         train_weeks: int, loss: str,
                          single_task: bool, seed: int) -> None:
     """Train the MMoE re-ranker on the week before the cutoff; export to output/models/mmoe/<version>/."""
     import shared.config  # noqa: F401
@@ -104,7 +107,7 @@ def train_ranker_command(data_dir: Path | None, output_dir: Path | None, cutoff:
         raise click.ClickException("no purchases in any training week: nothing to learn from")
     out = train_ranker(
         tx, dataset.customers, dataset.articles, candidates_by_week, serve_cutoff, paths.models_dir,
-        model_version, TrainConfig(epochs=epochs, seed=seed), with_single_task=single_task,
+        model_version, TrainConfig(epochs=epochs, seed=seed, loss=loss), with_single_task=single_task,
         metadata={"candidate_models": two_towers, "candidates_per_customer": n_candidates,
                   "max_repurchase_candidates": max_repurchase, "max_popular_candidates": max_popular,
                   "data_dir": str(paths.data_dir)},

@@ -65,7 +65,10 @@ class TrainConfig:
     # "pointwise": binary cross-entropy per candidate row (negatives down-sampled);
     # "listwise": the purchase task is a softmax over each customer's whole candidate list
     # (what MAP@12 rewards: order within a list, not calibration across customers), the
-    # other tasks stay pointwise on the same rows. See fit_listwise_epoch.
+    # other tasks stay pointwise on the same rows. See fit_listwise_epoch. On `small` (8
+    # training weeks, held-out week, 3 seeds each) the two are equal within noise: test MAP@12
+    # 0.0647 / 0.0635 / 0.0605 pointwise, 0.0636 / 0.0641 / 0.0638 listwise (listwise varies
+    # less between seeds); pointwise stays the default as the cheaper one.
     loss: str = "pointwise"
     lists_per_batch: int = 32
     verbose: int = 2  # Keras: 1 = progress bar, 2 = one line per epoch, 0 = silent
