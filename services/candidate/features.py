@@ -16,15 +16,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
+from shared.encode import day_numbers, positions, vocabulary
 from shared.split import as_timestamp
 
 ARTICLE_CAT_COLUMNS: tuple[str, ...] = (
@@ -65,8 +64,8 @@ class FeatureSpace:
     history_len: int
 
     def __post_init__(self) -> None:
-        self._article_vocab = pa.array(np.asarray(self.article_ids, dtype=object).astype(str), type=pa.string())
-        self._customer_vocab = pa.array(np.asarray(self.customer_ids, dtype=object).astype(str), type=pa.string())
+        self._article_vocab = vocabulary(self.article_ids)
+        self._customer_vocab = vocabulary(self.customer_ids)
 
     @cached_property
     def article_id_rank(self) -> np.ndarray:
@@ -128,25 +127,6 @@ class FeatureSpace:
             article_vocab=meta["article_vocab"], customer_vocab=meta["customer_vocab"],
             postal_buckets=int(meta["postal_buckets"]), history_len=int(meta["history_len"]),
         )
-
-
-def _as_arrow_strings(ids: Iterable[str]) -> pa.Array | pa.ChunkedArray:
-    """Ids as arrow strings; a column of the loaders' arrow-backed ``str`` dtype is not copied."""
-    if isinstance(ids, pd.Series | pd.Index) and isinstance(ids.dtype, pd.StringDtype) and ids.dtype.storage == "pyarrow":
-        arrow = pa.array(ids)
-        return arrow if pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type) else arrow.cast(pa.string())
-    values = ids if isinstance(ids, np.ndarray | pd.Series | pd.Index) else list(ids)
-    return pa.array(np.asarray(values, dtype=object).astype(str), type=pa.string())
-
-
-def positions(ids: Iterable[str], vocabulary: pa.Array) -> np.ndarray:
-    """int32 position of each id in ``vocabulary``, -1 where absent.
-
-    Arrow's hash lookup: at Kaggle scale (31.8M transaction rows) this is ~6x faster than
-    ``pd.Index.get_indexer`` and never turns the column into 31.8M Python strings.
-    """
-    found = pc.index_in(_as_arrow_strings(ids), value_set=vocabulary)
-    return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
 
 
 def _vocab(values: pd.Series) -> list[str]:
@@ -222,11 +202,6 @@ def customer_static_features(space: FeatureSpace, customers: pd.DataFrame, custo
     return out
 
 
-def day_numbers(t_dat: pd.Series) -> np.ndarray:
-    """int32 days since 1970-01-01 of a date column (purchase days carry no time of day)."""
-    return t_dat.to_numpy().astype("datetime64[D]").astype(np.int64).astype(np.int32)
-
-
 def _day_number(when: date | pd.Timestamp) -> int:
     return int(np.datetime64(as_timestamp(when).date(), "D").astype(np.int64))
 
@@ -263,7 +238,7 @@ def history_matrix(space: FeatureSpace, transactions: pd.DataFrame, customer_ids
     before ``as_of`` (newest first, 0-padded). Rows of ``transactions`` on or after ``as_of``
     are ignored, whatever they contain."""
     ids = np.asarray(customer_ids, dtype=object).astype(str)
-    rows = positions(transactions["customer_id"], pa.array(ids, type=pa.string()))
+    rows = positions(transactions["customer_id"], vocabulary(ids))
     days = day_numbers(transactions["t_dat"])
     keep = np.flatnonzero((rows >= 0) & (days < _day_number(as_of)))
     if not len(keep):
@@ -402,7 +377,7 @@ def article_stats(article_ids: np.ndarray, transactions: pd.DataFrame, as_of: da
     """Per catalogue article: last sale day, mean price and number of sales before ``as_of``
     (NaT / NaN / 0 for an article not sold yet; for the filter)."""
     ids = np.asarray(article_ids, dtype=object).astype(str)
-    pos = positions(transactions["article_id"], pa.array(ids, type=pa.string()))
+    pos = positions(transactions["article_id"], vocabulary(ids))
     days = day_numbers(transactions["t_dat"])
     keep = (pos >= 0) & (days < _day_number(as_of))
     pos, days = pos[keep], days[keep]

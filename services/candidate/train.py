@@ -237,7 +237,7 @@ def train_two_tower(
     else:
         best_epoch = len(history["loss"])
 
-    del data
+    data.clear()  # the example tensors (GiBs at Kaggle scale) are not needed for the export
     _log(f"exporting (best epoch {best_epoch})", progress)
     metrics = {
         f"val_recall@{cfg.val_k}": best_recall if truth else None,

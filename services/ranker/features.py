@@ -49,6 +49,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from shared.encode import day_numbers, distinct_sorted, positions, vocabulary
+
 DAYS_CAP = 365.0
 # Band edges in years: <25, 25-34, 35-44, 45-54, 55-64, 65+.
 AGE_BAND_EDGES = (25.0, 35.0, 45.0, 55.0, 65.0)
@@ -223,29 +225,29 @@ def build_feature_store(
 ) -> FeatureStore:
     """Summarise every transaction strictly before ``cutoff`` (nothing on or after it is read)."""
     cutoff_ts = pd.Timestamp(cutoff).normalize()
-    hist = transactions[transactions["t_dat"] < cutoff_ts]
-    prices = hist["price"].to_numpy(dtype=np.float64)
+    # Integer views of the rows before the cutoff: a row subset of the frame (or its id columns
+    # as Python / unicode arrays) would copy gigabytes at Kaggle scale.
+    days = day_numbers(transactions["t_dat"])
+    before = days < int(np.datetime64(cutoff_ts.date(), "D").astype(np.int64))
+    prices = transactions["price"].to_numpy(dtype=np.float64)[before]
     global_mean_price = float(prices.mean()) if len(prices) else 1.0
-    online = (hist["sales_channel_id"].to_numpy() == ONLINE_CHANNEL).astype(np.float64)
+    online = (transactions["sales_channel_id"].to_numpy()[before] == ONLINE_CHANNEL).astype(np.float64)
     global_online = float(online.mean()) if len(online) else 0.5
-    days_ago = ((cutoff_ts - hist["t_dat"]).dt.days).to_numpy(dtype=np.float64)  # >= 1
+    days_ago = (int(np.datetime64(cutoff_ts.date(), "D").astype(np.int64)) - days[before]).astype(np.float64)  # >= 1
+    del days
 
     # --- customers ------------------------------------------------------------------
-    cust_ids = np.unique(np.concatenate([
-        customers["customer_id"].to_numpy(dtype=object).astype(str),
-        hist["customer_id"].to_numpy(dtype=object).astype(str),
-    ])).astype(object)
+    cust_ids = np.union1d(customers["customer_id"].to_numpy(dtype=object).astype(str),
+                          distinct_sorted(transactions["customer_id"], before)).astype(object)
     n_c = len(cust_ids)
-    cidx = pd.Index(cust_ids)
-    hc = cidx.get_indexer(hist["customer_id"].to_numpy(dtype=object))
+    hc = positions(transactions["customer_id"], vocabulary(cust_ids))[before].astype(np.int64)
     n_buy = np.bincount(hc, minlength=n_c).astype(np.float64)
     n_buy_4w = np.bincount(hc[days_ago <= 28], minlength=n_c).astype(np.float64)
     spend = np.bincount(hc, weights=prices, minlength=n_c)
     online_buys = np.bincount(hc, weights=online, minlength=n_c)
     last_days = np.full(n_c, DAYS_CAP)
     if len(hc):
-        last = pd.Series(days_ago).groupby(hc).min()
-        last_days[last.index.to_numpy()] = np.minimum(last.to_numpy(), DAYS_CAP)
+        np.minimum.at(last_days, hc, days_ago)
     ages = (customers.drop_duplicates("customer_id").set_index("customer_id")["age"]
             .reindex(cust_ids).to_numpy(dtype=np.float64))
     known_ages = ages[~np.isnan(ages)]
@@ -273,13 +275,11 @@ def build_feature_store(
 
     # --- articles -------------------------------------------------------------------
     cat = articles.drop_duplicates("article_id")
-    art_ids = np.unique(np.concatenate([
-        cat["article_id"].to_numpy(dtype=object).astype(str),
-        hist["article_id"].to_numpy(dtype=object).astype(str),
-    ])).astype(object)
+    art_ids = np.union1d(cat["article_id"].to_numpy(dtype=object).astype(str),
+                         distinct_sorted(transactions["article_id"], before)).astype(object)
     n_a = len(art_ids)
     aidx = pd.Index(art_ids)
-    ha = aidx.get_indexer(hist["article_id"].to_numpy(dtype=object))
+    ha = positions(transactions["article_id"], vocabulary(art_ids))[before].astype(np.int64)
     sales = {w: np.bincount(ha[days_ago <= w], minlength=n_a).astype(np.float64) for w in (7, 14, 28)}
     sales_total = np.bincount(ha, minlength=n_a).astype(np.float64)
     art_spend = np.bincount(ha, weights=prices, minlength=n_a)
@@ -287,10 +287,8 @@ def build_feature_store(
     first_days = np.zeros(n_a)
     last_sale = np.full(n_a, DAYS_CAP)
     if len(ha):
-        g = pd.Series(days_ago).groupby(ha)
-        mx, mn = g.max(), g.min()
-        first_days[mx.index.to_numpy()] = mx.to_numpy()
-        last_sale[mn.index.to_numpy()] = np.minimum(mn.to_numpy(), DAYS_CAP)
+        np.maximum.at(first_days, ha, days_ago)
+        np.minimum.at(last_sale, ha, days_ago)
     sold = sales_total > 0
     safe_sales = np.maximum(sales_total, 1.0)
     art = np.zeros((n_a + 1, len(ARTICLE_FEATURES)), dtype=np.float32)
@@ -386,7 +384,12 @@ def _taste_summary(hc: np.ndarray, ha: np.ndarray, days_ago: np.ndarray, article
     normalised taste vectors of each article's buyers in that window."""
     import scipy.sparse as sp
 
-    keys, count = _count_keys(np.repeat(hc, article_taste.shape[1]), article_taste[ha].reshape(-1), n_taste)
+    # One attribute at a time (their columns never collide): counting all three in one pass
+    # held 3 x 31.8M keys at once, the store's memory peak at Kaggle scale.
+    parts = [_count_keys(hc, article_taste[ha, j], n_taste) for j in range(article_taste.shape[1])]
+    keys = np.concatenate([k for k, _ in parts])
+    order = np.argsort(keys, kind="stable")
+    keys, count = keys[order], np.concatenate([c for _, c in parts])[order]
     cust_row, taste_col = keys // n_taste, keys % n_taste
     norm = np.sqrt(np.bincount(cust_row, weights=count.astype(np.float64) ** 2, minlength=n_c + 1)).astype(np.float32)
     unit = sp.csr_matrix((count / norm[cust_row], (cust_row, taste_col)), shape=(n_c + 1, n_taste))
@@ -433,15 +436,23 @@ def _count_keys(customer_rows: np.ndarray, group: np.ndarray, n_groups: int) -> 
 
 
 def candidate_ranks(customer_ids: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(0-based rank of each row's score within its customer's list, best score of that list)."""
+    """(0-based rank of each row's score within its customer's list, best score of that list).
+
+    Tied scores share the best rank of the tie (the number of strictly better scores), so the
+    features do not depend on the order the candidates arrive in.
+    """
     groups, _ = pd.factorize(np.asarray(customer_ids, dtype=object))
     order = np.lexsort((-scores, groups))
     sorted_groups = groups[order]
+    sorted_scores = scores[order]
     starts = np.r_[0, np.flatnonzero(np.diff(sorted_groups)) + 1]
     sizes = np.diff(np.r_[starts, len(order)])
     start_of_row = np.repeat(starts, sizes)
+    position = np.arange(len(order))
+    new_value = np.r_[True, (np.diff(sorted_groups) != 0) | (np.diff(sorted_scores) != 0)]
+    tie_start = np.maximum.accumulate(np.where(new_value, position, 0))
     ranks = np.empty(len(order), dtype=np.float64)
-    ranks[order] = np.arange(len(order)) - start_of_row
+    ranks[order] = tie_start - start_of_row
     best = np.empty(len(order), dtype=np.float64)
     best[order] = np.repeat(scores[order][starts], sizes)
     return ranks, best

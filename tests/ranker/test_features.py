@@ -125,6 +125,11 @@ def test_candidate_ranks_ties_and_groups() -> None:
     ranks, best = candidate_ranks(np.array(["x", "y", "x", "x"], dtype=object), np.array([0.1, 5.0, 0.3, 0.2]))
     assert ranks.tolist() == [2, 0, 0, 1]
     assert best.tolist() == [0.3, 5.0, 0.3, 0.3]
+    # Ties share the best rank of the tie, whatever order the rows come in.
+    for order in ([0, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2]):
+        cust = np.array(["x", "x", "x", "x"], dtype=object)[order]
+        ranks, _ = candidate_ranks(cust, np.array([0.5, 0.5, 0.1, 0.9])[order])
+        assert ranks.tolist() == np.array([1, 1, 3, 0])[order].tolist()
 
 
 def test_non_finite_scores_become_the_worst_of_their_list(shop_store: FeatureStore) -> None:

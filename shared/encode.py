@@ -1,0 +1,61 @@
+"""Copy-free encodings of the big id and date columns (31.8M rows at Kaggle scale).
+
+The loaders keep ``customer_id`` / ``article_id`` as arrow-backed strings. Turning such a
+column into Python objects or a NumPy unicode array costs 4-8 GiB at Kaggle scale (a
+``<U64`` copy of the customer column alone is 8.1 GiB); these helpers hash the arrow
+strings directly and hand back integer arrays.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+def as_arrow_strings(ids: Iterable[str]) -> pa.Array | pa.ChunkedArray:
+    """Ids as arrow strings; a column of the loaders' arrow-backed ``str`` dtype is not copied."""
+    if isinstance(ids, pa.Array | pa.ChunkedArray):
+        return ids
+    if isinstance(ids, pd.Series | pd.Index) and isinstance(ids.dtype, pd.StringDtype) and ids.dtype.storage == "pyarrow":
+        arrow = pa.array(ids)
+        return arrow if pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type) else arrow.cast(pa.string())
+    values = ids if isinstance(ids, np.ndarray | pd.Series | pd.Index) else list(ids)
+    return pa.array(np.asarray(values, dtype=object).astype(str), type=pa.string())
+
+
+def vocabulary(ids: Iterable[str]) -> pa.Array:
+    """A lookup table for :func:`positions` (arrow strings, in the given order)."""
+    arrow = as_arrow_strings(ids)
+    return arrow.combine_chunks() if isinstance(arrow, pa.ChunkedArray) else arrow
+
+
+def positions(ids: Iterable[str], vocab: pa.Array) -> np.ndarray:
+    """int32 position of each id in ``vocab``, -1 where absent.
+
+    Arrow's hash lookup: ~6x faster than ``pd.Index.get_indexer`` on 31.8M rows, and the
+    column never becomes 31.8M Python strings.
+    """
+    found = pc.index_in(as_arrow_strings(ids), value_set=vocab)
+    return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+
+
+def distinct_sorted(ids: Iterable[str], where: np.ndarray | None = None) -> np.ndarray:
+    """The distinct ids (of the rows where ``where`` is true), sorted, as an object array.
+
+    Hashes the column once and keeps the values whose rows are selected, so a row subset of
+    the column is never materialised.
+    """
+    arrow = as_arrow_strings(ids)
+    uniques = pc.unique(arrow)
+    if where is not None:
+        used = np.bincount(positions(arrow, uniques)[where], minlength=len(uniques)) > 0
+        uniques = uniques.filter(pa.array(used))
+    return np.sort(np.asarray(uniques.to_pylist(), dtype=object))
+
+
+def day_numbers(t_dat: pd.Series) -> np.ndarray:
+    """int32 days since 1970-01-01 of a date column (purchase days carry no time of day)."""
+    return t_dat.to_numpy().astype("datetime64[D]").astype(np.int64).astype(np.int32)
