@@ -209,3 +209,12 @@ def test_taste_shares_and_neighbour_sales_by_hand(shop) -> None:  # type: ignore
     for row in (c3a1, c2a2, unknown_c, unknown_a):
         assert row.pair_log_neighbour_sales_1w == 0 and row.pair_log_neighbour_sales_4w == 0
     assert (unknown_a.pair_department_share, unknown_a.pair_colour_share) == (0, 0)
+
+
+def test_taste_features_do_not_depend_on_the_chunk_size(shop_store: FeatureStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    import services.ranker.features as features
+
+    triples = [(c, a, 0.1 * i) for i, (c, a) in enumerate((c, a) for c in (C1, C2, C3) for a in (A1, A2, A3, A4))]
+    whole = rows(shop_store, triples).to_numpy()
+    monkeypatch.setattr(features, "TASTE_CHUNK_ROWS", 5)
+    assert np.array_equal(rows(shop_store, triples).to_numpy(), whole)
