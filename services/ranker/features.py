@@ -328,10 +328,7 @@ def build_feature_store(
     article_taste, n_taste = _taste_columns(cat_by_id, rows_in_cat, n_a)
 
     # --- pairs ----------------------------------------------------------------------
-    pair = pd.DataFrame({"key": hc.astype(np.int64) * n_a + ha, "days": days_ago})
-    pg = pair.groupby("key", sort=True)["days"].agg(["size", "min"])
-    # Rank 0 = the customer's most recently bought article (ties on one day share a rank).
-    recency = pg["min"].groupby(pg.index.to_numpy() // max(n_a, 1)).rank(method="min").to_numpy() - 1.0
+    pair_keys, pair_count, pair_days, recency = _pair_summary(hc * n_a + ha, days_ago, n_a)
     code_keys, code_count = _count_keys(hc, art_code[ha], n_codes)
     type_keys, type_count = _count_keys(hc, art_type[ha], n_types)
 
@@ -354,15 +351,44 @@ def build_feature_store(
         customer_matrix=cust, customer_n_purchases=np.append(n_buy, 0.0).astype(np.float32),
         customer_band=cust_band, article_ids=art_ids, article_matrix=art,
         article_code=art_code, article_type=art_type, article_band_lift=lift.astype(np.float32),
-        pair_keys=pg.index.to_numpy(dtype=np.int64),
-        pair_count=pg["size"].to_numpy(dtype=np.float32),
-        pair_days=np.minimum(pg["min"].to_numpy(dtype=np.float32), DAYS_CAP),
+        pair_keys=pair_keys, pair_count=pair_count.astype(np.float32),
+        pair_days=np.minimum(pair_days, DAYS_CAP).astype(np.float32),
         pair_recency=np.minimum(recency, RECENCY_CAP).astype(np.float32),
         code_keys=code_keys, code_count=code_count, type_keys=type_keys, type_count=type_count,
         taste_keys=taste_keys, taste_count=taste_count, taste_norm=taste_norm,
         article_taste=article_taste, neighbour_taste=neighbour, n_codes=n_codes, n_types=n_types,
         global_mean_price=global_mean_price, global_online_share=global_online,
     )
+
+
+def _pair_summary(keys: np.ndarray, days_ago: np.ndarray, n_a: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per distinct (customer, article) key (``customer_row * n_a + article_row``), sorted:
+    times bought, days since the last time, and its recency rank among the customer's
+    articles (0 = the most recently bought; articles last bought the same day share a rank).
+
+    Sorting int arrays, not a pandas group-by: at Kaggle scale (31.8M rows, 27.7M pairs) the
+    group-by's hash tables were the feature store's memory peak.
+    """
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    sorted_days = days_ago[order]
+    del order
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]) if len(keys) else np.zeros(0, np.int64)
+    pair_keys = sorted_keys[starts]
+    count = np.diff(np.r_[starts, len(sorted_keys)])
+    last = np.minimum.reduceat(sorted_days, starts) if len(starts) else np.zeros(0)
+    del sorted_keys, sorted_days
+    customer = pair_keys // max(n_a, 1)
+    by_recency = np.lexsort((last, customer))          # customer, then most recent first
+    c_sorted, d_sorted = customer[by_recency], last[by_recency]
+    position = np.arange(len(by_recency))
+    first_of_customer = np.maximum.accumulate(np.where(np.r_[True, c_sorted[1:] != c_sorted[:-1]], position, 0))
+    first_of_tie = np.maximum.accumulate(np.where(
+        np.r_[True, (c_sorted[1:] != c_sorted[:-1]) | (d_sorted[1:] != d_sorted[:-1])], position, 0))
+    recency = np.empty(len(by_recency), dtype=np.float64)
+    recency[by_recency] = first_of_tie - first_of_customer
+    return pair_keys, count, last, recency
 
 
 def _taste_columns(cat_by_id: pd.DataFrame, rows_in_cat: np.ndarray, n_a: int) -> tuple[np.ndarray, int]:
