@@ -369,16 +369,19 @@ def train_ranker(
         weeks[week.isoformat()] = build_training_data(candidates, transactions, store, week)
         echo(f"ranker: {len(weeks[week.isoformat()]):,} labelled candidate rows for the week of {week} "
              f"({int(weeks[week.isoformat()].labels['purchase'].sum()):,} bought)")
-    data = concat_weeks(weeks)
-    echo(f"ranker: training data ready in {time.perf_counter() - t0:.1f}s")
-    serve_store = build_feature_store(transactions, customers, articles, serve_cutoff)
     meta = {"train_label_weeks": sorted(weeks), "train_label_week_start": max(weeks), **(metadata or {})}
-    out: dict[str, Path] = {}
+    data = concat_weeks(weeks)
+    del weeks
+    echo(f"ranker: training data ready in {time.perf_counter() - t0:.1f}s")
     result = fit_mmoe(data, config, echo)
-    out["mmoe"] = export_ranker(result, serve_store, models_dir, version, meta)
+    single = fit_mmoe(data, TrainConfig(**{**asdict(config), "single_task": True}), echo) if with_single_task else None
+    # The serving store is built once the training rows are gone: at Kaggle scale the two
+    # together were the stage's memory peak.
+    del data
+    serve_store = build_feature_store(transactions, customers, articles, serve_cutoff)
+    out: dict[str, Path] = {"mmoe": export_ranker(result, serve_store, models_dir, version, meta)}
     echo(f"ranker: exported {out['mmoe']}")
-    if with_single_task:
-        single = fit_mmoe(data, TrainConfig(**{**asdict(config), "single_task": True}), echo)
+    if single is not None:
         out["single_task"] = export_ranker(single, serve_store, models_dir, version, meta,
                                            name=SINGLE_TASK_MODEL_NAME)
         echo(f"ranker: exported single-task ablation {out['single_task']}")
