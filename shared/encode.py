@@ -8,6 +8,7 @@ strings directly and hand back integer arrays.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -59,3 +60,8 @@ def distinct_sorted(ids: Iterable[str], where: np.ndarray | None = None) -> np.n
 def day_numbers(t_dat: pd.Series) -> np.ndarray:
     """int32 days since 1970-01-01 of a date column (purchase days carry no time of day)."""
     return t_dat.to_numpy().astype("datetime64[D]").astype(np.int64).astype(np.int32)
+
+
+def day_number(when: date | pd.Timestamp) -> int:
+    """Days since 1970-01-01 of one day (a cutoff), comparable with :func:`day_numbers`."""
+    return int(np.datetime64(pd.Timestamp(when).date(), "D").astype(np.int64))

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from shared.encode import day_numbers, positions, vocabulary
+from shared.encode import day_number, day_numbers, positions, vocabulary
 from shared.split import as_timestamp
 
 ARTICLE_CAT_COLUMNS: tuple[str, ...] = (
@@ -202,8 +202,11 @@ def customer_static_features(space: FeatureSpace, customers: pd.DataFrame, custo
     return out
 
 
-def _day_number(when: date | pd.Timestamp) -> int:
-    return int(np.datetime64(as_timestamp(when).date(), "D").astype(np.int64))
+def _distinct_pairs(customers: np.ndarray, articles: np.ndarray, n_articles: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (customer, article) index pairs, in order of first appearance."""
+    _, first = np.unique(customers.astype(np.int64) * (n_articles + 1) + articles, return_index=True)
+    first.sort()
+    return customers[first], articles[first]
 
 
 def recent_distinct(rows: np.ndarray, articles: np.ndarray, days: np.ndarray,
@@ -221,11 +224,8 @@ def recent_distinct(rows: np.ndarray, articles: np.ndarray, days: np.ndarray,
     if not len(rows):
         return mat
     order = np.lexsort((tie_rank[articles], -days.astype(np.int64), rows))
-    r, a = rows[order].astype(np.int64), articles[order]
     # First occurrence of each (row, article) in that order = its newest purchase.
-    _, first = np.unique(r * (int(a.max()) + 1) + a, return_index=True)
-    first.sort()
-    r, a = r[first], a[first]
+    r, a = _distinct_pairs(rows[order].astype(np.int64), articles[order], int(articles.max()))
     pos = np.arange(len(r)) - np.searchsorted(r, r, side="left")
     keep = pos < history_len
     mat[r[keep], pos[keep]] = a[keep]
@@ -240,7 +240,7 @@ def history_matrix(space: FeatureSpace, transactions: pd.DataFrame, customer_ids
     ids = np.asarray(customer_ids, dtype=object).astype(str)
     rows = positions(transactions["customer_id"], vocabulary(ids))
     days = day_numbers(transactions["t_dat"])
-    keep = np.flatnonzero((rows >= 0) & (days < _day_number(as_of)))
+    keep = np.flatnonzero((rows >= 0) & (days < day_number(as_of)))
     if not len(keep):
         return np.zeros((len(ids), space.history_len), dtype=np.int32)
     # Index the whole column and keep the int rows: a row subset of the frame would copy its strings.
@@ -254,13 +254,6 @@ def query_features(space: FeatureSpace, customers: pd.DataFrame, transactions: p
     feats = customer_static_features(space, customers, customer_ids)
     feats["history"] = history_matrix(space, transactions, customer_ids, as_of)
     return feats
-
-
-def _distinct_pairs(customers: np.ndarray, articles: np.ndarray, n_articles: int) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct (customer, article) index pairs, in order of first appearance."""
-    _, first = np.unique(customers.astype(np.int64) * (n_articles + 1) + articles, return_index=True)
-    first.sort()
-    return customers[first], articles[first]
 
 
 def training_examples(space: FeatureSpace, customers: pd.DataFrame, transactions: pd.DataFrame,
@@ -278,7 +271,7 @@ def training_examples(space: FeatureSpace, customers: pd.DataFrame, transactions
     The transactions are encoded to integer arrays once; each week then works on those
     (at Kaggle scale per-week copies of the 31.8M-row table were what filled the memory).
     """
-    cut_day = _day_number(cutoff)
+    cut_day = day_number(cutoff)
     all_days = day_numbers(transactions["t_dat"])
     before = np.flatnonzero(all_days < cut_day)
     days = all_days[before]
@@ -301,9 +294,8 @@ def training_examples(space: FeatureSpace, customers: pd.DataFrame, transactions
         lookup = np.full(space.n_customers + 1, -1, dtype=np.int64)
         lookup[week_custs] = np.arange(len(week_custs))
         prior = np.flatnonzero(days < start)
-        hist_rows = lookup[cust[prior]]
-        mine = hist_rows >= 0
-        feats["history"] = recent_distinct(hist_rows[mine], art[prior][mine], days[prior][mine],
+        prior = prior[lookup[cust[prior]] >= 0]  # rows before the week, of this week's buyers
+        feats["history"] = recent_distinct(lookup[cust[prior]], art[prior], days[prior],
                                            len(week_custs), space.history_len, space.article_id_rank)
         part = {k_: v[row] for k_, v in feats.items()}
         part["article_dyn"] = _dynamic_features(space.n_articles, art, days, start)[y]
@@ -338,7 +330,7 @@ def article_dynamic_features(space: FeatureSpace, transactions: pd.DataFrame,
     static article embedding cannot represent.
     """
     return _dynamic_features(space.n_articles, space.article_index(transactions["article_id"]),
-                             day_numbers(transactions["t_dat"]), _day_number(as_of))
+                             day_numbers(transactions["t_dat"]), day_number(as_of))
 
 
 def _dynamic_features(n: int, articles: np.ndarray, days: np.ndarray, end: int) -> np.ndarray:
@@ -379,7 +371,7 @@ def article_stats(article_ids: np.ndarray, transactions: pd.DataFrame, as_of: da
     ids = np.asarray(article_ids, dtype=object).astype(str)
     pos = positions(transactions["article_id"], vocabulary(ids))
     days = day_numbers(transactions["t_dat"])
-    keep = (pos >= 0) & (days < _day_number(as_of))
+    keep = (pos >= 0) & (days < day_number(as_of))
     pos, days = pos[keep], days[keep]
     sales = np.bincount(pos, minlength=len(ids))
     spent = np.bincount(pos, weights=transactions["price"].to_numpy(dtype=np.float64)[keep], minlength=len(ids))

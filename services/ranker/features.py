@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from shared.encode import day_numbers, distinct_sorted, positions, vocabulary
+from shared.encode import day_number, day_numbers, distinct_sorted, positions, vocabulary
 
 DAYS_CAP = 365.0
 # Band edges in years: <25, 25-34, 35-44, 45-54, 55-64, 65+.
@@ -229,12 +229,13 @@ def build_feature_store(
     # Integer views of the rows before the cutoff: a row subset of the frame (or its id columns
     # as Python / unicode arrays) would copy gigabytes at Kaggle scale.
     days = day_numbers(transactions["t_dat"])
-    before = days < int(np.datetime64(cutoff_ts.date(), "D").astype(np.int64))
+    cutoff_day = day_number(cutoff_ts)
+    before = days < cutoff_day
     prices = transactions["price"].to_numpy(dtype=np.float64)[before]
     global_mean_price = float(prices.mean()) if len(prices) else 1.0
     online = (transactions["sales_channel_id"].to_numpy()[before] == ONLINE_CHANNEL).astype(np.float64)
     global_online = float(online.mean()) if len(online) else 0.5
-    days_ago = (int(np.datetime64(cutoff_ts.date(), "D").astype(np.int64)) - days[before]).astype(np.float64)  # >= 1
+    days_ago = (cutoff_day - days[before]).astype(np.float64)  # >= 1
     del days
 
     # --- customers ------------------------------------------------------------------
@@ -381,14 +382,20 @@ def _pair_summary(keys: np.ndarray, days_ago: np.ndarray, n_a: int
     del sorted_keys, sorted_days
     customer = pair_keys // max(n_a, 1)
     by_recency = np.lexsort((last, customer))          # customer, then most recent first
-    c_sorted, d_sorted = customer[by_recency], last[by_recency]
-    position = np.arange(len(by_recency))
-    first_of_customer = np.maximum.accumulate(np.where(np.r_[True, c_sorted[1:] != c_sorted[:-1]], position, 0))
-    first_of_tie = np.maximum.accumulate(np.where(
-        np.r_[True, (c_sorted[1:] != c_sorted[:-1]) | (d_sorted[1:] != d_sorted[:-1])], position, 0))
     recency = np.empty(len(by_recency), dtype=np.float64)
-    recency[by_recency] = first_of_tie - first_of_customer
+    recency[by_recency] = _rank_in_sorted_groups(customer[by_recency], last[by_recency])
     return pair_keys, count, last, recency
+
+
+def _rank_in_sorted_groups(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """0-based rank of each row within its group, for rows sorted by (group, value); equal
+    values share the rank of the first of them (the number of rows ranked strictly before)."""
+    position = np.arange(len(groups))
+    new_group = np.r_[True, groups[1:] != groups[:-1]]
+    new_value = new_group | np.r_[True, values[1:] != values[:-1]]
+    first_of_group = np.maximum.accumulate(np.where(new_group, position, 0))
+    first_of_tie = np.maximum.accumulate(np.where(new_value, position, 0))
+    return first_of_tie - first_of_group
 
 
 def _taste_columns(cat_by_id: pd.DataFrame, rows_in_cat: np.ndarray, n_a: int) -> tuple[np.ndarray, int]:
@@ -484,14 +491,10 @@ def candidate_ranks(customer_ids: np.ndarray, scores: np.ndarray) -> tuple[np.nd
     sorted_scores = scores[order]
     starts = np.r_[0, np.flatnonzero(np.diff(sorted_groups)) + 1]
     sizes = np.diff(np.r_[starts, len(order)])
-    start_of_row = np.repeat(starts, sizes)
-    position = np.arange(len(order))
-    new_value = np.r_[True, (np.diff(sorted_groups) != 0) | (np.diff(sorted_scores) != 0)]
-    tie_start = np.maximum.accumulate(np.where(new_value, position, 0))
     ranks = np.empty(len(order), dtype=np.float64)
-    ranks[order] = tie_start - start_of_row
+    ranks[order] = _rank_in_sorted_groups(sorted_groups, sorted_scores)
     best = np.empty(len(order), dtype=np.float64)
-    best[order] = np.repeat(scores[order][starts], sizes)
+    best[order] = np.repeat(sorted_scores[starts], sizes)
     return ranks, best
 
 
