@@ -110,7 +110,11 @@ def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | N
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
-    app.include_router(health_router("gateway", lambda: app.state.gateway.readiness()))
+    def readiness() -> tuple[bool, dict[str, Any]]:
+        ready, detail = app.state.gateway.readiness()
+        return ready, detail if settings.readyz_details else public_readiness(detail)
+
+    app.include_router(health_router("gateway", readiness))
 
     @app.get("/metrics", tags=["health"], response_class=Response)
     async def prometheus_metrics() -> Response:
@@ -191,5 +195,28 @@ def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | N
         return JSONResponse({"detail": "internal error; see the gateway log"}, status_code=500)
 
     if settings.frontend_dir.is_dir():
-        app.mount("/", StaticFiles(directory=settings.frontend_dir, html=True), name="frontend")
+        app.mount("/", PageFiles(directory=settings.frontend_dir, html=True), name="frontend")
     return app
+
+
+def public_readiness(detail: dict[str, Any]) -> dict[str, Any]:
+    """/readyz for anonymous callers: states and versions, no internal URLs or error text
+    (``HM_GATEWAY_READYZ_DETAILS=true`` shows everything)."""
+    deps = {name: {k: v for k, v in dep.items() if k not in ("url", "detail")}
+            for name, dep in detail.get("dependencies", {}).items()}
+    cache = dict(detail.get("cache", {}))
+    if cache.get("error"):
+        cache["error"] = str(cache["error"]).split(":", 1)[0]  # the exception's class only
+    return {**detail, "dependencies": deps, "cache": cache}
+
+
+class PageFiles(StaticFiles):
+    """The page's own files only: its folder also holds the frontend image's Dockerfile and
+    nginx.conf, which are nobody's business."""
+
+    PAGE = frozenset({".", "index.html", "app.js", "style.css"})
+
+    async def get_response(self, path: str, scope: Any) -> Response:
+        if path not in self.PAGE:
+            raise HTTPException(404, detail="Not Found")
+        return await super().get_response(path, scope)
