@@ -68,6 +68,8 @@ class GatewaySettings(BaseSettings):
     frontend_dir: Path = REPO_ROOT / "frontend"
     log_level: str = "INFO"
 
+    # /readyz with each dependency's URL and error text (operators); off: states and versions only.
+    readyz_details: bool = False
     @field_validator("candidate_url", "ranker_url", "search_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
