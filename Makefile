@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: run test lint venv clean bench
+.PHONY: run test lint venv clean bench compose-test
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ run: $(STAMP)
 ## make test: every test (unit, integration with real Redis and processes, browser)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+## make compose-test: `docker compose up` on a real Docker engine (sets one up; root), checked through the page port
+compose-test:
+	tests/compose/run.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check shared services pipeline tests benchmarks

@@ -62,13 +62,16 @@ class Step:
     name: str
     args: list[str]                       # hmrec arguments
     done: Callable[[PathSettings], bool]
+    serving: bool = True                  # the services load its output (else: a batch file)
 
 
 STEPS: list[Step] = [
     Step("two-tower model", ["train", "candidate"], lambda p: _has_model(p, "two_tower")),
-    Step("candidates for every customer", ["infer"], lambda p: (p.inference_dir / "inference_results.parquet").exists()),
+    Step("candidates for every customer", ["infer"], lambda p: (p.inference_dir / "inference_results.parquet").exists(),
+         serving=False),
     Step("MMoE ranker", ["train", "ranker"], lambda p: _has_model(p, "mmoe")),
-    Step("re-ranked recommendations", ["rerank"], lambda p: (p.output_dir / "reranked_recommendations.parquet").exists()),
+    Step("re-ranked recommendations", ["rerank"], lambda p: (p.output_dir / "reranked_recommendations.parquet").exists(),
+         serving=False),
     Step("search indexes", ["index"], _has_search_index),
 ]
 
@@ -88,12 +91,15 @@ def _run_step(args: list[str], env: dict[str, str], label: str) -> None:
     echo(f"{label}: done in {time.monotonic() - started:.0f}s")
 
 
-def prepare(paths: PathSettings, scale: str, env: dict[str, str]) -> None:
-    """Synthesise data if the folder is empty, then run every offline step whose output is missing."""
+def prepare(paths: PathSettings, scale: str, env: dict[str, str], serving_only: bool = False) -> None:
+    """Synthesise data if the folder is empty, then run every offline step whose output is missing
+    (``serving_only``: only the steps whose output the services load, not the batch files)."""
     if not _has_data(paths.data_dir):
         _run_step(["data", "synth", "--scale", scale, "--out", str(paths.data_dir)], env,
                   f"no data in {paths.data_dir}: synthetic `{scale}` world")
     for step in STEPS:
+        if serving_only and not step.serving:
+            continue
         if step.done(paths):
             echo(f"{step.name}: present")
             continue
@@ -276,6 +282,8 @@ def _which(exe: str) -> str | None:
 @click.option("--skip-pipeline", "--services-only", "skip_pipeline", is_flag=True,
               help="Start the services on whatever artifacts exist; run no offline step.")
 @click.option("--pipeline-only", is_flag=True, help="Prepare data, models and indexes, then exit (Docker's job).")
+@click.option("--serving-only", is_flag=True,
+              help="Only the steps the services need (models, search index); skip the batch files.")
 @click.option("--host", default=None, help="Gateway host (default $HM_GATEWAY_HOST or 127.0.0.1).")
 @click.option("--port", type=click.IntRange(1, 65535), default=None,
               help="Gateway port (default $HM_GATEWAY_PORT or 8000).")
@@ -286,7 +294,7 @@ def _which(exe: str) -> str | None:
 @click.option("--no-redis-start", is_flag=True, help="Never start a local redis-server.")
 def run_command(data_dir: Path | None, output_dir: Path | None, scale: str, skip_pipeline: bool,
                 pipeline_only: bool, host: str | None, port: int | None, candidate_port: int, ranker_port: int,
-                search_port: int, ready_timeout: float, no_redis_start: bool) -> None:
+                search_port: int, ready_timeout: float, no_redis_start: bool, serving_only: bool) -> None:
     """Data, models and indexes if missing, then every service and the page; Ctrl-C stops all."""
     if skip_pipeline and pipeline_only:
         raise click.UsageError("--skip-pipeline and --pipeline-only exclude each other")
@@ -297,7 +305,7 @@ def run_command(data_dir: Path | None, output_dir: Path | None, scale: str, skip
                TF_USE_LEGACY_KERAS="1", PYTHONUNBUFFERED="1")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if not skip_pipeline:
-        prepare(paths, scale, env)
+        prepare(paths, scale, env, serving_only)
     if pipeline_only:
         echo("pipeline finished")
         return

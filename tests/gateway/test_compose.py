@@ -1,7 +1,13 @@
-"""No Docker engine runs here: check the compose file's structure and the Dockerfiles it names."""
+"""The compose file's structure, the Dockerfiles it names and what each image installs.
+
+These run everywhere, without Docker; the real `docker compose up` is tests/compose
+(`make compose-test`), which CI runs after `make test`.
+"""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -16,8 +22,8 @@ EXPECTED = {"redis", "pipeline", "candidate", "ranker", "search", "gateway", "fr
 
 
 def interpolate(value: str) -> str:
-    """Compose's ${VAR:-default} with nothing set in the environment -> default."""
-    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+    """Compose's ${VAR:-default} and ${VAR-default} with nothing set in the environment -> default."""
+    return re.sub(r"\$\{[A-Z_]+:?-([^}]*)\}", r"\1", value)
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +51,9 @@ def test_dependencies_wait_on_health_or_completion(services):
             condition = spec["condition"]
             if dep == "pipeline":
                 assert condition == "service_completed_successfully", name
+            elif (name, dep) == ("gateway", "search"):
+                # a broken search index must not keep the page down (it shows as degraded)
+                assert condition == "service_started", condition
             else:
                 assert condition == "service_healthy", f"{name} -> {dep}: {condition}"
                 assert services[dep].get("healthcheck"), dep
@@ -66,7 +75,7 @@ def test_networks_keep_redis_and_models_on_the_back(compose, services):
 def test_only_the_page_publishes_a_host_port(services):
     for name, svc in services.items():
         if name == "frontend":
-            assert [interpolate(p) for p in svc["ports"]] == ["8080:8080"]
+            assert [interpolate(p) for p in svc["ports"]] == ["0.0.0.0:8080:8080"]
         else:
             assert "ports" not in svc, f"{name} publishes a host port (breaks --scale)"
     for name, port in MODEL_SERVICES.items():
@@ -105,10 +114,12 @@ def test_images_build_from_existing_slim_multistage_nonroot_dockerfiles(services
     assert all(("slim" in f or "alpine" in f or "busybox" in f) for f in froms), froms
     users = re.findall(r"^USER\s+(\S+)", text, flags=re.M)
     assert users and users[-1] not in ("root", "0"), f"{path}: runs as root"
-    # every COPY source from the build context exists (no broken image builds)
+    # every COPY source from the build context exists (no broken image builds), ARGs at their defaults
+    args = dict(re.findall(r"^ARG\s+(\w+)=(\S*)$", text, flags=re.M))
     for line in re.findall(r"^COPY\s+(?!--from)(.+)$", text, flags=re.M):
         *sources, _dest = line.split()
         for src in sources:
+            src = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], src)
             assert (ROOT / src).exists(), f"{path}: COPY {src} does not exist"
 
 
@@ -117,19 +128,105 @@ def test_dockerignore_keeps_local_state_out():
     assert {".git", ".venv", "data", "output"} <= ignored
 
 
-def test_gateway_requirements_match_pyproject_pins():
-    pins = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    by_name = {re.split(r"[=\[]", p)[0].lower(): p for p in pins}
-    lines = [ln.strip() for ln in (ROOT / "services/gateway/requirements.txt").read_text().splitlines()
-             if ln.strip() and not ln.startswith("#")]
-    assert lines
-    for line in lines:
-        name = re.split(r"[=\[]", line)[0].lower()
-        assert by_name.get(name) == line, f"{line} differs from pyproject's {by_name.get(name)}"
-    assert not any(heavy in name for name in map(str.lower, lines) for heavy in ("tensorflow", "torch"))
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+HEAVY = ("tensorflow", "tf-keras", "torch", "scikit-learn", "scipy", "matplotlib")
+# What each image installs from pyproject: `dependencies` plus these optional groups.
+IMAGE_GROUPS = {"gateway": [], "candidate": [], "ranker": [], "search": ["search"], "pipeline": ["search", "train"]}
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[=\[<>~ ]", requirement)[0].lower()
+
+
+def test_serving_core_has_no_training_or_torch_dependencies():
+    core = {_name(r) for r in PYPROJECT["dependencies"]}
+    assert not core & set(HEAVY), core & set(HEAVY)
+    assert {"torch"} <= {_name(r) for r in PYPROJECT["optional-dependencies"]["search"]}
+    assert {"tensorflow", "tf-keras"} <= {_name(r) for r in PYPROJECT["optional-dependencies"]["train"]}
+
+
+def test_dev_installs_everything():
+    """`make test` installs `.[dev]`: it must pull every group the images use."""
+    dev = PYPROJECT["optional-dependencies"]["dev"]
+    groups = {g for r in dev if _name(r) == "hmrec" for g in re.findall(r"\[(.*)\]", r)[0].split(",")}
+    assert groups >= {g for gs in IMAGE_GROUPS.values() for g in gs}
+
+
+@pytest.mark.parametrize("name", sorted(IMAGE_GROUPS))
+def test_each_image_installs_only_its_groups(services, name):
+    text = dockerfile_of(services[name]).read_text()
+    calls = re.findall(r"requirements-from-pyproject([ a-z]*)>", text)
+    assert calls, "installs from pyproject"
+    assert sorted({g for call in calls for g in call.split()}) == sorted(IMAGE_GROUPS[name])
+    if IMAGE_GROUPS[name]:  # torch's index is a build argument, never a fixed URL
+        assert "ARG EXTRA_INDEX_URL=" in text and "--find-links /wheels" in text
+        assert "args" in services[name]["build"], f"{name}: compose does not pass the index argument"
+    assert "download.pytorch.org" not in text.split("ARG EXTRA_INDEX_URL=")[-1].split("\n", 1)[-1]
+
+
+@pytest.mark.parametrize("module", ["services.gateway.app", "services.candidate.app", "services.ranker.app"])
+def test_core_services_import_without_training_or_torch_packages(module):
+    """The gateway, candidate and ranker images lack TF, torch, sklearn, scipy, matplotlib:
+    their apps must import (and build) without them."""
+    blocked = ["tensorflow", "tf_keras", "tensorflow_recommenders", "torch", "sklearn", "scipy",
+               "matplotlib", "PIL", "click", "tqdm"]
+    code = (
+        "import sys\n"
+        f"BLOCKED = {blocked!r}\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in BLOCKED:\n"
+        "            raise ImportError(f'{name} is not in this image')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        f"import importlib; importlib.import_module({module!r}).create_app()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_gateway_image_does_not_carry_the_frontend_files():
+    text = dockerfile_of(yaml.safe_load(COMPOSE.read_text())["services"]["gateway"]).read_text()
+    assert "frontend" not in re.findall(r"^COPY.*$", text, flags=re.M).__str__()
+
+
+def test_gateway_healthcheck_means_it_can_answer_recommend(services):
+    assert "/recommend?" in services["gateway"]["healthcheck"]["test"][-1]
+
+
+def test_no_setting_that_nothing_reads(services):
+    """Every HM_SEARCH_* variable compose sets is a SearchSettings field."""
+    from services.search.settings import SearchSettings
+    fields = {f.upper() for f in SearchSettings.model_fields}
+    for var in services["search"]["environment"]:
+        if var.startswith("HM_SEARCH_"):
+            assert var.removeprefix("HM_SEARCH_") in fields, var
 
 
 def test_nginx_proxies_unknown_paths_to_the_gateway():
     conf = (ROOT / "frontend" / "nginx.conf").read_text()
     assert "server gateway:8000" in conf and "try_files $uri @gateway" in conf
     assert "listen 8080" in conf and "location = /healthz" in conf
+
+
+def test_nginx_keeps_operational_routes_off_the_page_port_by_default(services):
+    text = (ROOT / "frontend" / "Dockerfile").read_text()
+    assert "ARG HM_OPS_ROUTES=closed" in text
+    assert interpolate(services["frontend"]["build"]["args"]["HM_OPS_ROUTES"]) == "closed"
+    assert "include /etc/nginx/hmrec/ops-routes.conf;" in (ROOT / "frontend" / "nginx.conf").read_text()
+    closed = (ROOT / "frontend" / "ops-routes-closed.conf").read_text()
+    for route in ("readyz", "metrics", "docs", "redoc", "openapi"):
+        assert route in closed
+    assert "return 404" in closed
+    assert "location" not in (ROOT / "frontend" / "ops-routes-open.conf").read_text()
+
+
+def test_gateway_serves_only_the_page_files_and_a_public_readyz(make_gateway):
+    gw = make_gateway()
+    assert gw.get("/").status_code == 200 and gw.get("/app.js").status_code == 200
+    for leak in ("/Dockerfile", "/nginx.conf", "/ops-routes-closed.conf"):
+        assert gw.get(leak).status_code == 404, leak
+    body = gw.get("/readyz").text
+    assert "127.0.0.1" not in body and "http://" not in body
+    assert gw.get("/readyz").json()["dependencies"]["ranker"]["model_version"] == "v1"
+    detailed = make_gateway(readyz_details=True).get("/readyz").json()
+    assert detailed["dependencies"]["ranker"]["url"].startswith("http://127.0.0.1:")
