@@ -155,16 +155,34 @@ def world_stats(transactions: pd.DataFrame, customers: pd.DataFrame | None = Non
     return out
 
 
-def format_table(stats: Mapping[str, float], reference: Mapping[str, float] | None = None) -> str:
-    """A plain two- or three-column table (statistic, value[, real])."""
+# Counts set by the scale (or by a sample's size), not by behaviour: never compared.
+SCALE_COUNTS = frozenset({"articles", "customers", "transactions", "buyers", "articles_sold"})
+WITHIN = 2.0  # a figure is in range when it lies within a factor WITHIN of the real one
+
+
+def in_range(name: str, value: float, reference: Mapping[str, float] | None = None) -> str:
+    """'yes' / 'OUT' when the figure lies within / outside 2x of the real one; '-' when there is
+    no real figure (or it is a scale count, which the world's size decides)."""
     reference = REAL_STATS if reference is None else reference
-    rows = [("statistic", "value", "real")]
+    ref = reference.get(name)
+    if ref is None or name in SCALE_COUNTS or value != value:
+        return "-"
+    if ref == 0:
+        return "yes" if value == 0 else "OUT"
+    ratio = value / ref
+    return "yes" if 1 / WITHIN <= ratio <= WITHIN else "OUT"
+
+
+def format_table(stats: Mapping[str, float], reference: Mapping[str, float] | None = None) -> str:
+    """A plain table: statistic, value, real figure and whether the value is within 2x of it."""
+    reference = REAL_STATS if reference is None else reference
+    rows = [("statistic", "value", "real", "within_2x")]
     for name, value in stats.items():
         ref = reference.get(name)
-        rows.append((name, _fmt(value), "-" if ref is None else _fmt(ref)))
+        rows.append((name, _fmt(value), "-" if ref is None else _fmt(ref), in_range(name, value, reference)))
     w0 = max(len(r[0]) for r in rows)
     w1 = max(len(r[1]) for r in rows)
-    return "\n".join(f"{a:<{w0}}  {b:>{w1}}  {c:>10}" for a, b, c in rows)
+    return "\n".join(f"{a:<{w0}}  {b:>{w1}}  {c:>10}  {d:>9}" for a, b, c, d in rows)
 
 
 def _fmt(value: float) -> str:

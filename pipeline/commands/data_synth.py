@@ -19,7 +19,8 @@ def register(cli: click.Group) -> None:
 
     @data.command("synth")
     @click.option("--scale", type=click.Choice(list(SCALES)), default="small", show_default=True,
-                  help="tiny (tests), small (demo), medium (a tenth of kaggle), kaggle (full size).")
+                  help="tiny (tests), sparse (1,500 customers' complete histories, like a customer-sampled "
+                       "extract), small (demo), medium (a tenth of kaggle), kaggle (full size).")
     @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
                   help="Folder to write (default: $HM_DATA_DIR or data/).")
     @click.option("--seed", type=int, default=0, show_default=True)

@@ -1,5 +1,6 @@
 """The article catalogue: real H&M value sets, product codes with colour variants, and the
-hidden per-article traits (launch, lifetime, base popularity, season, price) that drive sales."""
+hidden per-article traits (launch, lifetime, base popularity, season, trend shocks, price,
+bought-with partners) that drive sales."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,7 +44,19 @@ WINTER_TYPES = {"Sweater", "Jacket", "Coat", "Cardigan", "Hoodie", "Boots", "Bea
                 "Scarf", "Outdoor Waistcoat", "Outdoor overall", "Pyjama set"}
 PRICE_LEVEL = 0.88  # brings the price quantiles onto the real ones (p50 0.0254)
 PRICE_SCALE = 590.0  # real prices are shelf prices divided by a constant; p50 ~ 14.99/590 = 0.0254
-N_RELATED = 10
+N_PARTNERS = 6
+# How often each partner slot is the one chosen: the first partner dominates, so pairs are stable.
+PARTNER_P = (0.40, 0.22, 0.14, 0.10, 0.08, 0.06)
+# Trend shocks per product code: up to TREND_SLOTS bursts in its life, each with this probability;
+# a burst multiplies demand by 1 + amplitude x (x e^(1-x)), x = days since its start / rise time,
+# so demand peaks ``rise`` days after the start and fades over the next two or three weeks.
+TREND_SLOTS = 2
+TREND_P = 0.5
+TREND_AMPLITUDE = (np.log(3.0), 0.6)  # lognormal (log median, sigma): peak lift ~3x demand
+TREND_RISE = (4, 12)                  # days from the start of a burst to its peak
+N_AGE_SEGMENTS = 4                    # customers.AGE_SEGMENTS: <25, 25-34, 35-49, 50+
+TREND_GLOBAL = 0.15                   # share of bursts that lift every age segment alike; the rest
+                                      # lift one segment fully and the others by TREND_SPILL
 # Spread of base popularity per product code and per colour variant (log scale): the long tail.
 POPULARITY_SIGMA = (0.5, 0.3)
 
@@ -63,7 +76,14 @@ class Catalogue:
     season_peak: np.ndarray    # day of year of peak demand
     season_amp: np.ndarray     # 0 for all-year articles
     price_units: np.ndarray    # shelf price before normalisation
-    related: np.ndarray        # (n, N_RELATED) articles bought together with it
+    partners: np.ndarray       # (n, N_PARTNERS) articles bought with it (same basket or next visits)
+    variant_start: np.ndarray  # first article of its product code
+    variant_count: np.ndarray  # colour variants of its product code
+    variant_no: np.ndarray     # its position among them
+    trend_start: np.ndarray    # (n, TREND_SLOTS) day a trend burst starts
+    trend_rise: np.ndarray     # (n, TREND_SLOTS) days to the burst's peak
+    trend_amp: np.ndarray      # (n, TREND_SLOTS) peak lift (0 = no burst)
+    trend_segment: np.ndarray  # (n, TREND_SLOTS) age segment the burst lifts (-1 = all)
 
     def __len__(self) -> int:
         return len(self.code)
@@ -132,9 +152,20 @@ def build_catalogue(rng: np.random.Generator, n_articles: int) -> Catalogue:
 
     article_ids = code_numbers[code_of] * 1000 + 1 + variant_no
     frame = _frame(article_ids, code_numbers[code_of], names, ptype, appearance, colour, dept, descs)
-    related = _related(code_of, dept, launch)
+    partners = _partners(rng, code_of, dept, launch)
+    # Trend bursts, per product code (all its colours trend together), inside its life.
+    has = rng.random((n_codes, TREND_SLOTS)) < TREND_P
+    life = np.maximum(code_end - code_launch, 1)
+    t_start = code_launch[:, None] + (rng.random((n_codes, TREND_SLOTS)) * np.minimum(life, 2 * N_DAYS)[:, None])
+    t_amp = np.where(has, rng.lognormal(*TREND_AMPLITUDE, size=(n_codes, TREND_SLOTS)), 0.0)
+    t_rise = rng.integers(TREND_RISE[0], TREND_RISE[1] + 1, size=(n_codes, TREND_SLOTS))
+    t_seg = np.where(rng.random((n_codes, TREND_SLOTS)) < TREND_GLOBAL, -1,
+                     rng.integers(0, N_AGE_SEGMENTS, size=(n_codes, TREND_SLOTS)))
+    starts = np.cumsum(variants) - variants
     return Catalogue(frame, code_of, dept, ptype, colour, appearance, index_group, launch, end, popularity,
-                     season_peak, season_amp, price_units, related)
+                     season_peak, season_amp, price_units, partners, starts[code_of], variants[code_of],
+                     variant_no, t_start.astype(np.int64)[code_of], t_rise[code_of].astype(np.int64),
+                     t_amp[code_of].astype(np.float32), t_seg[code_of].astype(np.int64))
 
 
 def snap_price(units: np.ndarray) -> np.ndarray:
@@ -164,22 +195,23 @@ def _frame(article_ids: np.ndarray, codes: np.ndarray, names: np.ndarray, ptype:
     return pd.DataFrame(data, columns=ARTICLE_COLUMNS)
 
 
-def _related(code_of: np.ndarray, dept: np.ndarray, launch: np.ndarray) -> np.ndarray:
-    """Articles often bought with each one: its other colours, then same-department articles
-    launched around the same time (a collection)."""
+def _partners(rng: np.random.Generator, code_of: np.ndarray, dept: np.ndarray, launch: np.ndarray) -> np.ndarray:
+    """Each article's stable bought-with partners: articles of other product codes in its
+    department launched around the same time (its collection), in a random order per article,
+    so the strongest partner is not simply the neighbouring article id."""
     n = len(code_of)
     idx = np.arange(n)
-    related = np.empty((n, N_RELATED), dtype=np.int64)
-    # Colour variants: neighbours in article order share the product code.
-    prev_same = np.where((idx > 0) & (code_of[np.maximum(idx - 1, 0)] == code_of), idx - 1, -1)
-    next_same = np.where((idx < n - 1) & (code_of[np.minimum(idx + 1, n - 1)] == code_of), idx + 1, -1)
     order = np.lexsort((launch, dept))
     pos = np.empty(n, dtype=np.int64)
     pos[order] = idx
-    for j, step in enumerate([-1, 1, -2, 2, -3, 3, -4, 4, -5, 5]):
-        q = np.clip(pos + step, 0, n - 1)
-        neighbour = order[q]
-        related[:, j] = np.where(dept[neighbour] == dept, neighbour, order[np.clip(pos - step, 0, n - 1)])
-    related[:, 0] = np.where(prev_same >= 0, prev_same, related[:, 0])
-    related[:, 1] = np.where(next_same >= 0, next_same, related[:, 1])
-    return related
+    steps = np.array([-1, 1, -2, 2, -3, 3, -4, 4, -5, 5, -6, 6])
+    cand = np.empty((n, len(steps)), dtype=np.int64)
+    for j, step in enumerate(steps):
+        neighbour = order[np.clip(pos + step, 0, n - 1)]
+        other = order[np.clip(pos - step, 0, n - 1)]
+        cand[:, j] = np.where(dept[neighbour] == dept, neighbour, other)
+    # Prefer candidates of another product code (colours are their own signal), then shuffle.
+    key = (code_of[cand] == code_of[:, None]) * 2.0 + rng.random(cand.shape)
+    pick = np.argsort(key, axis=1)[:, :N_PARTNERS]
+    partners = np.take_along_axis(cand, pick, axis=1)
+    return np.where(partners == idx[:, None], order[np.clip(pos + 7, 0, n - 1)][:, None], partners)

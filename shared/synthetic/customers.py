@@ -26,6 +26,15 @@ INDEX_GROUP_AUDIENCE = {"Divided": (21, 0.30), "Ladieswear": (45, 0.40), "Menswe
 TASTE_SHAPES = (0.5, 1.0, 1.0)
 AGE_SPREAD = 6.0  # years: how strongly age decides the taste cluster
 OUTSIDE_TASTE = 0.1  # weight of departments outside the cluster's index group
+# Age segments (upper bounds; catalogue.N_AGE_SEGMENTS of them): what everyone of an age
+# leans to, the part of taste that age explains. Lift of each index group per segment, in
+# INDEX_GROUPS order (Baby/Children, Divided, Ladieswear, Menswear, Sport).
+AGE_SEGMENTS = (25, 35, 50)
+SEGMENT_LIFT = ((0.5, 2.2, 0.8, 1.0, 1.2),
+                (1.6, 1.0, 1.0, 1.1, 1.2),
+                (1.6, 0.6, 1.3, 1.1, 0.9),
+                (0.8, 0.4, 1.6, 0.9, 0.8))
+SEGMENT_DEPT_NOISE = 0.6  # lognormal sigma of a segment's extra lift per department
 
 
 @dataclass
@@ -37,12 +46,14 @@ class Customers:
     online: np.ndarray        # probability a basket is bought online
     activity: np.ndarray      # relative number of shopping days
     fan: np.ndarray           # FN == 1 (reads fashion news, shops more)
+    segment: np.ndarray       # age segment (unknown age: the 25-34 one)
 
 
 @dataclass
 class Tastes:
     affinity: np.ndarray      # (n_clusters, n_articles) relative preference
     centre_age: np.ndarray    # (n_clusters,)
+    segment_affinity: np.ndarray  # (N_AGE_SEGMENTS, n_articles) what each age segment leans to
 
 
 def hex_ids(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -69,7 +80,11 @@ def build_tastes(rng: np.random.Generator, catalogue: Catalogue, n_clusters: int
     app_w = rng.gamma(TASTE_SHAPES[2], 1.0, size=(n_clusters, len(APPEARANCES))) + 0.1
     affinity = dept_w[:, catalogue.dept] * colour_w[:, catalogue.colour] * app_w[:, catalogue.appearance]
     affinity /= affinity.mean(axis=1, keepdims=True)
-    return Tastes(affinity.astype(np.float32), centre)
+    lift = np.array(SEGMENT_LIFT)[:, catalogue.index_group]
+    noise = rng.lognormal(0.0, SEGMENT_DEPT_NOISE, size=(len(SEGMENT_LIFT), len(DEPARTMENTS)))
+    segment_affinity = lift * noise[:, catalogue.dept]
+    segment_affinity /= segment_affinity.mean(axis=1, keepdims=True)
+    return Tastes(affinity.astype(np.float32), centre, segment_affinity.astype(np.float32))
 
 
 def _ages(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -113,4 +128,5 @@ def build_customers(rng: np.random.Generator, n: int, tastes: Tastes) -> Custome
     }, columns=CUSTOMER_COLUMNS)
     online = rng.beta(0.9, 0.37, size=n)
     activity = rng.lognormal(0.0, 1.0, n) * np.where(fan, 1.5, 1.0) * np.where(status == "PRE-CREATE", 0.6, 1.0)
-    return Customers(frame, age, primary, secondary, online, activity, fan)
+    segment = np.searchsorted(np.array(AGE_SEGMENTS), known_age, side="right")
+    return Customers(frame, age, primary, secondary, online, activity, fan, segment)

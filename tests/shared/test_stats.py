@@ -8,7 +8,14 @@ import pandas as pd
 import pytest
 
 from shared.data import load_dataset
-from shared.stats import REAL_STATS, customer_stats, format_table, transaction_stats, world_stats
+from shared.stats import (
+    REAL_STATS,
+    customer_stats,
+    format_table,
+    in_range,
+    transaction_stats,
+    world_stats,
+)
 
 A, B, C = "a" * 64, "b" * 64, "c" * 64
 
@@ -84,12 +91,25 @@ def test_empty_transactions_give_only_the_count() -> None:
     assert transaction_stats(hand_made().iloc[:0]) == {"transactions": 0.0}
 
 
-def test_format_table_shows_the_real_column() -> None:
-    table = format_table({"online_share": 5 / 9, "buyers": 3.0})
-    lines = table.splitlines()
-    assert lines[0].split() == ["statistic", "value", "real"]
-    assert lines[1].split() == ["online_share", "0.556", "0.710"]
-    assert lines[2].split() == ["buyers", "3", "-"]
+def test_format_table_shows_the_real_column_and_whether_within_2x() -> None:
+    table = format_table({"online_share": 5 / 9, "buyers": 3.0, "repeat_share_ever": 0.5,
+                          "transactions": 10.0, "price_p50": 0.0128, "price_p5": 0.0037})
+    lines = [line.split() for line in table.splitlines()]
+    assert lines[0] == ["statistic", "value", "real", "within_2x"]
+    assert lines[1] == ["online_share", "0.556", "0.710", "yes"]       # 0.78x
+    assert lines[2] == ["buyers", "3", "-", "-"]                         # no real figure
+    assert lines[3] == ["repeat_share_ever", "0.500", "0.133", "OUT"]    # 3.8x
+    assert lines[4] == ["transactions", "10", "31,788,324", "-"]         # set by the scale
+    assert lines[5] == ["price_p50", "0.0128", "0.0254", "yes"]          # 0.504x: just inside
+    assert lines[6] == ["price_p5", "0.0037", "0.0076", "OUT"]           # 0.487x: just outside
+
+
+def test_in_range_bounds() -> None:
+    assert in_range("online_share", 2 * 0.71) == "yes" and in_range("online_share", 0.71 / 2) == "yes"
+    assert in_range("online_share", 2.01 * 0.71) == "OUT" and in_range("online_share", 0.71 / 2.01) == "OUT"
+    assert in_range("articles", 12_000) == "-"        # scale counts are not compared
+    assert in_range("new_article_share", 0.2) == "-"  # no real figure
+    assert in_range("online_share", float("nan")) == "-"
 
 
 def test_tiny_world_lies_within_loose_bands(tiny_world: Path) -> None:

@@ -124,7 +124,7 @@ def test_hex_ids_are_distinct_and_well_formed() -> None:
 
 
 def test_unknown_scale_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown scale 'huge'; choose one of tiny, small, medium, kaggle"):
+    with pytest.raises(ValueError, match="unknown scale 'huge'; choose one of tiny, sparse, small, medium, kaggle"):
         generate_world(tmp_path, scale="huge")
 
 
