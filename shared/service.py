@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.artifacts import ArtifactError, resolve_version
 
@@ -119,3 +123,63 @@ def configure_logging(level: str = "INFO") -> None:
         level=level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+
+# --- load shedding ---------------------------------------------------------------------------
+
+DEFAULT_MAX_IN_FLIGHT = 64
+SHED_RETRY_AFTER_S = 1
+# Health and metrics stay answerable under overload: they are how an operator sees it.
+UNLIMITED_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
+
+
+class ConcurrencyLimit:
+    """Pure ASGI middleware: at most ``max_in_flight`` requests inside the app at once; the
+    next one is answered at once with 503 + ``Retry-After`` instead of joining a queue that
+    only grows (uvicorn's ``--limit-concurrency`` counts connections and sends no Retry-After).
+
+    Each process runs one event loop, so a plain counter is exact.
+    """
+
+    def __init__(self, app: ASGIApp, service: str, max_in_flight: int, retry_after_s: int = SHED_RETRY_AFTER_S) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be >= 1")
+        self.app = app
+        self.service = service
+        self.max_in_flight = max_in_flight
+        self.retry_after_s = retry_after_s
+        self.in_flight = 0
+        self.shed = 0
+        self._last_log = -1e9
+        self._body = json.dumps({"detail": f"{service} is overloaded ({max_in_flight} requests in flight); "
+                                           f"retry after {retry_after_s} s"}).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") in UNLIMITED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.max_in_flight:
+            self.shed += 1
+            now = time.monotonic()
+            if now - self._last_log >= 5.0:
+                self._last_log = now
+                log.warning("%s overloaded: shedding with 503 (%d in flight, %d shed so far)",
+                            self.service, self.in_flight, self.shed)
+            await send({"type": "http.response.start", "status": 503, "headers": [
+                (b"content-type", b"application/json"), (b"retry-after", str(self.retry_after_s).encode()),
+                (b"content-length", str(len(self._body)).encode())]})
+            await send({"type": "http.response.body", "body": self._body})
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+
+def limit_concurrency(app: FastAPI, service: str, max_in_flight: int | None = None) -> None:
+    """Add :class:`ConcurrencyLimit` to ``app``; ``None`` reads ``HM_<SERVICE>_MAX_IN_FLIGHT``
+    (default ``DEFAULT_MAX_IN_FLIGHT``)."""
+    if max_in_flight is None:
+        max_in_flight = int(os.environ.get(f"HM_{service.upper()}_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT))
+    app.add_middleware(ConcurrencyLimit, service=service, max_in_flight=max_in_flight)

@@ -66,3 +66,49 @@ class CircuitBreaker:
     def release(self) -> None:
         """A call ended in a way that says nothing about health (e.g. a 4xx): free the trial slot."""
         self._trial_in_flight = False
+
+
+DEFAULT_OPERATION = "default"
+
+
+class BreakerSet:
+    """One breaker per *operation* of a dependency (e.g. ``text`` and ``image`` search).
+
+    A request kind that fails (photo decoding that times out, say) opens only its own breaker:
+    text search on the same service keeps its own count and keeps answering. ``state`` is the
+    worst of them (what readiness and the metrics gauge report for the dependency).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        failure_threshold: int = 5,
+        reset_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        default: CircuitBreaker | None = None,
+    ) -> None:
+        self.name = name
+        self.failure_threshold = failure_threshold
+        self.reset_s = reset_s
+        self._clock = clock
+        self._breakers = {DEFAULT_OPERATION: default or CircuitBreaker(name, failure_threshold, reset_s, clock)}
+
+    @classmethod
+    def around(cls, breaker: CircuitBreaker) -> BreakerSet:
+        """A set whose default operation is ``breaker``; other operations get breakers like it."""
+        return cls(breaker.name, breaker.failure_threshold, breaker.reset_s, breaker._clock, default=breaker)
+
+    def for_operation(self, operation: str | None) -> CircuitBreaker:
+        operation = operation or DEFAULT_OPERATION
+        breaker = self._breakers.get(operation)
+        if breaker is None:
+            breaker = CircuitBreaker(f"{self.name}:{operation}", self.failure_threshold, self.reset_s, self._clock)
+            self._breakers[operation] = breaker
+        return breaker
+
+    def states(self) -> dict[str, str]:
+        return {op: b.state for op, b in self._breakers.items()}
+
+    @property
+    def state(self) -> str:
+        return max((b.state for b in self._breakers.values()), key=STATE_CODES.__getitem__)

@@ -4,19 +4,28 @@ aiohttp's ``ClientSession`` on the hot path: on these 2 cores a gateway calling 
 services sustained ~950 req/s with it against ~150 with an httpx ``AsyncClient``
 (DESIGN.md, encode/httpx#3215); the client decides the gateway's ceiling.
 
-Every call has a total timeout, goes through the dependency's circuit breaker, and is
-retried once only on a connection-level failure (a keep-alive socket the server had just
-closed): all our calls are side-effect-free reads, so one bounded retry is safe.
+Every call has a total timeout, goes through the circuit breaker of its *operation* on that
+dependency (``text`` and ``image`` search are separate: a storm of hostile photos cannot open
+text search's breaker), and is retried once only on a connection-level failure (a keep-alive
+socket the server had just closed): all our calls are side-effect-free reads, so one bounded
+retry is safe.
+
+Only the dependency's own failures count against a breaker: a connection failure, a timeout,
+a 5xx, a 2xx body that is not JSON. A 4xx (the request was refused, whatever its body), a
+request aiohttp refuses to build from the caller's input, and a caller that went away
+(cancellation) never do; they only free a half-open trial slot.
 """
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 
-from services.gateway.breaker import CircuitBreaker
+from services.gateway.breaker import BreakerSet, CircuitBreaker
 
 
 class DependencyUnavailable(Exception):
@@ -39,14 +48,14 @@ class DependencyRejected(Exception):
 
 
 class ServiceClient:
-    """Calls one service (``base_url``) through its breaker, with a per-call timeout."""
+    """Calls one service (``base_url``) through a breaker per operation, with a per-call timeout."""
 
     def __init__(
         self,
         name: str,
         base_url: str,
         session: aiohttp.ClientSession,
-        breaker: CircuitBreaker,
+        breaker: CircuitBreaker | BreakerSet,
         timeout_s: float,
         connect_timeout_s: float = 0.5,
         observe: Callable[[str, float, str], None] | None = None,
@@ -54,7 +63,7 @@ class ServiceClient:
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.session = session
-        self.breaker = breaker
+        self.breaker = breaker if isinstance(breaker, BreakerSet) else BreakerSet.around(breaker)
         self.timeout_s = timeout_s
         self.connect_timeout_s = connect_timeout_s
         # observe(dependency, seconds, outcome): latency/outcome hook for metrics.
@@ -64,53 +73,72 @@ class ServiceClient:
         total = total or self.timeout_s
         return aiohttp.ClientTimeout(total=total, connect=min(self.connect_timeout_s, total))
 
-    async def post_json(self, path: str, payload: dict[str, Any], timeout_s: float | None = None) -> Any:
-        return await self._call("POST", path, timeout_s, json=payload)
+    async def post_json(self, path: str, payload: dict[str, Any], timeout_s: float | None = None,
+                        operation: str | None = None) -> Any:
+        return await self._call("POST", path, timeout_s, operation, json=payload)
 
-    async def post_form(self, path: str, form: aiohttp.FormData, timeout_s: float | None = None) -> Any:
+    async def post_form(self, path: str, form: aiohttp.FormData, timeout_s: float | None = None,
+                        operation: str | None = None) -> Any:
         # A FormData body can be sent only once, so no retry here (see _call).
-        return await self._call("POST", path, timeout_s, data=form, retry=False)
+        return await self._call("POST", path, timeout_s, operation, retry=False, data=form)
 
-    async def _call(self, method: str, path: str, timeout_s: float | None, retry: bool = True, **kwargs: Any) -> Any:
-        if not self.breaker.allow():
+    async def _call(self, method: str, path: str, timeout_s: float | None, operation: str | None = None,
+                    retry: bool = True, **kwargs: Any) -> Any:
+        breaker = self.breaker.for_operation(operation)
+        if not breaker.allow():
             self._observe(self.name, 0.0, "breaker_open")
-            raise DependencyUnavailable(self.name, "circuit breaker open")
+            raise DependencyUnavailable(self.name, f"circuit breaker open ({breaker.name})")
         url = self.base_url + path
         started = time.perf_counter()
         attempts = 2 if retry else 1
-        for attempt in range(attempts):
-            try:
-                async with self.session.request(method, url, timeout=self._timeout(timeout_s), **kwargs) as resp:
-                    body = await resp.json(content_type=None) if resp.content_length != 0 else None
-                    status = resp.status
-                break
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-                # ClientConnectorError (refused) is a ClientOSError too: retrying a refused
-                # port is cheap and bounded (one more try), and covers a restart race.
-                if attempt + 1 < attempts:
-                    continue
-                return self._fail(started, f"connection failed: {exc.__class__.__name__}: {exc}")
-            except TimeoutError:
-                return self._fail(started, f"timed out after {timeout_s or self.timeout_s:.2f}s")
-            except (aiohttp.ClientError, ValueError) as exc:  # ValueError: a body that is not JSON
-                return self._fail(started, f"{exc.__class__.__name__}: {exc}")
+        try:
+            for attempt in range(attempts):
+                try:
+                    async with self.session.request(method, url, timeout=self._timeout(timeout_s), **kwargs) as resp:
+                        status = resp.status
+                        raw = await resp.read()
+                    break
+                except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                    # ClientConnectorError (refused) is a ClientOSError too: retrying a refused
+                    # port is cheap and bounded (one more try), and covers a restart race.
+                    if attempt + 1 < attempts:
+                        continue
+                    return self._fail(breaker, started, f"connection failed: {exc.__class__.__name__}: {exc}")
+                except TimeoutError:
+                    return self._fail(breaker, started, f"timed out after {timeout_s or self.timeout_s:.2f}s")
+                except aiohttp.ClientError as exc:
+                    return self._fail(breaker, started, f"{exc.__class__.__name__}: {exc}")
+                except (ValueError, TypeError) as exc:
+                    # aiohttp would not build this request (e.g. a control character in a part
+                    # header): the caller's input, which says nothing about the dependency.
+                    breaker.release()
+                    raise DependencyRejected(self.name, 400, f"the request could not be sent on: {exc}") from exc
+        except asyncio.CancelledError:
+            breaker.release()  # the caller went away: no verdict on the dependency
+            raise
         elapsed = time.perf_counter() - started
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            if status < 400:
+                return self._fail(breaker, started, f"HTTP {status} with a body that is not JSON")
+            body = raw[:300].decode("utf-8", "replace")
         if status >= 500:
             self._observe(self.name, elapsed, "error")
-            self.breaker.record_failure()
+            breaker.record_failure()
             raise DependencyUnavailable(self.name, f"HTTP {status}: {_detail(body)}")
         if status >= 400:
             # The service is healthy; it refused this request. Say so to the caller.
             self._observe(self.name, elapsed, "rejected")
-            self.breaker.release()
+            breaker.release()
             raise DependencyRejected(self.name, status, _detail(body))
         self._observe(self.name, elapsed, "ok")
-        self.breaker.record_success()
+        breaker.record_success()
         return body
 
-    def _fail(self, started: float, reason: str) -> Any:
+    def _fail(self, breaker: CircuitBreaker, started: float, reason: str) -> Any:
         self._observe(self.name, time.perf_counter() - started, "error")
-        self.breaker.record_failure()
+        breaker.record_failure()
         raise DependencyUnavailable(self.name, reason)
 
     async def readiness(self, timeout_s: float) -> tuple[bool, dict[str, Any]]:

@@ -2,7 +2,9 @@
 
 Both are validated here (the same limits the search service applies, so bad input costs no
 upstream call), cached by index version + every parameter (an image by its SHA-256), passed
-to the search service, and enriched with article cards. Search has no fallback: when it
+to the search service, and enriched with article cards. Text and image queries go through
+separate circuit breakers: hostile photos that make image search fail cannot take text
+search down with them. Search has no fallback: when it
 is unavailable the route answers 503 and every other route keeps working.
 """
 from __future__ import annotations
@@ -105,7 +107,7 @@ async def search(state: GatewayState, request: Request) -> bytes:
             payload = {"query": options.query, "k": upstream_k, "filters": filters, "mode": options.mode}
             if options.customer_id:
                 payload["customer_id"] = options.customer_id
-            answer = await client.post_json("/search/text", payload)
+            answer = await client.post_json("/search/text", payload, operation="text")
         else:
             assert image is not None
             form = aiohttp.FormData()
@@ -114,7 +116,8 @@ async def search(state: GatewayState, request: Request) -> bytes:
             form.add_field("filters", json.dumps(filters))
             if options.customer_id:
                 form.add_field("customer_id", options.customer_id)
-            answer = await client.post_form("/search/image", form, timeout_s=state.settings.search_image_timeout_s)
+            answer = await client.post_form("/search/image", form, timeout_s=state.settings.search_image_timeout_s,
+                                            operation="image")
     except DependencyRejected as exc:
         raise HTTPException(exc.status, detail=exc.detail) from exc
     except DependencyUnavailable as exc:

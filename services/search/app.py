@@ -12,6 +12,7 @@ Run: ``python -m uvicorn services.search.app:create_app --factory --port 8003``
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import threading
@@ -35,7 +36,7 @@ from shared.schemas import (
     SearchResponse,
     TextSearchRequest,
 )
-from shared.service import configure_logging, health_router, serving_slots
+from shared.service import configure_logging, health_router, limit_concurrency, serving_slots
 from shared.uploads import read_image_form
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,23 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
     )
     app.state.slot = slot
     app.state.settings = settings
+    limit_concurrency(app, "search", settings.max_in_flight)
+    # Decoding holds up to max_image_pixels of RGB: only a few at once, the rest wait briefly.
+    decodes = asyncio.Semaphore(settings.max_concurrent_decodes)
+
+    async def decode(data: bytes) -> Any:
+        try:
+            await asyncio.wait_for(decodes.acquire(), settings.decode_wait_s)
+        except TimeoutError:
+            raise HTTPException(503, detail=f"too many photos are being decoded; retry in a second "
+                                            f"(limit {settings.max_concurrent_decodes} at once)",
+                                headers={"Retry-After": "1"}) from None
+        try:
+            return await run_in_threadpool(decode_upload, data, settings.max_image_pixels, settings.max_image_side)
+        except UploadError as exc:
+            raise HTTPException(exc.status, detail=exc.message) from exc
+        finally:
+            decodes.release()
 
     def readiness() -> tuple[bool, dict[str, Any]]:
         detail: dict[str, Any] = {"index_version": slot.version, "last_error": slot.last_error,
@@ -157,10 +175,7 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
     async def search_image(request: Request) -> SearchResponse:
         data, options = await parse_image_form(request, settings.max_upload_bytes)
         index = served()
-        try:
-            image = await run_in_threadpool(decode_upload, data, settings.max_image_pixels)
-        except UploadError as exc:
-            raise HTTPException(exc.status, detail=exc.message) from exc
+        image = await decode(data)
         try:
             return await run_in_threadpool(
                 index.image_search, image, options.k, options.filters, options.customer_id, options.mode,

@@ -48,6 +48,14 @@ class SearchSettings(BaseSettings):
     # Upload safety.
     max_upload_bytes: int = Field(DEFAULT_MAX_UPLOAD_BYTES, ge=1024)
     max_image_pixels: int = Field(DEFAULT_MAX_IMAGE_PIXELS, ge=10_000)
+    # Per side, as well as per pixel count: an 8 x 60,000 strip is few pixels but a huge square.
+    max_image_side: int = Field(8192, ge=64)
+    # Photos decoded at once (each may hold up to max_image_pixels of RGB while it decodes);
+    # a request waits at most decode_wait_s for a turn, then is shed with 503 + Retry-After.
+    max_concurrent_decodes: int = Field(2, ge=1)
+    decode_wait_s: float = Field(2.0, gt=0)
+    # Requests in flight before the service sheds with 503 + Retry-After (shared.service).
+    max_in_flight: int = Field(64, ge=1)
 
     # One torch thread per request: a single short forward pass gains little from splitting,
     # and concurrent requests (FastAPI's threadpool) then use the cores without oversubscribing.
