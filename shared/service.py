@@ -177,9 +177,10 @@ class ConcurrencyLimit:
             self.in_flight -= 1
 
 
-def limit_concurrency(app: FastAPI, service: str, max_in_flight: int | None = None) -> None:
+def limit_concurrency(app: FastAPI, service: str, max_in_flight: int | None = None,
+                      default: int = DEFAULT_MAX_IN_FLIGHT) -> None:
     """Add :class:`ConcurrencyLimit` to ``app``; ``None`` reads ``HM_<SERVICE>_MAX_IN_FLIGHT``
-    (default ``DEFAULT_MAX_IN_FLIGHT``)."""
+    (else ``default``). Call it before any middleware that should count the sheds (metrics)."""
     if max_in_flight is None:
-        max_in_flight = int(os.environ.get(f"HM_{service.upper()}_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT))
+        max_in_flight = int(os.environ.get(f"HM_{service.upper()}_MAX_IN_FLIGHT", default))
     app.add_middleware(ConcurrencyLimit, service=service, max_in_flight=max_in_flight)

@@ -36,7 +36,7 @@ from services.gateway.models import (
 )
 from services.gateway.settings import GatewaySettings
 from services.gateway.state import DEPENDENCIES, GatewayState
-from shared.service import configure_logging, health_router
+from shared.service import configure_logging, health_router, limit_concurrency
 
 log = logging.getLogger("services.gateway")
 
@@ -108,6 +108,9 @@ def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | N
                     "see `source` and `degraded` in each response.",
         lifespan=lifespan,
     )
+    # Overload sheds with 503 + Retry-After (HM_GATEWAY_MAX_IN_FLIGHT); metrics, added after
+    # it (so outside it), count the sheds.
+    limit_concurrency(app, "gateway", default=256)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     def readiness() -> tuple[bool, dict[str, Any]]:

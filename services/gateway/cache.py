@@ -7,9 +7,17 @@
 - After a Redis failure the cache switches to the in-process cache and tries Redis again at
   most every ``retry_interval_s`` (``probe()`` from the health loop, or the next request),
   then switches back. ``backend`` says which one is in use (reported in /readyz, /metrics).
+- A burst that has every pooled Redis connection busy is *not* a Redis failure: at most
+  ``REDIS_MAX_CONNECTIONS`` calls are in flight (a semaphore in front of the pool), the next
+  one is a plain miss (get) or goes to the in-process cache (set), counted as ``busy``, and
+  Redis stays in use. Before, redis-py's "Too many connections" read as "Redis is down" and
+  switched every request to the local cache for ``retry_interval_s``.
+- The in-process cache is bounded in entries *and* bytes (keys + values), so a flood of
+  distinct large answers (image searches) cannot grow the gateway without limit.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -21,11 +29,16 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
 REDIS, LOCAL = "redis", "local"
+REDIS_MAX_CONNECTIONS = 64
+DEFAULT_LOCAL_MAX_BYTES = 64 * 1024 * 1024
+# Per-entry bookkeeping beyond key and value bytes (tuple, OrderedDict node, str/bytes headers).
+ENTRY_OVERHEAD_BYTES = 200
 
 
 def cache_key(prefix: str, kind: str, versions: Mapping[str, str | None], params: Mapping[str, Any]) -> str:
@@ -64,12 +77,27 @@ def _canonical(value: Any) -> Any:
 
 
 class LocalTTLCache:
-    """A bounded LRU with per-entry expiry; used only from the event loop."""
+    """A bounded LRU with per-entry expiry; used only from the event loop.
 
-    def __init__(self, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:
+    Bounded by ``max_entries`` and by ``max_bytes`` (key + value + ``ENTRY_OVERHEAD_BYTES``
+    each); the least recently used entries go first. A value larger than the whole byte
+    budget is not stored at all."""
+
+    def __init__(self, max_entries: int, clock: Callable[[], float] = time.monotonic,
+                 max_bytes: int = DEFAULT_LOCAL_MAX_BYTES) -> None:
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self._clock = clock
         self._items: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+
+    @staticmethod
+    def _size(key: str, value: bytes) -> int:
+        return len(key) + len(value) + ENTRY_OVERHEAD_BYTES
+
+    def _drop(self, key: str) -> None:
+        _expires, value = self._items.pop(key)
+        self.bytes -= self._size(key, value)
 
     def get(self, key: str) -> bytes | None:
         item = self._items.get(key)
@@ -77,16 +105,21 @@ class LocalTTLCache:
             return None
         expires, value = item
         if expires <= self._clock():
-            del self._items[key]
+            self._drop(key)
             return None
         self._items.move_to_end(key)
         return value
 
     def set(self, key: str, value: bytes, ttl_s: float) -> None:
+        if key in self._items:
+            self._drop(key)
+        size = self._size(key, value)
+        if size > self.max_bytes:
+            return
         self._items[key] = (self._clock() + ttl_s, value)
-        self._items.move_to_end(key)
-        while len(self._items) > self.max_entries:
-            self._items.popitem(last=False)
+        self.bytes += size
+        while len(self._items) > self.max_entries or self.bytes > self.max_bytes:
+            self._drop(next(iter(self._items)))
 
     def __len__(self) -> int:
         return len(self._items)
@@ -102,12 +135,17 @@ class ResultCache:
         local_max_entries: int = 10_000,
         on_event: Callable[[str, str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        local_max_bytes: int = DEFAULT_LOCAL_MAX_BYTES,
+        max_connections: int = REDIS_MAX_CONNECTIONS,
     ) -> None:
         self.ttl_s = ttl_s
         self.retry_interval_s = retry_interval_s
         self._clock = clock
-        self.local = LocalTTLCache(local_max_entries, clock)
-        # on_event(event, backend): 'hit' / 'miss' / 'error' / 'switch' for metrics.
+        self.local = LocalTTLCache(local_max_entries, clock, local_max_bytes)
+        # Calls in flight to Redis: never more than the pool holds (see the module doc).
+        self._slots = asyncio.Semaphore(max_connections)
+        self.busy = 0
+        # on_event(event, backend): 'hit' / 'miss' / 'error' / 'switch' / 'busy' for metrics.
         self._on_event = on_event or (lambda _e, _b: None)
         self.redis: aioredis.Redis | None = None
         if redis_url:
@@ -117,7 +155,7 @@ class ResultCache:
                 socket_connect_timeout=socket_timeout_s,
                 retry=Retry(NoBackoff(), 0),
                 retry_on_timeout=False,
-                max_connections=64,
+                max_connections=max_connections + 1,  # + the health probe's PING
             )
         # Start optimistic: the first call (or probe) finds out.
         self._redis_ok = self.redis is not None
@@ -149,15 +187,35 @@ class ResultCache:
         self._redis_ok = True
         self.last_error = None
 
+    def _pool_busy(self) -> bool:
+        if self._slots.locked():
+            self.busy += 1
+            self._on_event("busy", REDIS)
+            return True
+        return False
+
+    @staticmethod
+    def _exhausted(exc: Exception) -> bool:
+        """redis-py's own "pool is empty" errors: load, not an outage."""
+        return isinstance(exc, RedisConnectionError) and any(
+            text in str(exc) for text in ("Too many connections", "No connection available"))
+
     async def get_raw(self, key: str) -> bytes | None:
         raw: bytes | None
         backend = REDIS if self._use_redis() else LOCAL
+        if backend == REDIS and self._pool_busy():
+            backend = LOCAL  # a miss unless the local cache has it; Redis stays in use
         if backend == REDIS:
             try:
-                raw = await self.redis.get(key)  # type: ignore[union-attr,assignment]
+                async with self._slots:
+                    raw = await self.redis.get(key)  # type: ignore[union-attr,assignment]
                 self._redis_worked()
             except (RedisError, OSError) as exc:
-                self._redis_failed(exc)
+                if self._exhausted(exc):
+                    self.busy += 1
+                    self._on_event("busy", REDIS)
+                else:
+                    self._redis_failed(exc)
                 backend, raw = LOCAL, self.local.get(key)
         else:
             raw = self.local.get(key)
@@ -165,13 +223,18 @@ class ResultCache:
         return raw
 
     async def set_raw(self, key: str, raw: bytes) -> None:
-        if self._use_redis():
+        if self._use_redis() and not self._pool_busy():
             try:
-                await self.redis.set(key, raw, ex=self.ttl_s)  # type: ignore[union-attr]
+                async with self._slots:
+                    await self.redis.set(key, raw, ex=self.ttl_s)  # type: ignore[union-attr]
                 self._redis_worked()
                 return
             except (RedisError, OSError) as exc:
-                self._redis_failed(exc)
+                if self._exhausted(exc):
+                    self.busy += 1
+                    self._on_event("busy", REDIS)
+                else:
+                    self._redis_failed(exc)
         self.local.set(key, raw, self.ttl_s)
 
     async def get(self, key: str) -> dict[str, Any] | None:
@@ -199,6 +262,8 @@ class ResultCache:
             "redis_configured": self.redis is not None,
             "redis_ok": self._redis_ok,
             "local_entries": len(self.local),
+            "local_bytes": self.local.bytes,
+            "pool_busy": self.busy,
             "ttl_s": self.ttl_s,
             "error": self.last_error,
         }
