@@ -77,7 +77,15 @@ STEPS: list[Step] = [
 
 
 def _has_data(data_dir: Path) -> bool:
-    return (data_dir / "articles.csv").exists() and (data_dir / "transactions_train.csv").exists()
+    """CSVs we may use: a complete synthetic world, or data the generator did not write
+    (Kaggle's). A world whose generation was interrupted is regenerated, not trusted."""
+    from shared.synthetic.world import world_status
+
+    status = world_status(data_dir)
+    if status == "incomplete":
+        echo(f"{data_dir} holds a synthetic world whose generation did not finish (or whose CSVs changed): "
+             "generating it again")
+    return status in ("complete", "external")
 
 
 def _run_step(args: list[str], env: dict[str, str], label: str) -> None:

@@ -34,6 +34,7 @@ from services.candidate.features import (
 )
 from services.candidate.index import ExactIndex
 from services.candidate.settings import NO_FILTERS, FilterConfig
+from shared.atomic import replace_atomically, temp_path_for
 
 OUTPUT_COLUMNS = ("customer_id", "article_id", "score", "rank")
 
@@ -222,7 +223,7 @@ def run_batch_inference(
 
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
+    tmp = temp_path_for(out_path)  # unique per run: two runs at once never share it
     schema = pa.schema([("customer_id", pa.string()), ("article_id", pa.string()),
                         ("score", pa.float32()), ("rank", pa.int32())])
     total = InferenceStats()
@@ -232,6 +233,6 @@ def run_batch_inference(
                                          filters, fallback_k, chunk_size, progress):
             writer.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
             total.add(st)
-    tmp.replace(out_path)
+    replace_atomically(tmp, out_path)
     total.seconds = time.perf_counter() - t0
     return total

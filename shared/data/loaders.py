@@ -14,7 +14,6 @@ unknown sales channel, malformed ids, transactions whose articles are not in the
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from shared.atomic import atomic_path, file_stamp, read_marker, write_marker
 from shared.data.schema import (
     ARTICLE_COLUMNS,
     ARTICLE_ID_LEN,
@@ -73,6 +73,56 @@ def _header(path: Path) -> list[str]:
             return next(csv.reader(fh))
         except StopIteration:
             raise DataValidationError(path, None, 1, "file is empty (no header row)") from None
+        except (UnicodeDecodeError, csv.Error) as exc:
+            _raise_structural(path, exc)
+            raise DataValidationError(path, None, 1, f"the header row does not parse: {exc}") from exc
+
+
+def _locate_structural(path: Path) -> DataValidationError | None:
+    """The first line that is not UTF-8, or whose row has a different number of fields than the
+    header (the two things Arrow's CSV reader refuses without saying where). Line numbers are
+    physical lines, as an editor shows them."""
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return DataValidationError(path, None, number, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at "
+                                                               f"character {exc.start + 1} of the line)")
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        try:
+            header = next(reader)
+        except StopIteration:
+            return DataValidationError(path, None, 1, "file is empty (no header row)")
+        except csv.Error as exc:
+            return DataValidationError(path, None, 1, f"the header row does not parse: {exc}")
+        start = 1
+        try:
+            for row in reader:
+                if row and len(row) != len(header):
+                    return DataValidationError(path, None, start + 1,
+                                               f"row has {len(row)} fields, the header has {len(header)}")
+                start = reader.line_num
+        except csv.Error as exc:  # e.g. a NUL byte, an unterminated quote at end of file
+            return DataValidationError(path, None, reader.line_num, f"row does not parse as CSV: {exc}")
+    return None
+
+
+def _raise_structural(path: Path, exc: BaseException) -> None:
+    problem = _locate_structural(path)
+    if problem is not None:
+        raise problem from exc
+
+
+def _read_csv(path: Path, **kwargs) -> pa.Table:  # type: ignore[no-untyped-def]
+    """``pyarrow.csv.read_csv``; a file it cannot parse is a DataValidationError naming the line
+    (found by a slower pass only when it fails)."""
+    try:
+        return pacsv.read_csv(path, **kwargs)
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        _raise_structural(path, exc)
+        raise
 
 
 def _is_index_column(name: str) -> bool:
@@ -103,7 +153,10 @@ def _read_strings(path: Path, columns: tuple[str, ...]) -> pa.Table:
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,
     )
-    return pacsv.read_csv(path, convert_options=opts)
+    try:
+        return _read_csv(path, convert_options=opts)
+    except pa.ArrowInvalid as exc:
+        raise DataValidationError(path, None, None, f"does not parse as CSV: {exc}") from exc
 
 
 def _first_bad(path: Path, column: str, bad_mask: pa.Array | np.ndarray, values: pa.Array, problem: str) -> None:
@@ -216,13 +269,14 @@ def load_transactions(path: Path | str, article_ids: pd.Series | pd.Index | None
     opts = pacsv.ConvertOptions(column_types=types, include_columns=list(TRANSACTION_COLUMNS),
                                 strings_can_be_null=False)
     try:
-        raw = pacsv.read_csv(path, convert_options=opts, read_options=pacsv.ReadOptions(block_size=1 << 24))
-    except pa.ArrowInvalid:
-        # A number did not parse: redo as strings to name the row.
+        raw = _read_csv(path, convert_options=opts, read_options=pacsv.ReadOptions(block_size=1 << 24))
+    except pa.ArrowInvalid as exc:
+        # Not a ragged row or bad bytes (_read_csv names those): a number did not parse. Redo
+        # as strings to name the row.
         raw = _read_strings(path, TRANSACTION_COLUMNS)
         for col, kind in (("price", pa.float64()), ("sales_channel_id", pa.int64())):
             _parse_numeric(path, col, raw.column(col), kind, optional=False)
-        raise
+        raise DataValidationError(path, None, None, f"does not parse as CSV: {exc}") from exc
     if raw.num_rows == 0:
         return _to_pandas(_empty_transactions())
 
@@ -278,15 +332,20 @@ def _cached(path: Path, cache_dir: Path | None, loader, **kwargs) -> pd.DataFram
         return loader(path, **kwargs)
     cache_dir.mkdir(parents=True, exist_ok=True)
     target = cache_dir / (path.stem + ".parquet")
-    stamp_file = cache_dir / (path.stem + ".source.json")
+    # The completion marker, written last: the CSV it was made from and the parquet file it
+    # vouches for. A missing or stale marker, or a parquet file it does not describe (another
+    # run replaced it, a copy was interrupted), means the cache is rebuilt, never trusted.
+    marker_file = cache_dir / (path.stem + ".source.json")
     stamp = _source_stamp(path)
-    if target.exists() and stamp_file.exists() and json.loads(stamp_file.read_text()) == stamp:
+    marker = read_marker(marker_file)
+    if (marker is not None and target.exists() and marker.get("source") == stamp
+            and marker.get("parquet") == file_stamp(target)):
         return pd.read_parquet(target)
     df = loader(path, **kwargs)
-    tmp = target.with_suffix(".parquet.tmp")
-    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp, compression="zstd")
-    tmp.replace(target)
-    stamp_file.write_text(json.dumps(stamp))
+    # A unique temporary name per write: two runs at once each rename a whole file into place.
+    with atomic_path(target) as tmp:
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp, compression="zstd")
+    write_marker(marker_file, {"source": stamp, "parquet": file_stamp(target)})
     return df
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from shared.atomic import file_stamp, read_marker, write_marker
 from shared.synthetic.catalogue import build_catalogue
 from shared.synthetic.customers import build_customers, build_tastes
 from shared.synthetic.images import write_images
@@ -23,6 +24,9 @@ def generate_world(out_dir: Path, scale: str = "tiny", seed: int = 0, images: bo
     spec = get_scale(scale)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Completion marker: "writing" first, "complete" (with the files it vouches for) last, so
+    # an interrupted generation is known as such and regenerated, never trusted (world_status).
+    write_marker(out_dir / WORLD_MARKER, {"state": "writing", "scale": scale, "seed": seed})
     started = time.perf_counter()
     # Independent streams per part, so e.g. turning images off leaves the CSVs identical.
     rng_catalogue, rng_customers, rng_transactions = (np.random.default_rng([seed, i]) for i in range(3))
@@ -38,7 +42,34 @@ def generate_world(out_dir: Path, scale: str = "tiny", seed: int = 0, images: bo
              spec.n_customers, rows, out_dir, time.perf_counter() - started)
     if images:
         write_images(out_dir / "images", catalogue.frame, spec.image_size, seed)
+    write_marker(out_dir / WORLD_MARKER, {"state": "complete", "scale": scale, "seed": seed, "images": images,
+                                          "files": {name: file_stamp(out_dir / name) for name in WORLD_FILES}})
     return out_dir
+
+
+WORLD_MARKER = ".synthetic_world.json"
+WORLD_FILES = ("articles.csv", "customers.csv", "transactions_train.csv")
+
+
+def world_status(data_dir: Path) -> str:
+    """``missing`` (no data), ``external`` (CSVs this generator did not write, e.g. Kaggle's),
+    ``complete`` (a synthetic world whose marker vouches for every CSV as it is now) or
+    ``incomplete`` (generation interrupted, or its CSVs changed since: regenerate it)."""
+    data_dir = Path(data_dir)
+    marker = read_marker(data_dir / WORLD_MARKER)
+    if marker is None:
+        if (data_dir / WORLD_MARKER).exists():
+            return "incomplete"  # a marker cut short
+        present = (data_dir / "articles.csv").exists() and (data_dir / "transactions_train.csv").exists()
+        return "external" if present else "missing"
+    if marker.get("state") != "complete":
+        return "incomplete"
+    files = marker.get("files") or {}
+    for name in WORLD_FILES:
+        path = data_dir / name
+        if not path.exists() or files.get(name) != file_stamp(path):
+            return "incomplete"
+    return "complete"
 
 
 def _write_plain_csv(path: Path, frame) -> None:  # noqa: ANN001
