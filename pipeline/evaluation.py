@@ -163,7 +163,7 @@ class EvaluationResult:
     errors: dict[str, str]
     seconds: dict[str, float]
     # "<a>/<b>" -> {"ratio", "low", "high"}: MAP@12 of a over b with a 95 % paired bootstrap interval
-    comparisons: dict[str, dict[str, float]] = field(default_factory=dict)
+    comparisons: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -184,9 +184,10 @@ class EvaluationResult:
 # baselines, and the MMoE against its single-task ablation.
 COMPARISONS: tuple[tuple[str, str], ...] = (
     ("pipeline", "two_tower"), ("pipeline", "best_baseline"), ("pipeline", "single_task"),
-    ("two_tower", "best_baseline"),
+    ("two_tower", "best_baseline"), ("two_tower", "repurchase_popular"), ("stage_one", "best_baseline"),
 )
-BASELINES: tuple[str, ...] = ("repurchase_popular", "age_popular", "popular", "random")
+BASELINES: tuple[str, ...] = ("repurchase_popular", "recent_popular", "recent_trending", "age_trending",
+                               "decayed_popular", "age_popular", "popular", "random")
 
 
 def score_method(method: Method, ctx: EvalContext, per_customer: dict[str, np.ndarray] | None = None,
@@ -199,18 +200,21 @@ def score_method(method: Method, ctx: EvalContext, per_customer: dict[str, np.nd
     return means(values)
 
 
-def compare(metrics: dict[str, dict[str, float]], per_customer: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+def compare(metrics: dict[str, dict[str, float]], per_customer: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
     """MAP@12 ratios of :data:`COMPARISONS` with 95 % paired bootstrap intervals."""
     aps = dict(per_customer)
     scored = [b for b in BASELINES if b in metrics and b in aps]
-    if scored:
-        aps["best_baseline"] = aps[max(scored, key=lambda b: metrics[b][f"map@{MAP_K}"])]
-    out: dict[str, dict[str, float]] = {}
+    best = max(scored, key=lambda b: metrics[b][f"map@{MAP_K}"]) if scored else None
+    if best is not None:
+        aps["best_baseline"] = aps[best]
+    out: dict[str, dict[str, Any]] = {}
     for a, b in COMPARISONS:
         if a in aps and b in aps:
             ratio, low, high = paired_ratio_interval(aps[a], aps[b])
             if np.isfinite(ratio):
                 out[f"{a}/{b}"] = {"ratio": round(ratio, 4), "low": round(low, 4), "high": round(high, 4)}
+                if b == "best_baseline":
+                    out[f"{a}/{b}"]["baseline"] = best
     return out
 
 
@@ -264,7 +268,8 @@ def format_table(result: EvaluationResult) -> str:
     ]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     for pair, c in result.comparisons.items():
-        lines.append(f"MAP@12 {pair}: {c['ratio']:.3f}x (95 % paired bootstrap over customers: "
+        which = f" ({c['baseline']})" if "baseline" in c else ""
+        lines.append(f"MAP@12 {pair}{which}: {c['ratio']:.3f}x (95 % paired bootstrap over customers: "
                      f"{c['low']:.3f}-{c['high']:.3f})")
     for name, why in sorted(result.refused.items()):
         lines.append(f"refused {name}: {why}")

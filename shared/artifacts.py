@@ -31,6 +31,13 @@ def model_root(models_dir: Path, name: str) -> Path:
     return Path(models_dir) / name
 
 
+def new_version(prefix: str = "v") -> str:
+    """A fresh version name for any artifact: ``v`` + UTC time to the millisecond
+    (e.g. ``v20261201-174302.123``), so two trainings never share a folder or a cache key."""
+    now = datetime.now(UTC)
+    return f"{prefix}{now:%Y%m%d-%H%M%S}.{now.microsecond // 1000:03d}"
+
+
 def library_versions(*names: str) -> dict[str, str]:
     """Installed versions of the given distributions (for metadata.json)."""
     from importlib.metadata import PackageNotFoundError, version
@@ -70,6 +77,11 @@ def atomic_model_dir(models_dir: Path, name: str, version: str, metadata: dict[s
         meta = {"name": name, "version": version, "created_at": datetime.now(UTC).isoformat(), **metadata}
         (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=2, default=str))
         final = root / version
+        current = root / CURRENT_FILE
+        if final.exists() and current.exists() and current.read_text().strip() == version:
+            # Services may be reading it right now, and their caches are keyed by this name.
+            raise ArtifactError(f"{name}/{version} is the published version: write a new version instead "
+                                "of replacing it in place")
         if final.exists():
             # Replace an old copy of the same version: move it aside first so the rename is atomic.
             trash = root / f".{version}.old-{os.getpid()}"

@@ -36,6 +36,13 @@ AGE_BANDS: tuple[tuple[str, float, float], ...] = (
 # window adds little but noise), ranked by most recent purchase day, then by count.
 REPURCHASE_WINDOW_DAYS = 28
 POPULAR_WINDOW_DAYS = 7
+# Trending: last week's sales times their growth over the week before, the growth capped (a
+# first sale is not an infinite trend); thin age bands lean on the shop's trend.
+TREND_GROWTH_CAP = 3.0
+TREND_SHOP_WEIGHT = 0.1
+# Time-decayed popularity (a public H&M kernel's): each sale of the last 4 weeks counts
+# 1 / (1 + days before the cutoff / 7).
+DECAY_WINDOW_DAYS = 28
 
 
 def _end_of(history: pd.DataFrame, cutoff: date | pd.Timestamp | None) -> pd.Timestamp:
@@ -185,6 +192,75 @@ def repurchase_ranking(
     )
     grouped = stats.groupby("customer_id", sort=False)["article_id"].agg(list)
     return {str(c): [str(a) for a in arts] for c, arts in grouped.items()}
+
+
+def trend_scores(articles: np.ndarray, days: np.ndarray, cutoff_day: int, n_articles: int,
+                 growth_cap: float = TREND_GROWTH_CAP) -> np.ndarray:
+    """float64 [n_articles]: ``sales_7d * min(growth_cap, (sales_7d + 1) / (sales_prev_7d + 1))``.
+
+    ``articles`` are integer positions and ``days`` day numbers of the rows to count (the
+    caller selects e.g. one age band's rows); rows on or after ``cutoff_day`` are ignored.
+    e.g. 4 sales last week after 1 the week before: 4 * min(3, 5 / 2) = 10.
+    """
+    last = (days >= cutoff_day - 7) & (days < cutoff_day)
+    prev = (days >= cutoff_day - 14) & (days < cutoff_day - 7)
+    w1 = np.bincount(articles[last], minlength=n_articles).astype(np.float64)
+    w0 = np.bincount(articles[prev], minlength=n_articles).astype(np.float64)
+    return w1 * np.minimum(growth_cap, (w1 + 1.0) / (w0 + 1.0))
+
+
+def _encoded(history: pd.DataFrame, end: pd.Timestamp) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(article ids, article position per row, day number per row, cutoff day) of the history."""
+    rows = history[history["t_dat"] < end]
+    ids, pos = np.unique(rows["article_id"].astype(str).to_numpy(), return_inverse=True)
+    days = rows["t_dat"].to_numpy().astype("datetime64[D]").astype(np.int64)
+    return ids, pos, days, int(np.datetime64(end.date(), "D").astype(np.int64))
+
+
+def _top(ids: np.ndarray, score: np.ndarray, k: int) -> list[str]:
+    order = np.lexsort((ids, -score))
+    return [str(ids[i]) for i in order[:k] if score[i] > 0]
+
+
+def decayed_popular_articles(history: pd.DataFrame, k: int = 12, cutoff: date | pd.Timestamp | None = None,
+                             window_days: int = DECAY_WINDOW_DAYS) -> list[str]:
+    """Best sellers of the last ``window_days``, each sale weighted ``1 / (1 + days ago / 7)``
+    (days ago = 1 for the day before the cutoff); then plain best sellers to fill."""
+    end = _end_of(history, cutoff)
+    ids, pos, days, cut = _encoded(_window(history, end, window_days), end)
+    weight = 1.0 / (1.0 + (cut - days) / 7.0)
+    top = _top(ids, np.bincount(pos, weights=weight, minlength=len(ids)), k) if len(ids) else []
+    return _extend_unique(top, popular_articles(history, k, end), k)
+
+
+def age_trending_recommendations(history: pd.DataFrame, customers: pd.DataFrame, customer_ids: Sequence[str],
+                                 k: int = 12, cutoff: date | pd.Timestamp | None = None) -> dict[str, list[str]]:
+    """What is trending (:func:`trend_scores`) in the customer's age band, smoothed towards the
+    shop's trend; unknown ages get the shop's list; then best sellers to fill."""
+    end = _end_of(history, cutoff)
+    ids, pos, days, cut = _encoded(_window(history, end, 14), end)
+    fill = popular_articles(history, k, end)
+    if not len(ids):
+        return {c: fill for c in customer_ids}
+    rows = history[(history["t_dat"] < end) & (history["t_dat"] >= end - pd.Timedelta(days=14))]
+    ages = customers.drop_duplicates("customer_id").set_index("customer_id")["age"]
+    band = age_band(ages.reindex(rows["customer_id"].astype(str).to_numpy()).reset_index(drop=True))
+    shop = trend_scores(pos, days, cut, len(ids))
+    lists = {"": _extend_unique(_top(ids, shop, k), fill, k)}
+    for label, _, _ in AGE_BANDS:
+        mine = (band == label).to_numpy()
+        score = trend_scores(pos[mine], days[mine], cut, len(ids)) + TREND_SHOP_WEIGHT * shop
+        lists[label] = _extend_unique(_top(ids, score, k), fill, k)
+    customer_band = age_band(ages.reindex(list(customer_ids)).reset_index(drop=True)).fillna("").tolist()
+    return {c: lists[b] for c, b in zip(customer_ids, customer_band, strict=True)}
+
+
+def repurchase_then(own: dict[str, list[str]], fill: dict[str, list[str]] | list[str],
+                    customer_ids: Sequence[str], k: int) -> dict[str, list[str]]:
+    """Each customer's own list, then the fill (one list for all, or one per customer)."""
+    def fill_of(c: str) -> list[str]:
+        return fill if isinstance(fill, list) else fill[c]
+    return {c: _extend_unique(own.get(c, []), fill_of(c), k) for c in customer_ids}
 
 
 def repurchase_popular_recommendations(

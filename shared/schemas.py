@@ -38,6 +38,21 @@ class ScoredArticle(StrictModel):
     score: float
 
 
+# Stage one's candidate sources (services/candidate/stage_one.py); the ranker reads one
+# feature per source, so producer and consumer share these names.
+CANDIDATE_SOURCES: tuple[str, ...] = ("two_tower", "repurchase", "copurchase", "variant", "trending", "popular")
+CandidateSource = Literal["two_tower", "repurchase", "copurchase", "variant", "trending", "popular"]
+
+
+class Candidate(StrictModel):
+    """A stage-one candidate: the two-tower cosine as ``score`` and each source's own score
+    (only the sources that proposed it; absent = 0)."""
+
+    article_id: ArticleId
+    score: float
+    sources: dict[CandidateSource, float] = Field(default_factory=dict)
+
+
 # --- candidate service -------------------------------------------------------------------
 
 class CandidateRequest(StrictModel):
@@ -50,14 +65,14 @@ class CandidateResponse(BaseModel):
     customer_id: str
     model_version: str
     cold_start: bool
-    candidates: list[ScoredArticle]
+    candidates: list[Candidate]
 
 
 # --- ranker service ----------------------------------------------------------------------
 
 class RankRequest(StrictModel):
     customer_id: CustomerId
-    candidates: list[ScoredArticle] = Field(..., max_length=MAX_RANK_INPUT)
+    candidates: list[Candidate] = Field(..., max_length=MAX_RANK_INPUT)
     k: int = Field(12, ge=1, le=MAX_RANK_INPUT)
 
 
@@ -69,6 +84,9 @@ class RankedArticle(BaseModel):
 
 class RankResponse(BaseModel):
     model_version: str
+    # "mmoe": the trained ranker; "baseline:<name>": the publish gate found the MMoE worse
+    # than that baseline and serves the baseline's order of the same candidates instead.
+    ordering: str = "mmoe"
     ranked: list[RankedArticle]
 
 

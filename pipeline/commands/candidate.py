@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -18,10 +18,6 @@ def _version(ctx: click.Context, param: click.Parameter, value: str | None) -> s
     if value is not None and not VERSION_PATTERN.match(value):
         raise click.BadParameter(f"{value!r}: use letters, digits, '.', '_' or '-' (at most 64)")
     return value
-
-
-def _default_version() -> str:
-    return "v" + datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
 
 
 @click.command("candidate")
@@ -42,6 +38,7 @@ def train_candidate_command(data_dir: Path | None, output_dir: Path | None, cuto
     from services.candidate.settings import TrainConfig
     from services.candidate.train import train_two_tower
     from shared.data import DataValidationError, load_dataset
+    from shared.artifacts import new_version
     from shared.split import default_cutoff
 
     paths = paths_from(data_dir, output_dir)
@@ -56,7 +53,7 @@ def train_candidate_command(data_dir: Path | None, output_dir: Path | None, cuto
         cfg.train_weeks = train_weeks
     click.echo(f"two-tower: training strictly before {cut or 'the end (all data)'}")
     try:
-        folder = train_two_tower(dataset, cut, paths.models_dir, model_version or _default_version(),  # type: ignore[arg-type]
+        folder = train_two_tower(dataset, cut, paths.models_dir, model_version or new_version(),  # type: ignore[arg-type]
                                  epochs=epochs, seed=seed, config=cfg, publish_model=publish)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -76,32 +73,34 @@ def _parse_exclusions(values: tuple[str, ...]) -> dict[str, list[str]]:
 @click.command("infer")
 @path_options
 @click.option("--model-version", default=None, callback=_version, help="Two-tower version (default: CURRENT).")
-@click.option("--threshold", type=click.FloatRange(-1.0, 1.0), default=0.3, show_default=True,
-              help="Keep candidates whose cosine score is >= this.")
-@click.option("--no-threshold", is_flag=True, help="Plain top-k, no threshold.")
-@click.option("--top-k", type=click.IntRange(1, 200_000), default=200, show_default=True,
-              help="At most this many candidates per customer.")
-@click.option("--fallback-k", type=click.IntRange(1, 10_000), default=12, show_default=True,
-              help="Candidates kept for a customer with nothing above the threshold.")
+@click.option("--threshold", type=click.FloatRange(-1.0, 1.0), default=None,
+              help="Keep two-tower candidates whose cosine is >= this (default: none, plain top-k; "
+                   "a 0.3 threshold left most real customers without two-tower candidates).")
+@click.option("--top-k", type=click.IntRange(1, 5000), default=None,
+              help="Two-tower candidates per customer (default: the model's stage-one setting, 100).")
 @click.option("--customer-id", "customer_ids", multiple=True, help="Only these customers (repeatable).")
 @click.option("--cutoff", default=None, help="Features as of this day (YYYY-MM-DD); default: the model's cutoff.")
-@click.option("--not-sold-weeks", type=click.IntRange(0, 520), default=8, show_default=True,
-              help="Drop articles not sold in this many weeks (0: rule off).")
-@click.option("--price-band/--no-price-band", default=False, show_default=True,
-              help="Keep articles within the customer's own price band.")
+@click.option("--not-sold-weeks", type=click.IntRange(0, 520), default=None,
+              help="Two-tower and other colours: only articles sold in this many weeks (default: the model's, 8).")
 @click.option("--exclude-article", multiple=True, help="Article id never to propose (repeatable).")
 @click.option("--exclude", "exclude_attrs", multiple=True, help="COLUMN=VALUE, e.g. index_name=Baby Sizes 50-98.")
-@click.option("--chunk-size", type=click.IntRange(1, 100_000), default=1024, show_default=True)
+@click.option("--chunk-size", type=click.IntRange(1, 100_000), default=2048, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Default: <output-dir>/inference/inference_results.parquet")
-def infer_command(data_dir: Path | None, output_dir: Path | None, model_version: str | None, threshold: float,
-                  no_threshold: bool, top_k: int, fallback_k: int, customer_ids: tuple[str, ...],
-                  cutoff: str | None, not_sold_weeks: int, price_band: bool, exclude_article: tuple[str, ...],
-                  exclude_attrs: tuple[str, ...], chunk_size: int, out: Path | None) -> None:
-    """Batch candidates for every customer (or --customer-id ...) with the two-tower model."""
+def infer_command(data_dir: Path | None, output_dir: Path | None, model_version: str | None,
+                  threshold: float | None, top_k: int | None, customer_ids: tuple[str, ...], cutoff: str | None,
+                  not_sold_weeks: int | None, exclude_article: tuple[str, ...], exclude_attrs: tuple[str, ...],
+                  chunk_size: int, out: Path | None) -> None:
+    """Stage one for every customer (or --customer-id ...): two-tower, repurchase, co-purchase,
+    other colours, trending and best sellers, tagged by source."""
+    from dataclasses import replace
+
     import shared.config  # noqa: F401
-    from services.candidate.infer import CutoffError, run_batch_inference
-    from services.candidate.settings import MODEL_NAME, FilterConfig
+    from services.candidate.artifact import load_two_tower
+    from services.candidate.batch import write_stage_one
+    from services.candidate.infer import CutoffError
+    from services.candidate.settings import MODEL_NAME
+    from services.candidate.stage_one import StageOneConfig
     from shared.artifacts import ArtifactError, model_dir
     from shared.data import DataValidationError, load_dataset
 
@@ -117,19 +116,20 @@ def infer_command(data_dir: Path | None, output_dir: Path | None, model_version:
             when = datetime.strptime(cutoff, "%Y-%m-%d").date()
         except ValueError as exc:
             raise click.BadParameter(f"expected YYYY-MM-DD, got {cutoff!r}", param_hint="--cutoff") from exc
-    filters = FilterConfig(not_sold_weeks=not_sold_weeks or None, price_band=price_band,
-                           exclude_article_ids=list(exclude_article), exclude_attributes=_parse_exclusions(exclude_attrs))
+    model = load_two_tower(folder)
+    config = StageOneConfig.from_dict(model.metadata.get("stage_one"))
+    config = replace(config, threshold=threshold, two_tower_k=top_k or config.two_tower_k,
+                     not_sold_weeks=config.not_sold_weeks if not_sold_weeks is None else not_sold_weeks)
     target = out or paths.inference_dir / "inference_results.parquet"
-    click.echo(f"infer: two-tower {folder.name}, threshold {'none' if no_threshold else threshold}, top-k {top_k}")
+    click.echo(f"infer: two-tower {folder.name}, threshold {threshold if threshold is not None else 'none'}, "
+               f"two-tower top-k {config.two_tower_k}, stage one {config.to_dict()}")
     try:
-        stats = run_batch_inference(folder, dataset, target, cutoff=when, customer_ids=list(customer_ids) or None,
-                                    top_k=top_k, threshold=None if no_threshold else threshold, filters=filters,
-                                    fallback_k=fallback_k, chunk_size=chunk_size)
+        stats = write_stage_one(model, dataset, target, cutoff=when, customer_ids=list(customer_ids) or None,
+                                config=config, exclude_article_ids=list(exclude_article),
+                                exclude_attributes=_parse_exclusions(exclude_attrs), chunk_size=chunk_size)
     except (CutoffError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"infer: {stats.summary()}")
-    click.echo(f"infer: {stats.hit_cap:,} customers hit the top-k cap of {top_k}; "
-               f"{stats.fell_back:,} fell back to their best {fallback_k} (nothing >= threshold)")
     click.echo(f"infer: wrote {target}")
 
 

@@ -7,9 +7,9 @@ Training composes the two stages (only the pipeline may import both services):
    come from a two-tower model trained strictly before that week (otherwise the two-tower score feature would be fitted on the labels).
    That model is trained here (or reused) as ``two_tower/ranker-train-<date>``, never
    published, so the candidate service keeps serving its own model;
-2. candidates for that week's buyers (pipeline/stage_one.py: two-tower top-N plus their own
-   recent purchases, all scored by the two-tower), features, labels -> MMoE and the
-   single-task ablation;
+2. candidates for that week's buyers (stage one as of that week: services/candidate/stage_one.py
+   through pipeline/stage_one.py, the same lists ``/recommend`` serves), features, labels -> MMoE
+   and the single-task ablation;
 3. the exported ranker carries a feature store built strictly before the cutoff.
 """
 from __future__ import annotations
@@ -21,8 +21,6 @@ import click
 
 from pipeline.groups import get_group
 from pipeline.options import cutoff_option, parse_cutoff, path_options, paths_from
-
-TRAIN_CANDIDATES_PER_CUSTOMER = 100  # two-tower candidates; see pipeline/stage_one.py
 
 
 def training_two_tower(dataset, cutoff: date, models_dir: Path, epochs: int | None, echo) -> Path:  # type: ignore[no-untyped-def]
@@ -48,16 +46,11 @@ def training_two_tower(dataset, cutoff: date, models_dir: Path, epochs: int | No
 @click.command("ranker")
 @path_options
 @cutoff_option
-@click.option("--model-version", default="v1", show_default=True)
+@click.option("--model-version", default=None,
+              help="Version folder name (default: a new timestamp; an existing version is never replaced).")
+@click.option("--force", is_flag=True, help="Publish even if the publish gate says the model loses to a baseline.")
 @click.option("--epochs", type=int, default=30, show_default=True, help="MMoE epochs (early stopping).")
 @click.option("--two-tower-epochs", type=int, default=None, help="Epochs of the training-week two-tower.")
-@click.option("--candidates", "n_candidates", type=click.IntRange(10, 2000),
-              default=TRAIN_CANDIDATES_PER_CUSTOMER, show_default=True,
-              help="Two-tower candidates per customer in the training week.")
-@click.option("--max-repurchase", type=click.IntRange(0, 200), default=20, show_default=True,
-              help="Also hand the ranker up to this many of the customer's recent purchases (0: none).")
-@click.option("--max-popular", type=click.IntRange(0, 200), default=30, show_default=True,
-              help="Also hand the ranker this many of last week's best sellers of the customer's age band (0: none).")
 @click.option("--train-weeks", type=click.IntRange(1, 12), default=8, show_default=True,
               help="Labelled weeks before the cutoff to learn from (each needs its own two-tower; "
                    "on `small` 4 weeks beat 2 by ~15 % MAP@12, 8 beat 4 again). 1 is fastest.")
@@ -67,15 +60,16 @@ def training_two_tower(dataset, cutoff: date, models_dir: Path, epochs: int | No
 @click.option("--single-task/--no-single-task", default=True, show_default=True,
               help="Also train the single-task ablation (mmoe_single_task).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def train_ranker_command(data_dir: Path | None, output_dir: Path | None, cutoff: str | None, model_version: str,
-                         epochs: int, two_tower_epochs: int | None, n_candidates: int, max_repurchase: int, max_popular: int,
-                         train_weeks: int, loss: str,
+def train_ranker_command(data_dir: Path | None, output_dir: Path | None, cutoff: str | None, model_version: str | None,
+                         force: bool,
+                         epochs: int, two_tower_epochs: int | None, train_weeks: int, loss: str,
                          single_task: bool, seed: int) -> None:
     """Train the MMoE re-ranker on the week before the cutoff; export to output/models/mmoe/<version>/."""
     import shared.config  # noqa: F401
-    from pipeline.stage_one import ranker_candidates
+    from pipeline.stage_one import candidates_at
     from services.ranker.train import TrainConfig, train_ranker
     from shared.data import load_dataset
+    from shared.artifacts import new_version
     from shared.split import default_cutoff, label_week, purchases_by_customer, shift_cutoff
 
     paths = paths_from(data_dir, output_dir)
@@ -99,19 +93,16 @@ def train_ranker_command(data_dir: Path | None, output_dir: Path | None, cutoff:
         if not buyers:
             click.echo(f"ranker: nobody bought anything in the week from {week}; skipping it")
             continue
-        candidates_by_week[week] = ranker_candidates(two_tower, dataset, week, buyers, top_k=n_candidates,
-                                                     max_repurchase=max_repurchase, max_popular=max_popular)
+        candidates_by_week[week] = candidates_at(two_tower, dataset, week, buyers)
         two_towers.append(two_tower.name)
         click.echo(f"ranker: {len(candidates_by_week[week]):,} candidates for {len(buyers):,} buyers of that week")
     if not candidates_by_week:
         raise click.ClickException("no purchases in any training week: nothing to learn from")
     out = train_ranker(
         tx, dataset.customers, dataset.articles, candidates_by_week, serve_cutoff, paths.models_dir,
-        model_version, TrainConfig(epochs=epochs, seed=seed, loss=loss), with_single_task=single_task,
-        metadata={"candidate_models": two_towers, "candidates_per_customer": n_candidates,
-                  "max_repurchase_candidates": max_repurchase, "max_popular_candidates": max_popular,
-                  "data_dir": str(paths.data_dir)},
-        echo=click.echo)
+        model_version or new_version(), TrainConfig(epochs=epochs, seed=seed, loss=loss), with_single_task=single_task,
+        metadata={"candidate_models": two_towers, "data_dir": str(paths.data_dir)},
+        echo=click.echo, force=force)
     for name, folder in out.items():
         click.echo(f"{name}: {folder}")
 
@@ -121,11 +112,11 @@ def train_ranker_command(data_dir: Path | None, output_dir: Path | None, cutoff:
 @click.option("--customer-id", "customer_ids", multiple=True, help="Only these customers (repeatable).")
 @click.option("--model-version", default=None, help="Ranker version (default: CURRENT).")
 @click.option("--k", type=click.IntRange(1, 1000), default=12, show_default=True, help="Kept per customer.")
-@click.option("--max-candidates", type=click.IntRange(1, 5000), default=200, show_default=True,
-              help="Best two-tower candidates re-ranked per customer.")
+@click.option("--max-candidates", type=click.IntRange(1, 5000), default=None,
+              help="Re-rank only each customer's first N candidates in stage-one order (default: all, as served).")
 @click.option("--chunk-customers", type=click.IntRange(1), default=2000, show_default=True)
 def rerank_command(data_dir: Path | None, output_dir: Path | None, customer_ids: tuple[str, ...],
-                   model_version: str | None, k: int, max_candidates: int, chunk_customers: int) -> None:
+                   model_version: str | None, k: int, max_candidates: int | None, chunk_customers: int) -> None:
     """Re-rank output/inference/inference_results.parquet -> output/reranked_recommendations.parquet."""
     from services.ranker.rerank import rerank_file
     from services.ranker.serving import LoadedRanker, limit_blas_threads

@@ -13,8 +13,8 @@ from typing import Any
 from fastapi import FastAPI, HTTPException
 
 from services.candidate.serving import ServingModel
-from services.candidate.settings import MODEL_NAME, CandidateSettings, FilterConfig
-from shared.schemas import CandidateRequest, CandidateResponse, ScoredArticle
+from services.candidate.settings import MODEL_NAME, CandidateSettings
+from shared.schemas import Candidate, CandidateRequest, CandidateResponse
 from shared.service import ModelSlot, configure_logging, health_router, serving_slots
 
 
@@ -28,10 +28,16 @@ def limit_blas_threads(n: int) -> None:
 def create_app(settings: CandidateSettings | None = None) -> FastAPI:
     settings = settings or CandidateSettings()
     configure_logging(settings.log_level)
-    filters = FilterConfig(not_sold_weeks=settings.not_sold_weeks)
 
     def loader(path: Path) -> ServingModel:
-        return ServingModel.load(path, filters)
+        # Stage-one sizes as the model was trained and evaluated with (its metadata), unless
+        # the operator overrides the not-sold window.
+        served = ServingModel.load(path)
+        if settings.not_sold_weeks is not None and settings.not_sold_weeks != served.config.not_sold_weeks:
+            from dataclasses import replace
+
+            served = ServingModel.load(path, replace(served.config, not_sold_weeks=settings.not_sold_weeks))
+        return served
 
     slot: ModelSlot[ServingModel] = ModelSlot(
         name=MODEL_NAME, models_dir=settings.models_dir, loader=loader, pinned_version=settings.model_version,
@@ -45,7 +51,7 @@ def create_app(settings: CandidateSettings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="hmrec candidate service",
-        description="Two-tower retrieval: the articles nearest a customer's query vector.",
+        description="Stage one: a customer's candidates from the two-tower, repurchase, co-purchase, other colours, trending and best sellers.",
         lifespan=lifespan,
     )
     app.state.slot = slot
@@ -67,7 +73,7 @@ def create_app(settings: CandidateSettings | None = None) -> FastAPI:
             customer_id=request.customer_id,
             model_version=served.version,
             cold_start=cold,
-            candidates=[ScoredArticle(article_id=a, score=s) for a, s in items],
+            candidates=[Candidate(article_id=a, score=s, sources=src) for a, s, src in items],  # type: ignore[arg-type]
         )
 
     return app

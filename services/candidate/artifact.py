@@ -10,6 +10,7 @@ Layout of a version folder:
 - ``customer_features.parquet`` + ``customer_history.npy``  every customer's query inputs as
   of the cutoff (what the service looks up for a known customer)
 - ``popular.json``           cold-start lists: overall and per age band
+- ``stage_one/``             the other candidate sources' tables as of the cutoff (stage_one.py)
 - ``history.json``, ``training_curves.png``, ``metadata.json``
 """
 from __future__ import annotations
@@ -28,8 +29,8 @@ from services.candidate.settings import TrainConfig
 from shared.artifacts import read_metadata
 
 # Bumped whenever the inputs of the towers change (a model from older code cannot be rebuilt):
-# 2 = five dynamic article features.
-ARTIFACT_FORMAT = 2
+# 2 = five dynamic article features; 3 = stage-one tables (``stage_one/``) exported beside the towers.
+ARTIFACT_FORMAT = 3
 
 STATIC_COLUMNS = ("customer_idx", "age_bucket", "postal_bucket", "fn", "active", *CUSTOMER_CAT_COLUMNS)
 

@@ -1,13 +1,15 @@
-"""Candidates for one customer, as the service answers them.
+"""Stage one for one customer, as the candidate service answers it.
 
-Which path serves a customer:
+The service answers with :func:`services.candidate.stage_one.stage_one`, the function that
+made the ranker's training lists, the evaluated lists and the batch file: the two-tower's
+nearest neighbours (query inputs from the model's snapshot, ``recent_article_ids`` first)
+merged with repurchase, co-purchase, other colours, age-band trending and last week's best
+sellers, from the tables exported with the model (built strictly before its cutoff).
 
-1. In the model's customer vocabulary (bought before the cutoff): the query tower with
-   their stored features and history (plus ``recent_article_ids`` first, if sent).
-2. Not in the vocabulary but with a history (stored, or ``recent_article_ids``): the query
-   tower with the out-of-vocabulary id, their features and that history. ``cold_start``.
-3. No history: the popular list of their age band (overall popular when we know nothing
-   about them). ``cold_start``.
+``cold_start`` is true for a customer with no purchase before the cutoff: their list is the
+two-tower's guess from their profile (and the ``recent_article_ids`` sent, which also seed
+the repurchase, co-purchase and other-colour sources), their age band's trending articles
+and the best sellers.
 """
 from __future__ import annotations
 
@@ -18,67 +20,54 @@ import numpy as np
 import pandas as pd
 
 from services.candidate.artifact import LoadedTwoTower, load_two_tower
-from services.candidate.infer import allowed_articles
-from services.candidate.settings import FilterConfig
+from services.candidate.stage_one import (
+    SOURCE_COLUMNS,
+    TABLES_SUBDIR,
+    StageOneConfig,
+    StageOneTables,
+    stage_one,
+)
+from services.candidate.two_tower_source import TwoTowerSource, merge_history
+from shared.schemas import CANDIDATE_SOURCES
+
+__all__ = ["ServingModel", "merge_history"]
 
 
 @dataclass
 class ServingModel:
-    """A loaded two-tower plus the filter mask the service applies to every answer."""
+    """A loaded two-tower, its stage-one tables and the stage-one sizes."""
 
     model: LoadedTwoTower
-    allowed: np.ndarray
+    source: TwoTowerSource
+    tables: StageOneTables
+    config: StageOneConfig
 
     @property
     def version(self) -> str:
         return self.model.version
 
     @classmethod
-    def load(cls, path: Path, filters: FilterConfig | None = None) -> ServingModel:
+    def load(cls, path: Path, config: StageOneConfig | None = None) -> ServingModel:
         model = load_two_tower(path, warm=True)
-        filters = filters or FilterConfig()
-        as_of = pd.Timestamp(model.metadata["features_as_of"])
-        allowed = allowed_articles(model, model.article_stats, filters, as_of)
-        if not allowed.any():  # a filter that removes everything is a misconfiguration, not an answer
-            allowed = np.ones_like(allowed)
-        served = cls(model, allowed)
-        # Warm both request paths once: popular lists, and query tower + index (a history-only query).
+        config = config or StageOneConfig.from_dict(model.metadata.get("stage_one"))
+        tables = StageOneTables.load(Path(path) / TABLES_SUBDIR)
+        served = cls(model, TwoTowerSource.serving(model, config.not_sold_weeks), tables, config)
+        # Warm both request paths once: a customer without history, and one with a recent article.
         served.recommend("0" * 64, 10, None)
         served.recommend("0" * 64, 10, [str(model.space.article_ids[0])])
         return served
 
+    def candidates(self, customer_id: str, recent_article_ids: list[str] | None) -> pd.DataFrame:
+        recent = [list(recent_article_ids)] if recent_article_ids else None
+        return stage_one(self.tables, self.source, [customer_id], self.config, recent)
+
     def recommend(self, customer_id: str, k: int, recent_article_ids: list[str] | None
-                  ) -> tuple[bool, list[tuple[str, float]]]:
-        """(cold_start, [(article_id, score)] best first, at most ``k``)."""
-        m = self.model
-        feats, found = m.snapshot_features([customer_id])
-        if recent_article_ids:
-            feats["history"] = merge_history(m.space.article_index(recent_article_ids), feats["history"][0],
-                                             m.space.history_len)[None, :]
-        known = bool(feats["customer_idx"][0] > 0)
-        has_history = bool((feats["history"][0] > 0).any())
-        if known or has_history:
-            idx, sc = m.index.search(m.encode(feats), k, self.allowed)
-            keep = idx[0] >= 0
-            arts = m.space.article_ids[idx[0][keep]]
-            return (not known), [(str(a), float(s)) for a, s in zip(arts, sc[0][keep], strict=True)]
-        band = str(int(feats["age_bucket"][0])) if found[0] else "all"
-        items = m.popular.get(band) or m.popular["all"]
-        items = items[:k]
-        # Popular lists carry no similarity; a rank-decaying score keeps "higher is better".
-        return True, [(a, float(1.0 - r / max(len(items), 1))) for r, a in enumerate(items)]
-
-
-def merge_history(recent: np.ndarray, stored: np.ndarray, length: int) -> np.ndarray:
-    """Recent articles first (unknown ids dropped), then stored history; distinct, padded to ``length``.
-
-    e.g. recent [7, 0, 3], stored [3, 5, 0, 0], length 4 -> [7, 3, 5, 0]
-    """
-    out: list[int] = []
-    for a in list(recent) + list(stored):
-        a = int(a)
-        if a > 0 and a not in out:
-            out.append(a)
-        if len(out) == length:
-            break
-    return np.array(out + [0] * (length - len(out)), dtype=np.int32)
+                  ) -> tuple[bool, list[tuple[str, float, dict[str, float]]]]:
+        """(cold_start, [(article_id, two-tower cosine, {source: score})] in stage-one order, at most ``k``)."""
+        frame = self.candidates(customer_id, recent_article_ids).iloc[:k]
+        cold = bool((self.tables.customer_rows(np.array([customer_id], dtype=object)) < 0)[0])
+        values = frame[list(SOURCE_COLUMNS)].to_numpy(np.float64)
+        items = []
+        for a, s, row in zip(frame["article_id"], frame["score"].to_numpy(np.float64), values, strict=True):
+            items.append((str(a), float(s), {CANDIDATE_SOURCES[j]: float(v) for j, v in enumerate(row) if v > 0}))
+        return cold, items

@@ -24,8 +24,9 @@ class CandidateSettings(BaseSettings):
     # Pin a version (else CURRENT, else the newest complete one).
     model_version: str | None = None
     poll_interval_s: float = 10.0
-    # Articles not sold in this many weeks before the model's cutoff are never served (0: off).
-    not_sold_weeks: int = 8
+    # Articles not sold in this many weeks before the model's cutoff are never proposed by the
+    # two-tower (0: off); None: as the model's stage-one settings say (what was evaluated).
+    not_sold_weeks: int | None = None
     # One query is a [1, dim] x [dim, n_articles] product: a single BLAS thread answers it in
     # ~1.5 ms at 105k articles, while several threads contend with each other and with the
     # server's own threads (measured 25 ms p50 on 2 busy cores). Concurrent requests still

@@ -32,6 +32,7 @@ from services.candidate.features import (
 )
 from services.candidate.index import ExactIndex
 from services.candidate.settings import MODEL_NAME, TrainConfig
+from services.candidate.stage_one import TABLES_SUBDIR, StageOneConfig, build_tables
 from shared.artifacts import atomic_model_dir, library_versions, publish
 from shared.memory import memory_note
 
@@ -158,6 +159,7 @@ def train_two_tower(
     config: TrainConfig | None = None,
     publish_model: bool = True,
     progress: bool = True,
+    stage_config: StageOneConfig | None = None,
 ) -> Path:
     """Train on purchases strictly before ``cutoff`` (``None``: everything, no validation),
     export to ``models_dir/two_tower/<version>/`` and (optionally) publish it. Returns the folder.
@@ -167,6 +169,7 @@ def train_two_tower(
     from services.candidate.model import ModelShape, TwoTowerModel
 
     cfg = TrainConfig(**{**(config.to_dict() if config else {}), "seed": seed})
+    stage_config = stage_config or StageOneConfig()
     if epochs is not None:
         cfg.epochs = epochs
     tf.keras.utils.set_random_seed(cfg.seed)
@@ -261,6 +264,7 @@ def train_two_tower(
                          "customers": int(len(dataset.customers))},
         "metrics": metrics,
         "score": "cosine similarity of L2-normalised tower outputs, in [-1, 1]",
+        "stage_one": stage_config.to_dict(),
     }
     with atomic_model_dir(models_dir, MODEL_NAME, version, metadata) as out:
         (out / "weights").mkdir()
@@ -275,6 +279,8 @@ def train_two_tower(
                            dtype=object)
         save_customer_snapshot(out, all_ids, query_features(space, dataset.customers, tx, all_ids, cut))
         (out / "popular.json").write_text(json.dumps(popular_articles(tx, dataset.customers, cut)))
+        build_tables(tx, dataset.customers, dataset.articles, cut,
+                     not_sold_weeks=stage_config.not_sold_weeks).save(out / TABLES_SUBDIR)
         (out / "history.json").write_text(json.dumps(history, indent=2))
         _plot(history, out / "training_curves.png")
     final = Path(models_dir) / MODEL_NAME / version

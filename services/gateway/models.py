@@ -90,6 +90,9 @@ class RecommendResponse(BaseModel):
     source: Literal["ranker", "candidates", "popular"] = Field(
         description="ranker: re-ranked; candidates: ranker unavailable, candidate order; "
                     "popular: candidates unavailable (or none returned), the customer's age band's best sellers")
+    ordering: str | None = Field(None, description="The order served: mmoe (the trained ranker), "
+                                 "baseline:<name> (the publish gate kept a baseline's order), "
+                                 "stage_one (ranker unavailable), null (popular fallback)")
     cached: bool
     degraded: list[str] = Field(description="Dependencies that failed for this response")
     cold_start: bool | None = None

@@ -2,8 +2,10 @@
 
 Paths (the response's ``source``):
 
-- ``ranker``: the candidate service's top ``num_candidates``, re-ordered by the MMoE ranker;
-- ``candidates``: the ranker failed (down, slow, breaker open): candidate order as is;
+- ``ranker``: the candidate service's stage one (two-tower, repurchase, co-purchase, other
+  colours, trending, best sellers), re-ordered by the ranker service; ``ordering`` says whether
+  that is the MMoE (``mmoe``) or the baseline order the publish gate chose (``baseline:<name>``);
+- ``candidates``: the ranker failed (down, slow, breaker open): stage-one order as is;
 - ``popular``: the candidate service failed: best sellers of the customer's age band.
 
 Degraded answers are not cached, so the first request after a dependency recovers gets the
@@ -52,6 +54,7 @@ async def recommend(state: GatewayState, customer_id: str, k: int, offset: int,
     ordered: list[tuple[str, float | None]] = []
     candidates: list[dict[str, Any]] = []
     source = "ranker"
+    ordering: str | None = None
     try:
         answer = await state.clients["candidate"].post_json(
             "/candidates", {"customer_id": customer_id, "k": state.settings.num_candidates})
@@ -79,12 +82,14 @@ async def recommend(state: GatewayState, customer_id: str, k: int, offset: int,
             })
             ordered = [(r["article_id"], r["score"]) for r in ranked["ranked"]]
             used["ranker"] = state.note_version("ranker", ranked.get("model_version"))
+            ordering = ranked.get("ordering", "mmoe")
             source = "ranker"
         except (DependencyUnavailable, DependencyRejected, KeyError, TypeError) as exc:
             degraded.append("ranker")
             state.metrics.fallbacks.labels("/recommend", "ranker", "candidates").inc()
             state.log_fallback("ranker", exc)
             source, ordered = "candidates", [(c["article_id"], c["score"]) for c in candidates]
+            ordering = "stage_one"
 
     # Filter on ids first, then build cards for the requested page only.
     matches = catalogue.compile_filter(filters)
@@ -94,6 +99,7 @@ async def recommend(state: GatewayState, customer_id: str, k: int, offset: int,
     response: dict[str, Any] = {
         "customer_id": customer_id,
         "source": source,
+        "ordering": ordering,
         "cached": False,
         "degraded": degraded,
         "cold_start": cold_start,

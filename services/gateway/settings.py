@@ -52,7 +52,9 @@ class GatewaySettings(BaseSettings):
     # --- recommendation ---------------------------------------------------------------------
     # Candidates fetched per request (and handed to the ranker); filters and paging cut
     # them down afterwards, so this bounds how deep a page can go.
-    num_candidates: int = Field(200, ge=1, le=1000)
+    # Stage one's whole list (its sources give ~200 at most): the ranker must see what the
+    # offline evaluation scored, so the gateway does not cut it.
+    num_candidates: int = Field(1000, ge=1, le=1000)
     max_k: int = Field(100, ge=1, le=100)
     max_offset: int = Field(500, ge=0)
     popular_weeks: int = Field(2, ge=1)
@@ -66,10 +68,10 @@ class GatewaySettings(BaseSettings):
     # The data layer's parquet cache lives in <output_dir>/data (shared with the pipeline).
     output_dir: Path = Field(default_factory=lambda: shared.config.get_paths().output_dir)
     frontend_dir: Path = REPO_ROOT / "frontend"
-    log_level: str = "INFO"
-
     # /readyz with each dependency's URL and error text (operators); off: states and versions only.
     readyz_details: bool = False
+    log_level: str = "INFO"
+
     @field_validator("candidate_url", "ranker_url", "search_url")
     @classmethod
     def _http_url(cls, value: str) -> str:

@@ -19,6 +19,7 @@ from fastapi import FastAPI, HTTPException
 
 from services.ranker.serving import LoadedRanker, limit_blas_threads
 from services.ranker.settings import MODEL_NAME, RankerSettings
+from shared.candidates import source_matrix_from_dicts
 from shared.schemas import RankedArticle, RankRequest, RankResponse
 from shared.service import ModelSlot, configure_logging, health_router, serving_slots
 
@@ -52,7 +53,7 @@ def create_app(settings: RankerSettings | None = None) -> FastAPI:
         served = slot.current
         detail: dict[str, Any] = {"model_version": slot.version, "last_error": slot.last_error}
         if served is not None:
-            detail.update(tasks=served.task_names, score_weights=served.score_weights,
+            detail.update(ordering=served.ordering, tasks=served.task_names, score_weights=served.score_weights,
                           features_cutoff=served.store.cutoff.isoformat())
         return slot.ready, detail
 
@@ -68,11 +69,18 @@ def create_app(settings: RankerSettings | None = None) -> FastAPI:
         if bad:
             raise HTTPException(status_code=422, detail=f"candidate scores must be finite numbers; "
                                                         f"got {len(bad)} non-finite, e.g. article {bad[0]}")
+        bad_sources = [c for c in request.candidates
+                       if not all(math.isfinite(v) and v >= 0 for v in c.sources.values())]
+        if bad_sources:
+            raise HTTPException(status_code=422, detail=f"candidate source scores must be finite and >= 0; "
+                                                        f"article {bad_sources[0].article_id} has {bad_sources[0].sources}")
         ranked = served.rank(request.customer_id, [c.article_id for c in request.candidates],
-                             [c.score for c in request.candidates], request.k)
+                             [c.score for c in request.candidates], request.k,
+                             source_matrix_from_dicts(c.sources for c in request.candidates))
         tasks = list(ranked.task_scores)
         return RankResponse(
             model_version=served.version,
+            ordering=served.ordering,
             ranked=[RankedArticle(article_id=a, score=float(ranked.scores[i]),
                                   task_scores={t: float(ranked.task_scores[t][i]) for t in tasks})
                     for i, a in enumerate(ranked.article_ids)],

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from services.ranker.features import ONLINE_CHANNEL, FeatureStore, compute_features
+from shared.candidates import SOURCE_COLUMNS, source_matrix
 from shared.split import label_week, purchases_by_customer
 
 
@@ -91,7 +92,8 @@ def build_training_data(
         raise ValueError(f"feature store cutoff {store.cutoff} differs from the label week cutoff {cutoff}")
     week = label_week(transactions, cutoff)
     truth = purchases_by_customer(week)
-    cand = candidates[["customer_id", "article_id", "score"]].copy()
+    cand = candidates[["customer_id", "article_id", "score",
+                       *[c for c in SOURCE_COLUMNS if c in candidates]]].copy()
     cand["customer_id"] = cand["customer_id"].astype(str)
     cand["article_id"] = cand["article_id"].astype(str)
     cand = cand.drop_duplicates(["customer_id", "article_id"])
@@ -101,7 +103,7 @@ def build_training_data(
     customers = cand["customer_id"].to_numpy(dtype=object)
     articles = cand["article_id"].to_numpy(dtype=object)
     scores = cand["score"].to_numpy(dtype=np.float64)
-    features = compute_features(store, customers, articles, scores)
+    features = compute_features(store, customers, articles, scores, source_matrix(cand))
     labels = candidate_labels(cand, week, store.global_mean_price)
     kept = set(customers)
     return TrainingData(customers, articles, scores, features, labels,

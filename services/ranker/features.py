@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from shared.candidates import SOURCE_COLUMNS
 from shared.encode import day_number, day_numbers, distinct_sorted, positions, vocabulary
 
 DAYS_CAP = 365.0
@@ -89,7 +90,10 @@ PAIR_FEATURES = [
     "pair_department_share", "pair_colour_share", "pair_graphic_share",
     "pair_log_neighbour_sales_1w", "pair_log_neighbour_sales_4w",
 ]
-FEATURE_NAMES = CANDIDATE_FEATURES + CUSTOMER_FEATURES + ARTICLE_FEATURES + PAIR_FEATURES
+# Which stage-one sources proposed the candidate, and each one's own score (0 = not proposed):
+# a repurchase and a two-tower guess with the same cosine are not the same evidence.
+SOURCE_FEATURES = [*SOURCE_COLUMNS, "src_count"]
+FEATURE_NAMES = CANDIDATE_FEATURES + CUSTOMER_FEATURES + ARTICLE_FEATURES + PAIR_FEATURES + SOURCE_FEATURES
 N_FEATURES = len(FEATURE_NAMES)
 
 _C = {n: i for i, n in enumerate(CUSTOMER_FEATURES)}
@@ -500,12 +504,14 @@ def candidate_ranks(customer_ids: np.ndarray, scores: np.ndarray) -> tuple[np.nd
 
 def compute_features(
     store: FeatureStore, customer_ids: np.ndarray | list[str], article_ids: np.ndarray | list[str],
-    scores: np.ndarray | list[float],
+    scores: np.ndarray | list[float], sources: np.ndarray | None = None,
 ) -> np.ndarray:
     """Feature matrix ``[n_rows, N_FEATURES]`` (float32, columns in ``FEATURE_NAMES`` order).
 
     Row i describes candidate ``article_ids[i]`` for ``customer_ids[i]`` with two-tower score
-    ``scores[i]``; candidate rank features are computed within each customer's rows.
+    ``scores[i]`` and stage-one source scores ``sources[i]`` (``[n, len(SOURCE_COLUMNS)]``,
+    shared.candidates; None = no source known, all 0); candidate rank features are computed
+    within each customer's rows.
     Non-finite scores are treated as the worst score in that customer's list; scores are
     clipped to +-``SCORE_LIMIT``.
     """
@@ -560,6 +566,15 @@ def compute_features(
                  price_missing, affinity, *taste_features(store, c, a, n_buy)]
     for j, values in enumerate(pair_cols):
         out[:, col + j] = values
+    col += len(pair_cols)
+    if sources is None:
+        sources = np.zeros((n, len(SOURCE_COLUMNS)), dtype=np.float32)
+    if sources.shape != (n, len(SOURCE_COLUMNS)):
+        raise ValueError(f"sources must be [{n}, {len(SOURCE_COLUMNS)}], got {sources.shape}")
+    src = np.clip(np.nan_to_num(np.asarray(sources, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0),
+                  0.0, SCORE_LIMIT)
+    out[:, col:col + src.shape[1]] = np.log1p(src)
+    out[:, col + src.shape[1]] = (src > 0).sum(axis=1)
     return out
 
 

@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from services.ranker.baseline_order import BaselineOrder
 from services.ranker.features import FEATURE_NAMES, FeatureStore, compute_features
 from services.ranker.model import DEFAULT_SCORE_WEIGHTS, NumpyMMoE
 from shared.artifacts import ArtifactError, read_metadata
+from shared.candidates import source_matrix
 
 STORE_SUBDIR = "feature_store"
 MODEL_SUBDIR = "model"
@@ -47,10 +49,15 @@ class RankedList:
 @dataclass
 class LoadedRanker:
     version: str
-    model: NumpyMMoE
+    model: NumpyMMoE | BaselineOrder
     store: FeatureStore
     score_weights: dict[str, float]
     metadata: dict
+
+    @property
+    def ordering(self) -> str:
+        """``mmoe``, or ``baseline:<name>`` when the publish gate chose a baseline's order."""
+        return str(self.metadata.get("ordering", "mmoe"))
 
     @classmethod
     def load(cls, directory: Path, score_weights: dict[str, float] | None = None) -> LoadedRanker:
@@ -59,7 +66,9 @@ class LoadedRanker:
         schema = json.loads((directory / SCHEMA_FILE).read_text())
         if schema.get("feature_names") != FEATURE_NAMES:
             raise ArtifactError(f"{directory}: feature schema differs from this code's; retrain the ranker")
-        model = NumpyMMoE.load(directory / MODEL_SUBDIR)
+        ordering = str(meta.get("ordering", "mmoe"))
+        model: NumpyMMoE | BaselineOrder = (BaselineOrder(ordering.split(":", 1)[1]) if ordering.startswith("baseline:")
+                                            else NumpyMMoE.load(directory / MODEL_SUBDIR))
         store = FeatureStore.load(directory / STORE_SUBDIR)
         weights = dict(score_weights or meta.get("score_weights") or DEFAULT_SCORE_WEIGHTS)
         unknown = set(weights) - set(model.task_names)
@@ -78,27 +87,31 @@ class LoadedRanker:
         ids = list(self.store.article_ids[:5]) or ["0000000000"]
         self.rank("0" * 64, ids, np.linspace(1.0, 0.0, len(ids)), k=3)
 
-    def score_rows(self, customer_ids: np.ndarray, article_ids: np.ndarray, scores: np.ndarray
-                   ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """(combined score, per-task scores) for candidate rows of any number of customers."""
-        features = compute_features(self.store, customer_ids, article_ids, scores)
+    def score_rows(self, customer_ids: np.ndarray, article_ids: np.ndarray, scores: np.ndarray,
+                   sources: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(combined score, per-task scores) for candidate rows of any number of customers;
+        ``sources``: their stage-one source scores (shared.candidates.source_matrix)."""
+        features = compute_features(self.store, customer_ids, article_ids, scores, sources)
         task_scores = self.model.predict(features)
         return self.model.combined(task_scores, self.score_weights), task_scores
 
-    def rank(self, customer_id: str, article_ids: list[str], scores: np.ndarray | list[float], k: int
-             ) -> RankedList:
+    def rank(self, customer_id: str, article_ids: list[str], scores: np.ndarray | list[float], k: int,
+             sources: np.ndarray | None = None) -> RankedList:
         """The top ``min(k, n)`` of one customer's candidates, best first (duplicates kept once)."""
         if len(set(article_ids)) != len(article_ids):
-            first: dict[str, float] = {}
-            for a, s in zip(article_ids, scores, strict=True):
-                first.setdefault(a, s)  # a repeated article keeps its first score
-            article_ids, scores = list(first), list(first.values())
+            first: dict[str, int] = {}
+            for i, a in enumerate(article_ids):
+                first.setdefault(a, i)  # a repeated article keeps its first score and sources
+            keep = list(first.values())
+            article_ids = list(first)
+            scores = [scores[i] for i in keep]
+            sources = None if sources is None else sources[keep]
         n = len(article_ids)
         if n == 0:
             return RankedList([], np.zeros(0), {t: np.zeros(0) for t in self.task_names})
         combined, task_scores = self.score_rows(
             np.full(n, customer_id, dtype=object), np.asarray(article_ids, dtype=object),
-            np.asarray(scores, dtype=np.float64))
+            np.asarray(scores, dtype=np.float64), sources)
         top = np.argsort(-combined, kind="stable")[: min(k, n)]
         return RankedList([article_ids[i] for i in top], combined[top],
                           {t: s[top] for t, s in task_scores.items()})
@@ -112,7 +125,7 @@ class LoadedRanker:
         cust = candidates["customer_id"].to_numpy(dtype=object)
         arts = candidates["article_id"].to_numpy(dtype=object)
         cand_scores = candidates["score"].to_numpy(dtype=np.float64)
-        combined, task_scores = self.score_rows(cust, arts, cand_scores)
+        combined, task_scores = self.score_rows(cust, arts, cand_scores, source_matrix(candidates))
         out = pd.DataFrame({"customer_id": cust.astype(str), "article_id": arts.astype(str), "score": combined})
         for task, values in task_scores.items():
             out[f"score_{task}"] = values.astype(np.float64)

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 import shared.config  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+from services.ranker.baseline_order import BASELINE_ORDERINGS, BaselineOrder
 from services.ranker.dataset import (
     TrainingData,
     build_training_data,
@@ -195,6 +196,11 @@ def fit_mmoe(data: TrainingData, config: TrainConfig, echo: Callable[[str], None
     weights, weighted_map = choose_score_weights(model, task_scores, val)
     metrics = {"val_map12": weighted_map, "val_map12_purchase_only": best_map,
                "val_map12_two_tower_order": baseline_map, "best_epoch": float(best_epoch)}
+    # The publish gate's yardsticks: each baseline's order of the same validation lists.
+    for name in BASELINE_ORDERINGS:
+        order = BaselineOrder(name).predict(val.features)["purchase"]
+        metrics[f"val_map12_baseline_{name}"] = map_at_k(
+            ranked_lists(val.customer_ids, val.article_ids, order), val.truth, 12)
     for spec in tasks:
         if spec.kind == "binary":
             metrics[f"val_auc_{spec.name}"] = auc(val.labels[spec.name], task_scores[spec.name])
@@ -347,15 +353,42 @@ def export_ranker(result: TrainResult, serve_store: FeatureStore, models_dir: Pa
     return Path(models_dir) / name / version
 
 
+def export_baseline_ranker(ordering: str, serve_store: FeatureStore, models_dir: Path, version: str,
+                           metadata: dict[str, Any]) -> Path:
+    """A ranker artifact that serves ``baseline:<ordering>`` (no network; the same feature store)."""
+    meta = {"cutoff": serve_store.cutoff.isoformat(), "tasks": ["purchase"], "score_weights": {"purchase": 1.0},
+            "feature_schema": FEATURE_NAMES, **metadata, "ordering": f"baseline:{ordering}"}
+    with atomic_model_dir(models_dir, MODEL_NAME, version, meta) as tmp:
+        serve_store.save(tmp / STORE_SUBDIR)
+        (tmp / SCHEMA_FILE).write_text(json.dumps({
+            "feature_names": FEATURE_NAMES, "store_cutoff": serve_store.cutoff.isoformat(),
+            "defaults": "see services/ranker/features.py module docstring"}, indent=2))
+    return Path(models_dir) / MODEL_NAME / version
+
+
+def _incumbent(models_dir: Path) -> tuple[str | None, bool]:
+    """(published ranker version, whether it passed its own gate) or (None, False)."""
+    from shared.artifacts import ArtifactError, model_dir, read_metadata
+
+    try:
+        folder = model_dir(models_dir, MODEL_NAME)
+    except ArtifactError:
+        return None, False
+    gate = read_metadata(folder).get("publish_gate") or {}
+    return folder.name, gate.get("action", "publish") == "publish" and not gate.get("forced", False)
+
+
 def train_ranker(
     transactions: pd.DataFrame, customers: pd.DataFrame, articles: pd.DataFrame,
     candidates_by_week: dict[date, pd.DataFrame], serve_cutoff: date, models_dir: Path,
     version: str, config: TrainConfig | None = None, with_single_task: bool = True,
-    metadata: dict[str, Any] | None = None, echo: Callable[[str], None] = print,
+    metadata: dict[str, Any] | None = None, echo: Callable[[str], None] = print, force: bool = False,
 ) -> dict[str, Path]:
     """The whole training step: for each training week (its cutoff -> its candidates), features
     strictly before that cutoff and labels of the week after it; fit; export with a feature store
-    built strictly before ``serve_cutoff``."""
+    built strictly before ``serve_cutoff``; publish through the gate (services/ranker/gate.py)."""
+    from services.ranker.gate import decide
+
     config = config or TrainConfig()
     if not candidates_by_week:
         raise ValueError("no training week given")
@@ -379,8 +412,24 @@ def train_ranker(
     # together were the stage's memory peak.
     del data
     serve_store = build_feature_store(transactions, customers, articles, serve_cutoff)
-    out: dict[str, Path] = {"mmoe": export_ranker(result, serve_store, models_dir, version, meta)}
-    echo(f"ranker: exported {out['mmoe']}")
+    incumbent, incumbent_passed = _incumbent(models_dir)
+    # The incumbent's feature store reaches into the validation weeks (it was built at a later
+    # cutoff than they start), so it cannot be scored on them without leakage: the gate
+    # compares with the baselines, and keeps an incumbent that passed its own gate.
+    gate = decide(result.metrics, incumbent, None, incumbent_passed, force)
+    meta["publish_gate"] = gate.to_json()
+    echo(f"ranker: publish gate: {gate.action.upper()}: {gate.reason}")
+    out: dict[str, Path] = {"mmoe": export_ranker(result, serve_store, models_dir, version, meta,
+                                                  make_current=gate.action == "publish")}
+    echo(f"ranker: exported {out['mmoe']}{' and published' if gate.action == 'publish' else ' (not published)'}")
+    if gate.action == "publish_baseline":
+        out["baseline"] = export_baseline_ranker(gate.best_baseline, serve_store, models_dir,
+                                                 f"{version}-baseline-{gate.best_baseline}", meta)
+        publish(models_dir, MODEL_NAME, out["baseline"].name)
+        echo(f"ranker: WARNING: the MMoE lost to baseline {gate.best_baseline}; published {out['baseline']} "
+             f"(serves baseline:{gate.best_baseline}); --force publishes the MMoE anyway")
+    elif gate.action == "keep_incumbent":
+        echo(f"ranker: WARNING: the MMoE lost ({gate.reason}); CURRENT still names {incumbent}")
     if single is not None:
         out["single_task"] = export_ranker(single, serve_store, models_dir, version, meta,
                                            name=SINGLE_TASK_MODEL_NAME)

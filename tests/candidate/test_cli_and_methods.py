@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
+from shared.schemas import CANDIDATE_SOURCES
 
 pytestmark = pytest.mark.slow
 
@@ -29,30 +30,33 @@ def test_train_command_writes_a_published_version(tiny_world, tmp_path):
     assert "strictly before" in r.output
 
 
-def test_infer_command_threshold_and_top_k(tiny_world, output_dir):
+def test_infer_command_writes_stage_one_with_threshold_and_top_k(tiny_world, output_dir):
     r = CliRunner().invoke(cli, ["infer", "--data-dir", str(tiny_world), "--output-dir", str(output_dir),
                                  "--threshold", "0.3", "--top-k", "7", "--not-sold-weeks", "0"])
     assert r.exit_code == 0, r.output
     frame = pd.read_parquet(output_dir / "inference" / "inference_results.parquet")
-    assert list(frame.columns) == ["customer_id", "article_id", "score", "rank"]
-    per = frame.groupby("customer_id")
-    assert per.size().max() <= 7
-    # every customer either has candidates >= 0.3 or fell back to its best 12 (capped by top-k 7)
-    low = per["score"].max() < 0.3
-    assert (frame["score"] >= 0.3).any() or low.all()
-    assert "hit the top-k cap of 7" in r.output and "fell back" in r.output
-    assert frame.groupby("customer_id")["rank"].min().eq(1).all()
+    assert list(frame.columns)[:5] == ["customer_id", "article_id", "score", "rank", "source"]
+    assert set(frame.columns) >= {f"src_{s}" for s in CANDIDATE_SOURCES}
+    tt = frame[frame["src_two_tower"] > 0]
+    # the two-tower source: at most 7 per customer, all at or above the threshold
+    assert tt.groupby("customer_id").size().max() <= 7 and (tt["score"] >= 0.3 - 1e-6).all()
+    # every customer gets the best sellers at least, ranks 1..n in stage-one order
+    assert frame.groupby("customer_id")["src_popular"].apply(lambda s: (s > 0).sum()).eq(12).all()
+    ranks = frame.groupby("customer_id")["rank"]
+    assert ranks.min().eq(1).all() and (ranks.max() == ranks.size()).all()
+    assert set(frame["source"]) <= set(CANDIDATE_SOURCES)
 
 
 def test_infer_for_some_customers_only(tiny_world, output_dir, tiny_dataset):
     some = sorted(tiny_dataset.customers["customer_id"].astype(str))[:3]
-    args = ["infer", "--data-dir", str(tiny_world), "--output-dir", str(output_dir), "--no-threshold", "--top-k", "4"]
+    args = ["infer", "--data-dir", str(tiny_world), "--output-dir", str(output_dir), "--top-k", "4"]
     for c in some:
         args += ["--customer-id", c]
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0, r.output
     frame = pd.read_parquet(output_dir / "inference" / "inference_results.parquet")
-    assert sorted(frame["customer_id"].unique()) == some and len(frame) == 12
+    assert sorted(frame["customer_id"].unique()) == some
+    assert frame.groupby("customer_id")["src_two_tower"].apply(lambda s: (s > 0).sum()).eq(4).all()
 
 
 def test_infer_refuses_a_leaky_cutoff_and_bad_exclusions(tiny_world, output_dir, tiny_cutoff):
@@ -72,12 +76,15 @@ def test_evaluation_methods_and_leakage_refusal(trained, tiny_dataset, tiny_cuto
     shutil.copytree(trained, paths.models_dir)
     ctx = make_context(tiny_dataset, paths, tiny_cutoff, k=50)
     found = methods.build_methods(ctx)
-    assert set(found) == {"two_tower", "candidates", "candidates_blend"}
+    assert set(found) == {"two_tower", "stage_one", *(f"source_{s}" for s in CANDIDATE_SOURCES)}
     some = ctx.customers[:20]
     ranked = found["two_tower"](some)
     assert set(ranked) == set(some) and all(len(v) == 50 for v in ranked.values())
-    blend = found["candidates_blend"](some)
-    assert all(len(v) == len(set(v)) <= 50 for v in blend.values())
+    listed = found["stage_one"](some)
+    assert all(len(v) == len(set(v)) for v in listed.values())
+    # each source alone is a subset of the merged list
+    alone = found["source_repurchase"](some)
+    assert all(set(alone[c]) <= set(listed[c]) for c in alone)
     # the model was trained up to tiny_cutoff: scoring the week before it would leak
     with pytest.raises(LeakageError):
         methods.build_methods(make_context(tiny_dataset, paths, tiny_cutoff - timedelta(days=7), k=50))

@@ -51,24 +51,29 @@ def test_health(client):
     assert ready.json()["model_version"] == "v1"
 
 
-def test_known_customer_gets_model_candidates(client, models):
+def test_known_customer_gets_the_multi_source_list(client, models):
     r = client.post("/candidates", json={"customer_id": a_known_customer(models), "k": 25})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["model_version"] == "v1" and body["cold_start"] is False
-    scores = [c["score"] for c in body["candidates"]]
-    assert len(scores) == 25 and scores == sorted(scores, reverse=True)
-    assert all(-1.0001 <= s <= 1.0001 for s in scores)
-    assert all(len(c["article_id"]) == 10 for c in body["candidates"])
+    cands = body["candidates"]
+    assert len(cands) == 25 and len({c["article_id"] for c in cands}) == 25
+    assert all(-1.0001 <= c["score"] <= 1.0001 for c in cands)
+    assert all(len(c["article_id"]) == 10 and c["sources"] for c in cands)
+    # stage-one order: the customer's own purchases come first
+    assert "repurchase" in cands[0]["sources"]
+    assert {s for c in cands for s in c["sources"]} >= {"repurchase", "two_tower"}
 
 
-def test_unknown_customer_gets_popular_items_flagged_cold_start(client, models):
-    r = client.post("/candidates", json={"customer_id": UNKNOWN, "k": 10})
+def test_unknown_customer_is_cold_start_with_trending_and_best_sellers(client, models):
+    r = client.post("/candidates", json={"customer_id": UNKNOWN, "k": 1000})
     assert r.status_code == 200
     body = r.json()
     assert body["cold_start"] is True
-    popular = pd.read_json(models / "two_tower" / "v1" / "popular.json", typ="series")["all"]
-    assert [c["article_id"] for c in body["candidates"]] == popular[:10]
+    found = {s for c in body["candidates"] for s in c["sources"]}
+    assert found <= {"two_tower", "trending", "popular"} and "popular" in found
+    popular = [c["article_id"] for c in body["candidates"] if "popular" in c["sources"]]
+    assert len(popular) == 12
 
 
 def test_unknown_customer_with_history_gets_a_personal_vector(client, models):
@@ -136,17 +141,18 @@ def test_merge_history():
     assert merge_history(np.array([1, 2, 3]), np.array([4, 5]), 2).tolist() == [1, 2]
 
 
-def test_customer_without_purchases_gets_their_age_bands_popular_items(client, models, tiny_dataset):
-    from services.candidate.features import age_bucket
+def test_customer_without_purchases_gets_their_age_bands_trending_items(client, models, tiny_dataset):
+    from services.candidate.stage_one import StageOneTables, band_index
 
-    folder = models / "two_tower" / "v1"
+    tables = StageOneTables.load(models / "two_tower" / "v1" / "stage_one")
     bought = set(tiny_dataset.transactions["customer_id"].astype(str))
     quiet = tiny_dataset.customers[~tiny_dataset.customers["customer_id"].astype(str).isin(bought)]
+    quiet = quiet[quiet["age"].notna()]
     if quiet.empty:
-        pytest.skip("every tiny customer bought something")
+        pytest.skip("every tiny customer with an age bought something")
     row = quiet.iloc[0]
-    band = str(int(age_bucket([row["age"]])[0]))
-    popular = pd.read_json(folder / "popular.json", typ="series")[band]
-    body = client.post("/candidates", json={"customer_id": str(row["customer_id"]), "k": 8}).json()
+    band = int(band_index(np.array([row["age"]], dtype=float))[0])
+    trending = [str(tables.article_ids[a]) for a in tables.trend_article[band, :30] if a >= 0]
+    body = client.post("/candidates", json={"customer_id": str(row["customer_id"]), "k": 1000}).json()
     assert body["cold_start"] is True
-    assert [c["article_id"] for c in body["candidates"]] == popular[:8]
+    assert {c["article_id"] for c in body["candidates"] if "trending" in c["sources"]} == set(trending)

@@ -64,7 +64,9 @@ def fake_candidate(control: FakeControl) -> FastAPI:
             ids = []
         return {"customer_id": req.customer_id, "model_version": control.version,
                 "cold_start": req.customer_id == CUSTOMER_NEW,
-                "candidates": [{"article_id": a, "score": round(0.9 - 0.1 * i, 2)} for i, a in enumerate(ids)][: req.k]}
+                "candidates": [{"article_id": a, "score": round(0.9 - 0.1 * i, 2),
+                                "sources": {"two_tower": round(0.9 - 0.1 * i, 2), **({"repurchase": 1.0} if i == 0 else {})}}
+                               for i, a in enumerate(ids)][: req.k]}
 
     return app
 

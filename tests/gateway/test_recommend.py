@@ -32,8 +32,12 @@ def test_ranker_path_reorders_candidates_and_drops_unknown_articles(make_gateway
     assert ids(body) == [A[7], A[6], A[5], A[4], A[3], A[2], A[1], A[0]]
     assert body["total"] == 8
     assert body["model_versions"] == {"candidate": "v1", "ranker": "v1"}
-    assert fakes.controls["candidate"].last_request["k"] == 200  # num_candidates
-    assert len(fakes.controls["ranker"].last_request["candidates"]) == 9
+    assert fakes.controls["candidate"].last_request["k"] == 1000  # num_candidates: stage one's whole list
+    sent = fakes.controls["ranker"].last_request["candidates"]
+    assert len(sent) == 9
+    # each candidate's stage-one sources reach the ranker unchanged (they are ranker features)
+    assert sent[0]["sources"] == {"two_tower": 0.9, "repurchase": 1.0} and sent[1]["sources"] == {"two_tower": 0.8}
+    assert body["ordering"] == "mmoe"
     card = body["items"][-1]  # article 1: Black Dress, mean price 0.10, has a photo
     assert card["name"] == "Item 1" and card["product_type"] == "Dress" and card["colour"] == "Black"
     assert card["price"] == pytest.approx(0.10) and card["image_url"] == f"/articles/{A[0]}/image"

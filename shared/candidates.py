@@ -1,0 +1,36 @@
+"""Stage one's per-source columns, as both stages read them (names from shared.schemas).
+
+A candidate frame (batch file, training lists, evaluation) carries one ``src_<source>``
+float column per source: that source's own score, 0 when it did not propose the article. On
+the wire the same values travel as a ``sources`` dict per candidate (only the non-zero ones).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from shared.schemas import CANDIDATE_SOURCES
+
+SOURCE_COLUMNS: tuple[str, ...] = tuple(f"src_{s}" for s in CANDIDATE_SOURCES)
+
+
+def source_matrix(frame: pd.DataFrame) -> np.ndarray:
+    """float32 [n, len(CANDIDATE_SOURCES)] of a candidate frame (zeros for absent columns)."""
+    out = np.zeros((len(frame), len(SOURCE_COLUMNS)), dtype=np.float32)
+    for j, name in enumerate(SOURCE_COLUMNS):
+        if name in frame:
+            out[:, j] = frame[name].to_numpy(dtype=np.float32)
+    return out
+
+
+def source_matrix_from_dicts(sources: Iterable[Mapping[str, float]]) -> np.ndarray:
+    """The same matrix from per-candidate ``{source: score}`` dicts (the wire format)."""
+    rows = list(sources)
+    out = np.zeros((len(rows), len(CANDIDATE_SOURCES)), dtype=np.float32)
+    col = {s: j for j, s in enumerate(CANDIDATE_SOURCES)}
+    for i, row in enumerate(rows):
+        for name, value in row.items():
+            out[i, col[name]] = value
+    return out
