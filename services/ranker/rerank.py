@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from services.ranker.serving import LoadedRanker
+from shared.atomic import replace_atomically, temp_path_for
 
 
 @dataclass
@@ -79,7 +80,7 @@ def rerank_file(ranker: LoadedRanker, source: Path, target: Path, k: int = 12, m
                 progress: bool = True) -> RerankStats:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
+    tmp = temp_path_for(target)  # unique per run: two runs at once never share it
     task_cols = [f"score_{t}" for t in ranker.task_names]
     schema = pa.schema([("customer_id", pa.string()), ("article_id", pa.string()), ("score", pa.float64()),
                         *[(c, pa.float64()) for c in task_cols], ("candidate_score", pa.float64()),
@@ -105,6 +106,6 @@ def rerank_file(ranker: LoadedRanker, source: Path, target: Path, k: int = 12, m
                 bar.update(n)
     if bar is not None:
         bar.close()
-    tmp.replace(target)
+    replace_atomically(tmp, target)
     stats.seconds = time.perf_counter() - t0
     return stats
