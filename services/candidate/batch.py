@@ -7,9 +7,7 @@ service answers with, so ``hmrec rerank`` re-ranks exactly what ``/recommend`` w
 """
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -22,6 +20,7 @@ import pandas as pd
 from services.candidate.artifact import LoadedTwoTower, load_two_tower
 from services.candidate.stage_one import StageOneConfig, StageOneTables, build_tables, stage_one
 from services.candidate.two_tower_source import TwoTowerSource
+from shared.atomic import replace_atomically, temp_path_for
 from shared.candidates import SOURCE_COLUMNS
 
 
@@ -92,9 +91,7 @@ def write_stage_one(model: LoadedTwoTower | Path, dataset: Any, out_path: Path, 
                         *[(c, pa.float32()) for c in SOURCE_COLUMNS]])
     stats = BatchStats(by_source={})
     t0 = time.perf_counter()
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = temp_path_for(out_path)  # unique per run: two runs at once never share it
     try:
         with pq.ParquetWriter(tmp, schema) as writer:
             for frame in stage_one_batches(model, dataset, cutoff, customer_ids, config, chunk_size,
@@ -107,7 +104,7 @@ def write_stage_one(model: LoadedTwoTower | Path, dataset: Any, out_path: Path, 
                 stats.rows += len(frame)
                 for name, n in frame["source"].value_counts().items():
                     stats.by_source[str(name)] = stats.by_source.get(str(name), 0) + int(n)
-        tmp.replace(out_path)
+        replace_atomically(tmp, out_path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

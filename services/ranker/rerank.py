@@ -1,8 +1,8 @@
 """Batch re-ranking of the candidate file, customer chunk by customer chunk.
 
-Reads ``inference_results.parquet`` (customer_id, article_id, score, rank) in record
-batches, keeps each customer's best ``max_candidates`` two-tower candidates, scores them
-with the ranker and streams the top ``k`` per customer into the output parquet (written
+Reads ``inference_results.parquet`` (stage one's customer_id, article_id, score, rank and
+``src_<source>`` columns) in record batches, keeps each customer's first ``max_candidates``
+in stage-one order (all of them by default, as ``/recommend`` does), scores them with the ranker and streams the top ``k`` per customer into the output parquet (written
 beside the target and renamed into place). A customer's rows must be contiguous in the
 input (the candidate stage writes them that way); a customer seen twice is an error rather
 than a silently split list.
@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from services.ranker.serving import LoadedRanker
 from shared.atomic import replace_atomically, temp_path_for
+from shared.candidates import SOURCE_COLUMNS
 
 
 @dataclass
@@ -46,7 +47,9 @@ def customer_chunks(source: Path, chunk_customers: int, customer_ids: list[str] 
     wanted = set(customer_ids) if customer_ids else None
     seen: set[str] = set()
     carry = pd.DataFrame()
-    for batch in file.iter_batches(batch_size=batch_rows, columns=["customer_id", "article_id", "score"]):
+    present = set(file.schema_arrow.names)
+    columns = ["customer_id", "article_id", "score", *[c for c in ("rank", *SOURCE_COLUMNS) if c in present]]
+    for batch in file.iter_batches(batch_size=batch_rows, columns=columns):
         frame = batch.to_pandas()
         if wanted is not None:
             frame = frame[frame["customer_id"].isin(wanted)]
@@ -70,12 +73,17 @@ def customer_chunks(source: Path, chunk_customers: int, customer_ids: list[str] 
         yield carry
 
 
-def best_candidates(frame: pd.DataFrame, max_candidates: int) -> pd.DataFrame:
-    frame = frame.sort_values(["customer_id", "score"], ascending=[True, False], kind="stable")
+def best_candidates(frame: pd.DataFrame, max_candidates: int | None) -> pd.DataFrame:
+    """Each customer's first ``max_candidates`` rows in stage-one order (``rank``; by score in
+    an old file without it); None keeps them all."""
+    if max_candidates is None:
+        return frame
+    key = "rank" if "rank" in frame else "score"
+    frame = frame.sort_values(["customer_id", key], ascending=[True, key == "rank"], kind="stable")
     return frame[frame.groupby("customer_id", sort=False).cumcount() < max_candidates]
 
 
-def rerank_file(ranker: LoadedRanker, source: Path, target: Path, k: int = 12, max_candidates: int = 200,
+def rerank_file(ranker: LoadedRanker, source: Path, target: Path, k: int = 12, max_candidates: int | None = None,
                 customer_ids: list[str] | None = None, chunk_customers: int = 2000,
                 progress: bool = True) -> RerankStats:
     target = Path(target)
