@@ -15,7 +15,7 @@ from fastapi import FastAPI, HTTPException
 from services.candidate.serving import ServingModel
 from services.candidate.settings import MODEL_NAME, CandidateSettings
 from shared.schemas import Candidate, CandidateRequest, CandidateResponse
-from shared.service import ModelSlot, configure_logging, health_router, serving_slots
+from shared.service import ModelSlot, configure_logging, health_router, limit_concurrency, serving_slots
 
 
 def limit_blas_threads(n: int) -> None:
@@ -61,6 +61,7 @@ def create_app(settings: CandidateSettings | None = None) -> FastAPI:
         return slot.ready, {"model_version": slot.version, "last_error": slot.last_error}
 
     app.include_router(health_router("candidate", readiness))
+    limit_concurrency(app, "candidate")  # 503 + Retry-After past HM_CANDIDATE_MAX_IN_FLIGHT (64)
 
     @app.post("/candidates", response_model=CandidateResponse)
     def candidates(request: CandidateRequest) -> CandidateResponse:

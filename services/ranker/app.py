@@ -21,7 +21,7 @@ from services.ranker.serving import LoadedRanker, limit_blas_threads
 from services.ranker.settings import MODEL_NAME, RankerSettings
 from shared.candidates import source_matrix_from_dicts
 from shared.schemas import RankedArticle, RankRequest, RankResponse
-from shared.service import ModelSlot, configure_logging, health_router, serving_slots
+from shared.service import ModelSlot, configure_logging, health_router, limit_concurrency, serving_slots
 
 
 def create_app(settings: RankerSettings | None = None) -> FastAPI:
@@ -58,6 +58,7 @@ def create_app(settings: RankerSettings | None = None) -> FastAPI:
         return slot.ready, detail
 
     app.include_router(health_router("ranker", readiness))
+    limit_concurrency(app, "ranker")  # 503 + Retry-After past HM_RANKER_MAX_IN_FLIGHT (64)
 
     @app.post("/rank", response_model=RankResponse)
     def rank(request: RankRequest) -> RankResponse:
