@@ -33,6 +33,7 @@ from typing import Any
 
 from fastapi import HTTPException, Request
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 log = logging.getLogger("shared.uploads")
@@ -165,7 +166,7 @@ async def read_image_form(request: Request, max_upload_bytes: int, field_names: 
     try:  # the body is already bounded; parse it from memory
         form = await Request(request.scope, replay).form(max_files=1, max_fields=MAX_FORM_FIELDS)
     except Exception as exc:  # noqa: BLE001 - any multipart parse failure is the client's
-        message = exc.detail if isinstance(exc, HTTPException) else f"{exc.__class__.__name__}: {exc}"
+        message = exc.detail if isinstance(exc, StarletteHTTPException) else f"{exc.__class__.__name__}: {exc}"
         raise HTTPException(400, detail=f"malformed multipart body: {message}"[:500]) from exc
     try:
         for name in form.keys():

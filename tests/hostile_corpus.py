@@ -163,6 +163,7 @@ def hostile_cases() -> list[tuple[str, str, dict]]:
         ("30 fields", "form", with_photo(*[field_part(f"f{i}".encode(), b"x") for i in range(30)])),
         # --- JSON filters and numbers -----------------------------------------------------
         ("filters 5,000 deep list", "form", with_photo(field_part(b"filters", deep))),
+        ("filters 2,000 deep list (under the size limit)", "form", with_photo(field_part(b"filters", b"[" * 2000 + b"]" * 2000))),
         ("filters 3,000 deep dict", "form", with_photo(field_part(b"filters", deep_dict))),
         ("filters 6 deep", "form", with_photo(field_part(b"filters", b'{"colour_group_name":[[[[["Red"]]]]]}'))),
         ("filters int of 5,000 digits", "form", with_photo(field_part(b"filters", b'{"price_min":' + b"9" * 5000 + b"}"))),
