@@ -46,7 +46,7 @@ PRICE_LEVEL = 0.88  # brings the price quantiles onto the real ones (p50 0.0254)
 PRICE_SCALE = 590.0  # real prices are shelf prices divided by a constant; p50 ~ 14.99/590 = 0.0254
 N_PARTNERS = 6
 # How often each partner slot is the one chosen: the first partner dominates, so pairs are stable.
-PARTNER_P = (0.40, 0.22, 0.14, 0.10, 0.08, 0.06)
+PARTNER_P = (0.55, 0.20, 0.10, 0.07, 0.05, 0.03)
 # Trend shocks per product code: up to TREND_SLOTS bursts in its life, each with this probability;
 # a burst multiplies demand by 1 + amplitude x (x e^(1-x)), x = days since its start / rise time,
 # so demand peaks ``rise`` days after the start and fades over the next two or three weeks.
@@ -55,7 +55,7 @@ TREND_P = 0.5
 TREND_AMPLITUDE = (np.log(3.0), 0.6)  # lognormal (log median, sigma): peak lift ~3x demand
 TREND_RISE = (4, 12)                  # days from the start of a burst to its peak
 N_AGE_SEGMENTS = 4                    # customers.AGE_SEGMENTS: <25, 25-34, 35-49, 50+
-TREND_GLOBAL = 0.15                   # share of bursts that lift every age segment alike; the rest
+TREND_GLOBAL = 0.05                   # share of bursts that lift every age segment alike; the rest
                                       # lift one segment fully and the others by TREND_SPILL
 # Spread of base popularity per product code and per colour variant (log scale): the long tail.
 POPULARITY_SIGMA = (0.5, 0.3)

@@ -34,7 +34,7 @@ SEGMENT_LIFT = ((0.5, 2.2, 0.8, 1.0, 1.2),
                 (1.6, 1.0, 1.0, 1.1, 1.2),
                 (1.6, 0.6, 1.3, 1.1, 0.9),
                 (0.8, 0.4, 1.6, 0.9, 0.8))
-SEGMENT_DEPT_NOISE = 0.6  # lognormal sigma of a segment's extra lift per department
+SEGMENT_DEPT_NOISE = 0.8  # lognormal sigma of a segment's extra lift per department
 
 
 @dataclass

@@ -42,7 +42,7 @@ from shared.synthetic.scales import FIRST_DAY, N_DAYS
 TRANSACTION_COLUMNS = ["t_dat", "customer_id", "article_id", "price", "sales_channel_id"]
 MONTHLY_SHARE = np.array([.075, .064, .075, .088, .101, .107, .107, .084, .082, .079, .070, .069])
 MEMORY = 12  # recent purchases remembered per customer (rows, newest overwrite oldest)
-TREND_SPILL = 0.10  # a burst of one age segment lifts the others (and taste draws) this much
+TREND_SPILL = 0.05  # a burst of one age segment lifts the others (and taste draws) this much
 
 
 @dataclass(frozen=True)
@@ -50,17 +50,18 @@ class Behaviour:
     """Knobs of the purchase story (tuned toward ../shared/data/real_stats.md and the real
     ordering of methods; docs/synthetic.md gives each knob's target and measured value)."""
     mean_rows_per_basket: float = 3.3
-    taste_share: float = 0.30       # fresh draws weighted by the customer's taste cluster (else by
+    taste_share: float = 0.20       # fresh draws weighted by the customer's taste cluster (else by
                                     # what their age segment leans to)
     primary_share: float = 0.80     # ... of those, from the primary cluster (else the secondary)
     extra_unit: float = 0.11        # a further row is another unit of the previous article
     together: float = 0.22          # ... or a partner / other colour of the basket's first article
     together_colour: float = 0.3    # share of those that are another colour
     # Rows from the customer's own earlier purchases (first row of a basket, later rows):
-    rebuy: tuple[float, float] = (0.35, 0.10)     # the same article again
-    partner: tuple[float, float] = (0.15, 0.06)   # a partner of it (bought next)
-    colour: tuple[float, float] = (0.10, 0.04)    # another colour of its product code
-    recency_days: float = 21.0      # an earlier purchase is kept with prob. exp(-age / recency_days) ...
+    rebuy: tuple[float, float] = (0.14, 0.035)    # the same article again
+    partner: tuple[float, float] = (0.35, 0.14)   # a partner of it (bought next)
+    colour: tuple[float, float] = (0.14, 0.06)    # another colour of its product code
+    recent_pick: float = 0.40       # the k-th latest purchase is picked with prob. ~ (1 - p)^(k-1) ...
+    recency_days: float = 30.0      # an earlier purchase is kept with prob. exp(-age / recency_days) ...
     old_keep: float = 0.03          # ... or this floor, whatever its age
     no_purchase_share: float = 0.007  # customers in customers.csv who never buy
 
@@ -182,7 +183,8 @@ class DayGenerator:
         # From the customer's earlier purchases: pick one, keep it if recent enough, then use it
         # as it is (re-buy), through one of its partners, or through another of its colours.
         first = pos == 0
-        slot = rng.integers(0, MEMORY, n_rows)
+        back = np.minimum(rng.geometric(b.recent_pick, n_rows), MEMORY)  # 1 = the latest purchase
+        slot = (self.memory_next[row_cust] - back) % MEMORY
         remembered = self.memory[row_cust, slot].astype(np.int64)
         age = day - self.memory_day[row_cust, slot]
         kept = (remembered >= 0) & (rng.random(n_rows) < np.maximum(np.exp(-age / b.recency_days), b.old_keep))
