@@ -127,7 +127,9 @@ def configure_logging(level: str = "INFO") -> None:
 
 # --- load shedding ---------------------------------------------------------------------------
 
-DEFAULT_MAX_IN_FLIGHT = 64
+# A model service on a couple of cores answers a handful of requests at once; past this many in
+# flight, a new one would only wait in the threadpool until the gateway's timeout gave up on it.
+DEFAULT_MAX_IN_FLIGHT = 32
 SHED_RETRY_AFTER_S = 1
 # Health and metrics stay answerable under overload: they are how an operator sees it.
 UNLIMITED_PATHS = frozenset({"/livez", "/readyz", "/metrics"})

@@ -61,7 +61,7 @@ def create_app(settings: CandidateSettings | None = None) -> FastAPI:
         return slot.ready, {"model_version": slot.version, "last_error": slot.last_error}
 
     app.include_router(health_router("candidate", readiness))
-    limit_concurrency(app, "candidate")  # 503 + Retry-After past HM_CANDIDATE_MAX_IN_FLIGHT (64)
+    limit_concurrency(app, "candidate")  # 503 + Retry-After past HM_CANDIDATE_MAX_IN_FLIGHT (32)
 
     @app.post("/candidates", response_model=CandidateResponse)
     def candidates(request: CandidateRequest) -> CandidateResponse:

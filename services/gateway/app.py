@@ -110,7 +110,7 @@ def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | N
     )
     # Overload sheds with 503 + Retry-After (HM_GATEWAY_MAX_IN_FLIGHT); metrics, added after
     # it (so outside it), count the sheds.
-    limit_concurrency(app, "gateway", default=256)
+    limit_concurrency(app, "gateway", default=64)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     def readiness() -> tuple[bool, dict[str, Any]]:

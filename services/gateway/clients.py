@@ -11,9 +11,10 @@ socket the server had just closed): all our calls are side-effect-free reads, so
 retry is safe.
 
 Only the dependency's own failures count against a breaker: a connection failure, a timeout,
-a 5xx, a 2xx body that is not JSON. A 4xx (the request was refused, whatever its body), a
-request aiohttp refuses to build from the caller's input, and a caller that went away
-(cancellation) never do; they only free a half-open trial slot.
+a 5xx, a 2xx body that is not JSON. A 4xx (the request was refused, whatever its body), a 503
+with ``Retry-After`` (the dependency is shedding load, see shared.service), a request aiohttp
+refuses to build from the caller's input, and a caller that went away (cancellation) never do;
+they only free a half-open trial slot.
 """
 from __future__ import annotations
 
@@ -29,12 +30,16 @@ from services.gateway.breaker import BreakerSet, CircuitBreaker
 
 
 class DependencyUnavailable(Exception):
-    """The dependency did not give a usable answer (down, slow, 5xx, breaker open)."""
+    """The dependency did not give a usable answer (down, slow, 5xx, breaker open, shedding).
 
-    def __init__(self, dependency: str, reason: str) -> None:
+    ``retry_after_s``: when to try again, where known (the dependency's own ``Retry-After``
+    when it shed the request, the breaker's reset time when the breaker is open)."""
+
+    def __init__(self, dependency: str, reason: str, retry_after_s: float | None = None) -> None:
         super().__init__(f"{dependency} unavailable: {reason}")
         self.dependency = dependency
         self.reason = reason
+        self.retry_after_s = retry_after_s
 
 
 class DependencyRejected(Exception):
@@ -87,7 +92,7 @@ class ServiceClient:
         breaker = self.breaker.for_operation(operation)
         if not breaker.allow():
             self._observe(self.name, 0.0, "breaker_open")
-            raise DependencyUnavailable(self.name, f"circuit breaker open ({breaker.name})")
+            raise DependencyUnavailable(self.name, f"circuit breaker open ({breaker.name})", breaker.reset_s)
         url = self.base_url + path
         started = time.perf_counter()
         attempts = 2 if retry else 1
@@ -96,6 +101,7 @@ class ServiceClient:
                 try:
                     async with self.session.request(method, url, timeout=self._timeout(timeout_s), **kwargs) as resp:
                         status = resp.status
+                        retry_after = resp.headers.get("Retry-After")
                         raw = await resp.read()
                     break
                 except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
@@ -123,6 +129,13 @@ class ServiceClient:
             if status < 400:
                 return self._fail(breaker, started, f"HTTP {status} with a body that is not JSON")
             body = raw[:300].decode("utf-8", "replace")
+        if status == 503 and retry_after is not None:
+            # The dependency is up and shedding load it cannot take (shared.service.ConcurrencyLimit):
+            # no verdict on its health, so no breaker failure; the caller sheds in turn.
+            self._observe(self.name, elapsed, "shed")
+            breaker.release()
+            raise DependencyUnavailable(self.name, f"overloaded, shedding load: {_detail(body)}",
+                                        _seconds(retry_after))
         if status >= 500:
             self._observe(self.name, elapsed, "error")
             breaker.record_failure()
@@ -149,6 +162,13 @@ class ServiceClient:
                 return resp.status == 200, body if isinstance(body, dict) else {}
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             return False, {"error": f"{exc.__class__.__name__}: {exc}"}
+
+
+def _seconds(retry_after: str) -> float:
+    try:
+        return min(max(float(retry_after), 0.0), 60.0)
+    except ValueError:  # an HTTP date, or nonsense: a second
+        return 1.0
 
 
 def _detail(body: Any) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from typing import Any
 
 import aiohttp
@@ -123,8 +124,11 @@ async def search(state: GatewayState, request: Request) -> bytes:
     except DependencyUnavailable as exc:
         state.metrics.fallbacks.labels("/search", "search", "503").inc()
         state.log_fallback("search", exc)
+        # Always with Retry-After: the caller is told when to come back (a shed, not a crash).
+        retry_after = max(1, math.ceil(exc.retry_after_s or 1))
         raise HTTPException(503, detail=f"search is unavailable right now ({exc.reason}); "
-                                        "recommendations still work") from exc
+                                        "recommendations still work",
+                            headers={"Retry-After": str(retry_after)}) from exc
 
     try:
         results = answer["results"]

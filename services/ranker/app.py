@@ -58,7 +58,7 @@ def create_app(settings: RankerSettings | None = None) -> FastAPI:
         return slot.ready, detail
 
     app.include_router(health_router("ranker", readiness))
-    limit_concurrency(app, "ranker")  # 503 + Retry-After past HM_RANKER_MAX_IN_FLIGHT (64)
+    limit_concurrency(app, "ranker")  # 503 + Retry-After past HM_RANKER_MAX_IN_FLIGHT (32)
 
     @app.post("/rank", response_model=RankResponse)
     def rank(request: RankRequest) -> RankResponse:

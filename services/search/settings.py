@@ -55,7 +55,7 @@ class SearchSettings(BaseSettings):
     max_concurrent_decodes: int = Field(2, ge=1)
     decode_wait_s: float = Field(2.0, gt=0)
     # Requests in flight before the service sheds with 503 + Retry-After (shared.service).
-    max_in_flight: int = Field(64, ge=1)
+    max_in_flight: int = Field(32, ge=1)
 
     # One torch thread per request: a single short forward pass gains little from splitting,
     # and concurrent requests (FastAPI's threadpool) then use the cores without oversubscribing.

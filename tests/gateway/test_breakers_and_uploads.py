@@ -52,6 +52,10 @@ def _upstream() -> FastAPI:
         await request.body()
         return {"ok": True}
 
+    @app.post("/shed")
+    async def shed() -> JSONResponse:
+        return JSONResponse({"detail": "overloaded"}, status_code=503, headers={"Retry-After": "2"})
+
     @app.post("/not-json")
     async def not_json() -> PlainTextResponse:
         return PlainTextResponse("<html>proxy error</html>")
@@ -108,6 +112,25 @@ def test_client_errors_never_count_against_the_breaker(upstream):
     asyncio.run(run())
 
 
+def test_a_shedding_dependency_is_not_a_failing_one(upstream):
+    async def run() -> None:
+        async with aiohttp.ClientSession() as session:
+            client = _client(upstream, session, threshold=1)
+            for _ in range(5):
+                with pytest.raises(DependencyUnavailable, match="shedding") as info:
+                    await client.post_json("/shed", {}, operation="text")
+                assert info.value.retry_after_s == 2.0
+            assert client.breaker.state == CLOSED
+            with pytest.raises(DependencyUnavailable) as info:  # a 503 without Retry-After is a failure
+                await client.post_json("/boom", {}, operation="text")
+            assert client.breaker.for_operation("text").state == OPEN
+            with pytest.raises(DependencyUnavailable, match="breaker open") as info:
+                await client.post_json("/ok", {}, operation="text")
+            assert info.value.retry_after_s == 5.0  # the breaker's reset time
+
+    asyncio.run(run())
+
+
 def test_a_caller_that_goes_away_frees_the_half_open_trial(upstream):
     t = [0.0]
 
@@ -145,7 +168,8 @@ def test_image_failures_do_not_open_text_search(make_gateway, fakes):
     gw = make_gateway(breaker_failure_threshold=2, breaker_reset_s=60)
     fakes.controls["search"].behaviour = "error"
     for _ in range(3):
-        assert gw.post("/search", files={"file": ("p.jpg", jpeg(), "image/jpeg")}).status_code == 503
+        r = gw.post("/search", files={"file": ("p.jpg", jpeg(), "image/jpeg")})
+        assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1  # a 503 always says when to retry
     fakes.controls["search"].behaviour = "ok"
     assert gw.post("/search", files={"file": ("p.jpg", jpeg(), "image/jpeg")}).status_code == 503  # image: open
     assert gw.post("/search", json={"query": "dress"}).status_code == 200  # text: its own breaker
