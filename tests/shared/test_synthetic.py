@@ -277,6 +277,7 @@ def test_cli_synth_and_stats(tmp_path: Path) -> None:
     result = runner.invoke(cli, ["data", "stats", "--data-dir", str(out), "--json", str(tmp_path / "s.json")])
     assert result.exit_code == 0, result.output
     assert "repeat_share_ever" in result.output and "0.710" in result.output  # real online share column
+    assert "within_2x" in result.output.splitlines()[0]
     figures = pd.read_json(tmp_path / "s.json", typ="series")
     assert figures["transactions"] == TINY.n_transactions
 
