@@ -185,6 +185,7 @@ class EvaluationResult:
 COMPARISONS: tuple[tuple[str, str], ...] = (
     ("pipeline", "two_tower"), ("pipeline", "best_baseline"), ("pipeline", "single_task"),
     ("two_tower", "best_baseline"), ("two_tower", "repurchase_popular"), ("stage_one", "best_baseline"),
+    ("served", "pipeline"), ("served_http", "pipeline"),
 )
 BASELINES: tuple[str, ...] = ("repurchase_popular", "recent_popular", "recent_trending", "age_trending",
                                "decayed_popular", "age_popular", "popular", "random")
@@ -222,9 +223,12 @@ def evaluate(
     ctx: EvalContext,
     only: Sequence[str] | None = None,
     modules: Sequence[Any] | None = None,
+    extra: dict[str, Method] | None = None,
 ) -> EvaluationResult:
-    """Discover the methods, score those selected (``only``: names, default all)."""
+    """Discover the methods, score those selected (``only``: names, default all) and ``extra``
+    (e.g. the served replay, pipeline/served.py)."""
     found = discover_methods(ctx, modules)
+    found.methods.update(extra or {})
     selected = list(found.methods)
     if only is not None:
         unknown = [m for m in only if m not in found.methods and m not in found.refused]

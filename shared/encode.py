@@ -65,3 +65,31 @@ def day_numbers(t_dat: pd.Series) -> np.ndarray:
 def day_number(when: date | pd.Timestamp) -> int:
     """Days since 1970-01-01 of one day (a cutoff), comparable with :func:`day_numbers`."""
     return int(np.datetime64(pd.Timestamp(when).date(), "D").astype(np.int64))
+
+
+class IdLookup:
+    """Position of ids in a fixed id array, fast for one request and for a batch alike.
+
+    A request looks up one customer and a few hundred articles: a dict answers that in
+    microseconds, where re-hashing a 1.37M-id vocabulary per call took ~30 ms. A batch of
+    thousands goes through arrow's hash lookup (:func:`positions`) on a vocabulary built once.
+    """
+
+    SMALL = 2048
+
+    def __init__(self, ids: np.ndarray) -> None:
+        self.ids = np.asarray(ids, dtype=object)
+        self._dict: dict[str, int] | None = None
+        self._vocab: pa.Array | None = None
+
+    def __call__(self, query: Iterable[str]) -> np.ndarray:
+        """int64 position of each id, -1 where absent."""
+        q = np.asarray(query if isinstance(query, np.ndarray | list) else list(query), dtype=object)
+        if len(q) <= self.SMALL:
+            if self._dict is None:
+                self._dict = {str(v): i for i, v in enumerate(self.ids)}
+            get = self._dict.get
+            return np.fromiter((get(str(x), -1) for x in q), dtype=np.int64, count=len(q))
+        if self._vocab is None:
+            self._vocab = vocabulary(self.ids)
+        return positions(q, self._vocab).astype(np.int64)

@@ -27,15 +27,20 @@ HELP = (
 @click.option("--methods", default=None,
               help="Comma-separated method names to score (default: every available method).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random baseline.")
+@click.option("--served", is_flag=True,
+              help="Also replay the week through the published models as the services call them ('served').")
+@click.option("--gateway-url", default=None,
+              help="Also replay the week through a running gateway's /recommend ('served_http').")
 @click.pass_context
 def _evaluate(
     ctx: click.Context, data_dir: Path | None, output_dir: Path | None, cutoff: str | None,
-    json_path: Path | None, methods: str | None, seed: int,
+    json_path: Path | None, methods: str | None, seed: int, served: bool, gateway_url: str | None,
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
     # Imported here so that `hmrec --help` stays fast.
-    from pipeline.evaluation import evaluate, format_table, load_context, write_json, write_plot
+    from pipeline.evaluation import LeakageError, evaluate, format_table, load_context, write_json, write_plot
+    from shared.artifacts import ArtifactError
 
     when = parse_cutoff(cutoff)
     if when is None:
@@ -44,8 +49,19 @@ def _evaluate(
     only = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     try:
         eval_ctx = load_context(paths, cutoff=None if when == "default" else when, seed=seed)  # type: ignore[arg-type]
-        result = evaluate(eval_ctx, only=only)
-    except (DataValidationError, FileNotFoundError, ValueError) as exc:
+        extra = {}
+        if served:
+            from pipeline.served import served_in_process
+
+            extra["served"] = served_in_process(eval_ctx)
+        if gateway_url:
+            from pipeline.served import served_over_http
+
+            extra["served_http"] = served_over_http(gateway_url)
+        if only is not None:
+            only = [*only, *extra]
+        result = evaluate(eval_ctx, only=only, extra=extra)
+    except (DataValidationError, FileNotFoundError, ValueError, ArtifactError, LeakageError) as exc:
         raise click.ClickException(str(exc)) from exc
     except KeyError as exc:
         raise click.BadParameter(str(exc.args[0]), param_hint="--methods") from exc

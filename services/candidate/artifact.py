@@ -27,6 +27,7 @@ from services.candidate.features import CUSTOMER_CAT_COLUMNS, FeatureSpace
 from services.candidate.index import ExactIndex
 from services.candidate.settings import TrainConfig
 from shared.artifacts import read_metadata
+from shared.encode import IdLookup
 
 # Bumped whenever the inputs of the towers change (a model from older code cannot be rebuilt):
 # 2 = five dynamic article features; 3 = stage-one tables (``stage_one/``) exported beside the towers.
@@ -60,6 +61,9 @@ class LoadedTwoTower:
     customer_static: dict[str, np.ndarray] = field(repr=False)
     customer_history: np.ndarray = field(repr=False)
 
+    def __post_init__(self) -> None:
+        self._row_lookup = IdLookup(self.customer_rows.to_numpy(dtype=object))
+
     @property
     def cutoff(self) -> str | None:
         return self.metadata.get("cutoff")
@@ -72,7 +76,7 @@ class LoadedTwoTower:
 
     def snapshot_features(self, customer_ids: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Stored query inputs (as of the cutoff) for customers; ``found`` says which were stored."""
-        rows = self.customer_rows.get_indexer(pd.Index(customer_ids, dtype=object))
+        rows = self._row_lookup(customer_ids)
         found = rows >= 0
         safe = np.where(found, rows, 0)
         feats = {c: v[safe] for c, v in self.customer_static.items()}

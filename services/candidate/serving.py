@@ -21,11 +21,11 @@ import pandas as pd
 
 from services.candidate.artifact import LoadedTwoTower, load_two_tower
 from services.candidate.stage_one import (
-    SOURCE_COLUMNS,
     TABLES_SUBDIR,
     StageOneConfig,
     StageOneTables,
     stage_one,
+    stage_one_lists,
 )
 from services.candidate.two_tower_source import TwoTowerSource, merge_history
 from shared.schemas import CANDIDATE_SOURCES
@@ -63,11 +63,16 @@ class ServingModel:
 
     def recommend(self, customer_id: str, k: int, recent_article_ids: list[str] | None
                   ) -> tuple[bool, list[tuple[str, float, dict[str, float]]]]:
-        """(cold_start, [(article_id, two-tower cosine, {source: score})] in stage-one order, at most ``k``)."""
-        frame = self.candidates(customer_id, recent_article_ids).iloc[:k]
+        """(cold_start, [(article_id, two-tower cosine, {source: score})] in stage-one order, at most ``k``).
+
+        The same lists as :meth:`candidates` (one function), without building a DataFrame:
+        per request that cost more than the sources themselves."""
+        recent = [list(recent_article_ids)] if recent_article_ids else None
+        lists = stage_one_lists(self.tables, self.source, [customer_id], self.config, recent)
         cold = bool((self.tables.customer_rows(np.array([customer_id], dtype=object)) < 0)[0])
-        values = frame[list(SOURCE_COLUMNS)].to_numpy(np.float64)
-        items = []
-        for a, s, row in zip(frame["article_id"], frame["score"].to_numpy(np.float64), values, strict=True):
-            items.append((str(a), float(s), {CANDIDATE_SOURCES[j]: float(v) for j, v in enumerate(row) if v > 0}))
+        ids = self.tables.article_ids[lists.article[:k]]
+        cosine = lists.cosine[:k].astype(np.float64).tolist()
+        values = lists.values[:k].astype(np.float64).tolist()
+        items = [(str(a), s, {CANDIDATE_SOURCES[j]: v for j, v in enumerate(row) if v > 0})
+                 for a, s, row in zip(ids, cosine, values, strict=True)]
         return cold, items

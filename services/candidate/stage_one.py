@@ -39,7 +39,7 @@ import pandas as pd
 
 from shared.baselines import AGE_BANDS, TREND_GROWTH_CAP, TREND_SHOP_WEIGHT, trend_scores
 from shared.candidates import SOURCE_COLUMNS
-from shared.encode import day_number, day_numbers, positions, vocabulary
+from shared.encode import IdLookup, day_number, day_numbers, distinct_sorted, positions, vocabulary
 from shared.schemas import CANDIDATE_SOURCES
 
 # Order of the served list without a ranker, and the tag (``source``) of a candidate that
@@ -119,13 +119,17 @@ class StageOneTables:
     trend_score: np.ndarray          # same shape, normalised to each row's best = 1
     popular: np.ndarray              # last week's global best sellers (positions), best first
 
+    def __post_init__(self) -> None:
+        self._customers = IdLookup(self.customer_ids)
+        self._articles = IdLookup(self.article_ids)
+
     # --- lookups -----------------------------------------------------------------------------
     def customer_rows(self, customer_ids: np.ndarray) -> np.ndarray:
         """Row in ``customer_ids`` of each id, -1 for a customer without history."""
-        return positions(np.asarray(customer_ids, dtype=object), vocabulary(self.customer_ids))
+        return self._customers(customer_ids)
 
     def article_positions(self, article_ids: list[str] | np.ndarray) -> np.ndarray:
-        return positions(np.asarray(article_ids, dtype=object), vocabulary(self.article_ids))
+        return self._articles(article_ids)
 
     def bands(self, customer_ids: np.ndarray) -> np.ndarray:
         return np.array([self.band_of_id.get(str(c), -1) for c in customer_ids], dtype=np.int8)
@@ -196,11 +200,13 @@ def build_tables(transactions: pd.DataFrame, customers: pd.DataFrame, articles: 
     article_ids = np.array(sorted(set(articles["article_id"].astype(str))), dtype=object)
     days_all = day_numbers(transactions["t_dat"])
     art_all = positions(transactions["article_id"], vocabulary(article_ids))
-    keep = np.flatnonzero((days_all < cut) & (art_all >= 0))
+    before = (days_all < cut) & (art_all >= 0)
+    keep = np.flatnonzero(before)
     days, art = days_all[keep], art_all[keep].astype(np.int64)
     del days_all, art_all
-    customer_ids = np.array(sorted(set(transactions["customer_id"].iloc[keep].astype(str))), dtype=object)
-    cust = positions(transactions["customer_id"].iloc[keep], vocabulary(customer_ids)).astype(np.int64)
+    # Integer codes of the whole id column, then the rows kept: no 31.8M Python strings.
+    customer_ids = distinct_sorted(transactions["customer_id"], where=before)
+    cust = positions(transactions["customer_id"], vocabulary(customer_ids))[keep].astype(np.int64)
     n_a, n_c = len(article_ids), len(customer_ids)
 
     ages = customers.drop_duplicates("customer_id")
@@ -453,33 +459,52 @@ def stage_one_order(row: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.lexsort((-own, first, row))
 
 
-def stage_one(tables: StageOneTables, two_tower: Any, customer_ids: list[str] | np.ndarray,
-              config: StageOneConfig | None = None, recent: list[list[str]] | None = None,
-              query_vectors: np.ndarray | None = None) -> pd.DataFrame:
-    """The candidates of ``customer_ids``: customer_id, article_id, score (two-tower cosine),
-    source, rank (stage-one order, 1 = first), one ``src_<source>`` column per source.
+@dataclass
+class StageOneLists:
+    """Stage one as arrays, in stage-one order: query row, article position, two-tower cosine,
+    [n, len(CANDIDATE_SOURCES)] source scores (the service answers from these directly)."""
 
-    ``two_tower`` is a :class:`TwoTowerSource` (or None: that source is skipped and ``score``
-    is 0); ``query_vectors`` lets a caller that already encoded the queries pass them.
-    """
+    ids: np.ndarray
+    row: np.ndarray
+    article: np.ndarray
+    cosine: np.ndarray
+    values: np.ndarray
+
+
+def stage_one_lists(tables: StageOneTables, two_tower: Any, customer_ids: list[str] | np.ndarray,
+                    config: StageOneConfig | None = None, recent: list[list[str]] | None = None) -> StageOneLists:
+    """Every source for ``customer_ids``, merged, deduplicated and ordered (see :func:`stage_one`)."""
     config = config or StageOneConfig()
     ids = np.asarray([str(c) for c in customer_ids], dtype=object)
     sources = source_rows(tables, ids, config, recent)
     queries = None
     if two_tower is not None:
-        queries = query_vectors if query_vectors is not None else two_tower.queries(ids, recent)
+        queries = two_tower.queries(ids, recent)
         sources["two_tower"] = two_tower.nearest(queries, config, tables)
     row, art, values = merge_sources(sources, len(ids), len(tables.article_ids))
     order = stage_one_order(row, values)
     row, art, values = row[order], art[order], values[order]
-    cosine = (two_tower.cosine(queries, row, tables.article_ids[art]) if two_tower is not None
+    cosine = (two_tower.cosine(queries, row, art, tables) if two_tower is not None
               else np.zeros(len(row), np.float32))
+    return StageOneLists(ids, row, art, np.asarray(cosine, dtype=np.float32), values)
+
+
+def stage_one(tables: StageOneTables, two_tower: Any, customer_ids: list[str] | np.ndarray,
+              config: StageOneConfig | None = None, recent: list[list[str]] | None = None) -> pd.DataFrame:
+    """The candidates of ``customer_ids``: customer_id, article_id, score (two-tower cosine),
+    source, rank (stage-one order, 1 = first), one ``src_<source>`` column per source.
+
+    ``two_tower`` is a :class:`~services.candidate.two_tower_source.TwoTowerSource` (or None:
+    that source is skipped and ``score`` is 0).
+    """
+    lists = stage_one_lists(tables, two_tower, customer_ids, config, recent)
+    row, values = lists.row, lists.values
     cols = [CANDIDATE_SOURCES.index(s) for s in SOURCE_PRIORITY]
     first = np.array(SOURCE_PRIORITY, dtype=object)[(values[:, cols] > 0).argmax(axis=1)] if len(row) else []
     frame = pd.DataFrame({
-        "customer_id": ids[row].astype(str),
-        "article_id": tables.article_ids[art].astype(str),
-        "score": np.asarray(cosine, dtype=np.float32),
+        "customer_id": lists.ids[row].astype(str),
+        "article_id": tables.article_ids[lists.article].astype(str),
+        "score": lists.cosine,
         "source": np.asarray(first, dtype=object).astype(str),
         "rank": (_rank_within(row) + 1).astype(np.int32),
     })

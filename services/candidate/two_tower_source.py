@@ -50,6 +50,7 @@ class TwoTowerSource:
     as_of: pd.Timestamp
     features_for: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None  # None: the snapshot
     _to_table: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _to_model: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     @classmethod
     def serving(cls, model: LoadedTwoTower, not_sold_weeks: int) -> TwoTowerSource:
@@ -93,10 +94,17 @@ class TwoTowerSource:
         return m.encode(feats)
 
     def _table_positions(self, tables: StageOneTables) -> np.ndarray:
+        """int64 [n model articles]: each model article's position in ``tables`` (-1 absent)."""
         key = id(tables)
         if key not in self._to_table:
             self._to_table = {key: tables.article_positions(self.model.space.article_ids).astype(np.int64)}
+            self._to_model = {key: self.model.space.article_index(tables.article_ids) - 1}
         return self._to_table[key]
+
+    def _model_positions(self, tables: StageOneTables) -> np.ndarray:
+        """int64 [n table articles]: each table article's row in the model's index (-1 absent)."""
+        self._table_positions(tables)
+        return self._to_model[id(tables)]
 
     def nearest(self, queries: np.ndarray, config: StageOneConfig, tables: StageOneTables) -> SourceRows:
         """The ``two_tower_k`` nearest allowed articles per query (at or above ``threshold``)."""
@@ -114,9 +122,10 @@ class TwoTowerSource:
         ok &= article >= 0
         return SourceRows(rows[ok], article[ok], scores[ok])
 
-    def cosine(self, queries: np.ndarray, rows: np.ndarray, article_ids: np.ndarray) -> np.ndarray:
-        """float32 cosine of each (query row, article id); 0 for an article the model lacks."""
-        pos = self.model.space.article_index(article_ids) - 1
+    def cosine(self, queries: np.ndarray, rows: np.ndarray, articles: np.ndarray,
+               tables: StageOneTables) -> np.ndarray:
+        """float32 cosine of each (query row, table article position); 0 for an article the model lacks."""
+        pos = self._model_positions(tables)[articles]
         emb = self.index.embeddings
         out = np.einsum("nd,nd->n", queries[rows], emb[np.maximum(pos, 0)]).astype(np.float32)
         return np.where(pos >= 0, out, 0.0).astype(np.float32)

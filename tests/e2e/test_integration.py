@@ -149,3 +149,25 @@ def test_search_stopped_is_503_for_search_only(live_stack, customers):
         lambda: httpx.post(live_stack.gateway + "/search", json={"query": "dress", "k": fresh_k()}, timeout=15).status_code == 200,
         RECOVERY_S, what="/search 200 after the search service came back",
     )
+
+
+def test_the_served_feed_is_what_the_evaluation_scores(live_stack, e2e_world):
+    """Serve what we evaluate: every held-out buyer's /recommend feed over HTTP equals the
+    offline ``pipeline`` method's top 12 (stage one -> ranker), and the bytes of
+    reranked_recommendations.parquet agree with both."""
+    import pandas as pd
+
+    from pipeline.evaluation import load_context
+    from pipeline.methods.ranker import build_methods
+    from pipeline.served import served_over_http
+    from shared.config import get_paths
+
+    data_dir, output_dir = e2e_world
+    ctx = load_context(get_paths(data_dir, output_dir), k=12)
+    buyers = ctx.customers[:30]
+    offline = build_methods(ctx)["pipeline"](buyers)
+    served = served_over_http(live_stack.gateway)(buyers)
+    assert served == {c: offline[c][:12] for c in buyers}
+    batch = pd.read_parquet(output_dir / "reranked_recommendations.parquet")
+    batch = batch[batch["customer_id"].isin(buyers)].sort_values(["customer_id", "rank"])
+    assert {c: list(g) for c, g in batch.groupby("customer_id")["article_id"]} == served

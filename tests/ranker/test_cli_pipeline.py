@@ -68,6 +68,13 @@ def test_train_ranker_command_then_pipeline_method(tiny_world: Path, tmp_path: P
         mine = listed.article_id[listed.customer_id == c]
         assert len(recs[c]) == min(50, len(mine)) and set(recs[c]) <= set(mine)
 
+    # Serve what we evaluate: the published models called as the /candidates and /rank routes
+    # call them give every customer the pipeline's top 12.
+    from pipeline.served import served_in_process
+
+    feed = served_in_process(ctx)(customers)
+    assert all(feed[c] == recs[c][:12] for c in customers)
+
 
 @pytest.mark.slow
 @pytest.mark.integration
