@@ -1,9 +1,12 @@
-"""Customers: public columns plus hidden traits (taste clusters, activity, channel habit).
+"""Customers: public columns plus hidden traits (taste clusters, age segment, activity,
+channel habit).
 
-Tastes are clusters over departments, colours and patterns. Which cluster a customer
-belongs to depends on age (young shoppers lean to Divided, parents to Baby/Children...),
-so age-band popularity beats global popularity, but age explains only part of it: the rest
-is personal and has to be learnt from the customer's own history.
+Tastes are clusters over departments, colours and patterns; which cluster a customer
+belongs to depends on age. But only a fifth of fresh draws follow the cluster
+(``Behaviour.taste_share``): the rest follow what the customer's age segment leans to
+(young shoppers to Divided, parents to Baby/Children, ...) and that segment's trend bursts.
+So taste is noisy and only weakly personal, and age-band popularity beats global
+popularity a little.
 """
 from __future__ import annotations
 
