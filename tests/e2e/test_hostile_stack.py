@@ -19,7 +19,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.hostile_corpus import bad_image_cases, extreme_sides_png, hostile_cases, hostile_json_bodies, jpeg
+from tests.hostile_corpus import (
+    bad_image_cases,
+    extreme_sides_png,
+    hostile_cases,
+    hostile_json_bodies,
+    jpeg,
+)
 
 pytestmark = pytest.mark.integration
 

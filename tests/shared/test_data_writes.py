@@ -9,7 +9,13 @@ import pandas as pd
 import pytest
 
 from shared.atomic import atomic_path, read_marker, temp_path_for, write_marker
-from shared.data import DataValidationError, load_articles, load_customers, load_dataset, load_transactions
+from shared.data import (
+    DataValidationError,
+    load_articles,
+    load_customers,
+    load_dataset,
+    load_transactions,
+)
 
 CID = "a" * 64
 TX_HEADER = "t_dat,customer_id,article_id,price,sales_channel_id\n"
