@@ -46,7 +46,7 @@ PRICE_LEVEL = 0.88  # brings the price quantiles onto the real ones (p50 0.0254)
 PRICE_SCALE = 590.0  # real prices are shelf prices divided by a constant; p50 ~ 14.99/590 = 0.0254
 N_PARTNERS = 6
 # How often each partner slot is the one chosen: the first partner dominates, so pairs are stable.
-PARTNER_P = (0.55, 0.20, 0.10, 0.07, 0.05, 0.03)
+PARTNER_P = (0.65, 0.15, 0.08, 0.06, 0.04, 0.02)
 # Trend shocks per product code: up to TREND_SLOTS bursts in its life, each with this probability;
 # a burst multiplies demand by 1 + amplitude x (x e^(1-x)), x = days since its start / rise time,
 # so demand peaks ``rise`` days after the start and fades over the next two or three weeks.

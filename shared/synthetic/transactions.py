@@ -57,10 +57,10 @@ class Behaviour:
     together: float = 0.22          # ... or a partner / other colour of the basket's first article
     together_colour: float = 0.3    # share of those that are another colour
     # Rows from the customer's own earlier purchases (first row of a basket, later rows):
-    rebuy: tuple[float, float] = (0.14, 0.035)    # the same article again
-    partner: tuple[float, float] = (0.35, 0.14)   # a partner of it (bought next)
-    colour: tuple[float, float] = (0.14, 0.06)    # another colour of its product code
-    recent_pick: float = 0.40       # the k-th latest purchase is picked with prob. ~ (1 - p)^(k-1) ...
+    rebuy: tuple[float, float] = (0.10, 0.025)    # the same article again
+    partner: tuple[float, float] = (0.40, 0.16)   # a partner of it (bought next)
+    colour: tuple[float, float] = (0.18, 0.07)    # another colour of its product code
+    recent_pick: float = 0.50       # the k-th latest purchase is picked with prob. ~ (1 - p)^(k-1) ...
     recency_days: float = 30.0      # an earlier purchase is kept with prob. exp(-age / recency_days) ...
     old_keep: float = 0.03          # ... or this floor, whatever its age
     no_purchase_share: float = 0.007  # customers in customers.csv who never buy
