@@ -340,13 +340,20 @@ def main() -> int:
                 report.notes.append(f"PyTorch index unreachable: torch from wheels/{wheel.name}, no extra index")
         compose.run("down", "-v", "--remove-orphans", check=False, capture=True)  # a previous run's leftovers
 
+        retries = 0
         for name in BUILT:
             started = time.monotonic()
-            compose.run("build", name)
+            built = compose.run("build", name, check=False, capture=True)
             report.builds[name] = time.monotonic() - started
+            output = built.stdout + built.stderr
+            retries += output.count("Retrying (Retry(")  # pip waiting on an unreachable index
+            if built.returncode != 0:
+                print(output[-4000:])
+                raise RuntimeError(f"docker compose build {name} exited {built.returncode}")
             report.sizes[name] = image_size(f"{PROJECT}-{name}")
             log(f"built {name} in {report.builds[name]:.0f} s ({(report.sizes[name] or 0) / 1e6:.0f} MB)")
         report.sizes["redis"] = image_size("redis:7.4-alpine")
+        report.check("builds never wait on an unreachable index", retries == 0, f"{retries} pip retries")
 
         started = time.monotonic()
         compose.run("up", "--build", "-d")
