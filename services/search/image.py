@@ -42,10 +42,18 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(norm, 1e-12)
 
 
+# The padded square is side x side x 3 bytes: a photo with a longer side is shrunk first (an
+# 8 x 60,000 strip would otherwise be a 10.8 GB canvas). Uploads arrive already bounded to
+# 1,024 px (services/search/upload.py); catalogue photos are far below this, so unaffected.
+MAX_SQUARE_SIDE = 4096
+
+
 def to_square_pixels(image: Image.Image, size: int = IMAGE_SIZE) -> np.ndarray:
     """RGB uint8 [size, size, 3]: the photo padded to a square with white (the studio
     background is near white, so padding never adds a fake garment edge), then resized."""
     image = image.convert("RGB")
+    if max(image.size) > MAX_SQUARE_SIDE:
+        image.thumbnail((MAX_SQUARE_SIDE, MAX_SQUARE_SIDE), Image.BILINEAR)
     w, h = image.size
     side = max(w, h)
     canvas = Image.new("RGB", (side, side), (255, 255, 255))

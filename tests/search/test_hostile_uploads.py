@@ -116,3 +116,21 @@ def test_decodes_wait_for_a_turn_then_shed_with_retry_after(search_settings, sea
     finally:
         search_app.decode_upload = real
         release.set()
+
+
+def test_padding_to_a_square_is_bounded_whatever_the_sides() -> None:
+    """The CNN's square canvas never exceeds MAX_SQUARE_SIDE, even for an image that did not
+    come through decode_upload; photos within the bound are padded exactly as before."""
+    import numpy as np
+
+    from services.search.image import MAX_SQUARE_SIDE, to_square_pixels
+
+    strip = Image.new("RGB", (8, 60_000), (200, 0, 0))
+    pixels = to_square_pixels(strip)
+    assert pixels.shape == (224, 224, 3) and strip.size == (8, 60_000)  # the caller's image is untouched
+    assert MAX_SQUARE_SIDE < 60_000
+    normal = Image.new("RGB", (120, 180), (0, 0, 200))
+    canvas = Image.new("RGB", (180, 180), (255, 255, 255))
+    canvas.paste(normal, (30, 0))
+    expected = np.asarray(canvas.resize((224, 224), Image.BILINEAR), dtype=np.uint8)
+    assert np.array_equal(to_square_pixels(normal), expected)
