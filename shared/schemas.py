@@ -117,8 +117,9 @@ class SearchFilters(StrictModel):
     index_group_name: list[FilterValue] | None = Field(None, max_length=50)
     graphical_appearance_name: list[FilterValue] | None = Field(None, max_length=50)
     garment_group_name: list[FilterValue] | None = Field(None, max_length=50)
-    price_min: float | None = Field(None, ge=0)
-    price_max: float | None = Field(None, ge=0)
+    # NaN and Infinity are JSON extensions some clients send: refused, not silently matched.
+    price_min: float | None = Field(None, ge=0, allow_inf_nan=False)
+    price_max: float | None = Field(None, ge=0, allow_inf_nan=False)
 
 
 SearchMode = Literal["hybrid", "tfidf", "semantic"]
