@@ -30,21 +30,37 @@ def test_train_command_writes_a_published_version(tiny_world, tmp_path):
     assert "strictly before" in r.output
 
 
-def test_infer_command_writes_stage_one_with_threshold_and_top_k(tiny_world, output_dir):
+def test_infer_command_writes_stage_one_with_top_k(tiny_world, output_dir):
     r = CliRunner().invoke(cli, ["infer", "--data-dir", str(tiny_world), "--output-dir", str(output_dir),
-                                 "--threshold", "0.3", "--top-k", "7", "--not-sold-weeks", "0"])
+                                 "--top-k", "7", "--not-sold-weeks", "0"])
     assert r.exit_code == 0, r.output
     frame = pd.read_parquet(output_dir / "inference" / "inference_results.parquet")
     assert list(frame.columns)[:5] == ["customer_id", "article_id", "score", "rank", "source"]
     assert set(frame.columns) >= {f"src_{s}" for s in CANDIDATE_SOURCES}
-    tt = frame[frame["src_two_tower"] > 0]
-    # the two-tower source: at most 7 per customer, all at or above the threshold
-    assert tt.groupby("customer_id").size().max() <= 7 and (tt["score"] >= 0.3 - 1e-6).all()
+    # the two-tower source: exactly 7 per customer (no threshold, every article allowed)
+    per = frame.groupby("customer_id")
+    assert per["src_two_tower"].apply(lambda s: (s > 0).sum()).eq(7).all()
     # every customer gets the best sellers at least, ranks 1..n in stage-one order
-    assert frame.groupby("customer_id")["src_popular"].apply(lambda s: (s > 0).sum()).eq(12).all()
-    ranks = frame.groupby("customer_id")["rank"]
-    assert ranks.min().eq(1).all() and (ranks.max() == ranks.size()).all()
+    assert per["src_popular"].apply(lambda s: (s > 0).sum()).eq(12).all()
+    assert per["rank"].min().eq(1).all() and (per["rank"].max() == per.size()).all()
     assert set(frame["source"]) <= set(CANDIDATE_SOURCES)
+
+
+def test_infer_threshold_cuts_the_two_tower_source_only(tiny_world, output_dir):
+    """--threshold keeps two-tower candidates at or above it (set here at the median cosine)."""
+    base = ["infer", "--data-dir", str(tiny_world), "--output-dir", str(output_dir), "--top-k", "20"]
+    assert CliRunner().invoke(cli, base).exit_code == 0
+    plain = pd.read_parquet(output_dir / "inference" / "inference_results.parquet")
+    median = float(plain.loc[plain["src_two_tower"] > 0, "src_two_tower"].median())
+    r = CliRunner().invoke(cli, [*base, "--threshold", f"{median:.4f}"])
+    assert r.exit_code == 0, r.output
+    cut = pd.read_parquet(output_dir / "inference" / "inference_results.parquet")
+    tt = cut[cut["src_two_tower"] > 0]
+    assert (tt["src_two_tower"] >= round(median, 4) - 1e-6).all()
+    assert 0 < len(tt) < (plain["src_two_tower"] > 0).sum()
+    # the other sources do not depend on the threshold
+    others = [c for c in cut.columns if c.startswith("src_") and c != "src_two_tower"]
+    assert (cut[others] > 0).sum().tolist() == (plain[others] > 0).sum().tolist()
 
 
 def test_infer_for_some_customers_only(tiny_world, output_dir, tiny_dataset):
