@@ -45,6 +45,9 @@ class ModelSlot(Generic[M]):
     current: M | None = None
     version: str | None = None
     last_error: str | None = None
+    # (size, mtime_ns) of the served version's metadata.json: a folder rewritten under the same
+    # name (an old artifact, or a copy from another machine) is noticed and reloaded.
+    fingerprint: tuple[int, int] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -62,17 +65,27 @@ class ModelSlot(Generic[M]):
             except ArtifactError as exc:
                 self.last_error = str(exc)
                 return False
-            if wanted == self.version and not force:
+            folder = self.models_dir / self.name / wanted
+            stamp = _metadata_stamp(folder)
+            if wanted == self.version and stamp == self.fingerprint and not force:
                 return False
             try:
-                model = self.loader(self.models_dir / self.name / wanted)
+                model = self.loader(folder)
             except Exception as exc:  # noqa: BLE001 - any failure keeps the old model serving
                 self.last_error = f"loading {self.name}/{wanted} failed: {exc!r}"
                 log.exception("model load failed; keeping version %s", self.version)
                 return False
-            self.current, self.version, self.last_error = model, wanted, None
+            self.current, self.version, self.fingerprint, self.last_error = model, wanted, stamp, None
             log.info("now serving %s/%s", self.name, wanted)
             return True
+
+
+def _metadata_stamp(folder: Path) -> tuple[int, int] | None:
+    try:
+        st = (folder / "metadata.json").stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 async def poll_for_new_versions(slots: list[ModelSlot[Any]], interval_s: float) -> None:
