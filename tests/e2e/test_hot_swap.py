@@ -57,3 +57,35 @@ def test_publishing_new_models_under_load_fails_nothing_and_serves_nothing_stale
     # under the new versions' keys.
     assert any(s.cached for s in after), table
     assert result.restored, table
+
+
+def test_retraining_the_ranker_while_it_serves_swaps_in_a_new_version_and_misses_old_cache(live_stack, customers):
+    """A real `hmrec train ranker` run against the live stack: the new (unique) version is
+    served without a restart, and the first feed after it is computed anew, not the cached one."""
+    from shared.artifacts import publish, resolve_version
+
+    from .helpers import recommend, wait_until
+    from .stack import base_env, run_cli
+
+    stack = live_stack
+    models = stack.output_dir / "models"
+    old = resolve_version(models, "mmoe")
+    first = recommend(stack.gateway, customers[0]).json()
+    again = recommend(stack.gateway, customers[0]).json()
+    assert first["model_versions"]["ranker"] == old and again["cached"] is True
+    env = base_env()
+    env.update(HM_DATA_DIR=str(stack.data_dir), HM_OUTPUT_DIR=str(stack.output_dir))
+    try:
+        # --force: this test is about the swap, not the gate's verdict (tests/ranker covers that)
+        run_cli(["train", "ranker", "--data-dir", str(stack.data_dir), "--output-dir", str(stack.output_dir),
+                 "--epochs", "1", "--two-tower-epochs", "1", "--train-weeks", "1", "--no-single-task", "--force"],
+                env, stack.log_dir)
+        new = resolve_version(models, "mmoe")
+        assert new != old
+        body = wait_until(lambda: (b := recommend(stack.gateway, customers[0]).json())["model_versions"]["ranker"] == new
+                          and b, timeout_s=60, what=f"gateway serving ranker {new}")
+        assert body["cached"] is False and body["source"] == "ranker"
+    finally:
+        publish(models, "mmoe", old)
+        wait_until(lambda: recommend(stack.gateway, customers[1]).json()["model_versions"]["ranker"] == old,
+                   timeout_s=60, what="old ranker back")
