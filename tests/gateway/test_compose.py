@@ -231,3 +231,19 @@ def test_gateway_serves_only_the_page_files_and_a_public_readyz(make_gateway):
     assert gw.get("/readyz").json()["dependencies"]["ranker"]["model_version"] == "v1"
     detailed = make_gateway(readyz_details=True).get("/readyz").json()
     assert detailed["dependencies"]["ranker"]["url"].startswith("http://127.0.0.1:")
+
+
+def test_the_compose_job_runs_only_what_serving_loads(services, tmp_path, monkeypatch):
+    """`--serving-only` (the pipeline job's command): models and the search index, no batch files."""
+    from pipeline.commands import run as run_module
+    from shared.config import PathSettings
+
+    assert "--serving-only" in services["pipeline"]["command"]
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("articles.csv", "transactions_train.csv"):
+        (data / name).write_text("x\n")
+    ran: list[list[str]] = []
+    monkeypatch.setattr(run_module, "_run_step", lambda args, env, label: ran.append(args))
+    run_module.prepare(PathSettings(data_dir=data, output_dir=tmp_path / "output"), "tiny", {}, serving_only=True)
+    assert ran == [["train", "candidate"], ["train", "ranker"], ["index"]]
