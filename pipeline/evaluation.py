@@ -213,7 +213,9 @@ def compare(metrics: dict[str, dict[str, float]], per_customer: dict[str, np.nda
         if a in aps and b in aps:
             ratio, low, high = paired_ratio_interval(aps[a], aps[b])
             if np.isfinite(ratio):
-                out[f"{a}/{b}"] = {"ratio": round(ratio, 4), "low": round(low, 4), "high": round(high, 4)}
+                # high is None when the interval is unbounded (JSON has no Infinity)
+                out[f"{a}/{b}"] = {"ratio": round(ratio, 4), "low": round(low, 4),
+                                   "high": round(high, 4) if np.isfinite(high) else None}
                 if b == "best_baseline":
                     out[f"{a}/{b}"]["baseline"] = best
     return out
@@ -273,8 +275,9 @@ def format_table(result: EvaluationResult) -> str:
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     for pair, c in result.comparisons.items():
         which = f" ({c['baseline']})" if "baseline" in c else ""
+        high = f"{c['high']:.3f}" if c["high"] is not None else "unbounded"
         lines.append(f"MAP@12 {pair}{which}: {c['ratio']:.3f}x (95 % paired bootstrap over customers: "
-                     f"{c['low']:.3f}-{c['high']:.3f})")
+                     f"{c['low']:.3f}-{high})")
     for name, why in sorted(result.refused.items()):
         lines.append(f"refused {name}: {why}")
     for name, why in sorted(result.errors.items()):

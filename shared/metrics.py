@@ -138,7 +138,11 @@ def paired_ratio_interval(
         return float("nan"), float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(numerator), size=(n_boot, len(numerator)))
-    ratios = numerator[draws].sum(axis=1) / np.maximum(denominator[draws].sum(axis=1), 1e-12)
+    num, den = numerator[draws].sum(axis=1), denominator[draws].sum(axis=1)
+    # A resample in which the denominator method hit nothing has an unbounded ratio: counted
+    # as +inf (a few buyers' weeks, e.g. 76 on `sparse`, do that), never as num / 1e-12.
+    ratios = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.inf)
     tail = (1.0 - level) / 2.0 * 100.0
-    low, high = np.percentile(ratios, [tail, 100.0 - tail])
+    # inverted_cdf picks resampled values (interpolating between two +inf would give NaN)
+    low, high = np.percentile(ratios, [tail, 100.0 - tail], method="inverted_cdf")
     return float(numerator.sum() / denominator.sum()), float(low), float(high)

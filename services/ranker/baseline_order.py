@@ -8,6 +8,7 @@ the same routes and the same candidate lists (``metadata.json`` says
 Each ordering is a fixed rule over the feature matrix, so it needs nothing the MMoE does
 not already get:
 
+- ``repurchase_popular``: the same over the last 4 weeks only (the classic baseline);
 - ``recent_popular``: the customer's own earlier purchases, most recent first (then more
   often bought), then last week's global best sellers (stage one's ``popular`` source);
   the public "recent distinct articles, then best sellers" baseline, over the whole history;
@@ -19,7 +20,9 @@ import numpy as np
 
 from services.ranker.features import DAYS_CAP, FEATURE_NAMES
 
-BASELINE_ORDERINGS: tuple[str, ...] = ("recent_popular", "recent_trending")
+BASELINE_ORDERINGS: tuple[str, ...] = ("repurchase_popular", "recent_popular", "recent_trending")
+# The classic baseline re-buys only the last 4 weeks' purchases (shared.baselines).
+REPURCHASE_WINDOW_DAYS = 28.0
 _F = {n: i for i, n in enumerate(FEATURE_NAMES)}
 
 
@@ -30,7 +33,8 @@ class BaselineOrder:
         if name not in BASELINE_ORDERINGS:
             raise ValueError(f"unknown baseline ordering {name!r}; choose one of {', '.join(BASELINE_ORDERINGS)}")
         self.name = name
-        self.fill = "src_popular" if name == "recent_popular" else "src_trending"
+        self.fill = "src_trending" if name == "recent_trending" else "src_popular"
+        self.window = REPURCHASE_WINDOW_DAYS if name == "repurchase_popular" else None
 
     @property
     def task_names(self) -> list[str]:
@@ -40,6 +44,8 @@ class BaselineOrder:
         f = np.asarray(features, dtype=np.float64)
         bought = f[:, _F["pair_never_bought"]] < 0.5
         days = np.clip(f[:, _F["pair_days_since_bought"]], 0.0, DAYS_CAP)
+        if self.window is not None:
+            bought &= days <= self.window
         times = f[:, _F["pair_log_times_bought"]]
         # Bought before: 2 + recency in (0, 1] + a tie-break by times bought (< 1e-2);
         # otherwise the fill source's score, log1p of a value in [0, 1]: below 0.7 < 2.

@@ -43,7 +43,7 @@ def test_train_ranker_command_then_pipeline_method(tiny_world: Path, tmp_path: P
     # and published the winner: the MMoE itself, or (no incumbent yet) the best baseline's order.
     gate = meta["publish_gate"]
     assert gate["action"] in ("publish", "publish_baseline") and gate["incumbent"] is None
-    assert set(gate["baselines"]) == {"recent_popular", "recent_trending"}
+    assert set(gate["baselines"]) == {"repurchase_popular", "recent_popular", "recent_trending"}
     served = resolve_version(paths.models_dir, "mmoe")
     if gate["action"] == "publish":
         assert gate["model_map12"] >= gate["best_baseline_map12"] and served == "it"

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -172,3 +174,14 @@ def test_average_precisions_mean_is_map_and_paired_interval_brackets_the_ratio()
     ratio, low, high = paired_ratio_interval(noisy, base)
     assert low < ratio < high and high - low > 0.02
     assert np.isnan(paired_ratio_interval(base, np.zeros(2000))[0])
+
+
+def test_ratio_interval_is_unbounded_when_resamples_can_miss_every_hit():
+    from shared.metrics import paired_ratio_interval
+
+    # the denominator method hit one customer in 50: about 36 % of resamples miss it (0.98^50)
+    num = np.full(50, 0.1)
+    den = np.zeros(50)
+    den[0] = 1.0
+    ratio, low, high = paired_ratio_interval(num, den)
+    assert ratio == pytest.approx(5.0 / 1.0) and np.isinf(high) and np.isfinite(low)
