@@ -241,7 +241,7 @@ def age_trending_recommendations(history: pd.DataFrame, customers: pd.DataFrame,
     ids, pos, days, cut = _encoded(_window(history, end, 14), end)
     fill = popular_articles(history, k, end)
     if not len(ids):
-        return {c: fill for c in customer_ids}
+        return dict.fromkeys(customer_ids, fill)
     rows = history[(history["t_dat"] < end) & (history["t_dat"] >= end - pd.Timedelta(days=14))]
     ages = customers.drop_duplicates("customer_id").set_index("customer_id")["age"]
     band = age_band(ages.reindex(rows["customer_id"].astype(str).to_numpy()).reset_index(drop=True))

@@ -42,6 +42,8 @@ class ScoredArticle(StrictModel):
 # feature per source, so producer and consumer share these names.
 CANDIDATE_SOURCES: tuple[str, ...] = ("two_tower", "repurchase", "copurchase", "variant", "trending", "popular")
 CandidateSource = Literal["two_tower", "repurchase", "copurchase", "variant", "trending", "popular"]
+# A source's own score: >= 0 (0 = not proposed), finite, bounded like the ranker's feature clip.
+SourceScore = Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)]
 
 
 class Candidate(StrictModel):
@@ -50,7 +52,7 @@ class Candidate(StrictModel):
 
     article_id: ArticleId
     score: float
-    sources: dict[CandidateSource, float] = Field(default_factory=dict)
+    sources: dict[CandidateSource, SourceScore] = Field(default_factory=dict)
 
 
 # --- candidate service -------------------------------------------------------------------

@@ -37,8 +37,8 @@ def train_candidate_command(data_dir: Path | None, output_dir: Path | None, cuto
     import shared.config  # noqa: F401
     from services.candidate.settings import TrainConfig
     from services.candidate.train import train_two_tower
-    from shared.data import DataValidationError, load_dataset
     from shared.artifacts import new_version
+    from shared.data import DataValidationError, load_dataset
     from shared.split import default_cutoff
 
     paths = paths_from(data_dir, output_dir)

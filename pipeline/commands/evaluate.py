@@ -39,7 +39,14 @@ def _evaluate(
     if ctx.invoked_subcommand is not None:
         return
     # Imported here so that `hmrec --help` stays fast.
-    from pipeline.evaluation import LeakageError, evaluate, format_table, load_context, write_json, write_plot
+    from pipeline.evaluation import (
+        LeakageError,
+        evaluate,
+        format_table,
+        load_context,
+        write_json,
+        write_plot,
+    )
     from shared.artifacts import ArtifactError
 
     when = parse_cutoff(cutoff)

@@ -68,8 +68,8 @@ def train_ranker_command(data_dir: Path | None, output_dir: Path | None, cutoff:
     import shared.config  # noqa: F401
     from pipeline.stage_one import candidates_at
     from services.ranker.train import TrainConfig, train_ranker
-    from shared.data import load_dataset
     from shared.artifacts import new_version
+    from shared.data import load_dataset
     from shared.split import default_cutoff, label_week, purchases_by_customer, shift_cutoff
 
     paths = paths_from(data_dir, output_dir)

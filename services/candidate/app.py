@@ -15,7 +15,13 @@ from fastapi import FastAPI, HTTPException
 from services.candidate.serving import ServingModel
 from services.candidate.settings import MODEL_NAME, CandidateSettings
 from shared.schemas import Candidate, CandidateRequest, CandidateResponse
-from shared.service import ModelSlot, configure_logging, health_router, limit_concurrency, serving_slots
+from shared.service import (
+    ModelSlot,
+    configure_logging,
+    health_router,
+    limit_concurrency,
+    serving_slots,
+)
 
 
 def limit_blas_threads(n: int) -> None:

@@ -41,7 +41,7 @@ class BatchStats:
 def exclude(frame: pd.DataFrame, article_ids: list[str], attributes: dict[str, list[str]],
             articles: pd.DataFrame) -> pd.DataFrame:
     """Drop configured articles and attribute values (the operator's exclusions)."""
-    drop = set(a.zfill(10) for a in article_ids)
+    drop = {a.zfill(10) for a in article_ids}
     for column, values in attributes.items():
         if column not in articles:
             raise ValueError(f"cannot exclude on {column!r}: no such article column")

@@ -68,7 +68,7 @@ class StageOneConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> StageOneConfig:
-        known = {f for f in cls.__dataclass_fields__}
+        known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in (values or {}).items() if k in known})
 
     @property

@@ -21,7 +21,13 @@ from services.ranker.serving import LoadedRanker, limit_blas_threads
 from services.ranker.settings import MODEL_NAME, RankerSettings
 from shared.candidates import source_matrix_from_dicts
 from shared.schemas import RankedArticle, RankRequest, RankResponse
-from shared.service import ModelSlot, configure_logging, health_router, limit_concurrency, serving_slots
+from shared.service import (
+    ModelSlot,
+    configure_logging,
+    health_router,
+    limit_concurrency,
+    serving_slots,
+)
 
 
 def create_app(settings: RankerSettings | None = None) -> FastAPI:
@@ -70,11 +76,6 @@ def create_app(settings: RankerSettings | None = None) -> FastAPI:
         if bad:
             raise HTTPException(status_code=422, detail=f"candidate scores must be finite numbers; "
                                                         f"got {len(bad)} non-finite, e.g. article {bad[0]}")
-        bad_sources = [c for c in request.candidates
-                       if not all(math.isfinite(v) and v >= 0 for v in c.sources.values())]
-        if bad_sources:
-            raise HTTPException(status_code=422, detail=f"candidate source scores must be finite and >= 0; "
-                                                        f"article {bad_sources[0].article_id} has {bad_sources[0].sources}")
         ranked = served.rank(request.customer_id, [c.article_id for c in request.candidates],
                              [c.score for c in request.candidates], request.k,
                              source_matrix_from_dicts(c.sources for c in request.candidates))

@@ -21,3 +21,9 @@ def test_candidate_sources_are_named_and_default_empty():
         Candidate(article_id="1", score=0.1, sources={"made_up": 1.0})
     with pytest.raises(ValidationError):  # at most 2,000 candidates per ranking request
         RankRequest(customer_id="0" * 64, candidates=[Candidate(article_id="1", score=0.0)] * 2001)
+
+
+@pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf"), 1e7])
+def test_source_scores_are_finite_non_negative_and_bounded(value):
+    with pytest.raises(ValidationError):
+        Candidate(article_id="1", score=0.1, sources={"repurchase": value})
