@@ -1,6 +1,6 @@
 """Search latency and index-build speed, printed as a table.
 
-    python benchmarks/bench_search.py --index-dir output/search --data-dir ../shared/data/hm_sample
+    python benchmarks/bench_search.py --index-dir output/search --data-dir REAL   # real articles.csv + images/
 
 - text query p50/p99 per mode (goal: p99 < 30 ms), in process (what a request spends in
   the route, without HTTP), over queries worded from the catalogue;

@@ -1,8 +1,8 @@
 """The statistics that describe a purchase world, so a synthetic one can be compared with real rows.
 
 ``world_stats(transactions, customers=None, articles=None)`` returns a flat dict of named
-figures (the same names as ``REAL_STATS``, measured on real H&M purchase histories; see
-../shared/data/real_stats.md). Definitions:
+figures (the same names as ``REAL_STATS``, measured on real H&M purchase histories; docs/synthetic.md
+sets them beside a synthetic world). Definitions:
 
 - basket: the rows of one customer on one day.
 - repeat share: share of rows whose (customer, article) appeared in an earlier row of that
@@ -30,7 +30,7 @@ QUANTILES_DAYS = {"p25": 0.25, "median": 0.50, "p75": 0.75, "p90": 0.90}
 QUANTILES_PRICE = {"p5": 0.05, "p25": 0.25, "p50": 0.50, "p75": 0.75, "p95": 0.95, "p99": 0.99}
 QUANTILES_AGE = {"p10": 0.10, "p25": 0.25, "median": 0.50, "p75": 0.75, "p90": 0.90}
 
-# Measured on the complete histories of 1,364 real customers (../shared/data/real_stats.md).
+# Measured on the complete histories of 1,364 real customers drawn from the public data set.
 # Figures the real sheet does not give are absent (shown as "-").
 REAL_STATS: dict[str, float] = {
     "articles": 105_542, "customers": 1_371_980, "transactions": 31_788_324,

@@ -4,7 +4,7 @@
     hmrec index text | images
     hmrec search text "floral summer dress" --k 12 --filter colour_group_name=Black --mode hybrid
     hmrec search image path/to/photo.jpg --k 12
-    hmrec evaluate search --data-dir ../shared/data/hm_sample --json output/search_eval.json
+    hmrec evaluate search --data-dir REAL --json output/search_eval.json
 """
 from __future__ import annotations
 

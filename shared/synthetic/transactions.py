@@ -47,7 +47,7 @@ TREND_SPILL = 0.05  # a burst of one age segment lifts the others (and taste dra
 
 @dataclass(frozen=True)
 class Behaviour:
-    """Knobs of the purchase story (tuned toward ../shared/data/real_stats.md and the real
+    """Knobs of the purchase story (tuned toward shared.stats.REAL_STATS and the real
     ordering of methods; docs/synthetic.md gives each knob's target and measured value)."""
     mean_rows_per_basket: float = 3.3
     taste_share: float = 0.20       # fresh draws weighted by the customer's taste cluster (else by

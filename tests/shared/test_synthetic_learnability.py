@@ -52,7 +52,7 @@ def test_small_world_orders_the_baselines_like_real_data(tmp_path: Path) -> None
     assert 0.015 < scores["repurchase_popular"] < 0.035, scores  # the issue-12 calibration band
     # Age helps, but only "a bit" more than the repeat signal would allow: repurchase stays on top.
     assert scores["repurchase_popular"] > 1.3 * scores["age_popular"], scores
-    # ... while every figure of ../shared/data/real_stats.md stays within 2x of the real one.
+    # ... while every figure of shared.stats.REAL_STATS stays within 2x of the real one.
     figures = world_stats(ds.transactions, ds.customers, ds.articles)
     out = {k: v for k, v in figures.items() if in_range(k, v) == "OUT"}
     assert not out, out
