@@ -76,6 +76,8 @@ class EvalContext:
     paths: PathSettings
     k: int = DEFAULT_K
     seed: int = 0
+    # Work the method modules share within one evaluation (e.g. the week's stage one).
+    memo: dict[str, Any] = field(default_factory=dict)
 
 
 def make_context(

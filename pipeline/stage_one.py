@@ -28,3 +28,15 @@ def candidates_at(two_tower: Path | Any, dataset: Any, cutoff: date, customer_id
     config = config or StageOneConfig.from_dict(model.metadata.get("stage_one"))
     frames = list(stage_one_batches(model, dataset, cutoff, customer_ids, config, tables=tables))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def evaluated_candidates(ctx: Any, two_tower_dir: Path, customers: list[str], model: Any = None) -> pd.DataFrame:
+    """:func:`candidates_at` for an evaluation's week (``ctx``: pipeline.evaluation.EvalContext),
+    computed once and shared by every method that re-orders it (``stage_one``, ``source_*``,
+    ``pipeline``, ``single_task``); ``model``: the two-tower already loaded from that folder."""
+    key = (str(two_tower_dir), tuple(customers))
+    held = ctx.memo.get("stage_one")
+    if held is None or held[0] != key:
+        ctx.memo["stage_one"] = (key, candidates_at(model if model is not None else two_tower_dir,
+                                                    ctx.dataset, ctx.cutoff, customers))
+    return ctx.memo["stage_one"][1]

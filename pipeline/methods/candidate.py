@@ -56,21 +56,16 @@ def build_methods(ctx: EvalContext) -> dict[str, Callable[[list[str]], dict[str,
     check_model_cutoff(model_cutoff(folder), ctx.cutoff, f"two-tower {folder.name}")
 
     import shared.config  # noqa: F401
-    from pipeline.stage_one import candidates_at
+    from pipeline.stage_one import evaluated_candidates
     from services.candidate.artifact import load_two_tower
     from services.candidate.infer import generate_candidates
     from services.candidate.settings import NO_FILTERS
     from shared.schemas import CANDIDATE_SOURCES
 
     model = load_two_tower(folder)
-    cache: dict[tuple[str, ...], pd.DataFrame] = {}
 
     def stage_one_frame(customers: list[str]) -> pd.DataFrame:
-        key = tuple(customers)
-        if key not in cache:
-            cache.clear()
-            cache[key] = candidates_at(model, ctx.dataset, ctx.cutoff, customers)
-        return cache[key]
+        return evaluated_candidates(ctx, folder, customers, model)
 
     def two_tower(customers: list[str]) -> dict[str, list[str]]:
         return _ranked(generate_candidates(model, ctx.dataset, ctx.cutoff, customers, top_k=ctx.k,

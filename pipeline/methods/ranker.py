@@ -36,23 +36,14 @@ def build_methods(ctx: EvalContext) -> dict[str, Callable[[list[str]], dict[str,
     for folder in rankers.values():
         check_model_cutoff(model_cutoff(folder), ctx.cutoff, f"ranker {folder.parent.name}/{folder.name}")
 
-    from pipeline.stage_one import candidates_at
+    from pipeline.stage_one import evaluated_candidates
     from services.ranker.serving import LoadedRanker
-
-    cache: dict[tuple[str, ...], object] = {}
-
-    def candidates_for(customers: list[str]):  # type: ignore[no-untyped-def]
-        key = tuple(customers)
-        if key not in cache:
-            cache.clear()
-            cache[key] = candidates_at(two_tower, ctx.dataset, ctx.cutoff, customers)
-        return cache[key]
 
     def make(folder: Path) -> Callable[[list[str]], dict[str, list[str]]]:
         def recommend(customers: list[str]) -> dict[str, list[str]]:
             ranker = LoadedRanker.load(folder)
             # The evaluated week gets the stage one /recommend serves (and the ranker trained on).
-            ranked = ranker.rerank_frame(candidates_for(customers), k=ctx.k)
+            ranked = ranker.rerank_frame(evaluated_candidates(ctx, two_tower, customers), k=ctx.k)
             return {c: list(g) for c, g in ranked.groupby("customer_id", sort=False)["article_id"]}
         return recommend
 

@@ -1,4 +1,5 @@
-"""Candidate generation: a two-tower retrieval model (TensorFlow Recommenders).
+"""Candidate generation (stage one): a two-tower retrieval model (TensorFlow Recommenders) and
+the cheap sources beside it (stage_one.py).
 
 Python API (what ``pipeline/`` calls; services never import each other):
 
@@ -15,13 +16,14 @@ filters=None, fallback_k=12, chunk_size=1024) -> DataFrame[customer_id, article_
     version folder or an already loaded model (``load_two_tower``); a model trained past
     ``cutoff`` raises ``CutoffError``. ``filters`` is a ``FilterConfig`` (default: none).
 
-``run_batch_inference(...)`` streams the same to a parquet file; ``load_two_tower(path)``
-(services.candidate.artifact) loads a version for repeated use.
+``write_stage_one(model, dataset, out_path, ...)`` (services.candidate.batch) streams every
+customer's stage one (all sources, tagged) to ``inference_results.parquet``;
+``load_two_tower(path)`` (services.candidate.artifact) loads a version for repeated use.
 
 Modules: settings (service settings, TrainConfig, FilterConfig), features (shared by training
 and serving; every feature strictly before its day), model (towers + retrieval task), index
-(exact NN), train, infer (batch + filter), artifact (save/load), serving (one customer,
-cold start), app (FastAPI).
+(exact NN), train, infer (two-tower top-k + filter), stage_one (every source, merged),
+two_tower_source, batch (the batch file), artifact (save/load), serving (one customer), app (FastAPI).
 """
 # Importing the package sets TF_USE_LEGACY_KERAS before any of its modules imports TensorFlow.
 import shared.config  # noqa: F401

@@ -38,12 +38,7 @@ def create_app(settings: CandidateSettings | None = None) -> FastAPI:
     def loader(path: Path) -> ServingModel:
         # Stage-one sizes as the model was trained and evaluated with (its metadata), unless
         # the operator overrides the not-sold window.
-        served = ServingModel.load(path)
-        if settings.not_sold_weeks is not None and settings.not_sold_weeks != served.config.not_sold_weeks:
-            from dataclasses import replace
-
-            served = ServingModel.load(path, replace(served.config, not_sold_weeks=settings.not_sold_weeks))
-        return served
+        return ServingModel.load(path, not_sold_weeks=settings.not_sold_weeks)
 
     slot: ModelSlot[ServingModel] = ModelSlot(
         name=MODEL_NAME, models_dir=settings.models_dir, loader=loader, pinned_version=settings.model_version,

@@ -34,7 +34,6 @@ from services.candidate.features import (
 )
 from services.candidate.index import ExactIndex
 from services.candidate.settings import NO_FILTERS, FilterConfig
-from shared.atomic import replace_atomically, temp_path_for
 
 OUTPUT_COLUMNS = ("customer_id", "article_id", "score", "rank")
 
@@ -210,29 +209,3 @@ def generate_candidates(
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in
                              zip(OUTPUT_COLUMNS, ("str", "str", "float32", "int32"), strict=True)})
     return pd.concat(frames, ignore_index=True)
-
-
-def run_batch_inference(
-    model_dir: LoadedTwoTower | Path | str, dataset: Any, out_path: Path, cutoff: date | None = None,
-    customer_ids: list[str] | None = None, top_k: int = 5000, threshold: float | None = 0.3,
-    filters: FilterConfig | None = None, fallback_k: int = 12, chunk_size: int = 1024, progress: bool = True,
-) -> InferenceStats:
-    """Write all candidates to ``out_path`` (parquet, streamed chunk by chunk, then renamed into place)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path_for(out_path)  # unique per run: two runs at once never share it
-    schema = pa.schema([("customer_id", pa.string()), ("article_id", pa.string()),
-                        ("score", pa.float32()), ("rank", pa.int32())])
-    total = InferenceStats()
-    t0 = time.perf_counter()
-    with pq.ParquetWriter(tmp, schema) as writer:
-        for frame, st in iter_candidates(model_dir, dataset, cutoff, customer_ids, top_k, threshold,
-                                         filters, fallback_k, chunk_size, progress):
-            writer.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
-            total.add(st)
-    replace_atomically(tmp, out_path)
-    total.seconds = time.perf_counter() - t0
-    return total

@@ -13,7 +13,7 @@ and the best sellers.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,9 +47,14 @@ class ServingModel:
         return self.model.version
 
     @classmethod
-    def load(cls, path: Path, config: StageOneConfig | None = None) -> ServingModel:
+    def load(cls, path: Path, config: StageOneConfig | None = None,
+             not_sold_weeks: int | None = None) -> ServingModel:
+        """``config``: default the model's own stage-one settings (what was evaluated);
+        ``not_sold_weeks``: an operator's override of that one setting."""
         model = load_two_tower(path, warm=True)
         config = config or StageOneConfig.from_dict(model.metadata.get("stage_one"))
+        if not_sold_weeks is not None:
+            config = replace(config, not_sold_weeks=not_sold_weeks)
         tables = StageOneTables.load(Path(path) / TABLES_SUBDIR)
         served = cls(model, TwoTowerSource.serving(model, config.not_sold_weeks), tables, config)
         # Warm both request paths once: a customer without history, and one with a recent article.

@@ -71,11 +71,6 @@ class StageOneConfig:
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in (values or {}).items() if k in known})
 
-    @property
-    def max_candidates(self) -> int:
-        return (self.two_tower_k + self.repurchase_k + self.copurchase_k + self.variant_k
-                + self.trending_k + self.popular_k)
-
 
 @dataclass(frozen=True)
 class TableConfig:
@@ -345,18 +340,25 @@ class SourceRows:
     value: np.ndarray
 
 
+def _expand(ptr: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every CSR entry of every key: (position in ``keys`` it belongs to, its index in the CSR
+    arrays), in key order; a key of -1 has none.
+
+    e.g. ptr [0, 2, 3] (key 0 owns entries 0-1, key 1 entry 2), keys [1, -1, 0] -> ([0, 2, 2], [2, 0, 1])
+    """
+    safe = np.maximum(keys, 0)
+    lens = np.where(keys >= 0, ptr[safe + 1] - ptr[safe], 0)
+    owner = np.repeat(np.arange(len(keys)), lens)
+    return owner, np.repeat(ptr[safe], lens) + _rank_within(owner)
+
+
 def _history_of(tables: StageOneTables, rows: np.ndarray, recent: list[list[str]] | None
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(query row, article, days ago, count) of each query's history, newest first per query.
 
     ``recent[i]``: articles the caller says query ``i`` bought just now (a session, or the
     ``recent_article_ids`` of a request): they come first, as bought today (days ago 0)."""
-    ptr = tables.hist_ptr
-    known = rows >= 0
-    lens = np.where(known, ptr[np.maximum(rows, 0) + 1] - ptr[np.maximum(rows, 0)], 0)
-    q = np.repeat(np.arange(len(rows)), lens)
-    starts = np.repeat(ptr[np.maximum(rows, 0)], lens)
-    idx = starts + _rank_within(q) if len(q) else starts
+    q, idx = _expand(tables.hist_ptr, rows)
     a = tables.hist_article[idx].astype(np.int64)
     ago = tables.hist_days_ago[idx].astype(np.float64)
     cnt = tables.hist_count[idx].astype(np.float64)
@@ -405,17 +407,13 @@ def source_rows(tables: StageOneTables, customer_ids: np.ndarray, config: StageO
 
     is_seed = _rank_within(q) < config.seeds if len(q) else np.zeros(0, dtype=bool)
     sq, sa, sw = q[is_seed], a[is_seed], recency[is_seed]
-    lens = tables.nb_ptr[sa + 1] - tables.nb_ptr[sa]
-    nq = np.repeat(sq, lens)
-    nidx = np.repeat(tables.nb_ptr[sa], lens) + _rank_within(np.repeat(np.arange(len(sa)), lens))
-    nval = np.repeat(sw, lens) * tables.nb_weight[nidx] if len(nidx) else np.zeros(0)
-    co = _sum_by_pair(nq, tables.nb_article[nidx].astype(np.int64), nval, n_a)
+    seed, entry = _expand(tables.nb_ptr, sa)
+    co = _sum_by_pair(sq[seed], tables.nb_article[entry].astype(np.int64),
+                      sw[seed] * tables.nb_weight[entry], n_a)
     out["copurchase"] = _top_per_query(co, config.copurchase_k)
 
-    lens = tables.code_ptr[sa + 1] - tables.code_ptr[sa]
-    vq = np.repeat(sq, lens)
-    vidx = np.repeat(tables.code_ptr[sa], lens) + _rank_within(np.repeat(np.arange(len(sa)), lens))
-    variants = _sum_by_pair(vq, tables.code_article[vidx].astype(np.int64), np.repeat(sw, lens), n_a)
+    seed, entry = _expand(tables.code_ptr, sa)
+    variants = _sum_by_pair(sq[seed], tables.code_article[entry].astype(np.int64), sw[seed], n_a)
     out["variant"] = _top_per_query(variants, config.variant_k)
 
     band = np.where(rows >= 0, tables.customer_band[np.maximum(rows, 0)], tables.bands(customer_ids))

@@ -49,8 +49,9 @@ class TwoTowerSource:
     allowed: np.ndarray                       # bool per model article: the not-sold filter
     as_of: pd.Timestamp
     features_for: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None  # None: the snapshot
-    _to_table: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
-    _to_model: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _mapped: StageOneTables | None = field(default=None, repr=False)
+    _to_table: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
+    _to_model: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
 
     @classmethod
     def serving(cls, model: LoadedTwoTower, not_sold_weeks: int) -> TwoTowerSource:
@@ -93,18 +94,14 @@ class TwoTowerSource:
                                                         m.space.history_len)
         return m.encode(feats)
 
-    def _table_positions(self, tables: StageOneTables) -> np.ndarray:
-        """int64 [n model articles]: each model article's position in ``tables`` (-1 absent)."""
-        key = id(tables)
-        if key not in self._to_table:
-            self._to_table = {key: tables.article_positions(self.model.space.article_ids).astype(np.int64)}
-            self._to_model = {key: self.model.space.article_index(tables.article_ids) - 1}
-        return self._to_table[key]
-
-    def _model_positions(self, tables: StageOneTables) -> np.ndarray:
-        """int64 [n table articles]: each table article's row in the model's index (-1 absent)."""
-        self._table_positions(tables)
-        return self._to_model[id(tables)]
+    def _mapping(self, tables: StageOneTables) -> tuple[np.ndarray, np.ndarray]:
+        """(model article -> table position, table article -> model row), -1 where absent;
+        computed once per tables object (held here, so a new one is always noticed)."""
+        if self._mapped is not tables:
+            self._to_table = tables.article_positions(self.model.space.article_ids).astype(np.int64)
+            self._to_model = self.model.space.article_index(tables.article_ids).astype(np.int64) - 1
+            self._mapped = tables
+        return self._to_table, self._to_model
 
     def nearest(self, queries: np.ndarray, config: StageOneConfig, tables: StageOneTables) -> SourceRows:
         """The ``two_tower_k`` nearest allowed articles per query (at or above ``threshold``)."""
@@ -118,14 +115,14 @@ class TwoTowerSource:
         ok = idx >= 0
         if config.threshold is not None:
             ok &= scores >= config.threshold
-        article = self._table_positions(tables)[np.maximum(idx, 0)]
+        article = self._mapping(tables)[0][np.maximum(idx, 0)]
         ok &= article >= 0
         return SourceRows(rows[ok], article[ok], scores[ok])
 
     def cosine(self, queries: np.ndarray, rows: np.ndarray, articles: np.ndarray,
                tables: StageOneTables) -> np.ndarray:
         """float32 cosine of each (query row, table article position); 0 for an article the model lacks."""
-        pos = self._model_positions(tables)[articles]
+        pos = self._mapping(tables)[1][articles]
         emb = self.index.embeddings
         out = np.einsum("nd,nd->n", queries[rows], emb[np.maximum(pos, 0)]).astype(np.float32)
         return np.where(pos >= 0, out, 0.0).astype(np.float32)

@@ -116,3 +116,12 @@ def test_the_service_serves_what_the_batch_computes(trained, tiny_dataset, tiny_
         assert list(online["article_id"]) == list(mine["article_id"]), c
         np.testing.assert_allclose(online["score"], mine["score"], atol=1e-5)
         np.testing.assert_allclose(online.filter(like="src_"), mine.filter(like="src_"), atol=1e-5)
+
+
+def test_expand_lists_every_csr_entry_of_every_key():
+    from services.candidate.stage_one import _expand
+
+    # key 0 owns entries 0-1, key 1 entry 2; keys [1, -1, 0]: entry 2 for the first, none for
+    # the second (-1), entries 0 and 1 for the third
+    owner, entry = _expand(np.array([0, 2, 3]), np.array([1, -1, 0]))
+    assert owner.tolist() == [0, 2, 2] and entry.tolist() == [2, 0, 1]
