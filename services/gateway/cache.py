@@ -12,6 +12,9 @@
   one is a plain miss (get) or goes to the in-process cache (set), counted as ``busy``, and
   Redis stays in use. Before, redis-py's "Too many connections" read as "Redis is down" and
   switched every request to the local cache for ``retry_interval_s``.
+- A Redis Cluster works the same way (``redis+cluster://host:port,...``, shared.redis_connect):
+  every call is one GET or SET of one key, so keys need no hash tag and spread over the
+  masters. A master that is gone fails the calls for its slots, which fall back as above.
 - The in-process cache is bounded in entries *and* bytes (keys + values), so a flood of
   distinct large answers (image searches) cannot grow the gateway without limit.
 """
@@ -26,11 +29,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import MaxConnectionsError
+
+from shared.redis_connect import REDIS_ERRORS, connect
 
 log = logging.getLogger(__name__)
 
@@ -147,16 +149,10 @@ class ResultCache:
         self.busy = 0
         # on_event(event, backend): 'hit' / 'miss' / 'error' / 'switch' / 'busy' for metrics.
         self._on_event = on_event or (lambda _e, _b: None)
-        self.redis: aioredis.Redis | None = None
+        self.redis: Any = None  # redis.asyncio.Redis or RedisCluster (shared.redis_connect)
         if redis_url:
-            self.redis = aioredis.Redis.from_url(
-                redis_url,
-                socket_timeout=socket_timeout_s,
-                socket_connect_timeout=socket_timeout_s,
-                retry=Retry(NoBackoff(), 0),
-                retry_on_timeout=False,
-                max_connections=max_connections + 1,  # + the health probe's PING
-            )
+            # + 1: the health probe's PING.
+            self.redis = connect(redis_url, socket_timeout_s, max_connections + 1)
         # Start optimistic: the first call (or probe) finds out.
         self._redis_ok = self.redis is not None
         self._last_failure = -float("inf")
@@ -197,6 +193,8 @@ class ResultCache:
     @staticmethod
     def _exhausted(exc: Exception) -> bool:
         """redis-py's own "pool is empty" errors: load, not an outage."""
+        if isinstance(exc, MaxConnectionsError):
+            return True
         return isinstance(exc, RedisConnectionError) and any(
             text in str(exc) for text in ("Too many connections", "No connection available"))
 
@@ -210,7 +208,7 @@ class ResultCache:
                 async with self._slots:
                     raw = await self.redis.get(key)  # type: ignore[union-attr,assignment]
                 self._redis_worked()
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 if self._exhausted(exc):
                     self.busy += 1
                     self._on_event("busy", REDIS)
@@ -229,7 +227,7 @@ class ResultCache:
                     await self.redis.set(key, raw, ex=self.ttl_s)  # type: ignore[union-attr]
                 self._redis_worked()
                 return
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 if self._exhausted(exc):
                     self.busy += 1
                     self._on_event("busy", REDIS)
@@ -252,7 +250,7 @@ class ResultCache:
             try:
                 await self.redis.ping()
                 self._redis_worked()
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 self._redis_failed(exc)
         return self._redis_ok
 

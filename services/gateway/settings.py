@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import shared.config
+import shared.redis_connect
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,7 +40,8 @@ class GatewaySettings(BaseSettings):
     breaker_reset_s: float = Field(5.0, gt=0)
 
     # --- cache ------------------------------------------------------------------------------
-    # Empty string: no Redis at all, in-process cache only.
+    # Empty string: no Redis at all, in-process cache only. A Redis Cluster:
+    # redis+cluster://host:port,host:port (seed nodes; see shared/redis_connect.py).
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Short, but not so short that a busy machine's scheduling delay reads as "Redis down".
     redis_socket_timeout_s: float = Field(0.1, gt=0)
@@ -82,8 +84,8 @@ class GatewaySettings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str) -> str:
-        if value and not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(f"expected redis://host:port/db (or empty for no Redis), got {value!r}")
+        if value:
+            shared.redis_connect.parse_redis_url(value)  # ValueError says what is wrong
         return value
 
     @model_validator(mode="after")
