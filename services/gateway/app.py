@@ -205,7 +205,7 @@ def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | N
 def public_readiness(detail: dict[str, Any]) -> dict[str, Any]:
     """/readyz for anonymous callers: states and versions, no internal URLs or error text
     (``HM_GATEWAY_READYZ_DETAILS=true`` shows everything)."""
-    deps = {name: {k: v for k, v in dep.items() if k not in ("url", "detail")}
+    deps = {name: {k: v for k, v in dep.items() if k not in ("url", "detail", "replicas")}
             for name, dep in detail.get("dependencies", {}).items()}
     cache = dict(detail.get("cache", {}))
     if cache.get("error"):

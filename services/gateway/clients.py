@@ -15,6 +15,12 @@ a 5xx, a 2xx body that is not JSON. A 4xx (the request was refused, whatever its
 with ``Retry-After`` (the dependency is shedding load, see shared.service), a request aiohttp
 refuses to build from the caller's input, and a caller that went away (cancellation) never do;
 they only free a half-open trial slot.
+
+A service may have several replicas (``base_url`` lists them, or names a host with several
+addresses: services.gateway.replicas). Calls go round-robin over the admitted replicas; one
+whose connection fails or times out is ejected at once and the call moves on to the next
+within its budget, so a dead replica costs the caller a retry, never an error, and only a
+call that no replica could answer counts against the breaker.
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ from typing import Any
 import aiohttp
 
 from services.gateway.breaker import BreakerSet, CircuitBreaker
+from services.gateway.replicas import Replica, ReplicaPool
 
 
 class DependencyUnavailable(Exception):
@@ -53,7 +60,8 @@ class DependencyRejected(Exception):
 
 
 class ServiceClient:
-    """Calls one service (``base_url``) through a breaker per operation, with a per-call timeout."""
+    """Calls one service (``base_url``: one URL, or several comma-separated, or a name with several
+    addresses) through a breaker per operation, with a per-call timeout, over its replicas."""
 
     def __init__(
         self,
@@ -67,6 +75,7 @@ class ServiceClient:
     ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
+        self.replicas = ReplicaPool(self.base_url)
         self.session = session
         self.breaker = breaker if isinstance(breaker, BreakerSet) else BreakerSet.around(breaker)
         self.timeout_s = timeout_s
@@ -93,35 +102,63 @@ class ServiceClient:
         if not breaker.allow():
             self._observe(self.name, 0.0, "breaker_open")
             raise DependencyUnavailable(self.name, f"circuit breaker open ({breaker.name})", breaker.reset_s)
-        url = self.base_url + path
         started = time.perf_counter()
-        attempts = 2 if retry else 1
+        budget = timeout_s or self.timeout_s
         try:
-            for attempt in range(attempts):
-                try:
-                    async with self.session.request(method, url, timeout=self._timeout(timeout_s), **kwargs) as resp:
-                        status = resp.status
-                        retry_after = resp.headers.get("Retry-After")
-                        raw = await resp.read()
-                    break
-                except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-                    # ClientConnectorError (refused) is a ClientOSError too: retrying a refused
-                    # port is cheap and bounded (one more try), and covers a restart race.
-                    if attempt + 1 < attempts:
-                        continue
-                    return self._fail(breaker, started, f"connection failed: {exc.__class__.__name__}: {exc}")
-                except TimeoutError:
-                    return self._fail(breaker, started, f"timed out after {timeout_s or self.timeout_s:.2f}s")
-                except aiohttp.ClientError as exc:
-                    return self._fail(breaker, started, f"{exc.__class__.__name__}: {exc}")
-                except (ValueError, TypeError) as exc:
-                    # aiohttp would not build this request (e.g. a control character in a part
-                    # header): the caller's input, which says nothing about the dependency.
-                    breaker.release()
-                    raise DependencyRejected(self.name, 400, f"the request could not be sent on: {exc}") from exc
+            await self.replicas.ensure_fresh()
+            status, retry_after, raw = await self._send(breaker, method, path, started, budget, retry, kwargs)
         except asyncio.CancelledError:
             breaker.release()  # the caller went away: no verdict on the dependency
             raise
+        return self._verdict(breaker, started, status, retry_after, raw)
+
+    async def _send(self, breaker: CircuitBreaker, method: str, path: str, started: float, budget: float,
+                    retry: bool, kwargs: dict[str, Any]) -> tuple[int, str | None, bytes]:
+        """Try the replicas in turn (services.gateway.replicas) until one answers below 500.
+
+        A connection failure or a timeout moves on to the next replica while the call's
+        budget lasts; a 5xx moves on once. With one replica, a connection failure is retried
+        once (a keep-alive socket the server had just closed, or a restart race)."""
+        order = self.replicas.order()
+        tries = (order[:3] if len(order) > 1 else order * 2) if retry else order[:1]
+        reason, server_errors = f"timed out after {budget:.2f}s", 0
+        for replica in tries:
+            remaining = started + budget - time.perf_counter()
+            if remaining <= 0.005:
+                break
+            try:
+                async with self.session.request(method, replica.url + path, timeout=self._timeout(remaining),
+                                                **kwargs) as resp:
+                    answer = resp.status, resp.headers.get("Retry-After"), await resp.read()
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                # ClientConnectorError (refused) and connect timeouts are ClientOSErrors too.
+                reason = f"connection failed: {exc.__class__.__name__}: {exc}"
+                self.replicas.failed(replica, reason)
+                continue
+            except TimeoutError:
+                reason = f"timed out after {remaining:.2f}s"
+                self.replicas.failed(replica, reason)
+                continue
+            except aiohttp.ClientError as exc:
+                return self._fail(breaker, started, f"{exc.__class__.__name__}: {exc}")
+            except (ValueError, TypeError) as exc:
+                # aiohttp would not build this request (e.g. a control character in a part
+                # header): the caller's input, which says nothing about the dependency.
+                breaker.release()
+                raise DependencyRejected(self.name, 400, f"the request could not be sent on: {exc}") from exc
+            if answer[0] >= 500 and not (answer[0] == 503 and answer[1] is not None):
+                self.replicas.failed(replica, f"HTTP {answer[0]}", server_error=True)
+                server_errors += 1
+                if server_errors == 1 and len(order) > 1 and replica is not tries[-1]:
+                    continue  # another replica may be fine
+                return answer
+            self.replicas.succeeded(replica)
+            return answer
+        return self._fail(breaker, started, reason)
+
+    def _verdict(self, breaker: CircuitBreaker, started: float, status: int, retry_after: str | None,
+                 raw: bytes) -> Any:
+        """The dependency's answer as JSON, or the exception that says what went wrong."""
         elapsed = time.perf_counter() - started
         try:
             body = json.loads(raw) if raw else None
@@ -155,13 +192,32 @@ class ServiceClient:
         raise DependencyUnavailable(self.name, reason)
 
     async def readiness(self, timeout_s: float) -> tuple[bool, dict[str, Any]]:
-        """GET /readyz, outside the breaker (it is how we learn the service is back)."""
+        """GET /readyz of every replica, outside the breaker (it is how we learn a service, or a
+        replica, is back): ready replicas are re-admitted, the others ejected. Ready if any is;
+        the body is the first ready replica's (its model version), else the first error."""
+        if self.replicas.dynamic:
+            await self.replicas.refresh()
+        replicas = list(self.replicas.replicas)
+        results = await asyncio.gather(*(self._replica_readiness(r, timeout_s) for r in replicas))
+        for replica, (ready, body) in zip(replicas, results, strict=True):
+            if ready:
+                self.replicas.admit(replica)
+            elif replica.admitted(time.monotonic()):
+                self.replicas.eject(replica, f"/readyz: {body.get('error') or body.get('detail') or body}")
+        ready_bodies = [body for ready, body in results if ready]
+        return (True, ready_bodies[0]) if ready_bodies else (False, results[0][1] if results else {})
+
+    async def _replica_readiness(self, replica: Replica, timeout_s: float) -> tuple[bool, dict[str, Any]]:
         try:
-            async with self.session.get(self.base_url + "/readyz", timeout=self._timeout(timeout_s)) as resp:
+            async with self.session.get(replica.url + "/readyz", timeout=self._timeout(timeout_s)) as resp:
                 body = await resp.json(content_type=None)
                 return resp.status == 200, body if isinstance(body, dict) else {}
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             return False, {"error": f"{exc.__class__.__name__}: {exc}"}
+
+    def replica_state(self) -> list[dict[str, Any]]:
+        """Per replica: its URL, whether it is admitted, requests and failures so far."""
+        return self.replicas.state()
 
 
 def _seconds(retry_after: str) -> float:
@@ -178,6 +234,7 @@ def _detail(body: Any) -> Any:
 
 
 def make_session(limit: int = 200) -> aiohttp.ClientSession:
-    """One pooled session for all services (keep-alive; DNS cached 10 s so --scale replicas rotate)."""
+    """One pooled session for all services: keep-alive per replica address (services.gateway.replicas
+    resolves the names itself, so the session's DNS cache only serves names it does not expand)."""
     connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, ttl_dns_cache=10, keepalive_timeout=30)
     return aiohttp.ClientSession(connector=connector, raise_for_status=False)

@@ -77,8 +77,10 @@ class GatewaySettings(BaseSettings):
     @field_validator("candidate_url", "ranker_url", "search_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"expected an http(s) URL, got {value!r}")
+        # Several replicas: comma-separated URLs (services/gateway/replicas.py).
+        for part in value.split(","):
+            if not part.strip().startswith(("http://", "https://")):
+                raise ValueError(f"expected an http(s) URL (or several, comma-separated), got {value!r}")
         return value.rstrip("/")
 
     @field_validator("redis_url")

@@ -77,7 +77,8 @@ class GatewayState:
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         deps = {name: dict(self.dependencies.get(name, {"ready": False}),
-                           breaker=self.clients[name].breaker.state) for name in DEPENDENCIES}
+                           breaker=self.clients[name].breaker.state,
+                           replicas=self.clients[name].replica_state()) for name in DEPENDENCIES}
         ready = all(d["ready"] for d in deps.values())
         return ready, {
             "dependencies": deps,
