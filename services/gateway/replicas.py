@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 log = logging.getLogger(__name__)
 
 FIVE_XX_TO_EJECT = 3
+SEEN_MAX = 256
 
 
 @dataclass
@@ -116,6 +117,7 @@ class ReplicaPool:
         self._resolved_at = -float("inf")
         self._resolving: asyncio.Task | None = None
         self._next = 0
+        self._seen: dict[str, Replica] = {}
         # Before the first resolution a name is used as it is (the OS resolves it per connection).
         self.replicas: list[Replica] = [Replica(s.source, s.source) for s in self.seeds]
 
@@ -126,7 +128,9 @@ class ReplicaPool:
     async def refresh(self) -> None:
         """Resolve every name again; keep the state of the replicas that are still there."""
         self._resolved_at = self._clock()
-        known = {r.url: r for r in self.replicas}
+        # Replicas that left the name (a container killed, a pod rescheduled) keep their counts
+        # if the address comes back; at most SEEN_MAX remembered.
+        known = {**self._seen, **{r.url: r for r in self.replicas}}
         fresh: list[Replica] = []
         for seed in self.seeds:
             urls = [seed.source]
@@ -140,6 +144,9 @@ class ReplicaPool:
         if [r.url for r in fresh] != [r.url for r in self.replicas]:
             log.info("replicas of %s: %s", ",".join(s.source for s in self.seeds), [r.url for r in fresh])
         self.replicas = fresh
+        self._seen.update((r.url, r) for r in fresh)
+        while len(self._seen) > SEEN_MAX:
+            self._seen.pop(next(iter(self._seen)))
 
     async def ensure_fresh(self) -> None:
         """On the call path: the first resolution is awaited, later ones run in the background."""

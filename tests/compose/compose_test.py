@@ -5,7 +5,8 @@ clean copy of the repository (``git archive HEAD``, or ``--source worktree`` for
 work), each image built and timed, ``docker compose up --build -d`` with a tiny world, then
 checks against http://127.0.0.1:<port>: the page, /recommend (12 items from the ranker),
 text and photo search, the ranker killed and started again, a retrained ranker hot-swapped,
-operational routes and build files not public, and ``down -v`` leaving nothing behind.
+operational routes and build files not public, a replica run (2 candidates, 2 rankers, one
+of each killed under load: tests/compose/replica_run.py), and ``down -v`` leaving nothing behind.
 Prints a table; exits 1 if any check failed. Standard library only (runs on the system python).
 """
 from __future__ import annotations
@@ -26,6 +27,8 @@ import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import replica_run
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = "hmrec-compose-test"
@@ -297,6 +300,22 @@ def run_checks(compose: Compose, page: Page, report: Report) -> None:
                      f"{old} -> {new} after {time.monotonic() - started:.0f} s" if got else f"still {old}")
 
 
+def run_replica_checks(compose: Compose, page: Page, report: Report) -> list[replica_run.Phase]:
+    """2 candidates + 2 rankers, one of each killed under load (tests/compose/replica_run.py);
+    the docker stats it samples go to test-artifacts/compose/docker-stats.json."""
+    status, customers = page.json(f"/customers?limit={CUSTOMER_COUNT}")
+    ids = [c["customer_id"] for c in customers] if status == 200 and isinstance(customers, list) else []
+    started = time.monotonic()
+    phases = replica_run.run(compose, page, report, ids, poll)
+    report.timings["replica run"] = time.monotonic() - started
+    for note in report.notes:
+        if note.startswith("docker stats"):
+            out = REPO / "test-artifacts" / "compose" / "docker-stats.json"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(note.split(": ", 1)[1])
+    return phases
+
+
 def left_behind() -> list[str]:
     label = f"label=com.docker.compose.project={PROJECT}"
     found = []
@@ -326,10 +345,12 @@ def main() -> int:
     # A TERM (CI's timeout) unwinds like an error: the `finally` below still takes the stack down.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     report = Report()
+    phases: list[replica_run.Phase] = []
     workdir = Path(tempfile.mkdtemp(prefix="hmrec-compose-"))
     port = free_port()
     env = dict(os.environ, HM_SCALE=args.scale, HM_FRONTEND_BIND="127.0.0.1", HM_FRONTEND_PORT=str(port),
-               DOCKER_BUILDKIT="0", COMPOSE_DOCKER_CLI_BUILD="0")
+               DOCKER_BUILDKIT="0", COMPOSE_DOCKER_CLI_BUILD="0",
+               HM_GATEWAY_READYZ_DETAILS="true")  # the replica run reads who served what there
     compose = Compose(workdir, env)
     try:
         clean_copy(args.source, workdir)
@@ -368,6 +389,7 @@ def main() -> int:
                 report.notes.append("pipeline job: " + line.removeprefix("[hmrec run]").strip())
         if report.check("up: pipeline done, every service healthy", ok, detail if not ok else ""):
             run_checks(compose, Page(port), report)
+            phases = run_replica_checks(compose, Page(port), report)
         else:
             print(compose.run("logs", "--tail", "40", capture=True, check=False).stdout)
     except Exception as exc:  # noqa: BLE001 - reported as a failed check, the stack still comes down
@@ -378,6 +400,7 @@ def main() -> int:
             rest = left_behind()
             report.check("down -v leaves nothing running", not rest, ", ".join(rest)[:60])
         shutil.rmtree(workdir, ignore_errors=True)
+    print(replica_run.table(phases) if phases else "replica run: did not run")
     print(report.table())
     return 0 if report.ok else 1
 
