@@ -106,6 +106,27 @@ def docker_stats(names: list[str]) -> dict[str, dict[str, str]]:
     return {row["Name"]: {"cpu": row["CPUPerc"], "mem": row["MemUsage"]} for row in rows}
 
 
+def cpu_seconds(names: list[str]) -> dict[str, float]:
+    """CPU seconds each container has used so far (its cgroup's cpu.stat, read inside it)."""
+    used = {}
+    for name in names:
+        out = subprocess.run(["docker", "exec", name, "cat", "/sys/fs/cgroup/cpu.stat"],
+                             capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if line.startswith("usage_usec"):
+                used[name] = int(line.split()[1]) / 1e6
+    return used
+
+
+def cpu_per_request(before: dict[str, float], after: dict[str, float], requests: int) -> dict[str, float]:
+    """Milliseconds of CPU per request, per service (its replicas summed)."""
+    per_service: dict[str, float] = {}
+    for name, seconds in after.items():
+        service = name.removeprefix("hmrec-compose-test-").rsplit("-", 1)[0]
+        per_service[service] = per_service.get(service, 0.0) + seconds - before.get(name, seconds)
+    return {s: round(1000 * v / max(requests, 1), 2) for s, v in sorted(per_service.items())}
+
+
 def replica_counts_served(compose) -> dict[str, dict[str, int]]:  # noqa: ANN001
     """service -> replica address -> answers so far (requests minus failed attempts), from the
     gateway's /readyz details."""
@@ -164,7 +185,12 @@ def run(compose, page, report, customers: list[str], poll) -> list[Phase]:  # no
     with Load(page, customers, Phase("warm-up")):
         time.sleep(10)
         stats["under load"] = docker_stats(every + ["hmrec-compose-test-gateway-1"])
+    measured = every + [f"hmrec-compose-test-{s}-1" for s in ("gateway", "redis", "frontend")]
+    cpu_before = cpu_seconds(measured)
     phases = [_load_phase(compose, page, customers, Phase("both replicas up"), names, 20)]
+    cpu = cpu_per_request(cpu_before, cpu_seconds(measured), phases[0].requests)
+    report.notes.append(f"CPU ms per uncached /recommend ({phases[0].requests} requests): {json.dumps(cpu)}")
+    stats["cpu_ms_per_request"] = cpu
 
     victims = {s: sorted(names[s])[-1] for s in SCALED}
     killed = Phase("one of each killed")
