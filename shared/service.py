@@ -71,7 +71,7 @@ class ModelSlot(Generic[M]):
                 return False
             try:
                 model = self.loader(folder)
-            except Exception as exc:  # noqa: BLE001 - any failure keeps the old model serving
+            except Exception as exc:  # any failure keeps the old model serving
                 self.last_error = f"loading {self.name}/{wanted} failed: {exc!r}"
                 log.exception("model load failed; keeping version %s", self.version)
                 return False

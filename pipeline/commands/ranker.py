@@ -37,7 +37,7 @@ def training_two_tower(dataset, cutoff: date, models_dir: Path, epochs: int | No
             load_two_tower(folder, warm=False)
             echo(f"ranker: reusing {folder} for the training week's candidates")
             return folder
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             echo(f"ranker: cannot reuse {folder} ({exc!r:.120}); retraining it")
     echo(f"ranker: training a two-tower strictly before {cutoff} for the training week's candidates")
     return train_two_tower(dataset, cutoff, models_dir, version, epochs=epochs, publish_model=False)

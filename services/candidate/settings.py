@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-import shared.config  # noqa: F401  (TF_USE_LEGACY_KERAS before anything imports TF)
+import shared.config  # TF_USE_LEGACY_KERAS before anything imports TF
 
 MODEL_NAME = "two_tower"
 

@@ -72,7 +72,7 @@ class GatewayState:
             await asyncio.sleep(self.settings.health_interval_s)
             try:
                 await self.refresh_health()
-            except Exception:  # noqa: BLE001 - the loop must outlive any one bad poll
+            except Exception:  # the loop must outlive any one bad poll
                 log.exception("health poll failed")
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:

@@ -527,14 +527,14 @@ def compute_features(
     if not np.isfinite(scores).all():
         finite = scores[np.isfinite(scores)]
         scores = np.where(np.isfinite(scores), scores, finite.min() if len(finite) else 0.0)
-    scores = np.clip(scores, -SCORE_LIMIT, SCORE_LIMIT)
+    clipped: np.ndarray = np.clip(scores, -SCORE_LIMIT, SCORE_LIMIT)
 
     c = store.customer_rows(customer_ids)
     a = store.article_rows(article_ids)
-    ranks, best = candidate_ranks(customer_ids, scores)
+    ranks, best = candidate_ranks(customer_ids, clipped)
     col = 0
-    out[:, 0] = scores
-    out[:, 1] = best - scores
+    out[:, 0] = clipped
+    out[:, 1] = best - clipped
     out[:, 2] = np.log1p(ranks)
     col = len(CANDIDATE_FEATURES)
     cust = store.customer_matrix[c]

@@ -82,7 +82,7 @@ class IndexSlot:
                 index = SearchIndex.load(
                     self.settings.index_dir, self.settings,
                     encoder=old.encoder if old else None, embedder=old.embedder if old else None)
-            except Exception as exc:  # noqa: BLE001 - any failure keeps the old index serving
+            except Exception as exc:  # any failure keeps the old index serving
                 self.last_error = f"loading search index {wanted} failed: {exc!r}"
                 log.exception("index load failed; keeping version %s", self.version)
                 return False
