@@ -9,6 +9,7 @@ not-sold mask the service applies (a third of the articles sold recently, as at 
 Cost depends on the number of articles, not on what they are. docs/scaling.md reads the
 catalogue size at which one query passes the candidate's 10 ms budget from this table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,11 +22,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.candidate.index import ExactIndex  # noqa: E402
+from services.candidate.index import ExactIndex
 
 DIM = 64
 BUDGET_MS = 10.0  # the candidate service's in-process p99 goal (services/gateway/settings.py)
@@ -46,12 +47,17 @@ def measure(n: int, queries: int, k: int, rng: np.random.Generator) -> dict[str,
     cpu_start = time.process_time()
     for i in range(queries):
         started = time.perf_counter()
-        index.search(q[i:i + 1], k, allowed)
+        index.search(q[i : i + 1], k, allowed)
         times.append(time.perf_counter() - started)
     cpu = time.process_time() - cpu_start
     times.sort()
-    return {"articles": n, "p50": 1000 * times[len(times) // 2], "p99": 1000 * times[int(0.99 * len(times))],
-            "cpu": 1000 * cpu / queries, "mib": index.embeddings.nbytes / 2**20}
+    return {
+        "articles": n,
+        "p50": 1000 * times[len(times) // 2],
+        "p99": 1000 * times[int(0.99 * len(times))],
+        "cpu": 1000 * cpu / queries,
+        "mib": index.embeddings.nbytes / 2**20,
+    }
 
 
 def main() -> None:
@@ -62,11 +68,15 @@ def main() -> None:
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     print(f"\nexact search, one query, top-{args.top_k}, {DIM} dims, one thread, a third of the articles allowed")
-    print(f"{'articles':>10} {'index MiB':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/query':>13}  within {BUDGET_MS:.0f} ms")
+    print(
+        f"{'articles':>10} {'index MiB':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/query':>13}  within {BUDGET_MS:.0f} ms"
+    )
     for n in (int(x) for x in args.articles.split(",")):
         r = measure(n, args.queries, args.top_k, rng)
-        print(f"{r['articles']:>10,} {r['mib']:>10.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['cpu']:>13.2f}  "
-              f"{'yes' if r['p99'] <= BUDGET_MS else 'NO'}")
+        print(
+            f"{r['articles']:>10,} {r['mib']:>10.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['cpu']:>13.2f}  "
+            f"{'yes' if r['p99'] <= BUDGET_MS else 'NO'}"
+        )
     print(f"machine load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 

@@ -16,6 +16,7 @@ that decides the slot in ``{...}`` (Redis hashes only the text inside the first 
 Single-key commands (the cache's GET/SET) need no tag and are better without one: untagged
 keys spread over every master.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 SINGLE_SCHEMES = ("redis", "rediss", "unix")
 # What a caller with a fallback catches: redis-py's cluster errors are not all RedisErrors
 # (RedisClusterException: "cannot connect to any startup node", slot not covered).
-REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, RedisClusterException, OSError)
+REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException, OSError)
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,14 @@ def parse_redis_url(url: str) -> RedisTarget:
     if not nodes:
         raise ValueError(f"no cluster nodes in {url!r}")
     username, _, password = auth.partition(":") if auth else ("", "", "")
-    return RedisTarget(url=url, cluster=True, nodes=nodes, tls=scheme.startswith("rediss"),
-                       username=unquote(username) or None, password=unquote(password) or None)
+    return RedisTarget(
+        url=url,
+        cluster=True,
+        nodes=nodes,
+        tls=scheme.startswith("rediss"),
+        username=unquote(username) or None,
+        password=unquote(password) or None,
+    )
 
 
 def _host_port(part: str, url: str) -> tuple[str, int]:
@@ -86,17 +93,24 @@ def connect(url: str, socket_timeout_s: float, max_connections: int) -> aioredis
     target = parse_redis_url(url)
     # retry=0 also means one try per cluster command (redis-py >= 6 takes the cluster's retries
     # from it): the caller falls back to its local cache instead of waiting for a new slot map.
-    common: dict[str, Any] = {"socket_timeout": socket_timeout_s, "socket_connect_timeout": socket_timeout_s,
-                              "retry": Retry(NoBackoff(), 0), "max_connections": max_connections}
+    common: dict[str, Any] = {
+        "socket_timeout": socket_timeout_s,
+        "socket_connect_timeout": socket_timeout_s,
+        "retry": Retry(NoBackoff(), 0),
+        "max_connections": max_connections,
+    }
     if not target.cluster:
         return aioredis.Redis.from_url(url, retry_on_timeout=False, **common)
     return RedisCluster(
         startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
-        ssl=target.tls, username=target.username, password=target.password,
+        ssl=target.tls,
+        username=target.username,
+        password=target.password,
         # Serve the slots that are up while a master is gone (the server still refuses them
         # with CLUSTERDOWN when cluster-require-full-coverage is on; then the caller falls back).
         require_full_coverage=False,
-        **common)
+        **common,
+    )
 
 
 def slot_key(tag: str, *parts: str) -> str:

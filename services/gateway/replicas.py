@@ -20,6 +20,7 @@ re-admitted when the health poll finds its ``/readyz`` answering 200, or when it
 runs out and the next call it is given succeeds. If every replica is ejected, calls still go
 to the one whose ejection ends first: ejection never turns a live service into an outage.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -53,8 +54,13 @@ class Replica:
         return self.ejected_until <= now
 
     def stats(self, now: float) -> dict[str, Any]:
-        return {"url": self.url, "admitted": self.admitted(now), "requests": self.requests,
-                "failures": self.failures, "ejections": self.ejections}
+        return {
+            "url": self.url,
+            "admitted": self.admitted(now),
+            "requests": self.requests,
+            "failures": self.failures,
+            "ejections": self.ejections,
+        }
 
 
 @dataclass(frozen=True)
@@ -98,17 +104,22 @@ def _parse_seeds(base_url: str) -> list[_Seed]:
 
 async def resolve_ipv4(host: str, port: int) -> list[str]:
     """Every IPv4 address of ``host`` (sorted, so the order is stable between resolutions)."""
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, family=socket.AF_INET,
-                                                         type=socket.SOCK_STREAM)
-    return sorted({info[4][0] for info in infos})
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, family=socket.AF_INET, type=socket.SOCK_STREAM)
+    return sorted({str(info[4][0]) for info in infos})
 
 
 class ReplicaPool:
     """The replicas behind one service URL (see the module doc)."""
 
-    def __init__(self, base_url: str, eject_s: float = 1.0, max_eject_s: float = 15.0,
-                 resolve_interval_s: float = 5.0, clock: Callable[[], float] = time.monotonic,
-                 resolver: Callable[[str, int], Any] = resolve_ipv4) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        eject_s: float = 1.0,
+        max_eject_s: float = 15.0,
+        resolve_interval_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        resolver: Callable[[str, int], Any] = resolve_ipv4,
+    ) -> None:
         self.seeds = _parse_seeds(base_url)
         self.eject_s, self.max_eject_s = eject_s, max_eject_s
         self.resolve_interval_s = resolve_interval_s

@@ -8,6 +8,7 @@ start`` brought them back. Who served what comes from the gateway's own replica 
 addresses. Also samples ``docker stats`` under load (CPU and memory per container), the
 figures deploy/kubernetes takes its requests and limits from. Standard library only.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,10 +18,12 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-READYZ = ("import json, urllib.request, urllib.error\n"
-          "try:\n    body = urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=5).read()\n"
-          "except urllib.error.HTTPError as err:\n    body = err.read()\n"
-          "print(body.decode())")
+READYZ = (
+    "import json, urllib.request, urllib.error\n"
+    "try:\n    body = urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=5).read()\n"
+    "except urllib.error.HTTPError as err:\n    body = err.read()\n"
+    "print(body.decode())"
+)
 SCALED = ("candidate", "ranker")
 
 
@@ -40,14 +43,22 @@ class Phase:
         return sum(n for s, n in self.statuses.items() if s >= 500 or s == 0)
 
 
-def containers(compose, service: str) -> dict[str, str]:  # noqa: ANN001
+def containers(compose, service: str) -> dict[str, str]:
     """Container name -> its address on the back network, for every container of ``service``."""
     ids = compose.run("ps", "-q", service, capture=True).stdout.split()
     found = {}
     for cid in ids:
-        out = subprocess.run(["docker", "inspect", "--format",
-                              "{{.Name}} {{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", cid],
-                             capture_output=True, text=True).stdout.split()
+        out = subprocess.run(
+            [
+                "docker",
+                "inspect",
+                "--format",
+                "{{.Name}} {{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+                cid,
+            ],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
         if out:
             found[out[0].lstrip("/")] = out[1] if len(out) > 1 else ""
     return found
@@ -56,7 +67,7 @@ def containers(compose, service: str) -> dict[str, str]:  # noqa: ANN001
 class Load:
     """``workers`` threads of uncached /recommend calls through the page until stopped."""
 
-    def __init__(self, page, customers: list[str], phase: Phase, workers: int = 6) -> None:  # noqa: ANN001
+    def __init__(self, page, customers: list[str], phase: Phase, workers: int = 6) -> None:
         self.page, self.customers, self.phase = page, customers, phase
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -100,8 +111,9 @@ def _served(before: dict, after: dict, names: dict[str, dict[str, str]]) -> dict
 
 
 def docker_stats(names: list[str]) -> dict[str, dict[str, str]]:
-    out = subprocess.run(["docker", "stats", "--no-stream", "--format", "{{json .}}", *names],
-                         capture_output=True, text=True, timeout=60).stdout
+    out = subprocess.run(
+        ["docker", "stats", "--no-stream", "--format", "{{json .}}", *names], capture_output=True, text=True, timeout=60
+    ).stdout
     rows = [json.loads(line) for line in out.splitlines() if line.strip()]
     return {row["Name"]: {"cpu": row["CPUPerc"], "mem": row["MemUsage"]} for row in rows}
 
@@ -110,8 +122,9 @@ def cpu_seconds(names: list[str]) -> dict[str, float]:
     """CPU seconds each container has used so far (its cgroup's cpu.stat, read inside it)."""
     used = {}
     for name in names:
-        out = subprocess.run(["docker", "exec", name, "cat", "/sys/fs/cgroup/cpu.stat"],
-                             capture_output=True, text=True).stdout
+        out = subprocess.run(
+            ["docker", "exec", name, "cat", "/sys/fs/cgroup/cpu.stat"], capture_output=True, text=True
+        ).stdout
         for line in out.splitlines():
             if line.startswith("usage_usec"):
                 used[name] = int(line.split()[1]) / 1e6
@@ -127,7 +140,7 @@ def cpu_per_request(before: dict[str, float], after: dict[str, float], requests:
     return {s: round(1000 * v / max(requests, 1), 2) for s, v in sorted(per_service.items())}
 
 
-def replica_counts_served(compose) -> dict[str, dict[str, int]]:  # noqa: ANN001
+def replica_counts_served(compose) -> dict[str, dict[str, int]]:
     """service -> replica address -> answers so far (requests minus failed attempts), from the
     gateway's /readyz details."""
     out = compose.run("exec", "-T", "gateway", "python", "-c", READYZ, capture=True, check=False).stdout
@@ -135,22 +148,28 @@ def replica_counts_served(compose) -> dict[str, dict[str, int]]:  # noqa: ANN001
         deps = json.loads(out)["dependencies"]
     except (ValueError, KeyError):
         return {}
-    return {service: {r["url"].split("://", 1)[1].rsplit(":", 1)[0]: r["requests"] - r["failures"]
-                      for r in deps.get(service, {}).get("replicas", [])} for service in SCALED}
+    return {
+        service: {
+            r["url"].split("://", 1)[1].rsplit(":", 1)[0]: r["requests"] - r["failures"]
+            for r in deps.get(service, {}).get("replicas", [])
+        }
+        for service in SCALED
+    }
 
 
 def _all_healthy(names: list[str]) -> bool:
-    out = subprocess.run(["docker", "inspect", "--format", "{{.State.Health.Status}}", *names],
-                         capture_output=True, text=True).stdout.split()
+    out = subprocess.run(
+        ["docker", "inspect", "--format", "{{.State.Health.Status}}", *names], capture_output=True, text=True
+    ).stdout.split()
     return len(out) == len(names) and all(s == "healthy" for s in out)
 
 
-def _gateway_sees(compose, names: dict[str, dict[str, str]]) -> bool:  # noqa: ANN001
+def _gateway_sees(compose, names: dict[str, dict[str, str]]) -> bool:
     counts = replica_counts_served(compose)
     return all(set(names[s].values()) <= set(counts.get(s, {})) for s in SCALED)
 
 
-def _load_phase(compose, page, customers, phase: Phase, names, seconds: float) -> Phase:  # noqa: ANN001
+def _load_phase(compose, page, customers, phase: Phase, names, seconds: float) -> Phase:
     before = replica_counts_served(compose)
     with Load(page, customers, phase):
         time.sleep(seconds)
@@ -159,11 +178,17 @@ def _load_phase(compose, page, customers, phase: Phase, names, seconds: float) -
 
 
 def table(phases: list[Phase]) -> str:
-    lines = ["", "replica run (uncached /recommend through the page, 6 clients)", "-" * 78,
-             f"{'phase':<26} {'requests':>8} {'5xx':>5}  sources"]
+    lines = [
+        "",
+        "replica run (uncached /recommend through the page, 6 clients)",
+        "-" * 78,
+        f"{'phase':<26} {'requests':>8} {'5xx':>5}  sources",
+    ]
     for p in phases:
-        lines.append(f"{p.name:<26} {p.requests:>8} {p.errors_5xx:>5}  "
-                     + ", ".join(f"{s}={n}" for s, n in p.sources.most_common()))
+        lines.append(
+            f"{p.name:<26} {p.requests:>8} {p.errors_5xx:>5}  "
+            + ", ".join(f"{s}={n}" for s, n in p.sources.most_common())
+        )
         for service in SCALED:
             total = sum(p.served.get(service, {}).values()) or 1
             shares = ", ".join(f"{c} {n} ({n / total:.0%})" for c, n in sorted(p.served.get(service, {}).items()))
@@ -171,15 +196,19 @@ def table(phases: list[Phase]) -> str:
     return "\n".join(lines)
 
 
-def run(compose, page, report, customers: list[str], poll) -> list[Phase]:  # noqa: ANN001, C901
+def run(compose, page, report, customers: list[str], poll) -> list[Phase]:
     """The replica run; checks go into ``report``; returns the phases (for the table)."""
-    compose.run("up", "-d", "--no-recreate", "--no-deps", "--scale", "candidate=2", "--scale", "ranker=2",
-                "candidate", "ranker")
+    compose.run(
+        "up", "-d", "--no-recreate", "--no-deps", "--scale", "candidate=2", "--scale", "ranker=2", "candidate", "ranker"
+    )
     names = {s: containers(compose, s) for s in SCALED}
     every = [n for s in SCALED for n in names[s]]
     up = poll(lambda: _all_healthy(every) and _gateway_sees(compose, names), 300, 3)
-    if not report.check("replicas: 2 candidate + 2 ranker healthy, the gateway calls all 4", bool(up),
-                        " ".join(f"{s}={sorted(names[s])}" for s in SCALED)):
+    if not report.check(
+        "replicas: 2 candidate + 2 ranker healthy, the gateway calls all 4",
+        bool(up),
+        " ".join(f"{s}={sorted(names[s])}" for s in SCALED),
+    ):
         return []
     stats: dict[str, dict] = {"idle": docker_stats(every + ["hmrec-compose-test-gateway-1"])}
     with Load(page, customers, Phase("warm-up")):
@@ -210,16 +239,29 @@ def run(compose, page, report, customers: list[str], poll) -> list[Phase]:  # no
     restarted = _load_phase(compose, page, customers, Phase("restarted"), names, 20)
     phases += [killed, survivors, restarted]
 
-    report.check("replica run: 0 5xx in every phase", all(p.errors_5xx == 0 for p in phases),
-                 " ".join(f"{p.errors_5xx}/{p.requests}" for p in phases))
-    report.check("both replicas served before the kill",
-                 all(min(phases[0].served[s][n] for n in names[s]) >= 0.25 * max(sum(phases[0].served[s].values()), 1)
-                     for s in SCALED), str({s: dict(phases[0].served[s]) for s in SCALED}))
-    report.check("after the kill the survivor serves it all",
-                 all(survivors.served[s][victims[s]] == 0 and sum(survivors.served[s].values()) > 0 for s in SCALED),
-                 str({s: dict(survivors.served[s]) for s in SCALED}))
-    report.check("the restarted replicas are used again", bool(back) and all(
-        restarted.served[s][victims[s]] >= 0.2 * max(sum(restarted.served[s].values()), 1) for s in SCALED),
-        str({s: dict(restarted.served[s]) for s in SCALED}))
+    report.check(
+        "replica run: 0 5xx in every phase",
+        all(p.errors_5xx == 0 for p in phases),
+        " ".join(f"{p.errors_5xx}/{p.requests}" for p in phases),
+    )
+    report.check(
+        "both replicas served before the kill",
+        all(
+            min(phases[0].served[s][n] for n in names[s]) >= 0.25 * max(sum(phases[0].served[s].values()), 1)
+            for s in SCALED
+        ),
+        str({s: dict(phases[0].served[s]) for s in SCALED}),
+    )
+    report.check(
+        "after the kill the survivor serves it all",
+        all(survivors.served[s][victims[s]] == 0 and sum(survivors.served[s].values()) > 0 for s in SCALED),
+        str({s: dict(survivors.served[s]) for s in SCALED}),
+    )
+    report.check(
+        "the restarted replicas are used again",
+        bool(back)
+        and all(restarted.served[s][victims[s]] >= 0.2 * max(sum(restarted.served[s].values()), 1) for s in SCALED),
+        str({s: dict(restarted.served[s]) for s in SCALED}),
+    )
     report.notes.append("docker stats (replica run): " + json.dumps(stats))
     return phases

@@ -6,6 +6,7 @@ patches keyed by kind and name, lists of named items merged by name) and nothing
 unknown kustomization field is an error, not silently ignored. Where kubectl is present the
 tests check that both renderings are equal.
 """
+
 from __future__ import annotations
 
 import copy
@@ -82,8 +83,9 @@ def _set_image(docs: list[dict[str, Any]], image: dict[str, str]) -> None:
     for container in containers(docs):
         name, _, _tag = container["image"].partition(":")
         if name == image["name"]:
-            container["image"] = f"{image.get('newName', name)}:{image['newTag']}" if "newTag" in image \
-                else image.get("newName", name)
+            container["image"] = (
+                f"{image.get('newName', name)}:{image['newTag']}" if "newTag" in image else image.get("newName", name)
+            )
 
 
 def pod_spec(doc: dict[str, Any]) -> dict[str, Any] | None:

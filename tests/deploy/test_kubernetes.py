@@ -3,6 +3,7 @@ exists), validated against the Kubernetes OpenAPI schemas bundled in `kubernetes
 network), and checked for what the issue asks: probes, requests/limits at least the measured
 memory, non-root pods, an autoscaler for gateway and ranker, the pipeline as a Job writing to
 ReadWriteMany volumes the services read, and Redis only inside the namespace."""
+
 from __future__ import annotations
 
 import re
@@ -50,8 +51,16 @@ def test_every_manifest_validates_against_the_kubernetes_schemas(docs):
     for version in VERSIONS:
         for doc in docs:
             kubernetes_validate.validate(doc, version, strict=True)  # raises on any unknown field
-    assert {d["kind"] for d in docs} >= {"Deployment", "Service", "HorizontalPodAutoscaler", "Job",
-                                         "PersistentVolumeClaim", "ConfigMap", "NetworkPolicy", "Namespace"}
+    assert {d["kind"] for d in docs} >= {
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "Job",
+        "PersistentVolumeClaim",
+        "ConfigMap",
+        "NetworkPolicy",
+        "Namespace",
+    }
 
 
 def test_the_validator_refuses_a_broken_manifest(docs):
@@ -166,15 +175,18 @@ def test_the_pipeline_job_writes_the_shared_volumes_the_services_read(docs):
     assert all(c["spec"]["accessModes"] == ["ReadWriteMany"] for c in claims.values())
     job = pod_spec(by_kind(docs, "Job")["pipeline"])
     assert "--serving-only" in job["containers"][0]["command"]
-    assert {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in job["volumes"] if "persistentVolumeClaim" in v} \
-        == {"data": "hm-data", "output": "hm-output"}
+    assert {
+        v["name"]: v["persistentVolumeClaim"]["claimName"] for v in job["volumes"] if "persistentVolumeClaim" in v
+    } == {"data": "hm-data", "output": "hm-output"}
     assert not any(m.get("readOnly") for m in job["containers"][0]["volumeMounts"])  # it writes
     for name in (*MODEL_SERVICES, "gateway"):
         spec = pod_spec(by_kind(docs, "Deployment")[name])
         mounts = {m["mountPath"]: m for m in spec["containers"][0]["volumeMounts"]}
         assert mounts["/output"]["readOnly"] and mounts["/data"]["readOnly"], name
-        assert {v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"] if "persistentVolumeClaim" in v} \
-            == {"hm-data", "hm-output"}, name
+        assert {v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"] if "persistentVolumeClaim" in v} == {
+            "hm-data",
+            "hm-output",
+        }, name
 
 
 def test_redis_lives_in_the_namespace_and_only_the_gateway_reaches_it(docs):
@@ -183,7 +195,9 @@ def test_redis_lives_in_the_namespace_and_only_the_gateway_reaches_it(docs):
     assert host in by_kind(docs, "Service") and "." not in host  # a Service of this namespace
     policy = by_kind(docs, "NetworkPolicy")["redis-from-gateway-only"]["spec"]
     assert policy["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "redis"}
-    assert [f["podSelector"]["matchLabels"] for f in policy["ingress"][0]["from"]] == [{"app.kubernetes.io/name": "gateway"}]
+    assert [f["podSelector"]["matchLabels"] for f in policy["ingress"][0]["from"]] == [
+        {"app.kubernetes.io/name": "gateway"}
+    ]
     assert by_kind(docs, "Service")["redis"]["spec"]["type"] == "ClusterIP"
 
 
@@ -201,8 +215,10 @@ def test_the_small_overlay_builds_the_small_world_from_pinned_images():
     assert {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"} == {"hmrec-small"}
     for container in containers(docs):
         assert ":" in container["image"] and not container["image"].endswith(":latest"), container["image"]
-    base_limit = mebibytes(pod_spec(by_kind(render(BASE), "Deployment")["candidate"])["containers"][0]
-                           ["resources"]["limits"]["memory"])
-    small_limit = mebibytes(pod_spec(by_kind(docs, "Deployment")["candidate"])["containers"][0]
-                            ["resources"]["limits"]["memory"])
+    base_limit = mebibytes(
+        pod_spec(by_kind(render(BASE), "Deployment")["candidate"])["containers"][0]["resources"]["limits"]["memory"]
+    )
+    small_limit = mebibytes(
+        pod_spec(by_kind(docs, "Deployment")["candidate"])["containers"][0]["resources"]["limits"]["memory"]
+    )
     assert small_limit > base_limit

@@ -2,6 +2,7 @@
 
 Run as ``uvicorn replica_app:app --host H --port P`` with ``REPLICA_ID`` set; ``POST /rank``
 answers ``{"replica": REPLICA_ID}``, ``/readyz`` 200 (503 once ``/unready`` was posted)."""
+
 from __future__ import annotations
 
 import os

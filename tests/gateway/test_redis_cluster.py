@@ -6,6 +6,7 @@ The cache's own tests run against it (hit/miss, TTL, fallback to the local cache
 gateway wired to it answers ``/recommend`` from the cluster, and one master is killed in the
 middle: the cache degrades to the local one, the gateway keeps answering 200.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -27,8 +28,10 @@ from shared.redis_connect import connect, parse_redis_url, slot_key
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("redis-server") is None or shutil.which("redis-cli") is None,
-                       reason="needs redis-server and redis-cli (apt-get install redis-server)"),
+    pytest.mark.skipif(
+        shutil.which("redis-server") is None or shutil.which("redis-cli") is None,
+        reason="needs redis-server and redis-cli (apt-get install redis-server)",
+    ),
 ]
 
 NODE_TIMEOUT_MS = 1000
@@ -52,8 +55,7 @@ def _cluster_ports(count: int) -> list[int]:
 
 
 def _cli(port: int, *args: str, timeout: float = 10) -> str:
-    return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True,
-                          timeout=timeout).stdout
+    return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True, timeout=timeout).stdout
 
 
 @dataclass
@@ -70,10 +72,29 @@ class Cluster:
         node_dir = self.folder / str(port)
         node_dir.mkdir(exist_ok=True)
         self.procs[port] = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-             "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
-             "--dir", str(node_dir), "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            [
+                "redis-server",
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                str(NODE_TIMEOUT_MS),
+                "--dir",
+                str(node_dir),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         _wait(lambda: _cli(port, "ping").strip() == "PONG", 10, f"redis-server on {port} did not start")
 
     def kill_node(self, port: int) -> None:
@@ -98,7 +119,7 @@ class Cluster:
         self.procs.clear()
 
 
-def _wait(condition, timeout_s: float, message: str) -> None:  # noqa: ANN001
+def _wait(condition, timeout_s: float, message: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
@@ -113,8 +134,19 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         for port in c.ports:
             c.start_node(port)
         created = subprocess.run(
-            ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in c.ports),
-             "--cluster-replicas", "0", "--cluster-yes"], capture_output=True, text=True, timeout=60)
+            [
+                "redis-cli",
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{p}" for p in c.ports),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert created.returncode == 0, created.stdout + created.stderr
         _wait(lambda: all(c.state(p) == "ok" for p in c.ports), 30, "the cluster never reached cluster_state:ok")
         yield c
@@ -179,14 +211,19 @@ def test_cache_hit_miss_and_ttl_on_the_cluster(cluster: Cluster):
 
     asyncio.run(scenario())
     # The entries are in the cluster itself, not in a client-side copy: a fresh client reads them.
-    assert _cli(cluster.ports[0], "-c", "get", cache_key(prefix, "recommend", {"ranker": "v1"},
-                                                         {"customer_id": "7"})).strip() == '{"i":7,"cached":false}'
+    assert (
+        _cli(
+            cluster.ports[0], "-c", "get", cache_key(prefix, "recommend", {"ranker": "v1"}, {"customer_id": "7"})
+        ).strip()
+        == '{"i":7,"cached":false}'
+    )
 
 
 def test_a_cluster_that_is_not_there_falls_back_fast():
     async def scenario() -> None:
-        cache = ResultCache("redis+cluster://127.0.0.1:1,127.0.0.1:2", ttl_s=30, socket_timeout_s=0.05,
-                            retry_interval_s=60)
+        cache = ResultCache(
+            "redis+cluster://127.0.0.1:1,127.0.0.1:2", ttl_s=30, socket_timeout_s=0.05, retry_interval_s=60
+        )
         started = time.perf_counter()
         assert await cache.get("k") is None
         await cache.set("k", {"x": 1})
@@ -222,8 +259,10 @@ def test_a_master_killed_mid_traffic_degrades_the_cache_never_the_answers(cluste
         for c in customers:
             statuses.append(gateway.get(f"/recommend?customer_id={c}&k={k}").status_code)
         backends.add(cache.state()["backend"])
-    print(f"\nmaster {victim} killed: {len(statuses)} /recommend answers, statuses {sorted(set(statuses))}, "
-          f"cache backends seen {sorted(backends)}")
+    print(
+        f"\nmaster {victim} killed: {len(statuses)} /recommend answers, statuses {sorted(set(statuses))}, "
+        f"cache backends seen {sorted(backends)}"
+    )
     assert set(statuses) == {200}, f"{len(statuses)} requests, statuses {sorted(set(statuses))}"
     assert LOCAL in backends, backends  # it did notice the dead master and fall back
     assert "error" in gateway.get("/readyz").json()["cache"]

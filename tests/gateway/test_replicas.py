@@ -4,6 +4,7 @@ Each replica (tests/gateway/replica_app.py) answers with its own id, so the test
 served what: calls spread evenly over listed URLs and over every address of a name, a killed
 replica is ejected without one failed call, and a restarted one is used again.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,8 +43,23 @@ class Replica:
     def start(self) -> None:
         env = dict(os.environ, REPLICA_ID=self.name)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "replica_app:app", "--host", self.host, "--port", str(self.port),
-             "--no-access-log", "--log-level", "warning"], cwd=HERE, env=env, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "replica_app:app",
+                "--host",
+                self.host,
+                "--port",
+                str(self.port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            cwd=HERE,
+            env=env,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 30
         while True:
             try:
