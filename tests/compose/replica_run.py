@@ -118,16 +118,20 @@ def docker_stats(names: list[str]) -> dict[str, dict[str, str]]:
     return {row["Name"]: {"cpu": row["CPUPerc"], "mem": row["MemUsage"]} for row in rows}
 
 
+# cgroup v2 (cpu.stat, usage_usec) or v1 (cpuacct.usage, nanoseconds), as seen inside the container.
+CPU_FILES = "cat /sys/fs/cgroup/cpu.stat 2>/dev/null || cat /sys/fs/cgroup/cpuacct/cpuacct.usage 2>/dev/null || cat /sys/fs/cgroup/cpu,cpuacct/cpuacct.usage"
+
+
 def cpu_seconds(names: list[str]) -> dict[str, float]:
-    """CPU seconds each container has used so far (its cgroup's cpu.stat, read inside it)."""
+    """CPU seconds each container has used so far (its cgroup's counter, read inside it)."""
     used = {}
     for name in names:
-        out = subprocess.run(
-            ["docker", "exec", name, "cat", "/sys/fs/cgroup/cpu.stat"], capture_output=True, text=True
-        ).stdout
+        out = subprocess.run(["docker", "exec", name, "sh", "-c", CPU_FILES], capture_output=True, text=True).stdout
         for line in out.splitlines():
             if line.startswith("usage_usec"):
                 used[name] = int(line.split()[1]) / 1e6
+            elif line.strip().isdigit():
+                used[name] = int(line) / 1e9
     return used
 
 
