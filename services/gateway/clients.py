@@ -131,7 +131,8 @@ class ServiceClient:
                                                 **kwargs) as resp:
                     answer = resp.status, resp.headers.get("Retry-After"), await resp.read()
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-                # ClientConnectorError (refused) and connect timeouts are ClientOSErrors too.
+                # ClientConnectorError (refused, unreachable) is a ClientOSError too; a connect
+                # timeout (ConnectionTimeoutError) is a TimeoutError, below.
                 reason = f"connection failed: {exc.__class__.__name__}: {exc}"
                 self.replicas.failed(replica, reason)
                 continue
