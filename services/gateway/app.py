@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from services.gateway import events as events_api
 from services.gateway import recommend as recommend_flow
 from services.gateway import search_proxy
 from services.gateway.breaker import CircuitBreaker
@@ -88,6 +89,7 @@ def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | N
         state = GatewayState(settings, cat, cache, clients, metrics, session)
         await state.refresh_health()
         app.state.gateway = state
+        stop_events = await events_api.start_events(app, settings.redis_url, metrics.registry)
         poller = asyncio.create_task(state.health_loop())
         log.info("gateway ready to serve (dependencies: %s; cache: %s)",
                  {n: d["ready"] for n, d in state.dependencies.items()}, cache.state()["backend"])
@@ -97,6 +99,7 @@ def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | N
             poller.cancel()
             with suppress(asyncio.CancelledError):
                 await poller
+            await stop_events()
             await session.close()
             await cache.close()
 
@@ -118,6 +121,7 @@ def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | N
         return ready, detail if settings.readyz_details else public_readiness(detail)
 
     app.include_router(health_router("gateway", readiness))
+    app.include_router(events_api.router)
 
     @app.get("/metrics", tags=["health"], response_class=Response)
     async def prometheus_metrics() -> Response:
@@ -134,7 +138,9 @@ def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | N
         query = parse_recommend_query(request)
         if query.offset > state.settings.max_offset:
             raise HTTPException(422, detail=f"offset must be <= {state.settings.max_offset}")
-        body = await recommend_flow.recommend(state, query.customer_id, query.k, query.offset, query.filters())
+        session = await events_api.session_view(request, query.customer_id, query.session_id)
+        body = await recommend_flow.recommend(state, query.served_customer_id(), query.k, query.offset,
+                                              query.filters(), session)
         return Response(body, media_type="application/json")
 
     @app.post("/search", response_model=SearchResult, tags=["search"], openapi_extra=search_proxy.OPENAPI_BODY)
