@@ -62,8 +62,9 @@ def drain_once(client: redis.Redis, stream: str, out_dir: Path, consumer: str, c
 
 
 def drain(redis_url: str, prefix: str, out_dir: Path, follow: bool, count: int = 10_000,
-          poll_s: float = 1.0) -> int:
-    """Drain until the stream is empty (or forever with ``follow``); total entries written."""
+          poll_s: float = 1.0, heartbeat: Path | None = None) -> int:
+    """Drain until the stream is empty (or forever with ``follow``); total entries written.
+    ``heartbeat``: a file touched after every pass that reached Redis (compose's healthcheck)."""
     client = redis.Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=2)
     stream = f"{prefix}:stream"
     consumer = f"{socket.gethostname()}-{os.getpid()}"
@@ -82,6 +83,8 @@ def drain(redis_url: str, prefix: str, out_dir: Path, follow: bool, count: int =
             time.sleep(poll_s)
             continue
         total += n
+        if heartbeat is not None:
+            heartbeat.touch()
         if n:
             click.echo(f"[events drain] wrote {n:,} events (total {total:,})", err=True)
         elif not follow:
@@ -111,9 +114,11 @@ def register(cli: click.Group) -> None:
                   show_default="$HM_EVENTS_PREFIX or hm:ev", help="The gateway's HM_GATEWAY_EVENTS_PREFIX.")
     @click.option("--follow", is_flag=True, help="Keep draining (the worker); else stop when the stream is empty.")
     @click.option("--batch", type=click.IntRange(1, 100_000), default=10_000, show_default=True)
+    @click.option("--heartbeat", type=click.Path(path_type=Path), default=None,
+                  help="File touched after each pass that reached Redis (a liveness check).")
     def drain_command(data_dir: Path | None, output_dir: Path | None, redis_url: str, prefix: str,
-                      follow: bool, batch: int) -> None:
+                      follow: bool, batch: int, heartbeat: Path | None) -> None:
         """Write the events stream to <output>/events/events-<first>-<last>.parquet."""
         out_dir = paths_from(data_dir, output_dir).output_dir / "events"
-        total = drain(redis_url, prefix, out_dir, follow, batch)
+        total = drain(redis_url, prefix, out_dir, follow, batch, heartbeat=heartbeat)
         click.echo(f"drained {total:,} events to {out_dir}")
