@@ -196,7 +196,9 @@ class EventStore:
         if config.redis_url:
             self.redis = aioredis.Redis.from_url(
                 config.redis_url, socket_timeout=config.socket_timeout_s,
-                socket_connect_timeout=config.socket_timeout_s, retry=Retry(NoBackoff(), 0),
+                # One retry: after a Redis restart each pooled connection fails once ("closed by
+                # server"); without it every one of them would read as an outage.
+                socket_connect_timeout=config.socket_timeout_s, retry=Retry(NoBackoff(), 1),
                 retry_on_timeout=False, max_connections=64)
 
     def session_key_of(self, key: str) -> str:
