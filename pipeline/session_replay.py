@@ -10,6 +10,8 @@ query, on the same queries:
 - ``customer+session``: with the session as ``recent_article_ids`` (what it serves now);
 - ``anonymous``: an unknown visitor with no session (the cold-start feed);
 - ``anonymous+session``: an unknown visitor with the session (cold start solved by it?);
+- ``customer+session-bought``: the session without the very articles bought on d (how much of
+  the lift is "they looked at what they then bought", how much the related browsing);
 plus ``popular`` (last week's best sellers) for reference. Ratios come with a 95 % paired
 bootstrap interval over queries.
 """
@@ -25,8 +27,10 @@ import pandas as pd
 from shared.events import SessionEvent, anonymous_customer_id, weighted_articles
 from shared.metrics import apk, paired_ratio_interval
 
-FEEDS = ("customer", "customer+session", "anonymous", "anonymous+session", "popular")
-RATIOS = (("customer+session", "customer"), ("anonymous+session", "anonymous"), ("anonymous+session", "popular"))
+FEEDS = ("customer", "customer+session", "anonymous", "anonymous+session", "customer+session-bought", "popular")
+MODEL_FEEDS = FEEDS[:5]
+RATIOS = (("customer+session", "customer"), ("anonymous+session", "anonymous"), ("anonymous+session", "popular"),
+          ("customer+session-bought", "customer"))
 SESSION_DAYS = 7
 
 
@@ -62,10 +66,15 @@ def build_queries(week: pd.DataFrame, events: pd.DataFrame, cutoff: date) -> lis
     return queries
 
 
-def _feeds(stage_one: Any, rerank: Any, queries: list[Query], ids: list[str], with_session: bool,
+def _feeds(stage_one: Any, rerank: Any, queries: list[Query], ids: list[str], with_session: str,
            k: int) -> list[list[str]]:
-    """The re-ranked top ``k`` for each query, asked as ``ids[i]`` (one batch per distinct id set)."""
-    recent = [q.seeds for q in queries] if with_session else None
+    """The re-ranked top ``k`` for each query, asked as ``ids[i]``; ``with_session``: "none",
+    "all" (the session's seeds) or "not_bought" (the seeds minus the query's purchases)."""
+    recent = None
+    if with_session == "all":
+        recent = [q.seeds for q in queries]
+    elif with_session == "not_bought":
+        recent = [[a for a in q.seeds if a not in q.truth] for q in queries]
     frame = stage_one(ids, recent)
     # The same customer can be two queries (two purchase days): tell them apart for the ranker's grouping.
     position = {cid: i for i, cid in enumerate(ids)}
@@ -83,13 +92,14 @@ def replay(queries: list[Query], stage_one: Any, rerank: Any, popular: list[str]
     scores: dict[str, np.ndarray] = {}
     # Queries of one day share no customer; run each day as a batch so ids are unique.
     days = sorted({q.day for q in queries})
-    for feed in FEEDS[:4]:
+    for feed in MODEL_FEEDS:
         aps = []
         for day in days:
             todays = [q for q in queries if q.day == day]
             anonymous = feed.startswith("anonymous")
             ids = [anonymous_customer_id(f"{q.customer_id}:{day}") if anonymous else q.customer_id for q in todays]
-            lists = _feeds(stage_one, rerank, todays, ids, feed.endswith("+session"), k)
+            session = "all" if feed.endswith("+session") else "not_bought" if feed.endswith("-bought") else "none"
+            lists = _feeds(stage_one, rerank, todays, ids, session, k)
             aps += [apk(q.truth, lst, k) for q, lst in zip(todays, lists, strict=True)]
         scores[feed] = np.asarray(aps)
     ordered = [q for day in days for q in queries if q.day == day]

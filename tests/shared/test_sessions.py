@@ -111,4 +111,5 @@ def test_replay_scores_each_feed_on_the_same_queries():
     np.testing.assert_allclose(scores["customer+session"], [1.0, 0.5])
     np.testing.assert_allclose(scores["anonymous"], [0.0, 0.5])
     np.testing.assert_allclose(scores["anonymous+session"], [1.0, 0.5])
+    np.testing.assert_allclose(scores["customer+session-bought"], [0.0, 0.5])  # A hidden: back to no session
     np.testing.assert_allclose(scores["popular"], [0.0, 1.0])
