@@ -118,3 +118,20 @@ def test_drain_writes_parquet_acknowledges_and_empties_the_stream(make_gateway, 
     assert set(frame["customer_id"]) == {CUSTOMER_MID}
     assert redis.Redis().xlen(f"{prefix}:stream") == 0
     assert drain("redis://127.0.0.1:6379/0", prefix, tmp_path, follow=False) == 0
+
+
+def test_the_drain_command_writes_under_the_output_dir(make_gateway, prefix, tmp_path: Path):
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    gw = make_gateway()
+    gw.post("/events", json={"events": [ev(ARTICLES[0], "purchase"), ev(ARTICLES[1], "view")]})
+    result = CliRunner().invoke(cli, ["events", "drain", "--redis-url", "redis://127.0.0.1:6379/0",
+                                      "--prefix", prefix, "--output-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "drained 2 events" in result.output
+    assert list(read_events(tmp_path / "events")["type"]) == ["purchase", "view"]
+    down = CliRunner().invoke(cli, ["events", "drain", "--redis-url", "redis://127.0.0.1:1/0", "--prefix", prefix,
+                                    "--output-dir", str(tmp_path)])
+    assert down.exit_code == 1 and "Redis at redis://127.0.0.1:1/0" in down.output
