@@ -46,7 +46,7 @@ def _midnight(day: date) -> float:
     return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
 
 
-def build_queries(week: pd.DataFrame, events: pd.DataFrame, cutoff: date) -> list[Query]:
+def build_queries(week: pd.DataFrame, events: pd.DataFrame, cutoff: date, min_type_weight: float = 0.0) -> list[Query]:
     """One query per (buyer, purchase day) of the week; seeds = the session before that day."""
     events = events.sort_values("ts", kind="stable")
     by_customer = dict(list(events.groupby("customer_id", sort=False)))
@@ -61,7 +61,7 @@ def build_queries(week: pd.DataFrame, events: pd.DataFrame, cutoff: date) -> lis
             if mine is not None:
                 seen = mine[(mine["ts"] < end) & (mine["ts"] >= end - SESSION_DAYS * 86400)]
                 session = [SessionEvent(t, a, s) for t, a, s in zip(seen["type"], seen["article_id"], seen["ts"], strict=True)]
-                seeds = weighted_articles(reversed(session), end)
+                seeds = weighted_articles(reversed(session), end, min_type_weight=min_type_weight)
             queries.append(Query(str(customer), day, set(rows["article_id"].astype(str)), seeds))
     return queries
 
@@ -78,7 +78,7 @@ def _feeds(stage_one: Any, rerank: Any, queries: list[Query], ids: list[str], wi
     frame = stage_one(ids, recent)
     # The same customer can be two queries (two purchase days): tell them apart for the ranker's grouping.
     position = {cid: i for i, cid in enumerate(ids)}
-    ranked = rerank(frame, k)
+    ranked = rerank(frame, k, {cid: r for cid, r in zip(ids, recent, strict=True) if r} if recent else None)
     out: list[list[str]] = [[] for _ in queries]
     for cid, group in ranked.groupby("customer_id", sort=False):
         out[position[cid]] = list(group["article_id"])
@@ -88,7 +88,7 @@ def _feeds(stage_one: Any, rerank: Any, queries: list[Query], ids: list[str], wi
 def replay(queries: list[Query], stage_one: Any, rerank: Any, popular: list[str], k: int = 12
            ) -> dict[str, np.ndarray]:
     """Average precision@k per query, per feed. ``stage_one(ids, recent)`` -> candidate frame,
-    ``rerank(frame, k)`` -> top-k frame (the served functions)."""
+    ``rerank(frame, k, recent)`` -> top-k frame (the served functions)."""
     scores: dict[str, np.ndarray] = {}
     # Queries of one day share no customer; run each day as a batch so ids are unique.
     days = sorted({q.day for q in queries})

@@ -134,17 +134,21 @@ def parse_session_entry(raw: bytes | str) -> SessionEvent | None:
         return None
 
 
-def weighted_articles(events: Iterable[SessionEvent], now: float, limit: int = SESSION_SEEDS) -> list[str]:
+def weighted_articles(events: Iterable[SessionEvent], now: float, limit: int = SESSION_SEEDS,
+                      min_type_weight: float = 0.0) -> list[str]:
     """The session's articles, strongest first: sum over its events of the type's weight times
     a recency decay (half-life SESSION_HALF_LIFE_MIN). Stage one treats the order as recency,
     and seeds co-purchase and other colours from the first ten.
 
     e.g. cart A 0 min ago (3.0) beats three clicks on B 60 min ago (3 * 1.0 * 0.5 = 1.5)."""
     score: dict[str, float] = {}
+    strongest: dict[str, float] = {}
     for e in events:
         age_min = max(0.0, now - e.ts) / 60.0
         score[e.article_id] = score.get(e.article_id, 0.0) + EVENT_WEIGHTS[e.type] * 0.5 ** (age_min / SESSION_HALF_LIFE_MIN)
-    return sorted(score, key=lambda a: (-score[a], a))[:limit]
+        strongest[e.article_id] = max(strongest.get(e.article_id, 0.0), EVENT_WEIGHTS[e.type])
+    kept = [a for a in score if strongest[a] >= min_type_weight]  # e.g. 1.0: an article only viewed does not seed
+    return sorted(kept, key=lambda a: (-score[a], a))[:limit]
 
 
 def session_digest(events: list[SessionEvent]) -> str:

@@ -82,6 +82,7 @@ async def recommend(state: GatewayState, customer_id: str, k: int, offset: int,
                 "customer_id": customer_id,
                 "candidates": candidates[:MAX_RANK_INPUT],
                 "k": max(1, min(len(candidates), MAX_RANK_INPUT)),
+                **(session.candidate_fields() if session is not None else {}),
             })
             ordered = [(r["article_id"], r["score"]) for r in ranked["ranked"]]
             used["ranker"] = state.note_version("ranker", ranked.get("model_version"))

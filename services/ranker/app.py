@@ -78,7 +78,8 @@ def create_app(settings: RankerSettings | None = None) -> FastAPI:
                                                         f"got {len(bad)} non-finite, e.g. article {bad[0]}")
         ranked = served.rank(request.customer_id, [c.article_id for c in request.candidates],
                              [c.score for c in request.candidates], request.k,
-                             source_matrix_from_dicts(c.sources for c in request.candidates))
+                             source_matrix_from_dicts(c.sources for c in request.candidates),
+                             request.recent_article_ids)
         tasks = list(ranked.task_scores)
         return RankResponse(
             model_version=served.version,

@@ -102,7 +102,7 @@ def test_replay_scores_each_feed_on_the_same_queries():
             rows += [(cid, a) for a in [*top, "Z", "B"]]
         return pd.DataFrame(rows, columns=["customer_id", "article_id"])
 
-    def rerank(frame, k):
+    def rerank(frame, k, recent=None):
         return frame.groupby("customer_id", sort=False).head(k)
 
     scores = replay(queries, stage_one, rerank, popular=["B"], k=12)
