@@ -21,6 +21,7 @@ gateway as a uvicorn process, and the real drain worker (``hmrec events drain --
    the weighting, a bigger /candidates body; with fakes the candidate service's own extra work
    for ``recent_article_ids`` is not in it: run with ``--gateway-url`` on a real stack for that).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,9 +53,23 @@ class PrivateRedis:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--dir", str(self.folder)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--dir",
+                str(self.folder),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         import redis
 
         for _ in range(200):
@@ -98,19 +113,64 @@ class Stack:
         self.redis.start()
         ports = {name: free_port() for name in ("candidate", "ranker", "search", "gateway")}
         for name in ("candidate", "ranker", "search"):
-            self._spawn([sys.executable, str(HERE / "bench_gateway.py"), "--serve-fake", name,
-                         "--port", str(ports[name]), "--data-dir", str(self.data_dir)])
-        env = dict(os.environ, HM_EVENTS_PREFIX=self.prefix, HM_GATEWAY_LOG_LEVEL="WARNING",
-                   HM_GATEWAY_REDIS_URL=f"redis://127.0.0.1:{self.redis.port}/0",
-                   HM_GATEWAY_CACHE_PREFIX=f"hm:bench:{uuid.uuid4().hex[:8]}",
-                   HM_GATEWAY_DATA_DIR=str(self.data_dir), HM_GATEWAY_OUTPUT_DIR=str(self.output_dir),
-                   **{f"HM_GATEWAY_{n.upper()}_URL": f"http://127.0.0.1:{ports[n]}" for n in ("candidate", "ranker", "search")})
+            self._spawn(
+                [
+                    sys.executable,
+                    str(HERE / "bench_gateway.py"),
+                    "--serve-fake",
+                    name,
+                    "--port",
+                    str(ports[name]),
+                    "--data-dir",
+                    str(self.data_dir),
+                ]
+            )
+        env = dict(
+            os.environ,
+            HM_EVENTS_PREFIX=self.prefix,
+            HM_GATEWAY_LOG_LEVEL="WARNING",
+            HM_GATEWAY_REDIS_URL=f"redis://127.0.0.1:{self.redis.port}/0",
+            HM_GATEWAY_CACHE_PREFIX=f"hm:bench:{uuid.uuid4().hex[:8]}",
+            HM_GATEWAY_DATA_DIR=str(self.data_dir),
+            HM_GATEWAY_OUTPUT_DIR=str(self.output_dir),
+            **{
+                f"HM_GATEWAY_{n.upper()}_URL": f"http://127.0.0.1:{ports[n]}" for n in ("candidate", "ranker", "search")
+            },
+        )
         self.gateway_pid = self._spawn(
-            [sys.executable, "-m", "uvicorn", "services.gateway.app:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(ports["gateway"]), "--no-access-log", "--log-level", "warning"], env).pid
-        self._spawn([sys.executable, "-m", "pipeline.cli", "events", "drain", "--follow", "--output-dir",
-                     str(self.output_dir), "--redis-url", f"redis://127.0.0.1:{self.redis.port}/0",
-                     "--prefix", self.prefix], dict(os.environ, PYTHONPATH=str(ROOT)))
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "services.gateway.app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(ports["gateway"]),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            env,
+        ).pid
+        self._spawn(
+            [
+                sys.executable,
+                "-m",
+                "pipeline.cli",
+                "events",
+                "drain",
+                "--follow",
+                "--output-dir",
+                str(self.output_dir),
+                "--redis-url",
+                f"redis://127.0.0.1:{self.redis.port}/0",
+                "--prefix",
+                self.prefix,
+            ],
+            dict(os.environ, PYTHONPATH=str(ROOT)),
+        )
         url = f"http://127.0.0.1:{ports['gateway']}"
         wait_ready(url, self.procs)
         return url
@@ -129,8 +189,12 @@ class Stack:
 
 def make_batch(rng: random.Random, customers: list[str], articles: list[str], size: int) -> dict:
     customer = rng.choice(customers)
-    return {"events": [{"customer_id": customer, "article_id": rng.choice(articles), "type": rng.choice(EVENT_TYPES)}
-                       for _ in range(size)]}
+    return {
+        "events": [
+            {"customer_id": customer, "article_id": rng.choice(articles), "type": rng.choice(EVENT_TYPES)}
+            for _ in range(size)
+        ]
+    }
 
 
 class Ledger:
@@ -139,8 +203,15 @@ class Ledger:
         self.latencies: list[float] = []
 
 
-async def post_load(session: aiohttp.ClientSession, url: str, customers: list[str], articles: list[str],
-                    batch: int, concurrency: int, seconds: float) -> tuple[Ledger, float]:
+async def post_load(
+    session: aiohttp.ClientSession,
+    url: str,
+    customers: list[str],
+    articles: list[str],
+    batch: int,
+    concurrency: int,
+    seconds: float,
+) -> tuple[Ledger, float]:
     """``concurrency`` workers posting batches for ``seconds``; (ledger, wall seconds)."""
     ledger = Ledger()
     stop_at = time.perf_counter() + seconds
@@ -190,17 +261,26 @@ async def counters(session: aiohttp.ClientSession, url: str) -> dict[str, float]
     return out
 
 
-async def soak(session: aiohttp.ClientSession, url: str, stack: Stack, customers: list[str], articles: list[str],
-               concurrency: int, seconds: float) -> dict:
+async def soak(
+    session: aiohttp.ClientSession,
+    url: str,
+    stack: Stack,
+    customers: list[str],
+    articles: list[str],
+    concurrency: int,
+    seconds: float,
+) -> dict:
     """The load with Redis stopped from 1/3 to 2/3 of the run; then the ledger."""
+
     async def restart() -> None:
         await asyncio.sleep(seconds / 3)
         await asyncio.to_thread(stack.redis.stop)
         await asyncio.sleep(seconds / 3)
         await asyncio.to_thread(stack.redis.start)
 
-    (ledger, _wall), _ = await asyncio.gather(post_load(session, url, customers, articles, 5, concurrency, seconds),
-                                              restart())
+    (ledger, _wall), _ = await asyncio.gather(
+        post_load(session, url, customers, articles, 5, concurrency, seconds), restart()
+    )
     deadline = time.monotonic() + 60
     while (await counters(session, url)).get("buffered_now", 1) > 0 and time.monotonic() < deadline:
         await asyncio.sleep(0.5)
@@ -217,27 +297,37 @@ async def soak(session: aiohttp.ClientSession, url: str, stack: Stack, customers
     return {"ledger": ledger, "counters": await counters(session, url), "rows": rows}
 
 
-async def recommend_latency(session: aiohttp.ClientSession, url: str, customers: list[str], articles: list[str],
-                            n: int, concurrency: int) -> dict[str, dict]:
+async def recommend_latency(
+    session: aiohttp.ClientSession, url: str, customers: list[str], articles: list[str], n: int, concurrency: int
+) -> dict[str, dict]:
     """Uncached /recommend for customers with a 5-event session vs customers without one."""
     half = len(customers) // 2
     with_session, without = customers[:half], customers[half:]
     rng = random.Random(7)
     for c in with_session:
-        async with session.post(url + "/events", json={"events": [
-                {"customer_id": c, "article_id": rng.choice(articles), "type": "click"} for _ in range(5)]}) as r:
+        async with session.post(
+            url + "/events",
+            json={
+                "events": [{"customer_id": c, "article_id": rng.choice(articles), "type": "click"} for _ in range(5)]
+            },
+        ) as r:
             assert r.status == 202, await r.text()
     out = {}
     for name, group in (("with a session", with_session), ("without", without)):
         started = time.perf_counter()
         latencies = await timed_recommends(session, url, group, n, concurrency, name == "with a session")
-        out[name] = {"n": n, "rps": n / (time.perf_counter() - started), "p50": pct(latencies, 0.5),
-                     "p99": pct(latencies, 0.99)}
+        out[name] = {
+            "n": n,
+            "rps": n / (time.perf_counter() - started),
+            "p50": pct(latencies, 0.5),
+            "p99": pct(latencies, 0.99),
+        }
     return out
 
 
-async def timed_recommends(session: aiohttp.ClientSession, url: str, group: list[str], n: int, concurrency: int,
-                           expect_session: bool) -> list[float]:
+async def timed_recommends(
+    session: aiohttp.ClientSession, url: str, group: list[str], n: int, concurrency: int, expect_session: bool
+) -> list[float]:
     nonce = random.Random()  # unseeded: a rerun within the cache TTL must not hit earlier keys
     latencies: list[float] = []
     mismatched: list[int] = []  # answers whose session was not the expected one (should stay empty)
@@ -269,25 +359,37 @@ async def run(url: str, stack: Stack | None, args: argparse.Namespace) -> None:
         customers, untouched = sample[:20], sample[20:]
         async with session.get(url + "/recommend", params={"customer_id": customers[0], "k": 100}) as r:
             articles = [i["article_id"] for i in (await r.json())["items"]]
-        print(f"\n/events throughput (concurrency {args.concurrency}, {args.throughput_s:.0f} s each; goal >= 1,000 events/s)")
+        print(
+            f"\n/events throughput (concurrency {args.concurrency}, {args.throughput_s:.0f} s each; goal >= 1,000 events/s)"
+        )
         print(f"{'batch':>6}{'requests':>10}{'events/s':>10}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'errors':>7}")
         sent_before_soak = 0
         for batch in (1, 10):
-            ledger, wall = await post_load(session, url, customers, articles, batch, args.concurrency, args.throughput_s)
+            ledger, wall = await post_load(
+                session, url, customers, articles, batch, args.concurrency, args.throughput_s
+            )
             sent_before_soak += ledger.sent
-            print(f"{batch:>6}{len(ledger.latencies):>10}{ledger.sent / wall:>10.0f}{len(ledger.latencies) / wall:>8.0f}"
-                  f"{pct(ledger.latencies, .5):>8.1f}{pct(ledger.latencies, .99):>8.1f}{ledger.errors:>7}")
+            print(
+                f"{batch:>6}{len(ledger.latencies):>10}{ledger.sent / wall:>10.0f}{len(ledger.latencies) / wall:>8.0f}"
+                f"{pct(ledger.latencies, 0.5):>8.1f}{pct(ledger.latencies, 0.99):>8.1f}{ledger.errors:>7}"
+            )
         if stack is not None:
             result = await soak(session, url, stack, customers, articles, args.concurrency, args.soak_s)
             ledger, c = result["ledger"], result["counters"]
             total = sent_before_soak + ledger.sent
-            print(f"\nsoak: {args.soak_s:.0f} s, batches of 5, Redis stopped from {args.soak_s / 3:.0f} s to "
-                  f"{2 * args.soak_s / 3:.0f} s; the ledger covers the whole run ({sent_before_soak} events sent before the soak)")
-            print(f"{'soak sent':>10}{'to redis':>9}{'buffered':>9}{'refused 503':>12}{'errors':>7}{'run sent':>9}"
-                  f"{'accepted':>9}{'written':>8}{'dropped':>8}{'parquet rows':>13}{'lost':>6}")
-            print(f"{ledger.sent:>10}{ledger.redis:>9}{ledger.buffered:>9}{ledger.refused:>12}{ledger.errors:>7}{total:>9}"
-                  f"{c.get('accepted', 0):>9.0f}{c.get('written', 0):>8.0f}{c.get('dropped', 0):>8.0f}"
-                  f"{result['rows']:>13}{total - result['rows']:>6}")
+            print(
+                f"\nsoak: {args.soak_s:.0f} s, batches of 5, Redis stopped from {args.soak_s / 3:.0f} s to "
+                f"{2 * args.soak_s / 3:.0f} s; the ledger covers the whole run ({sent_before_soak} events sent before the soak)"
+            )
+            print(
+                f"{'soak sent':>10}{'to redis':>9}{'buffered':>9}{'refused 503':>12}{'errors':>7}{'run sent':>9}"
+                f"{'accepted':>9}{'written':>8}{'dropped':>8}{'parquet rows':>13}{'lost':>6}"
+            )
+            print(
+                f"{ledger.sent:>10}{ledger.redis:>9}{ledger.buffered:>9}{ledger.refused:>12}{ledger.errors:>7}{total:>9}"
+                f"{c.get('accepted', 0):>9.0f}{c.get('written', 0):>8.0f}{c.get('dropped', 0):>8.0f}"
+                f"{result['rows']:>13}{total - result['rows']:>6}"
+            )
         lat = await recommend_latency(session, url, untouched, articles, args.recommend_n, args.concurrency)
         print(f"\n/recommend uncached, concurrency {args.concurrency}")
         print(f"{'customers':<16}{'requests':>9}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}")

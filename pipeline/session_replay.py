@@ -15,6 +15,7 @@ query, on the same queries:
 plus ``popular`` (last week's best sellers) for reference. Ratios come with a 95 % paired
 bootstrap interval over queries.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,8 +30,12 @@ from shared.metrics import apk, paired_ratio_interval
 
 FEEDS = ("customer", "customer+session", "anonymous", "anonymous+session", "customer+session-bought", "popular")
 MODEL_FEEDS = FEEDS[:5]
-RATIOS = (("customer+session", "customer"), ("anonymous+session", "anonymous"), ("anonymous+session", "popular"),
-          ("customer+session-bought", "customer"))
+RATIOS = (
+    ("customer+session", "customer"),
+    ("anonymous+session", "anonymous"),
+    ("anonymous+session", "popular"),
+    ("customer+session-bought", "customer"),
+)
 SESSION_DAYS = 7
 
 
@@ -60,14 +65,17 @@ def build_queries(week: pd.DataFrame, events: pd.DataFrame, cutoff: date, min_ty
             seeds: list[str] = []
             if mine is not None:
                 seen = mine[(mine["ts"] < end) & (mine["ts"] >= end - SESSION_DAYS * 86400)]
-                session = [SessionEvent(t, a, s) for t, a, s in zip(seen["type"], seen["article_id"], seen["ts"], strict=True)]
+                session = [
+                    SessionEvent(t, a, s) for t, a, s in zip(seen["type"], seen["article_id"], seen["ts"], strict=True)
+                ]
                 seeds = weighted_articles(reversed(session), end, min_type_weight=min_type_weight)
             queries.append(Query(str(customer), day, set(rows["article_id"].astype(str)), seeds))
     return queries
 
 
-def _feeds(stage_one: Any, rerank: Any, queries: list[Query], ids: list[str], with_session: str,
-           k: int) -> list[list[str]]:
+def _feeds(
+    stage_one: Any, rerank: Any, queries: list[Query], ids: list[str], with_session: str, k: int
+) -> list[list[str]]:
     """The re-ranked top ``k`` for each query, asked as ``ids[i]``; ``with_session``: "none",
     "all" (the session's seeds) or "not_bought" (the seeds minus the query's purchases)."""
     recent = None
@@ -85,8 +93,7 @@ def _feeds(stage_one: Any, rerank: Any, queries: list[Query], ids: list[str], wi
     return out
 
 
-def replay(queries: list[Query], stage_one: Any, rerank: Any, popular: list[str], k: int = 12
-           ) -> dict[str, np.ndarray]:
+def replay(queries: list[Query], stage_one: Any, rerank: Any, popular: list[str], k: int = 12) -> dict[str, np.ndarray]:
     """Average precision@k per query, per feed. ``stage_one(ids, recent)`` -> candidate frame,
     ``rerank(frame, k, recent)`` -> top-k frame (the served functions)."""
     scores: dict[str, np.ndarray] = {}
@@ -110,8 +117,10 @@ def replay(queries: list[Query], stage_one: Any, rerank: Any, popular: list[str]
 def summarise(scores: dict[str, np.ndarray], queries: list[Query], seed: int = 0) -> dict[str, Any]:
     with_session = sum(bool(q.seeds) for q in queries)
     result: dict[str, Any] = {
-        "queries": len(queries), "queries_with_a_session": with_session,
-        "map@12": {feed: float(v.mean()) for feed, v in scores.items()}, "ratios": {},
+        "queries": len(queries),
+        "queries_with_a_session": with_session,
+        "map@12": {feed: float(v.mean()) for feed, v in scores.items()},
+        "ratios": {},
     }
     for num, den in RATIOS:
         point, lo, hi = paired_ratio_interval(scores[num], scores[den], seed=seed)
@@ -120,12 +129,17 @@ def summarise(scores: dict[str, np.ndarray], queries: list[Query], seed: int = 0
 
 
 def format_summary(result: dict[str, Any]) -> str:
-    lines = [f"session replay: {result['queries']:,} (buyer, day) queries, "
-             f"{result['queries_with_a_session']:,} with events in the 7 days before", "",
-             f"{'feed':<20} {'MAP@12':>8}"]
+    lines = [
+        f"session replay: {result['queries']:,} (buyer, day) queries, "
+        f"{result['queries_with_a_session']:,} with events in the 7 days before",
+        "",
+        f"{'feed':<20} {'MAP@12':>8}",
+    ]
     lines += [f"{feed:<20} {value:>8.4f}" for feed, value in result["map@12"].items()]
     lines += ["", f"{'ratio':<36} {'value':>6}  95% interval"]
-    lines += [f"{name:<36} {r['ratio']:>6.2f}  ({r['low']:.2f} - {r['high']:.2f})" for name, r in result["ratios"].items()]
+    lines += [
+        f"{name:<36} {r['ratio']:>6.2f}  ({r['low']:.2f} - {r['high']:.2f})" for name, r in result["ratios"].items()
+    ]
     return "\n".join(lines)
 
 
@@ -150,8 +164,9 @@ def served_functions(ctx: Any) -> tuple[Any, Any]:
     config = StageOneConfig.from_dict(model.metadata.get("stage_one"))
     ds = ctx.dataset
     source = TwoTowerSource.offline(model, ds, ctx.cutoff, config.not_sold_weeks)
-    tables = build_tables(ds.transactions, ds.customers, ds.articles, source.as_of,
-                          not_sold_weeks=config.not_sold_weeks)
+    tables = build_tables(
+        ds.transactions, ds.customers, ds.articles, source.as_of, not_sold_weeks=config.not_sold_weeks
+    )
     ranker = LoadedRanker.load(ranker_dir)
     return (lambda ids, recent: stage_one(tables, source, ids, config, recent)), ranker.rerank_frame
 
@@ -170,14 +185,25 @@ def run_session_replay(paths: Any, cutoff: date | None, seed: int = 0, events_di
         events = read_events(events_dir)
         events = events.assign(customer_id=events["customer_id"].fillna(""))
     else:
-        events = synthesise_sessions(tx, ctx.dataset.articles, ctx.cutoff - timedelta(days=SESSION_DAYS),
-                                     ctx.cutoff + timedelta(days=7), seed=seed)
-    week = label_week(tx, ctx.cutoff).assign(customer_id=lambda f: f["customer_id"].astype(str),
-                                             article_id=lambda f: f["article_id"].astype(str))
+        events = synthesise_sessions(
+            tx,
+            ctx.dataset.articles,
+            ctx.cutoff - timedelta(days=SESSION_DAYS),
+            ctx.cutoff + timedelta(days=7),
+            seed=seed,
+        )
+    week = label_week(tx, ctx.cutoff).assign(
+        customer_id=lambda f: f["customer_id"].astype(str), article_id=lambda f: f["article_id"].astype(str)
+    )
     queries = build_queries(week, events, ctx.cutoff)
     stage_one_fn, rerank = served_functions(ctx)
     scores = replay(queries, stage_one_fn, rerank, popular_articles(ctx.history, 12, ctx.cutoff), ctx.k)
     result = summarise(scores, queries, seed)
-    result.update({"cutoff": ctx.cutoff.isoformat(), "events": len(events),
-                   "source": str(events_dir) if events_dir is not None else f"synthetic sessions (seed {seed})"})
+    result.update(
+        {
+            "cutoff": ctx.cutoff.isoformat(),
+            "events": len(events),
+            "source": str(events_dir) if events_dir is not None else f"synthetic sessions (seed {seed})",
+        }
+    )
     return result

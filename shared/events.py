@@ -13,6 +13,7 @@ Storage, on real parts (docs/events.md):
   A full buffer refuses the batch (the caller is told, ``dropped`` counts it): nothing is
   silently lost. ``accepted == written + len(buffer)`` at every moment.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -45,9 +46,9 @@ EVENT_WEIGHTS: dict[str, float] = {"view": 0.25, "click": 1.0, "cart": 3.0, "pur
 # A session's weight halves every this many minutes: this visit's clicks beat yesterday's.
 SESSION_HALF_LIFE_MIN = 60.0
 MAX_BATCH = 100
-MAX_FUTURE_S = 300.0                 # client clocks drift; more than this ahead is a bug
-MAX_AGE_S = 30 * 86400.0             # older than a month is not a session any more
-SESSION_SEEDS = 20                   # articles handed to stage one (it seeds from the first 10)
+MAX_FUTURE_S = 300.0  # client clocks drift; more than this ahead is a bug
+MAX_AGE_S = 30 * 86400.0  # older than a month is not a session any more
+SESSION_SEEDS = 20  # articles handed to stage one (it seeds from the first 10)
 
 SessionId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
 
@@ -114,9 +115,16 @@ def encode_event(event: Event, received: float) -> dict[str, str]:
     """The stream entry's fields (strings: what Redis stores). ``uid`` is unique per accepted
     event: a write retried after a half-finished pipeline can repeat an entry (at least once),
     and readers drop the repeat by it."""
-    return {"uid": secrets.token_hex(8), "session": event.session_key, "customer_id": event.customer_id or "",
-            "session_id": event.session_id or "", "article_id": event.article_id, "type": event.type,
-            "ts": repr(event.ts if event.ts is not None else received), "received": repr(received)}
+    return {
+        "uid": secrets.token_hex(8),
+        "session": event.session_key,
+        "customer_id": event.customer_id or "",
+        "session_id": event.session_id or "",
+        "article_id": event.article_id,
+        "type": event.type,
+        "ts": repr(event.ts if event.ts is not None else received),
+        "received": repr(received),
+    }
 
 
 def session_entry(fields: dict[str, str]) -> str:
@@ -134,8 +142,9 @@ def parse_session_entry(raw: bytes | str) -> SessionEvent | None:
         return None
 
 
-def weighted_articles(events: Iterable[SessionEvent], now: float, limit: int = SESSION_SEEDS,
-                      min_type_weight: float = 0.0) -> list[str]:
+def weighted_articles(
+    events: Iterable[SessionEvent], now: float, limit: int = SESSION_SEEDS, min_type_weight: float = 0.0
+) -> list[str]:
     """The session's articles, strongest first: sum over its events of the type's weight times
     a recency decay (half-life SESSION_HALF_LIFE_MIN). Stage one treats the order as recency,
     and seeds co-purchase and other colours from the first ten.
@@ -145,7 +154,9 @@ def weighted_articles(events: Iterable[SessionEvent], now: float, limit: int = S
     strongest: dict[str, float] = {}
     for e in events:
         age_min = max(0.0, now - e.ts) / 60.0
-        score[e.article_id] = score.get(e.article_id, 0.0) + EVENT_WEIGHTS[e.type] * 0.5 ** (age_min / SESSION_HALF_LIFE_MIN)
+        score[e.article_id] = score.get(e.article_id, 0.0) + EVENT_WEIGHTS[e.type] * 0.5 ** (
+            age_min / SESSION_HALF_LIFE_MIN
+        )
         strongest[e.article_id] = max(strongest.get(e.article_id, 0.0), EVENT_WEIGHTS[e.type])
     kept = [a for a in score if strongest[a] >= min_type_weight]  # e.g. 1.0: an article only viewed does not seed
     return sorted(kept, key=lambda a: (-score[a], a))[:limit]
@@ -184,8 +195,12 @@ class EventStore:
     """Appends events to Redis (stream + session lists), or to a bounded buffer while Redis is
     away. Used from one event loop. ``on_count(name, n)`` feeds the service's metrics."""
 
-    def __init__(self, config: EventStoreConfig, on_count: Callable[[str, int], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        config: EventStoreConfig,
+        on_count: Callable[[str, int], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.config = config
         self.stream_key = f"{config.prefix}:stream"
         self.counts = dict.fromkeys(COUNTERS, 0)
@@ -199,11 +214,15 @@ class EventStore:
         self.redis: aioredis.Redis | None = None
         if config.redis_url:
             self.redis = aioredis.Redis.from_url(
-                config.redis_url, socket_timeout=config.socket_timeout_s,
+                config.redis_url,
+                socket_timeout=config.socket_timeout_s,
                 # One retry: after a Redis restart each pooled connection fails once ("closed by
                 # server"); without it every one of them would read as an outage.
-                socket_connect_timeout=config.socket_timeout_s, retry=Retry(NoBackoff(), 1),
-                retry_on_timeout=False, max_connections=64)
+                socket_connect_timeout=config.socket_timeout_s,
+                retry=Retry(NoBackoff(), 1),
+                retry_on_timeout=False,
+                max_connections=64,
+            )
 
     def session_key_of(self, key: str) -> str:
         return f"{self.config.prefix}:session:{key}"
@@ -233,7 +252,7 @@ class EventStore:
         pipe = self.redis.pipeline(transaction=False)  # type: ignore[union-attr]
         by_session: dict[str, list[str]] = {}
         for fields in records:
-            pipe.xadd(self.stream_key, fields, maxlen=self.config.stream_maxlen, approximate=True)
+            pipe.xadd(self.stream_key, dict[Any, Any](fields), maxlen=self.config.stream_maxlen, approximate=True)
             by_session.setdefault(fields["session"], []).append(session_entry(fields))
         for key, entries in by_session.items():
             name = self.session_key_of(key)
@@ -299,7 +318,7 @@ class EventStore:
             if self.buffer:
                 try:
                     await self.flush()
-                except Exception:  # noqa: BLE001 - the loop must outlive one bad flush
+                except Exception:
                     log.exception("event buffer flush failed")
 
     async def recent(self, key: str) -> list[SessionEvent]:
@@ -331,9 +350,13 @@ class EventStore:
             self._failed(exc)
 
     def state(self) -> dict[str, Any]:
-        return {"backend": "redis" if self.redis is not None and self._down_since is None else "buffer",
-                "buffered_now": len(self.buffer), "buffer_max": self.config.buffer_max,
-                **self.counts, "error": self.last_error}
+        return {
+            "backend": "redis" if self.redis is not None and self._down_since is None else "buffer",
+            "buffered_now": len(self.buffer),
+            "buffer_max": self.config.buffer_max,
+            **self.counts,
+            "error": self.last_error,
+        }
 
     async def close(self) -> None:
         if self.redis is not None:
@@ -342,11 +365,19 @@ class EventStore:
 
 def decode_entry(entry_id: bytes | str, fields: dict[Any, Any]) -> dict[str, Any]:
     """A stream entry as a row of ``output/events/*.parquet``."""
+
     def text(name: str) -> str:
         value = fields.get(name.encode(), fields.get(name, b""))
         return value.decode() if isinstance(value, bytes) else str(value)
 
-    return {"uid": text("uid"), "event_id": entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
-            "session": text("session"), "customer_id": text("customer_id") or None,
-            "session_id": text("session_id") or None, "article_id": text("article_id"),
-            "type": text("type"), "ts": float(text("ts") or 0.0), "received": float(text("received") or 0.0)}
+    return {
+        "uid": text("uid"),
+        "event_id": entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
+        "session": text("session"),
+        "customer_id": text("customer_id") or None,
+        "session_id": text("session_id") or None,
+        "article_id": text("article_id"),
+        "type": text("type"),
+        "ts": float(text("ts") or 0.0),
+        "received": float(text("received") or 0.0),
+    }

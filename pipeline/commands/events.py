@@ -7,6 +7,7 @@ them), writes each batch as one parquet file atomically, and only then acknowled
 repeats a batch in the next file; rows carry the event's ``uid`` so readers drop the repeat
 (:func:`read_events`). ``--follow`` keeps going: the small worker ``hmrec run`` and compose start.
 """
+
 from __future__ import annotations
 
 import os
@@ -44,13 +45,15 @@ def write_batch(rows: list[dict[str, Any]], out_dir: Path) -> Path:
     return target
 
 
-def drain_once(client: redis.Redis, stream: str, out_dir: Path, consumer: str, count: int = 10_000,
-               block_ms: int | None = None) -> int:
+def drain_once(
+    client: redis.Redis, stream: str, out_dir: Path, consumer: str, count: int = 10_000, block_ms: int | None = None
+) -> int:
     """Move one batch (up to ``count`` entries) from the stream to a parquet file; entries written."""
     # "0" = this consumer's delivered-but-unacknowledged entries first; ">" = new ones.
     for start in ("0", ">"):
-        reply = client.xreadgroup(GROUP, consumer, {stream: start}, count=count,
-                                  block=block_ms if start == ">" else None)
+        reply: Any = client.xreadgroup(
+            GROUP, consumer, {stream: start}, count=count, block=block_ms if start == ">" else None
+        )
         entries = [(eid, fields) for _name, items in (reply or []) for eid, fields in items if fields]
         if entries:
             write_batch([decode_entry(eid, fields) for eid, fields in entries], out_dir)
@@ -61,8 +64,15 @@ def drain_once(client: redis.Redis, stream: str, out_dir: Path, consumer: str, c
     return 0
 
 
-def drain(redis_url: str, prefix: str, out_dir: Path, follow: bool, count: int = 10_000,
-          poll_s: float = 1.0, heartbeat: Path | None = None) -> int:
+def drain(
+    redis_url: str,
+    prefix: str,
+    out_dir: Path,
+    follow: bool,
+    count: int = 10_000,
+    poll_s: float = 1.0,
+    heartbeat: Path | None = None,
+) -> int:
     """Drain until the stream is empty (or forever with ``follow``); total entries written.
     ``heartbeat``: a file touched after every pass that reached Redis (compose's healthcheck)."""
     client = redis.Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=2)
@@ -95,8 +105,9 @@ def read_events(events_dir: Path) -> pd.DataFrame:
     """Every drained event, oldest first, each once (by ``uid``)."""
     files = sorted(Path(events_dir).glob("events-*.parquet"))
     if not files:
-        return pd.DataFrame(columns=["uid", "event_id", "session", "customer_id", "session_id",
-                                     "article_id", "type", "ts", "received"])
+        return pd.DataFrame(
+            columns=["uid", "event_id", "session", "customer_id", "session_id", "article_id", "type", "ts", "received"]
+        )
     frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
     return frame.drop_duplicates("uid", keep="first").reset_index(drop=True)
 
@@ -108,16 +119,34 @@ def register(cli: click.Group) -> None:
 
     @events.command("drain")
     @path_options
-    @click.option("--redis-url", default=lambda: os.environ.get("HM_EVENTS_REDIS_URL", "redis://127.0.0.1:6379/0"),
-                  show_default="$HM_EVENTS_REDIS_URL or redis://127.0.0.1:6379/0")
-    @click.option("--prefix", default=lambda: os.environ.get("HM_EVENTS_PREFIX", "hm:ev"),
-                  show_default="$HM_EVENTS_PREFIX or hm:ev", help="The gateway's HM_GATEWAY_EVENTS_PREFIX.")
+    @click.option(
+        "--redis-url",
+        default=lambda: os.environ.get("HM_EVENTS_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        show_default="$HM_EVENTS_REDIS_URL or redis://127.0.0.1:6379/0",
+    )
+    @click.option(
+        "--prefix",
+        default=lambda: os.environ.get("HM_EVENTS_PREFIX", "hm:ev"),
+        show_default="$HM_EVENTS_PREFIX or hm:ev",
+        help="The gateway's HM_GATEWAY_EVENTS_PREFIX.",
+    )
     @click.option("--follow", is_flag=True, help="Keep draining (the worker); else stop when the stream is empty.")
     @click.option("--batch", type=click.IntRange(1, 100_000), default=10_000, show_default=True)
-    @click.option("--heartbeat", type=click.Path(path_type=Path), default=None,
-                  help="File touched after each pass that reached Redis (a liveness check).")
-    def drain_command(data_dir: Path | None, output_dir: Path | None, redis_url: str, prefix: str,
-                      follow: bool, batch: int, heartbeat: Path | None) -> None:
+    @click.option(
+        "--heartbeat",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="File touched after each pass that reached Redis (a liveness check).",
+    )
+    def drain_command(
+        data_dir: Path | None,
+        output_dir: Path | None,
+        redis_url: str,
+        prefix: str,
+        follow: bool,
+        batch: int,
+        heartbeat: Path | None,
+    ) -> None:
         """Write the events stream to <output>/events/events-<first>-<last>.parquet."""
         out_dir = paths_from(data_dir, output_dir).output_dir / "events"
         total = drain(redis_url, prefix, out_dir, follow, batch, heartbeat=heartbeat)

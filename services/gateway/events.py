@@ -5,6 +5,7 @@ buffer while Redis is away) is built in the gateway's lifespan by :func:`start_e
 kept on ``app.state.events``. Settings: ``HM_EVENTS_*`` (the prefix is shared with
 ``hmrec events drain``); Redis is the gateway's own ``HM_GATEWAY_REDIS_URL``.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -57,10 +58,15 @@ def _store(request: Request) -> EventStore:
     return request.app.state.events
 
 
-@router.post("/events", status_code=202, response_model=EventsAccepted,
-             responses={422: {"description": "Unknown article or type, bad id, timestamp in the future, "
-                                             "more than 100 events"},
-                        503: {"description": "Redis away and the local buffer full: retry later"}})
+@router.post(
+    "/events",
+    status_code=202,
+    response_model=EventsAccepted,
+    responses={
+        422: {"description": "Unknown article or type, bad id, timestamp in the future, more than 100 events"},
+        503: {"description": "Redis away and the local buffer full: retry later"},
+    },
+)
 async def post_events(batch: EventBatch, request: Request) -> Any:
     """Record up to 100 events. Each names ``customer_id`` or an anonymous ``session_id``; the
     next ``/recommend`` of that customer or session reflects them."""
@@ -84,9 +90,13 @@ async def post_events(batch: EventBatch, request: Request) -> Any:
 
 
 def _metrics(registry: Any, store_ref: list[EventStore]) -> Callable[[str, int], None]:
-    counter = Counter("hm_gateway_events_total", "Events: accepted, buffered (Redis away), written "
-                      "(to Redis, buffered ones included when flushed), dropped (refused: buffer full)",
-                      ["outcome"], registry=registry)
+    counter = Counter(
+        "hm_gateway_events_total",
+        "Events: accepted, buffered (Redis away), written "
+        "(to Redis, buffered ones included when flushed), dropped (refused: buffer full)",
+        ["outcome"],
+        registry=registry,
+    )
     gauge = Gauge("hm_gateway_events_buffered_now", "Events waiting in the local buffer", registry=registry)
     gauge.set_function(lambda: len(store_ref[0].buffer) if store_ref else 0)
     for outcome in ("accepted", "buffered", "written", "dropped"):
@@ -98,10 +108,17 @@ async def start_events(app: FastAPI, redis_url: str, registry: Any) -> Callable[
     """Build the store on ``app.state.events``; returns the coroutine that stops it."""
     settings = EventSettings()
     ref: list[EventStore] = []
-    store = EventStore(EventStoreConfig(
-        redis_url=redis_url, prefix=settings.prefix, stream_maxlen=settings.stream_maxlen,
-        session_len=settings.session_len, session_ttl_s=settings.session_ttl_s,
-        buffer_max=settings.buffer_max), on_count=_metrics(registry, ref))
+    store = EventStore(
+        EventStoreConfig(
+            redis_url=redis_url,
+            prefix=settings.prefix,
+            stream_maxlen=settings.stream_maxlen,
+            session_len=settings.session_len,
+            session_ttl_s=settings.session_ttl_s,
+            buffer_max=settings.buffer_max,
+        ),
+        on_count=_metrics(registry, ref),
+    )
     ref.append(store)
     await store.ensure_group()
     app.state.events = store

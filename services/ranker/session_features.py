@@ -12,6 +12,7 @@ Not learned: the ranker was not trained with sessions (its training weeks have n
 feature schema with real session features (viewed/carted here, minutes since, similarity to
 the session's items) is the next step (docs/events.md).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -23,8 +24,9 @@ from services.ranker.features import FEATURE_NAMES, RECENCY_CAP
 _F = {n: i for i, n in enumerate(FEATURE_NAMES)}
 
 
-def apply_session(features: np.ndarray, customer_ids: np.ndarray, article_ids: np.ndarray,
-                  recent: Mapping[str, Sequence[str]] | None) -> np.ndarray:
+def apply_session(
+    features: np.ndarray, customer_ids: np.ndarray, article_ids: np.ndarray, recent: Mapping[str, Sequence[str]] | None
+) -> np.ndarray:
     """``features`` (``[n, N_FEATURES]``, changed in place and returned) with the session's
     articles of each row's customer marked as bought today. ``recent``: customer -> articles."""
     if not recent:

@@ -25,6 +25,7 @@ The ratios (defaults), and where they come from:
 - views per purchase ~ 10 here against ~119 in RetailRocket (2,664,312 views): scaled down
   to keep the file small; so each view here says more than a real one would. Said, not hidden.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,13 +42,13 @@ ONLINE_CHANNEL = 2
 class SessionBehaviour:
     store_leadup: float = 0.3
     same_day: float = 0.5
-    lag_p: float = 0.5              # geometric lag (days) beyond the first, when not the same day
+    lag_p: float = 0.5  # geometric lag (days) beyond the first, when not the same day
     max_lag: int = 6
-    extra_views: float = 0.5        # Poisson mean: more views of the bought article
-    substitutes: float = 4.0        # Poisson mean: views of other articles of its product type
-    abandoned_carts: float = 2.0    # Poisson mean per online purchase: substitutes carted, not bought
+    extra_views: float = 0.5  # Poisson mean: more views of the bought article
+    substitutes: float = 4.0  # Poisson mean: views of other articles of its product type
+    abandoned_carts: float = 2.0  # Poisson mean per online purchase: substitutes carted, not bought
     best_seller_views: float = 2.0  # Poisson mean: views of the window's best sellers
-    browse_sessions: float = 0.5    # sessions of non-buyers per purchase lead-up
+    browse_sessions: float = 0.5  # sessions of non-buyers per purchase lead-up
     browse_views: float = 5.0
 
 
@@ -57,8 +58,9 @@ def _epoch(days: np.ndarray, seconds: np.ndarray) -> np.ndarray:
     return midnight.astype(np.float64) + seconds
 
 
-def _pick_by_type(rng: np.random.Generator, types: np.ndarray, by_type: dict[int, np.ndarray],
-                  by_type_p: dict[int, np.ndarray]) -> np.ndarray:
+def _pick_by_type(
+    rng: np.random.Generator, types: np.ndarray, by_type: dict[int, np.ndarray], by_type_p: dict[int, np.ndarray]
+) -> np.ndarray:
     """One article of each given product type (code), by its sales in the window."""
     out = np.empty(len(types), dtype=np.int64)
     for t in np.unique(types):
@@ -96,8 +98,15 @@ def _events(owner: np.ndarray, article: np.ndarray, type_: str, ts: np.ndarray) 
     return pd.DataFrame({"owner": owner, "article": article, "type": type_, "ts": ts})
 
 
-def _leadup_events(rng: np.random.Generator, pool: _Pool, art: np.ndarray, online: np.ndarray,
-                   base: np.ndarray, bought_at: np.ndarray, b: SessionBehaviour) -> list[pd.DataFrame]:
+def _leadup_events(
+    rng: np.random.Generator,
+    pool: _Pool,
+    art: np.ndarray,
+    online: np.ndarray,
+    base: np.ndarray,
+    bought_at: np.ndarray,
+    b: SessionBehaviour,
+) -> list[pd.DataFrame]:
     """Every event of the lead-ups (row i = purchase i), ``owner`` = that row."""
     n = len(art)
     rows = np.arange(n)
@@ -109,20 +118,34 @@ def _leadup_events(rng: np.random.Generator, pool: _Pool, art: np.ndarray, onlin
     parts.append(_events(on, art[on], "cart", base[on] + rng.uniform(60, 45 * 60, len(on))))
     parts.append(_events(on, art[on], "purchase", bought_at[on]))
     subs = np.repeat(rows, rng.poisson(b.substitutes, n))
-    parts.append(_events(subs, _pick_by_type(rng, pool.type_of[art[subs]], pool.by_type, pool.by_type_p),
-                         "view", base[subs] + minutes(len(subs))))
+    parts.append(
+        _events(
+            subs,
+            _pick_by_type(rng, pool.type_of[art[subs]], pool.by_type, pool.by_type_p),
+            "view",
+            base[subs] + minutes(len(subs)),
+        )
+    )
     ab = np.repeat(on, rng.poisson(b.abandoned_carts, len(on)))
     ab_art = _pick_by_type(rng, pool.type_of[art[ab]], pool.by_type, pool.by_type_p)
     ab_ts = base[ab] + minutes(len(ab))
     parts += [_events(ab, ab_art, "view", ab_ts), _events(ab, ab_art, "cart", ab_ts + 30.0)]
     best = np.repeat(rows, rng.poisson(b.best_seller_views, n))
-    parts.append(_events(best, rng.choice(pool.best, size=len(best), p=pool.best_p), "view",
-                         base[best] + minutes(len(best))))
+    parts.append(
+        _events(best, rng.choice(pool.best, size=len(best), p=pool.best_p), "view", base[best] + minutes(len(best)))
+    )
     return parts
 
 
-def _browsing(rng: np.random.Generator, pool: _Pool, candidates: np.ndarray, last_type: np.ndarray,
-              n_sessions: int, days: np.ndarray, b: SessionBehaviour) -> tuple[pd.DataFrame, np.ndarray]:
+def _browsing(
+    rng: np.random.Generator,
+    pool: _Pool,
+    candidates: np.ndarray,
+    last_type: np.ndarray,
+    n_sessions: int,
+    days: np.ndarray,
+    b: SessionBehaviour,
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Sessions of customers who buy nothing in the window: (events, customer of each session)."""
     if n_sessions == 0 or not len(candidates):
         return _events(np.zeros(0, int), np.zeros(0, int), "view", np.zeros(0)), np.zeros(0, dtype=object)
@@ -136,8 +159,14 @@ def _browsing(rng: np.random.Generator, pool: _Pool, candidates: np.ndarray, las
     return pd.concat([frame, carted], ignore_index=True), candidates[pick]
 
 
-def synthesise_sessions(transactions: pd.DataFrame, articles: pd.DataFrame, start: date, end: date,
-                        seed: int = 0, behaviour: SessionBehaviour | None = None) -> pd.DataFrame:
+def synthesise_sessions(
+    transactions: pd.DataFrame,
+    articles: pd.DataFrame,
+    start: date,
+    end: date,
+    seed: int = 0,
+    behaviour: SessionBehaviour | None = None,
+) -> pd.DataFrame:
     """Events (customer_id, article_id, type, ts epoch seconds) of purchases on days
     [start, end) and of non-buyers' browsing in that window, oldest first."""
     b = behaviour or SessionBehaviour()
@@ -156,23 +185,32 @@ def synthesise_sessions(transactions: pd.DataFrame, articles: pd.DataFrame, star
     lag = np.where(rng.random(n) < b.same_day, 0, np.minimum(b.max_lag, rng.geometric(b.lag_p, n)))
     days = bought["t_dat"].to_numpy()
     base = _epoch(days - lag.astype("timedelta64[D]"), rng.uniform(8 * 3600, 20 * 3600, n))
-    bought_at = np.where(lag == 0, base + 45 * 60 + rng.uniform(60, 7200, n),  # after the visit
-                         _epoch(days, rng.uniform(9 * 3600, 21 * 3600, n)))
+    bought_at = np.where(
+        lag == 0,
+        base + 45 * 60 + rng.uniform(60, 7200, n),  # after the visit
+        _epoch(days, rng.uniform(9 * 3600, 21 * 3600, n)),
+    )
     art = position[bought["article_id"].astype(str)].to_numpy()
     lead = pd.concat(_leadup_events(rng, pool, art, online, base, bought_at, b), ignore_index=True)
     lead["customer_id"] = bought["customer_id"].astype(str).to_numpy()[lead["owner"]]
 
     history = transactions[day < pd.Timestamp(start)]
     recent = history.drop_duplicates("customer_id", keep="last")
-    recent = recent[~recent["customer_id"].isin(window["customer_id"]) & recent["article_id"].astype(str).isin(position.index)]
+    recent = recent[
+        ~recent["customer_id"].isin(window["customer_id"]) & recent["article_id"].astype(str).isin(position.index)
+    ]
     last_type = pool.type_of[position[recent["article_id"].astype(str)].to_numpy()]
     window_days = pd.date_range(start, end, inclusive="left").to_numpy()
-    browse, owners = _browsing(rng, pool, recent["customer_id"].astype(str).to_numpy(), last_type,
-                               int(b.browse_sessions * n), window_days, b)
+    browse, owners = _browsing(
+        rng, pool, recent["customer_id"].astype(str).to_numpy(), last_type, int(b.browse_sessions * n), window_days, b
+    )
     browse["customer_id"] = owners[browse["owner"]] if len(browse) else []
 
     events = pd.concat([lead, browse], ignore_index=True)
     events["article_id"] = pool.article_ids[events["article"].to_numpy()]
-    lo, hi = _epoch(np.array([np.datetime64(start)]), np.zeros(1))[0], _epoch(np.array([np.datetime64(end)]), np.zeros(1))[0]
+    lo, hi = (
+        _epoch(np.array([np.datetime64(start)]), np.zeros(1))[0],
+        _epoch(np.array([np.datetime64(end)]), np.zeros(1))[0],
+    )
     events = events[(events["ts"] >= lo - b.max_lag * 86400) & (events["ts"] < hi)]
     return events.sort_values("ts", kind="stable")[SESSION_COLUMNS].reset_index(drop=True)

@@ -6,6 +6,7 @@ opens the detail view and is recorded by POST /events; one is added to the cart)
 filter: the next feed shows more of that type, and says why ("because you viewed ...").
 Screenshots go to ``test-artifacts/browser/``.
 """
+
 from __future__ import annotations
 
 from collections import Counter

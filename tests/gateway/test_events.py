@@ -1,5 +1,6 @@
 """POST /events against real Redis: validation, storage (stream + session list), the next
 /recommend reflecting the session, anonymous sessions, counters, and the drain to parquet."""
+
 from __future__ import annotations
 
 import time
@@ -45,18 +46,21 @@ def test_events_go_to_the_stream_and_the_session_list(make_gateway, prefix):
     assert 'hm_gateway_events_total{outcome="written"} 2.0' in metrics
 
 
-@pytest.mark.parametrize(("body", "needle"), [
-    ({"events": [ev("0999999999")]}, "no article 0999999999"),
-    ({"events": [ev(ARTICLES[0], "like")]}, "view"),
-    ({"events": [{**ev(ARTICLES[0]), "ts": time.time() + 3600}]}, "in the future"),
-    ({"events": [{**ev(ARTICLES[0]), "ts": 1.0}]}, "days old"),
-    ({"events": [ev(ARTICLES[0])] * 101}, "100"),
-    ({"events": []}, "at least 1"),
-    ({"events": [{"article_id": ARTICLES[0], "type": "click"}]}, "exactly one"),
-    ({"events": [ev(ARTICLES[0], customer_id=CUSTOMER_MID, session_id="abcdefgh")]}, "exactly one"),
-    ({"events": [ev(ARTICLES[0], session_id="no spaces allowed")]}, "pattern"),
-    ({"events": [ev(ARTICLES[0], customer_id="XYZ")]}, "pattern"),
-])
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"events": [ev("0999999999")]}, "no article 0999999999"),
+        ({"events": [ev(ARTICLES[0], "like")]}, "view"),
+        ({"events": [{**ev(ARTICLES[0]), "ts": time.time() + 3600}]}, "in the future"),
+        ({"events": [{**ev(ARTICLES[0]), "ts": 1.0}]}, "days old"),
+        ({"events": [ev(ARTICLES[0])] * 101}, "100"),
+        ({"events": []}, "at least 1"),
+        ({"events": [{"article_id": ARTICLES[0], "type": "click"}]}, "exactly one"),
+        ({"events": [ev(ARTICLES[0], customer_id=CUSTOMER_MID, session_id="abcdefgh")]}, "exactly one"),
+        ({"events": [ev(ARTICLES[0], session_id="no spaces allowed")]}, "pattern"),
+        ({"events": [ev(ARTICLES[0], customer_id="XYZ")]}, "pattern"),
+    ],
+)
 def test_bad_events_are_a_422_with_a_message_and_nothing_is_stored(make_gateway, prefix, body, needle):
     gw = make_gateway()
     r = gw.post("/events", json=body)
@@ -82,8 +86,11 @@ def test_the_next_feed_is_seeded_by_the_session_and_not_served_from_cache(make_g
     assert after["cached"] is False and first["session"] is None
     # cart 3.0 > click 1.0 + view 0.25: the cart comes first
     assert fakes.controls["candidate"].last_request["recent_article_ids"] == [ARTICLES[5], ARTICLES[4]]
-    assert after["session"] == {"events": 3, "counts": {"view": 1, "click": 1, "cart": 1, "purchase": 0},
-                                "because": [ARTICLES[5], ARTICLES[4]]}
+    assert after["session"] == {
+        "events": 3,
+        "counts": {"view": 1, "click": 1, "cart": 1, "purchase": 0},
+        "because": [ARTICLES[5], ARTICLES[4]],
+    }
     assert gw.get("/recommend", params={"customer_id": CUSTOMER_MID}).json()["cached"] is True
 
 
@@ -127,11 +134,24 @@ def test_the_drain_command_writes_under_the_output_dir(make_gateway, prefix, tmp
 
     gw = make_gateway()
     gw.post("/events", json={"events": [ev(ARTICLES[0], "purchase"), ev(ARTICLES[1], "view")]})
-    result = CliRunner().invoke(cli, ["events", "drain", "--redis-url", "redis://127.0.0.1:6379/0",
-                                      "--prefix", prefix, "--output-dir", str(tmp_path)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "events",
+            "drain",
+            "--redis-url",
+            "redis://127.0.0.1:6379/0",
+            "--prefix",
+            prefix,
+            "--output-dir",
+            str(tmp_path),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "drained 2 events" in result.output
     assert list(read_events(tmp_path / "events")["type"]) == ["purchase", "view"]
-    down = CliRunner().invoke(cli, ["events", "drain", "--redis-url", "redis://127.0.0.1:1/0", "--prefix", prefix,
-                                    "--output-dir", str(tmp_path)])
+    down = CliRunner().invoke(
+        cli,
+        ["events", "drain", "--redis-url", "redis://127.0.0.1:1/0", "--prefix", prefix, "--output-dir", str(tmp_path)],
+    )
     assert down.exit_code == 1 and "Redis at redis://127.0.0.1:1/0" in down.output

@@ -4,6 +4,7 @@ back every accepted event is in the stream: accepted == written, nothing lost.
 
 A private redis-server (append-only file, fsync always: a restart keeps the stream, as a
 production Redis holding events must) on a free port, stopped and restarted by the test."""
+
 from __future__ import annotations
 
 import shutil
@@ -25,9 +26,25 @@ class AofRedis:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
-             "--appendfsync", "always", "--dir", str(self.folder)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                str(self.folder),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         client = redis.Redis(port=self.port, socket_timeout=0.5)
         for _ in range(200):
             try:
@@ -56,13 +73,15 @@ def private_redis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def clicks(n: int) -> dict[str, object]:
-    return {"events": [{"customer_id": CUSTOMER_MID, "article_id": ARTICLES[i % 8], "type": "click"}
-                       for i in range(n)]}
+    return {"events": [{"customer_id": CUSTOMER_MID, "article_id": ARTICLES[i % 8], "type": "click"} for i in range(n)]}
 
 
 def counter(gw, outcome: str) -> float:
-    line = next(x for x in gw.get("/metrics").text.splitlines()
-                if x.startswith(f'hm_gateway_events_total{{outcome="{outcome}"}}'))
+    line = next(
+        x
+        for x in gw.get("/metrics").text.splitlines()
+        if x.startswith(f'hm_gateway_events_total{{outcome="{outcome}"}}')
+    )
     return float(line.split()[-1])
 
 
@@ -79,8 +98,12 @@ def test_redis_restart_buffers_refuses_when_full_and_loses_nothing(make_gateway,
     # The feed still follows the session: the buffered clicks seed stage one.
     gw.get("/recommend", params={"customer_id": CUSTOMER_MID})
     assert len(fakes.controls["candidate"].last_request["recent_article_ids"]) == 8
-    assert (counter(gw, "accepted"), counter(gw, "buffered"), counter(gw, "written"), counter(gw, "dropped")) \
-        == (110, 100, 10, 1)
+    assert (counter(gw, "accepted"), counter(gw, "buffered"), counter(gw, "written"), counter(gw, "dropped")) == (
+        110,
+        100,
+        10,
+        1,
+    )
 
     private_redis.start()
     deadline = time.monotonic() + 10

@@ -1,5 +1,6 @@
 """The session in the ranker: session articles of a row's customer get the pair features of a
 purchase made today; every other row is untouched."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,7 +26,9 @@ def test_session_articles_look_bought_today_and_nothing_else_moves():
         assert out[row, F["pair_never_bought"]] == 0 and out[row, F["pair_days_since_bought"]] == 0
         assert out[row, F["pair_log_times_bought"]] == np.float32(np.log1p(1.0))
     np.testing.assert_array_equal(out[2:], before[2:])
-    changed = {F[n] for n in ("pair_never_bought", "pair_days_since_bought", "pair_recency_rank", "pair_log_times_bought")}
+    changed = {
+        F[n] for n in ("pair_never_bought", "pair_days_since_bought", "pair_recency_rank", "pair_log_times_bought")
+    }
     others = [j for j in range(N_FEATURES) if j not in changed]
     np.testing.assert_array_equal(out[:, others], before[:, others])
     assert apply_session(before.copy(), customers, articles, None).tolist() == before.tolist()

@@ -1,5 +1,6 @@
 """Synthetic browsing sessions (ratios, timing, determinism), the session weighting, and the
 session replay's bookkeeping (no event of the scored day is revealed; numbers by hand)."""
+
 from __future__ import annotations
 
 from datetime import date, timedelta
@@ -16,14 +17,14 @@ from shared.synthetic.sessions import synthesise_sessions
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def world(tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("sessions_world")
     generate_world(out, scale="tiny", seed=0, images=False)
     return load_dataset(out)
 
 
 @pytest.fixture(scope="module")
-def window(world):  # noqa: ANN201
+def window(world):
     end = world.transactions["t_dat"].max().date() + timedelta(days=1)
     start = end - timedelta(days=14)
     return start, end, synthesise_sessions(world.transactions, world.articles, start, end, seed=0)
@@ -71,8 +72,10 @@ def test_non_buyers_browse_too_and_it_is_deterministic(world, window):
 
 def test_weights_by_type_and_recency():
     now = 10_000.0
-    events = [SessionEvent("click", "B", now - 3600)] * 3 + [SessionEvent("cart", "A", now),
-                                                             SessionEvent("view", "C", now)]
+    events = [SessionEvent("click", "B", now - 3600)] * 3 + [
+        SessionEvent("cart", "A", now),
+        SessionEvent("view", "C", now),
+    ]
     # A: cart 3.0; B: 3 clicks an hour ago 3 * 1.0 * 0.5 = 1.5; C: view 0.25
     assert weighted_articles(events, now) == ["A", "B", "C"]
     assert weighted_articles(events, now, limit=1) == ["A"]
@@ -83,13 +86,22 @@ def test_weights_by_type_and_recency():
 def test_the_replay_reveals_only_events_before_the_scored_day():
     cutoff = date(2020, 9, 16)
     day0 = pd.Timestamp(cutoff).timestamp()
-    week = pd.DataFrame({"t_dat": pd.to_datetime(["2020-09-16", "2020-09-18"]), "customer_id": ["c1", "c1"],
-                         "article_id": ["A", "B"]})
-    events = pd.DataFrame({"customer_id": ["c1"] * 3, "article_id": ["X", "B", "Y"], "type": ["click", "cart", "view"],
-                           "ts": [day0 - 3600, day0 + 86400 + 60, day0 + 2 * 86400 + 60]})
+    week = pd.DataFrame(
+        {"t_dat": pd.to_datetime(["2020-09-16", "2020-09-18"]), "customer_id": ["c1", "c1"], "article_id": ["A", "B"]}
+    )
+    events = pd.DataFrame(
+        {
+            "customer_id": ["c1"] * 3,
+            "article_id": ["X", "B", "Y"],
+            "type": ["click", "cart", "view"],
+            "ts": [day0 - 3600, day0 + 86400 + 60, day0 + 2 * 86400 + 60],
+        }
+    )
     q = build_queries(week, events, cutoff)
-    assert [(x.day, x.truth, x.seeds) for x in q] == [(cutoff, {"A"}, ["X"]),
-                                                      (cutoff + timedelta(days=2), {"B"}, ["B", "X"])]
+    assert [(x.day, x.truth, x.seeds) for x in q] == [
+        (cutoff, {"A"}, ["X"]),
+        (cutoff + timedelta(days=2), {"B"}, ["B", "X"]),
+    ]
 
 
 def test_replay_scores_each_feed_on_the_same_queries():
@@ -98,7 +110,7 @@ def test_replay_scores_each_feed_on_the_same_queries():
     def stage_one(ids, recent):  # a session puts its first seed on top; else "Z", then "B"
         rows = []
         for i, cid in enumerate(ids):
-            top = (recent[i][:1] if recent and recent[i] else [])
+            top = recent[i][:1] if recent and recent[i] else []
             rows += [(cid, a) for a in [*top, "Z", "B"]]
         return pd.DataFrame(rows, columns=["customer_id", "article_id"])
 
