@@ -35,7 +35,7 @@ def rank(body: RankRequest, request: Request) -> RankResponse:
                                                     f"got {len(bad)} non-finite, e.g. article {bad[0]}")
     ranked = model.rank(body.customer_id, [c.article_id for c in body.candidates],
                         [c.score for c in body.candidates], body.k,
-                        source_matrix_from_dicts(c.sources for c in body.candidates))
+                        source_matrix_from_dicts(c.sources for c in body.candidates), body.recent_article_ids)
     tasks = list(ranked.task_scores)
     return RankResponse(
         model_version=model.version,
