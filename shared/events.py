@@ -26,12 +26,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
+from shared.redis_connect import connect
 from shared.schemas import ArticleId, CustomerId
 
 log = logging.getLogger(__name__)
@@ -211,18 +209,12 @@ class EventStore:
         self._flush_lock = asyncio.Lock()
         self._down_since: float | None = None
         self.last_error: str | None = None
-        self.redis: aioredis.Redis | None = None
+        self.redis: Any = None  # redis.asyncio.Redis or RedisCluster (shared.redis_connect)
         if config.redis_url:
-            self.redis = aioredis.Redis.from_url(
-                config.redis_url,
-                socket_timeout=config.socket_timeout_s,
-                # One retry: after a Redis restart each pooled connection fails once ("closed by
-                # server"); without it every one of them would read as an outage.
-                socket_connect_timeout=config.socket_timeout_s,
-                retry=Retry(NoBackoff(), 1),
-                retry_on_timeout=False,
-                max_connections=64,
-            )
+            # A single Redis or a Redis Cluster, from the URL (shared.redis_connect). One retry:
+            # after a Redis restart each pooled connection fails once ("closed by server");
+            # without it every one of them would read as an outage.
+            self.redis = connect(config.redis_url, config.socket_timeout_s, 64, retries=1)
 
     def session_key_of(self, key: str) -> str:
         return f"{self.config.prefix}:session:{key}"

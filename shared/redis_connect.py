@@ -85,8 +85,9 @@ def _host_port(part: str, url: str) -> tuple[str, int]:
     return parsed.hostname, port
 
 
-def connect(url: str, socket_timeout_s: float, max_connections: int) -> aioredis.Redis | RedisCluster:
-    """The asyncio client for ``url`` (see the module doc), no retries, short timeouts.
+def connect(url: str, socket_timeout_s: float, max_connections: int, retries: int = 0) -> aioredis.Redis | RedisCluster:
+    """The asyncio client for ``url`` (see the module doc), short timeouts, ``retries`` immediate
+    retries (none by default).
 
     Nothing is sent yet: a cluster client fetches the slot map on its first command, so a
     cluster that is down at start-up shows as the first call's error, like a single Redis."""
@@ -96,7 +97,7 @@ def connect(url: str, socket_timeout_s: float, max_connections: int) -> aioredis
     common: dict[str, Any] = {
         "socket_timeout": socket_timeout_s,
         "socket_connect_timeout": socket_timeout_s,
-        "retry": Retry(NoBackoff(), 0),
+        "retry": Retry(NoBackoff(), retries),
         "max_connections": max_connections,
     }
     if not target.cluster:

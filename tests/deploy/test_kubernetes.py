@@ -117,8 +117,8 @@ def test_every_container_has_requests_and_limits_requests_below_limits(docs):
 
 
 def measured_peak_rss() -> dict[str, float]:
-    """The soak's peak RSS per process (docs/serving.md, `tiny` world), in MiB."""
-    text = (REPO / "docs" / "serving.md").read_text()
+    """The soak's peak RSS per process (docs/gateway.md, `tiny` world), in MiB."""
+    text = (REPO / "docs" / "gateway.md").read_text()
     table = text.split("| process | start MiB | middle MiB | end MiB | peak MiB |", 1)[1]
     peaks = {}
     for line in table.splitlines()[2:]:
