@@ -10,11 +10,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Response
 
 from services.candidate.serving import ServingModel
 from services.candidate.settings import MODEL_NAME, CandidateSettings
-from shared.schemas import Candidate, CandidateRequest, CandidateResponse
+from shared.schemas import CandidateRequest, CandidateResponse
 from shared.service import (
     ModelSlot,
     configure_logging,
@@ -22,6 +22,7 @@ from shared.service import (
     limit_concurrency,
     serving_slots,
 )
+from shared.wire import json_bytes
 
 
 def limit_blas_threads(n: int) -> None:
@@ -65,17 +66,12 @@ def create_app(settings: CandidateSettings | None = None) -> FastAPI:
     limit_concurrency(app, "candidate")  # 503 + Retry-After past HM_CANDIDATE_MAX_IN_FLIGHT (32)
 
     @app.post("/candidates", response_model=CandidateResponse)
-    def candidates(request: CandidateRequest) -> CandidateResponse:
+    def candidates(request: CandidateRequest) -> Response:
         # Plain def: the model call blocks, FastAPI runs it in its threadpool.
         served = slot.current  # one read: the whole request uses one model version
         if served is None:
             raise HTTPException(status_code=503, detail=f"no two-tower model loaded yet: {slot.last_error}")
-        cold, items = served.recommend(request.customer_id, request.k, request.recent_article_ids)
-        return CandidateResponse(
-            customer_id=request.customer_id,
-            model_version=served.version,
-            cold_start=cold,
-            candidates=[Candidate(article_id=a, score=s, sources=src) for a, s, src in items],  # type: ignore[arg-type]
-        )
+        # The body as bytes (a CandidateResponse, written without pydantic objects: see answer_json).
+        return json_bytes(served.answer_json(request.customer_id, request.k, request.recent_article_ids))
 
     return app

@@ -13,14 +13,13 @@ import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException, Response
 
 from services.ranker.serving import LoadedRanker, limit_blas_threads
 from services.ranker.settings import MODEL_NAME, RankerSettings
-from shared.candidates import source_matrix_from_dicts
-from shared.schemas import RankedArticle, RankRequest, RankResponse
+from shared.schemas import RankRequest, RankResponse
 from shared.service import (
     ModelSlot,
     configure_logging,
@@ -28,6 +27,10 @@ from shared.service import (
     limit_concurrency,
     serving_slots,
 )
+from shared.wire import body_openapi, json_body, json_bytes
+
+# The body validated in one pass from its bytes (see shared.wire.json_body).
+RankBody = Annotated[RankRequest, Depends(json_body(RankRequest))]
 
 
 def create_app(settings: RankerSettings | None = None) -> FastAPI:
@@ -66,8 +69,8 @@ def create_app(settings: RankerSettings | None = None) -> FastAPI:
     app.include_router(health_router("ranker", readiness))
     limit_concurrency(app, "ranker")  # 503 + Retry-After past HM_RANKER_MAX_IN_FLIGHT (32)
 
-    @app.post("/rank", response_model=RankResponse)
-    def rank(request: RankRequest) -> RankResponse:
+    @app.post("/rank", response_model=RankResponse, openapi_extra=body_openapi(RankRequest))
+    def rank(request: RankBody) -> Response:
         # Plain def: scoring is CPU work, FastAPI runs it in its threadpool.
         served = slot.current  # one read: the whole request uses one model version
         if served is None:
@@ -76,16 +79,6 @@ def create_app(settings: RankerSettings | None = None) -> FastAPI:
         if bad:
             raise HTTPException(status_code=422, detail=f"candidate scores must be finite numbers; "
                                                         f"got {len(bad)} non-finite, e.g. article {bad[0]}")
-        ranked = served.rank(request.customer_id, [c.article_id for c in request.candidates],
-                             [c.score for c in request.candidates], request.k,
-                             source_matrix_from_dicts(c.sources for c in request.candidates))
-        tasks = list(ranked.task_scores)
-        return RankResponse(
-            model_version=served.version,
-            ordering=served.ordering,
-            ranked=[RankedArticle(article_id=a, score=float(ranked.scores[i]),
-                                  task_scores={t: float(ranked.task_scores[t][i]) for t in tasks})
-                    for i, a in enumerate(ranked.article_ids)],
-        )
+        return json_bytes(served.answer_json(request.customer_id, request.candidates, request.k))
 
     return app
