@@ -21,7 +21,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -38,6 +38,7 @@ from shared.schemas import (
 )
 from shared.service import configure_logging, health_router, limit_concurrency, serving_slots
 from shared.uploads import read_image_form
+from shared.wire import json_bytes
 
 log = logging.getLogger(__name__)
 
@@ -157,9 +158,11 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
         return index
 
     @app.post("/search/text", response_model=SearchResponse)
-    def search_text(request: TextSearchRequest) -> SearchResponse:
-        # Plain def: scoring is CPU work, FastAPI runs it in its threadpool.
-        return served().text_search(request.query, request.k, request.filters, request.customer_id, request.mode)
+    def search_text(request: TextSearchRequest) -> Response:
+        # Plain def: scoring is CPU work, FastAPI runs it in its threadpool. The answer as bytes
+        # (a SearchResponse: results and facets written without pydantic objects).
+        return json_bytes(served().text_search_json(request.query, request.k, request.filters, request.customer_id,
+                                                    request.mode))
 
     @app.post("/search/image", response_model=SearchResponse, openapi_extra={"requestBody": {
         "required": True,
