@@ -10,6 +10,8 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 
 .PHONY: run test lint venv clean bench compose-test
 
+LINT_PATHS := shared services pipeline tests benchmarks
+
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -30,9 +32,11 @@ test: $(STAMP)
 compose-test:
 	tests/compose/run.sh
 
+## make lint: ruff (rules, unused noqa, no stray print), ruff format, mypy with the pydantic plugin; CI runs it
 lint: $(STAMP)
-	$(BIN)/ruff check shared services pipeline tests benchmarks
-	$(BIN)/mypy shared pipeline
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy shared services pipeline
 
 clean:
 	rm -rf output test-artifacts

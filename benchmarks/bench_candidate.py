@@ -24,11 +24,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import shared.config  # noqa: E402,F401
-from services.candidate.artifact import load_two_tower  # noqa: E402
-from services.candidate.index import ExactIndex  # noqa: E402
-from services.candidate.infer import select  # noqa: E402
-from shared.artifacts import model_dir  # noqa: E402
+import shared.config
+from services.candidate.artifact import load_two_tower
+from services.candidate.index import ExactIndex
+from services.candidate.infer import select
+from shared.artifacts import model_dir
 
 
 def rss_mb() -> float:

@@ -45,7 +45,7 @@ GOALS = {"recommend cached": (15.0, 300.0), "recommend uncached": (150.0, None)}
 
 # --- fake services (run as: bench_gateway.py --serve-fake NAME --port P --data-dir D) ------------
 
-def fake_app(name: str, data_dir: Path):  # noqa: ANN201 - FastAPI
+def fake_app(name: str, data_dir: Path):  # FastAPI
     import hashlib
 
     import pandas as pd

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 import shared.config  # noqa: F401
-from services.ranker.serving import LoadedRanker, limit_blas_threads
+from services.ranker.serving import LoadedRanker
+from shared.service import limit_threads
 from shared.artifacts import model_dir
 
 
@@ -51,7 +52,7 @@ def main() -> None:
     parser.add_argument("--rerank-customers", type=int, default=4000)
     parser.add_argument("--blas-threads", type=int, default=1, help="as the service sets it (HM_RANKER_BLAS_THREADS)")
     args = parser.parse_args()
-    limit_blas_threads(args.blas_threads)
+    limit_threads(blas=args.blas_threads)
 
     models = Path(args.output_dir) / "models"
     folder = model_dir(models, "mmoe", args.model_version)

@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import pandas as pd  # noqa: E402
-from e2e.faults import SteadyLoad, format_table, percentile, run_fault  # noqa: E402
-from e2e.stack import RECOMMEND_BUDGET_S, PrivateRedis, prepare_world  # noqa: E402
-from e2e.stack import Stack as _Stack  # noqa: E402
+import pandas as pd
+from e2e.faults import SteadyLoad, format_table, percentile, run_fault
+from e2e.stack import RECOMMEND_BUDGET_S, PrivateRedis, prepare_world
+from e2e.stack import Stack as _Stack
 
 FAST_FAIL_BUDGET_S = 0.75
 

@@ -34,7 +34,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from soak import LOOPBACK, MemoryTrace, percentile, pid_listening_on, request_mix  # noqa: E402
+from soak import LOOPBACK, MemoryTrace, percentile, pid_listening_on, request_mix
 
 
 @dataclass

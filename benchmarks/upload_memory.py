@@ -26,7 +26,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from tests.hostile_corpus import chunk, jpeg, png, text_chunk_bomb_png  # noqa: E402
+from tests.hostile_corpus import chunk, jpeg, png, text_chunk_bomb_png
 
 GOAL_MB = 100
 

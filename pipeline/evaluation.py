@@ -144,7 +144,7 @@ def discover_methods(ctx: EvalContext, modules: Sequence[Any] | None = None) -> 
         except LeakageError as exc:
             found.refused[name] = str(exc)
             continue
-        except Exception as exc:  # noqa: BLE001  (one broken plug-in must not hide the others)
+        except Exception as exc:  # one broken plug-in must not hide the others
             found.errors[name] = f"{type(exc).__name__}: {exc}"
             traceback.print_exc()
             continue
@@ -251,7 +251,7 @@ def evaluate(
             metrics[name] = score_method(found.methods[name], ctx, per_customer, name)
         except LeakageError as exc:
             refused[name] = str(exc)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             errors[name] = f"{type(exc).__name__}: {exc}"
             traceback.print_exc()
         seconds[name] = round(time.perf_counter() - start, 3)

@@ -106,7 +106,7 @@ def _img(name: str, alt: str) -> str:
     return f'<img src="{_esc(name)}" alt="{_esc(alt)}">'
 
 
-def _pyplot():  # noqa: ANN202 - matplotlib.pyplot, imported lazily with the headless backend
+def _pyplot():  # matplotlib.pyplot, imported lazily with the headless backend
     import matplotlib
 
     matplotlib.use("Agg")

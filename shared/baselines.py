@@ -18,18 +18,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-# Age bands of the age-popularity baseline, as (label, lowest age, highest age) inclusive.
-# They follow the two peaks of H&M's customer ages (early 20s and around 50) finely where
-# customers are dense; an unknown or out-of-range age falls back to global popularity.
-AGE_BANDS: tuple[tuple[str, float, float], ...] = (
-    ("<=19", 0, 19),
-    ("20-24", 20, 24),
-    ("25-29", 25, 29),
-    ("30-39", 30, 39),
-    ("40-49", 40, 49),
-    ("50-59", 50, 59),
-    ("60+", 60, 200),
-)
+from shared.age_bands import BASELINE_BANDS, baseline_band
 
 # Defaults of the repurchase baseline: own purchases of the last 4 weeks (on real data
 # 12.4% of rows repeat an article bought within 28 days, versus 13.3% ever, so a longer
@@ -122,15 +111,6 @@ def random_recommendations(
     return {c: pool[rng.choice(len(pool), size=take, replace=False)].tolist() for c in customer_ids}
 
 
-def age_band(ages: pd.Series) -> pd.Series:
-    """The AGE_BANDS label of each age; missing or out-of-range ages give ``<NA>``."""
-    labels = pd.Series(pd.NA, index=ages.index, dtype="object")
-    a = pd.to_numeric(ages, errors="coerce")
-    for label, low, high in AGE_BANDS:
-        labels[(a >= low) & (a < high + 1)] = label
-    return labels
-
-
 def age_popular_recommendations(
     history: pd.DataFrame,
     customers: pd.DataFrame,
@@ -147,14 +127,14 @@ def age_popular_recommendations(
     end = _end_of(history, cutoff)
     global_list = popular_articles(history, k, end, window_days)
     ages = customers[["customer_id", "age"]].copy()
-    ages["band"] = age_band(ages["age"])
+    ages["band"] = baseline_band(ages["age"])
     wanted = ages[ages["customer_id"].isin(pd.Index(customer_ids))]
     band_of = dict(zip(wanted["customer_id"].astype(str), wanted["band"], strict=True))
 
     recent = _window(history, end, window_days)
     recent = recent.merge(ages[["customer_id", "band"]], on="customer_id", how="inner")
     lists: dict[object, list[str]] = {}
-    for label, _, _ in AGE_BANDS:
+    for label, _, _ in BASELINE_BANDS:
         in_band = _ranked_by_count(recent[recent["band"] == label])
         lists[label] = _extend_unique(in_band, global_list, k)
 
@@ -244,14 +224,14 @@ def age_trending_recommendations(history: pd.DataFrame, customers: pd.DataFrame,
         return dict.fromkeys(customer_ids, fill)
     rows = history[(history["t_dat"] < end) & (history["t_dat"] >= end - pd.Timedelta(days=14))]
     ages = customers.drop_duplicates("customer_id").set_index("customer_id")["age"]
-    band = age_band(ages.reindex(rows["customer_id"].astype(str).to_numpy()).reset_index(drop=True))
+    band = baseline_band(ages.reindex(rows["customer_id"].astype(str).to_numpy()).reset_index(drop=True))
     shop = trend_scores(pos, days, cut, len(ids))
     lists = {"": _extend_unique(_top(ids, shop, k), fill, k)}
-    for label, _, _ in AGE_BANDS:
+    for label, _, _ in BASELINE_BANDS:
         mine = (band == label).to_numpy()
         score = trend_scores(pos[mine], days[mine], cut, len(ids)) + TREND_SHOP_WEIGHT * shop
         lists[label] = _extend_unique(_top(ids, score, k), fill, k)
-    customer_band = age_band(ages.reindex(list(customer_ids)).reset_index(drop=True)).fillna("").tolist()
+    customer_band = baseline_band(ages.reindex(list(customer_ids)).reset_index(drop=True)).fillna("").tolist()
     return {c: lists[b] for c, b in zip(customer_ids, customer_band, strict=True)}
 
 

@@ -7,6 +7,7 @@ the wire the same values travel as a ``sources`` dict per candidate (only the no
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,7 @@ def source_matrix(frame: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def source_matrix_from_dicts(sources: Iterable[Mapping[str, float]]) -> np.ndarray:
+def source_matrix_from_dicts(sources: Iterable[Mapping[Any, float]]) -> np.ndarray:
     """The same matrix from per-candidate ``{source: score}`` dicts (the wire format)."""
     rows = list(sources)
     out = np.zeros((len(rows), len(CANDIDATE_SOURCES)), dtype=np.float32)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -43,7 +44,7 @@ class PathSettings(BaseSettings):
 
 def get_paths(data_dir: Path | str | None = None, output_dir: Path | str | None = None) -> PathSettings:
     """Settings from the environment, with explicit CLI values taking precedence."""
-    overrides: dict[str, Path] = {}
+    overrides: dict[str, Any] = {}
     if data_dir is not None:
         overrides["data_dir"] = Path(data_dir)
     if output_dir is not None:

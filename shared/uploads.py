@@ -165,7 +165,7 @@ async def read_image_form(request: Request, max_upload_bytes: int, field_names: 
 
     try:  # the body is already bounded; parse it from memory
         form = await Request(request.scope, replay).form(max_files=1, max_fields=MAX_FORM_FIELDS)
-    except Exception as exc:  # noqa: BLE001 - any multipart parse failure is the client's
+    except Exception as exc:  # any multipart parse failure is the client's
         message = exc.detail if isinstance(exc, StarletteHTTPException) else f"{exc.__class__.__name__}: {exc}"
         raise HTTPException(400, detail=f"malformed multipart body: {message}"[:500]) from exc
     try:

@@ -7,7 +7,13 @@ from pathlib import Path
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import pytest  # noqa: E402
+import pytest
+from hypothesis import settings
+
+# Property tests assert behaviour, not speed: on a busy 2-core CI machine an example can take
+# longer than hypothesis' default 200 ms deadline without anything being wrong.
+settings.register_profile("hmrec", deadline=None)
+settings.load_profile("hmrec")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HM_SAMPLE_DIR = (REPO_ROOT / ".." / "shared" / "data" / "hm_sample").resolve()

@@ -37,7 +37,7 @@ def training_two_tower(dataset, cutoff: date, models_dir: Path, epochs: int | No
             load_two_tower(folder, warm=False)
             echo(f"ranker: reusing {folder} for the training week's candidates")
             return folder
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             echo(f"ranker: cannot reuse {folder} ({exc!r:.120}); retraining it")
     echo(f"ranker: training a two-tower strictly before {cutoff} for the training week's candidates")
     return train_two_tower(dataset, cutoff, models_dir, version, epochs=epochs, publish_model=False)
@@ -119,11 +119,12 @@ def rerank_command(data_dir: Path | None, output_dir: Path | None, customer_ids:
                    model_version: str | None, k: int, max_candidates: int | None, chunk_customers: int) -> None:
     """Re-rank output/inference/inference_results.parquet -> output/reranked_recommendations.parquet."""
     from services.ranker.rerank import rerank_file
-    from services.ranker.serving import LoadedRanker, limit_blas_threads
+    from services.ranker.serving import LoadedRanker
+    from shared.service import limit_threads
     from services.ranker.settings import MODEL_NAME
     from shared.artifacts import ArtifactError, model_dir
 
-    limit_blas_threads(1)  # chunks of ~200k x 31 features: one BLAS thread measured 2.5x faster here
+    limit_threads(blas=1)  # chunks of ~200k x 31 features: one BLAS thread measured 2.5x faster here
     paths = paths_from(data_dir, output_dir)
     source = paths.inference_dir / "inference_results.parquet"
     if not source.exists():

@@ -144,7 +144,7 @@ def start_child(name: str, cmd: list[str], env: dict[str, str], log_dir: Path, u
     log_path = log_dir / f"{name}.log"
     with log_path.open("ab") as fh:
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT,
-                                preexec_fn=_die_with_parent)  # noqa: PLW1509 - only setsid/prctl
+                                preexec_fn=_die_with_parent)  # only setsid/prctl
     echo(f"started {name} (pid {proc.pid}){' at ' + url if url else ''}; log {log_path}")
     return Child(name, proc, log_path, url)
 
@@ -167,7 +167,7 @@ def stop_children(children: list[Child], timeout_s: float = 10.0) -> None:
 
 def ready(url: str, timeout_s: float = 2.0) -> bool:
     try:
-        with urlopen(url + "/readyz", timeout=timeout_s) as resp:  # noqa: S310 - loopback URL we built
+        with urlopen(url + "/readyz", timeout=timeout_s) as resp:  # loopback URL we built
             return resp.status == 200
     except (URLError, OSError, ValueError):
         return False

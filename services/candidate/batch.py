@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -29,11 +29,11 @@ class BatchStats:
     customers: int = 0
     rows: int = 0
     seconds: float = 0.0
-    by_source: dict[str, int] | None = None
+    by_source: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
         rate = self.customers / self.seconds if self.seconds > 0 else float("nan")
-        sources = ", ".join(f"{k} {v:,}" for k, v in sorted((self.by_source or {}).items()))
+        sources = ", ".join(f"{k} {v:,}" for k, v in sorted(self.by_source.items()))
         return (f"{self.customers:,} customers, {self.rows:,} candidates ({sources}); "
                 f"{self.seconds:.1f}s, {rate:,.0f} customers/s")
 
@@ -89,7 +89,7 @@ def write_stage_one(model: LoadedTwoTower | Path, dataset: Any, out_path: Path, 
     schema = pa.schema([("customer_id", pa.string()), ("article_id", pa.string()), ("score", pa.float32()),
                         ("rank", pa.int32()), ("source", pa.string()),
                         *[(c, pa.float32()) for c in SOURCE_COLUMNS]])
-    stats = BatchStats(by_source={})
+    stats = BatchStats()
     t0 = time.perf_counter()
     tmp = temp_path_for(out_path)  # unique per run: two runs at once never share it
     try:

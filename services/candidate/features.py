@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from shared.age_bands import N_TOWER_AGE_BUCKETS, TOWER_AGE_EDGES, tower_age_bucket
 from shared.encode import day_number, day_numbers, positions, vocabulary
 from shared.split import as_timestamp
 
@@ -40,9 +41,6 @@ ARTICLE_CAT_COLUMNS: tuple[str, ...] = (
     "graphical_appearance_name",
 )
 CUSTOMER_CAT_COLUMNS: tuple[str, ...] = ("club_member_status", "fashion_news_frequency")
-# Age bands: index 0 = unknown age, then <20, 20-24, ..., 60-64, 65+.
-AGE_EDGES: tuple[int, ...] = (20, 25, 30, 35, 40, 45, 50, 55, 60, 65)
-N_AGE_BUCKETS = len(AGE_EDGES) + 2
 # pandas' hash with a fixed key is stable across processes and machines.
 _HASH_KEY = "hmrec-postal-key"
 
@@ -96,7 +94,7 @@ class FeatureSpace:
         return {
             "query": {
                 "customer_idx": f"int32 [B], 0=OOV, {self.n_customers} known customers",
-                "age_bucket": f"int32 [B], 0=unknown, edges {list(AGE_EDGES)}",
+                "age_bucket": f"int32 [B], 0=unknown, edges {list(TOWER_AGE_EDGES)}",
                 **{c: f"int32 [B], vocab {len(self.customer_vocab[c])} + unknown" for c in CUSTOMER_CAT_COLUMNS},
                 "postal_bucket": f"int32 [B], hashed into {self.postal_buckets}",
                 "fn": "float32 [B]", "active": "float32 [B]",
@@ -167,13 +165,6 @@ def article_table(space: FeatureSpace, articles: pd.DataFrame) -> np.ndarray:
     return table
 
 
-def age_bucket(age: pd.Series | np.ndarray) -> np.ndarray:
-    """0 for unknown age, else 1 + the band (``<20`` -> 1, ``20-24`` -> 2, ..., ``65+`` -> 11)."""
-    a = np.asarray(age, dtype=np.float64)
-    out = np.digitize(np.nan_to_num(a, nan=0.0), AGE_EDGES) + 1
-    return np.where(np.isnan(a), 0, out).astype(np.int32)
-
-
 def postal_bucket(postal: pd.Series, buckets: int) -> np.ndarray:
     """Stable hash of the postal code into ``buckets`` (0 reserved for missing)."""
     s = postal.astype(str).fillna("").to_numpy(dtype=object)
@@ -192,7 +183,7 @@ def customer_static_features(space: FeatureSpace, customers: pd.DataFrame, custo
     c = c.reindex(ids)
     out = {
         "customer_idx": space.customer_index(ids.to_numpy()),
-        "age_bucket": age_bucket(c["age"].to_numpy(dtype=np.float64) if "age" in c else np.full(len(ids), np.nan)),
+        "age_bucket": tower_age_bucket(c["age"].to_numpy(dtype=np.float64) if "age" in c else np.full(len(ids), np.nan)),
         "postal_bucket": postal_bucket(c["postal_code"].fillna("") if "postal_code" in c else pd.Series([""] * len(ids)), space.postal_buckets),
         "fn": np.nan_to_num(c["FN"].to_numpy(dtype=np.float32)) if "FN" in c else np.zeros(len(ids), np.float32),
         "active": np.nan_to_num(c["Active"].to_numpy(dtype=np.float32)) if "Active" in c else np.zeros(len(ids), np.float32),
@@ -405,10 +396,10 @@ def popular_articles(transactions: pd.DataFrame, customers: pd.DataFrame, as_of:
     if t.empty:  # a quiet last week: use all history
         t = transactions[transactions["t_dat"] < end]
     out = {"all": t["article_id"].astype(str).value_counts().index[:n].tolist()}
-    bands = pd.Series(age_bucket(customers["age"].to_numpy(dtype=np.float64)),
+    bands = pd.Series(tower_age_bucket(customers["age"].to_numpy(dtype=np.float64)),
                       index=customers["customer_id"].astype(str).to_numpy())
     tb = bands.reindex(t["customer_id"].astype(str).to_numpy()).fillna(0).astype(int).to_numpy()
-    for b in range(N_AGE_BUCKETS):
+    for b in range(N_TOWER_AGE_BUCKETS):
         sub = t["article_id"].astype(str)[tb == b]
         top = sub.value_counts().index[:n].tolist()
         # Thin bands are topped up with the global list so every band has n items.

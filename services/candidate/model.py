@@ -21,8 +21,9 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from services.candidate.features import ARTICLE_DYNAMIC_COLUMNS, CUSTOMER_CAT_COLUMNS, N_AGE_BUCKETS
+from services.candidate.features import ARTICLE_DYNAMIC_COLUMNS, CUSTOMER_CAT_COLUMNS
 from services.candidate.settings import TrainConfig
+from shared.age_bands import N_TOWER_AGE_BUCKETS
 
 
 @dataclass
@@ -79,7 +80,7 @@ class QueryTower(tf.keras.Model):
         super().__init__(**kw)
         self.article_features = article_features
         self.customer_embedding = tf.keras.layers.Embedding(shape.n_customers + 1, cfg.id_dim, name="customer_id_emb")
-        self.age_embedding = tf.keras.layers.Embedding(N_AGE_BUCKETS, cfg.cat_dim, name="age_emb")
+        self.age_embedding = tf.keras.layers.Embedding(N_TOWER_AGE_BUCKETS, cfg.cat_dim, name="age_emb")
         self.postal_embedding = tf.keras.layers.Embedding(shape.postal_buckets, cfg.cat_dim, name="postal_emb")
         self.cat_embeddings = {
             c: tf.keras.layers.Embedding(v + 1, cfg.cat_dim, name=f"{c}_emb")

@@ -7,23 +7,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
-import shared.config  # noqa: F401  (TF_USE_LEGACY_KERAS before anything imports TF)
+import shared.config  # TF_USE_LEGACY_KERAS before anything imports TF
+from shared.service import ServiceSettings
 
 MODEL_NAME = "two_tower"
 
 
-class CandidateSettings(BaseSettings):
-    """The candidate service's settings (``HM_CANDIDATE_MODELS_DIR`` etc.)."""
+class CandidateSettings(ServiceSettings):
+    """The candidate service's settings (``HM_CANDIDATE_MODELS_DIR`` etc.; the shared ones —
+    ``LOG_LEVEL``, ``POLL_INTERVAL_S``, ``MAX_IN_FLIGHT`` — are in ``shared.service.ServiceSettings``)."""
 
     model_config = SettingsConfigDict(env_prefix="HM_CANDIDATE_", extra="ignore")
 
     models_dir: Path = Field(default_factory=lambda: shared.config.get_paths().models_dir)
     # Pin a version (else CURRENT, else the newest complete one).
     model_version: str | None = None
-    poll_interval_s: float = 10.0
     # Articles not sold in this many weeks before the model's cutoff are never proposed by the
     # two-tower (0: off); None: as the model's stage-one settings say (what was evaluated).
     not_sold_weeks: int | None = None
@@ -31,15 +32,7 @@ class CandidateSettings(BaseSettings):
     # ~1.5 ms at 105k articles, while several threads contend with each other and with the
     # server's own threads (measured 25 ms p50 on 2 busy cores). Concurrent requests still
     # use every core, one per request.
-    blas_threads: int = 1
-    log_level: str = "INFO"
-
-    @field_validator("poll_interval_s")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("poll_interval_s must be > 0")
-        return v
+    blas_threads: int = Field(default=1, ge=1, le=64)
 
 
 @dataclass

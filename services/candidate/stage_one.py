@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shared.baselines import AGE_BANDS, TREND_GROWTH_CAP, TREND_SHOP_WEIGHT, trend_scores
+from shared.age_bands import BASELINE_BANDS, baseline_band_index
+from shared.baselines import TREND_GROWTH_CAP, TREND_SHOP_WEIGHT, trend_scores
 from shared.candidates import SOURCE_COLUMNS
 from shared.encode import IdLookup, day_number, day_numbers, distinct_sorted, positions, vocabulary
 from shared.schemas import CANDIDATE_SOURCES
@@ -164,15 +165,6 @@ class StageOneTables:
 
 # --- building the tables ------------------------------------------------------------------------
 
-def band_index(ages: np.ndarray) -> np.ndarray:
-    """Index into shared.baselines.AGE_BANDS per age (the baselines' bands), -1 when unknown."""
-    a = np.asarray(ages, dtype=np.float64)
-    out = np.full(len(a), -1, dtype=np.int8)
-    for i, (_, low, high) in enumerate(AGE_BANDS):
-        out[(a >= low) & (a < high + 1)] = i
-    return out
-
-
 def _csr(groups: np.ndarray, n_groups: int) -> np.ndarray:
     """Offsets for rows already sorted by ``groups``."""
     return np.concatenate([[0], np.cumsum(np.bincount(groups, minlength=n_groups))]).astype(np.int64)
@@ -206,7 +198,7 @@ def build_tables(transactions: pd.DataFrame, customers: pd.DataFrame, articles: 
     n_a, n_c = len(article_ids), len(customer_ids)
 
     ages = customers.drop_duplicates("customer_id")
-    band_all = band_index(pd.to_numeric(ages["age"], errors="coerce").to_numpy())
+    band_all = baseline_band_index(pd.to_numeric(ages["age"], errors="coerce").to_numpy())
     band_of_id = dict(zip(ages["customer_id"].astype(str), band_all.astype(int), strict=True))
     customer_band = np.array([band_of_id.get(c, -1) for c in customer_ids], dtype=np.int8)
 
@@ -312,7 +304,7 @@ def _trending(art: np.ndarray, days: np.ndarray, cust: np.ndarray, customer_band
               n_a: int, cfg: TableConfig) -> tuple[np.ndarray, np.ndarray]:
     """Per age band (and the shop, last row): articles by last week's growth-weighted sales
     (shared.baselines.trend_scores, the ``age_trending`` baseline's definition)."""
-    n_b = len(AGE_BANDS)
+    n_b = len(BASELINE_BANDS)
     recent = days >= cut - 14
     art, days, band = art[recent], days[recent], customer_band[cust[recent]]
     out_a = np.full((n_b + 1, cfg.trend_list), -1, dtype=np.int32)
@@ -418,7 +410,7 @@ def source_rows(tables: StageOneTables, customer_ids: np.ndarray, config: StageO
     out["variant"] = _top_per_query(variants, config.variant_k)
 
     band = np.where(rows >= 0, tables.customer_band[np.maximum(rows, 0)], tables.bands(customer_ids))
-    band_row = np.where(band >= 0, band, len(AGE_BANDS)).astype(np.int64)
+    band_row = np.where(band >= 0, band, len(BASELINE_BANDS)).astype(np.int64)
     k = min(config.trending_k, tables.trend_article.shape[1])
     ta, ts = tables.trend_article[band_row, :k], tables.trend_score[band_row, :k]
     tq = np.repeat(np.arange(len(rows)), k)

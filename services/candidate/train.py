@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import click
 import numpy as np
 import pandas as pd
 
@@ -39,7 +40,7 @@ from shared.memory import memory_note
 
 def _log(msg: str, progress: bool) -> None:
     if progress:
-        print(f"[train two_tower] {msg} ({memory_note()})", flush=True)
+        click.echo(f"[train two_tower] {msg} ({memory_note()})")
 
 
 def recall_at_k(model: Any, space: FeatureSpace, customers: pd.DataFrame, transactions: pd.DataFrame,

@@ -23,31 +23,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shared.age_bands import UNKNOWN_BAND, decade_label
 from shared.schemas import FILTER_COLUMNS, SearchFilters
 
 log = logging.getLogger(__name__)
 
-# (low, high inclusive, label). H&M customers are 16+; unknown age is its own band.
-AGE_BANDS: tuple[tuple[int, int, str], ...] = (
-    (0, 24, "16-24"),
-    (25, 34, "25-34"),
-    (35, 44, "35-44"),
-    (45, 54, "45-54"),
-    (55, 64, "55-64"),
-    (65, 200, "65+"),
-)
-UNKNOWN_BAND = "unknown"
 SAMPLE_MAX = 100  # customers the sample can return
 ALL_BAND = "all"
-
-
-def age_band(age: float | None) -> str:
-    if age is None or (isinstance(age, float) and math.isnan(age)):
-        return UNKNOWN_BAND
-    for low, high, label in AGE_BANDS:
-        if low <= age <= high:
-            return label
-    return UNKNOWN_BAND
 
 
 def article_image_relpath(article_id: str) -> str:
@@ -191,14 +173,14 @@ class Catalogue:
 
     def customer_band(self, customer_id: str) -> str:
         row = self._customer_row(customer_id)
-        return age_band(None if row is None else float(self.customer_age[row]))
+        return decade_label(None if row is None else float(self.customer_age[row]))
 
     def _customer(self, row: int) -> dict[str, Any]:
         age = float(self.customer_age[row])
         return {
             "customer_id": self.customer_ids[row].decode(),
             "age": None if math.isnan(age) else int(age),
-            "age_band": age_band(age),
+            "age_band": decade_label(age),
             "purchases": int(self.customer_purchases[row]),
         }
 
@@ -257,7 +239,7 @@ def popular_by_band(
     start = last - pd.Timedelta(days=7 * weeks - 1)
     recent = transactions.loc[transactions["t_dat"] >= start, ["customer_id", "article_id"]]
     bands = customers[["customer_id", "age"]].copy()
-    bands["band"] = [age_band(float(a)) for a in bands["age"].to_numpy(dtype=np.float32)]
+    bands["band"] = [decade_label(float(a)) for a in bands["age"].to_numpy(dtype=np.float32)]
     recent = recent.merge(bands[["customer_id", "band"]], on="customer_id", how="left")
     recent["band"] = recent["band"].fillna(UNKNOWN_BAND).astype(str)
     recent["article_id"] = recent["article_id"].astype(str)

@@ -1,22 +1,15 @@
-"""Prometheus metrics of the gateway, in a registry per app (tests build many apps)."""
+"""Prometheus metrics of the gateway's own work (cache, fallbacks, upstream calls, breakers),
+registered beside the shared HTTP metrics (``shared.service_metrics``) in the app's registry."""
 from __future__ import annotations
 
-import time
-from typing import Any
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+from shared.service_metrics import LATENCY_BUCKETS
 
 
 class GatewayMetrics:
-    def __init__(self) -> None:
-        r = self.registry = CollectorRegistry()
-        self.requests = Counter("hm_gateway_requests_total", "HTTP requests by route template and status",
-                                ["route", "method", "status"], registry=r)
-        self.latency = Histogram("hm_gateway_request_seconds", "Request latency by route template",
-                                 ["route"], buckets=LATENCY_BUCKETS, registry=r)
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry if registry is not None else CollectorRegistry()
         self.cache = Counter("hm_gateway_cache_total", "Cache lookups: hit / miss per backend (redis|local); "
                              "error = a Redis call failed", ["result", "backend"], registry=r)
         self.cache_switches = Counter("hm_gateway_cache_backend_switches_total",
@@ -41,38 +34,3 @@ class GatewayMetrics:
             self.redis_in_use.set(1 if backend == "redis" else 0)
         else:
             self.cache.labels(event, backend).inc()
-
-
-class MetricsMiddleware:
-    """Counts and times every HTTP request by its route *template* (bounded label values)."""
-
-    def __init__(self, app: ASGIApp, metrics: GatewayMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_and_record(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_record)
-        finally:
-            route = _route_label(scope.get("route"))
-            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
-
-
-def _route_label(route: Any) -> str:
-    if route is None:
-        return "unmatched"
-    path = getattr(route, "path", None)
-    return path if path else "static"

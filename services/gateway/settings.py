@@ -5,14 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 import shared.config
+from shared.service import ServiceSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(ServiceSettings):
+    """The gateway's settings (``HM_GATEWAY_*``; the shared ones are in
+    ``shared.service.ServiceSettings``)."""
+
     model_config = SettingsConfigDict(env_prefix="HM_GATEWAY_", extra="ignore")
 
     host: str = "127.0.0.1"
@@ -70,7 +74,8 @@ class GatewaySettings(BaseSettings):
     frontend_dir: Path = REPO_ROOT / "frontend"
     # /readyz with each dependency's URL and error text (operators); off: states and versions only.
     readyz_details: bool = False
-    log_level: str = "INFO"
+    # The gateway only awaits I/O, so it holds more requests at once than a model service.
+    max_in_flight: int = Field(default=64, ge=1)
 
     @field_validator("candidate_url", "ranker_url", "search_url")
     @classmethod

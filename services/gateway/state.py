@@ -9,10 +9,10 @@ from typing import Any
 
 import aiohttp
 
-from services.gateway.breaker import STATE_CODES
+from services.gateway.breaker import STATE_CODES, CircuitBreaker
 from services.gateway.cache import ResultCache
-from services.gateway.catalogue import Catalogue
-from services.gateway.clients import ServiceClient
+from services.gateway.catalogue import Catalogue, load_catalogue
+from services.gateway.clients import ServiceClient, make_session
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.settings import GatewaySettings
 
@@ -72,7 +72,7 @@ class GatewayState:
             await asyncio.sleep(self.settings.health_interval_s)
             try:
                 await self.refresh_health()
-            except Exception:  # noqa: BLE001 - the loop must outlive any one bad poll
+            except Exception:  # the loop must outlive any one bad poll
                 log.exception("health poll failed")
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
@@ -88,3 +88,37 @@ class GatewayState:
                 "customers": len(self.catalogue.customer_ids),
             },
         }
+
+
+def _clients(settings: GatewaySettings, session: aiohttp.ClientSession, metrics: GatewayMetrics) -> dict[str, ServiceClient]:
+    urls = {"candidate": settings.candidate_url, "ranker": settings.ranker_url, "search": settings.search_url}
+    timeouts = {"candidate": settings.candidate_timeout_s, "ranker": settings.ranker_timeout_s,
+                "search": settings.search_timeout_s}
+    return {
+        name: ServiceClient(
+            name, urls[name], session,
+            CircuitBreaker(name, settings.breaker_failure_threshold, settings.breaker_reset_s),
+            timeouts[name], settings.connect_timeout_s, metrics.observe_upstream)
+        for name in DEPENDENCIES
+    }
+
+
+async def build_state(settings: GatewaySettings, metrics: GatewayMetrics, catalogue: Catalogue | None = None) -> GatewayState:
+    """Everything the gateway serves with: the catalogue (loaded off the event loop unless
+    given ready-made, as tests do), one HTTP session and a client per dependency, the cache,
+    and a first health poll."""
+    cat = catalogue if catalogue is not None else await asyncio.to_thread(
+        load_catalogue, settings.data_dir, settings.output_dir / "data", settings.popular_weeks,
+        settings.popular_per_band)
+    session = make_session()
+    cache = ResultCache(
+        settings.redis_url, settings.cache_ttl_s, settings.redis_socket_timeout_s,
+        settings.redis_retry_interval_s, settings.local_cache_max_entries, metrics.cache_event)
+    state = GatewayState(settings, cat, cache, _clients(settings, session, metrics), metrics, session)
+    await state.refresh_health()
+    return state
+
+
+async def close_state(state: GatewayState) -> None:
+    await state.session.close()
+    await state.cache.close()

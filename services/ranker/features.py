@@ -49,13 +49,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from shared.age_bands import N_DECADE_BANDS, decade_band
 from shared.candidates import SOURCE_COLUMNS
 from shared.encode import IdLookup, day_number, day_numbers, distinct_sorted, positions, vocabulary
 
 DAYS_CAP = 365.0
 # Band edges in years: <25, 25-34, 35-44, 45-54, 55-64, 65+.
-AGE_BAND_EDGES = (25.0, 35.0, 45.0, 55.0, 65.0)
-N_AGE_BANDS = len(AGE_BAND_EDGES) + 1
 # Pseudo-buyers shrinking an article's age-band distribution towards the shop's, so an
 # article bought twice by 30-year-olds does not get a huge lift.
 AFFINITY_PRIOR = 20.0
@@ -100,14 +99,6 @@ _C = {n: i for i, n in enumerate(CUSTOMER_FEATURES)}
 _A = {n: i for i, n in enumerate(ARTICLE_FEATURES)}
 
 
-def age_band(age: np.ndarray) -> np.ndarray:
-    """Band index 0..5 per age; -1 where the age is unknown (NaN)."""
-    age = np.asarray(age, dtype=np.float64)
-    band = np.searchsorted(np.asarray(AGE_BAND_EDGES), age, side="right").astype(np.int8)
-    band[np.isnan(age)] = -1
-    return band
-
-
 def _lookup_sorted(keys: np.ndarray, values: np.ndarray, query: np.ndarray, default: float) -> np.ndarray:
     """values[i] where keys[i] == query, else ``default`` (keys sorted ascending, unique)."""
     out = np.full(query.shape, default, dtype=np.float32)
@@ -138,7 +129,7 @@ class FeatureStore:
     article_matrix: np.ndarray          # [n_a + 1, len(ARTICLE_FEATURES)] float32
     article_code: np.ndarray            # [n_a + 1] int64, product_code index, -1 unknown
     article_type: np.ndarray            # [n_a + 1] int64, product_type index, -1 unknown
-    article_band_lift: np.ndarray       # [n_a + 1, N_AGE_BANDS] float32
+    article_band_lift: np.ndarray       # [n_a + 1, N_DECADE_BANDS] float32
     pair_keys: np.ndarray               # sorted int64: customer_row * n_a + article_row
     pair_count: np.ndarray              # float32
     pair_days: np.ndarray               # float32, days since last bought
@@ -279,7 +270,7 @@ def build_feature_store(
     cust[n_c, _C["cust_days_since_last"]] = DAYS_CAP
     cust[n_c, _C["cust_online_share"]] = global_online
     cust[n_c, _C["cust_price_level"]] = 1.0
-    cust_band = np.append(age_band(ages), np.int8(-1)).astype(np.int8)
+    cust_band = np.append(decade_band(ages), np.int8(-1)).astype(np.int8)
 
     # --- articles -------------------------------------------------------------------
     cat = articles.drop_duplicates("article_id")
@@ -342,10 +333,10 @@ def build_feature_store(
     # --- age-band affinity (lift of the article's buyer age mix over the shop's) -----
     row_band = cust_band[hc]
     known = row_band >= 0
-    band_counts = np.zeros((n_a + 1, N_AGE_BANDS))
+    band_counts = np.zeros((n_a + 1, N_DECADE_BANDS))
     np.add.at(band_counts, (ha[known], row_band[known].astype(np.int64)), 1.0)
     shop = band_counts.sum(axis=0)
-    p_band = shop / shop.sum() if shop.sum() > 0 else np.full(N_AGE_BANDS, 1.0 / N_AGE_BANDS)
+    p_band = shop / shop.sum() if shop.sum() > 0 else np.full(N_DECADE_BANDS, 1.0 / N_DECADE_BANDS)
     smoothed = (band_counts + AFFINITY_PRIOR * p_band) / (band_counts.sum(axis=1, keepdims=True) + AFFINITY_PRIOR)
     lift = np.divide(smoothed, p_band, out=np.ones_like(smoothed), where=p_band > 0)
 
@@ -530,14 +521,14 @@ def compute_features(
     if not np.isfinite(scores).all():
         finite = scores[np.isfinite(scores)]
         scores = np.where(np.isfinite(scores), scores, finite.min() if len(finite) else 0.0)
-    scores = np.clip(scores, -SCORE_LIMIT, SCORE_LIMIT)
+    clipped: np.ndarray = np.clip(scores, -SCORE_LIMIT, SCORE_LIMIT)
 
     c = store.customer_rows(customer_ids)
     a = store.article_rows(article_ids)
-    ranks, best = candidate_ranks(customer_ids, scores)
+    ranks, best = candidate_ranks(customer_ids, clipped)
     col = 0
-    out[:, 0] = scores
-    out[:, 1] = best - scores
+    out[:, 0] = clipped
+    out[:, 1] = best - clipped
     out[:, 2] = np.log1p(ranks)
     col = len(CANDIDATE_FEATURES)
     cust = store.customer_matrix[c]

@@ -92,7 +92,7 @@ def build_mmoe_layer_class() -> Any:
     """The MMoE layer (defined lazily so importing this module does not import TensorFlow)."""
     tf = _tf()
 
-    class MMoELayer(tf.keras.layers.Layer):
+    class MMoELayer(tf.keras.layers.Layer):  # type: ignore[name-defined]  # tf is imported lazily, so Any
         """x [B, D] -> ([h_t [B, U] for each task], [gate_t [B, E] for each task])."""
 
         def __init__(self, n_experts: int, expert_units: int, n_tasks: int, l2: float = 0.0, **kw: Any):
@@ -241,8 +241,8 @@ class NumpyMMoE:
     def save(self, directory: Path) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        np.savez(directory / "mmoe_weights.npz", **{k.replace("/", "__"): v for k, v in self.w.items()},
-                 feature_mean=self.mean, feature_std=self.std)
+        arrays: dict[str, Any] = {k.replace("/", "__"): v for k, v in self.w.items()}
+        np.savez(directory / "mmoe_weights.npz", **arrays, feature_mean=self.mean, feature_std=self.std)
         (directory / "mmoe_config.json").write_text(json.dumps(self.config.to_json(), indent=2))
 
     @classmethod

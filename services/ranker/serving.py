@@ -27,21 +27,6 @@ MODEL_SUBDIR = "model"
 SCHEMA_FILE = "feature_schema.json"
 
 
-def limit_blas_threads(threads: int) -> bool:
-    """Cap BLAS threads process-wide; returns False if threadpoolctl is unavailable.
-
-    Serving multiplies small matrices (200 x 31 by 31 x 192): spread over OpenBLAS threads on
-    a busy 2-core machine they took 20 ms per request, on one thread 0.3 ms. The service
-    gets its parallelism from handling requests concurrently instead.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # a transitive dependency of scikit-learn; without it, just slower
-        return False
-    threadpool_limits(limits=threads, user_api="blas")
-    return True
-
-
 @dataclass
 class RankedList:
     article_ids: list[str]

@@ -4,25 +4,27 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from shared.config import get_paths
+from shared.service import ServiceSettings
 
 MODEL_NAME = "mmoe"
 
 
-class RankerSettings(BaseSettings):
-    """Where the MMoE artifacts live, which version to serve and how to combine task scores."""
+class RankerSettings(ServiceSettings):
+    """Where the MMoE artifacts live, which version to serve and how to combine task scores
+    (``HM_RANKER_*``; the shared ones are in ``shared.service.ServiceSettings``)."""
 
     model_config = SettingsConfigDict(env_prefix="HM_RANKER_", extra="ignore")
 
-    models_dir: Path = Path("output/models")
+    models_dir: Path = Field(default_factory=lambda: get_paths().models_dir)
     # None: serve whatever CURRENT names, and follow it when it changes (hot swap).
     model_version: str | None = None
-    poll_interval_s: float = Field(10.0, gt=0)
     # Overrides the combined-score weights stored in the artifact, e.g. '{"purchase":1,"online":0.5}'.
     score_weights: dict[str, float] | None = None
     # BLAS threads per process: 1 keeps small per-request matrix products fast (see serving.py).
-    blas_threads: int = Field(1, ge=1, le=64)
-    log_level: str = "INFO"
+    blas_threads: int = Field(default=1, ge=1, le=64)
 
     @field_validator("score_weights")
     @classmethod

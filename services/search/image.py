@@ -53,12 +53,12 @@ def to_square_pixels(image: Image.Image, size: int = IMAGE_SIZE) -> np.ndarray:
     background is near white, so padding never adds a fake garment edge), then resized."""
     image = image.convert("RGB")
     if max(image.size) > MAX_SQUARE_SIDE:
-        image.thumbnail((MAX_SQUARE_SIDE, MAX_SQUARE_SIDE), Image.BILINEAR)
+        image.thumbnail((MAX_SQUARE_SIDE, MAX_SQUARE_SIDE), Image.Resampling.BILINEAR)
     w, h = image.size
     side = max(w, h)
     canvas = Image.new("RGB", (side, side), (255, 255, 255))
     canvas.paste(image, ((side - w) // 2, (side - h) // 2))
-    return np.asarray(canvas.resize((size, size), Image.BILINEAR), dtype=np.uint8)
+    return np.asarray(canvas.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
 def garment_mask(pixels: np.ndarray, threshold: float = BACKGROUND_DISTANCE) -> np.ndarray:

@@ -24,6 +24,7 @@ import shutil
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,11 @@ def photo_path(images_dir: Path, article_id: str) -> Path:
     return images_dir / article_id[:3] / f"{article_id}.jpg"
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    pq.write_table(table, path)
+
+
+def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     write(tmp)
     tmp.replace(path)
@@ -126,7 +131,7 @@ def build_image_index(articles: pd.DataFrame, images_dir: Path, index_dir: Path,
     for src in sources:
         try:
             a_ids, shas, cnn, colour = read_image_embeddings(src)
-        except Exception as exc:  # noqa: BLE001 - a torn part from a crash is just redone
+        except Exception as exc:
             log.warning("ignoring unreadable %s: %s", src, exc)
             continue
         for i, (a, s) in enumerate(zip(a_ids, shas, strict=True)):
@@ -151,7 +156,7 @@ def build_image_index(articles: pd.DataFrame, images_dir: Path, index_dir: Path,
                 bar.update(len(pixels))
             cnn, colour = np.concatenate(cnn_parts), np.concatenate(colour_parts)
             table = _table(chunk, [hashes[a] for a in chunk], cnn, colour)
-            _atomic_write(parts_dir / f"part-{next_part:05d}.parquet", lambda p, t=table: pq.write_table(t, p))
+            _atomic_write(parts_dir / f"part-{next_part:05d}.parquet", partial(_write_parquet, table))
             next_part += 1
             for i, a in enumerate(chunk):
                 done[(a, hashes[a])] = (cnn[i], colour[i])

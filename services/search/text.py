@@ -77,7 +77,7 @@ class TfidfIndex:
     def load(cls, path: Path) -> TfidfIndex:
         # Only ever loads the file our own builder wrote into the index folder.
         with open(path, "rb") as fh:
-            state = pickle.load(fh)  # noqa: S301
+            state = pickle.load(fh)
         return cls(state["word"], state["char"], state["matrix"])
 
 

@@ -73,7 +73,7 @@ def decode_upload(data: bytes, max_image_pixels: int, max_image_side: int = DEFA
         raise UploadError(413, "the image's header asks for more memory than a photo may use") from exc
     except OSError as exc:
         raise UploadError(400, f"the image is truncated or corrupt (its header does not read: {_describe(exc)})") from exc
-    except Exception as exc:  # noqa: BLE001 - e.g. ValueError past PngImagePlugin.MAX_TEXT_CHUNK, struct.error
+    except Exception as exc:  # e.g. ValueError past PngImagePlugin.MAX_TEXT_CHUNK, struct.error
         raise UploadError(400, f"the image is corrupt or hostile (its header does not read: {_describe(exc)})") from exc
     try:
         return _decode_opened(image, max_image_pixels, max_image_side)
@@ -108,7 +108,7 @@ def _decode_opened(image: Image.Image, max_image_pixels: int, max_image_side: in
     except (OSError, SyntaxError, ValueError) as exc:
         # "image file is truncated", broken Huffman tables, bad PNG chunks...
         raise UploadError(400, f"the image is truncated or corrupt ({fmt}): {_describe(exc)}") from exc
-    except Exception as exc:  # noqa: BLE001 - whatever else a decoder raises on hostile bytes
+    except Exception as exc:  # whatever else a decoder raises on hostile bytes
         raise UploadError(400, f"the image is corrupt or hostile ({fmt}): "
                                f"{exc.__class__.__name__}: {_describe(exc)}") from exc
 

@@ -143,7 +143,7 @@ def image_path(images_dir: Path, article_id: str) -> Path:
     return images_dir / article_id[:3] / f"{article_id}.jpg"
 
 
-def write_images(images_dir: Path, articles, size: tuple[int, int], seed: int) -> int:  # noqa: ANN001
+def write_images(images_dir: Path, articles, size: tuple[int, int], seed: int) -> int:
     """Write one JPEG per article row (a DataFrame with the public columns); returns the count."""
     rng = np.random.default_rng([seed, 7])
     cols = articles[["article_id", "product_type_name", "product_group_name", "colour_group_name",

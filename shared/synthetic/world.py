@@ -72,7 +72,7 @@ def world_status(data_dir: Path) -> str:
     return "complete"
 
 
-def _write_plain_csv(path: Path, frame) -> None:  # noqa: ANN001
+def _write_plain_csv(path: Path, frame) -> None:
     """Fields without commas or quotes: arrow writes them unquoted, fast at 1.4M rows."""
     table = pa.Table.from_pandas(frame.astype(str), preserve_index=False)
     with open(path, "wb") as sink:

@@ -9,7 +9,6 @@ import pytest
 
 from services.candidate.features import (
     ARTICLE_CAT_COLUMNS,
-    age_bucket,
     article_dynamic_features,
     article_stats,
     article_table,
@@ -20,6 +19,7 @@ from services.candidate.features import (
     query_features,
     training_examples,
 )
+from shared.age_bands import tower_age_bucket
 from tests.candidate.conftest import CUTOFF, aid, cid, toy_dataset
 
 
@@ -86,7 +86,7 @@ def test_article_table_codes_follow_sorted_vocabularies(toy):
 
 
 def test_age_and_postal_buckets():
-    assert age_bucket(np.array([np.nan, 16, 19.9, 20, 64, 65, 90])).tolist() == [0, 1, 1, 2, 10, 11, 11]
+    assert tower_age_bucket(np.array([np.nan, 16, 19.9, 20, 64, 65, 90])).tolist() == [0, 1, 1, 2, 10, 11, 11]
     a = postal_bucket(pd.Series(["abc", "abc", "xyz", ""]), 50)
     assert a[0] == a[1] and a[3] == 0 and 1 <= a[2] < 50
     # stable across calls (a fixed hash key, not Python's salted hash)

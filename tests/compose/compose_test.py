@@ -370,7 +370,7 @@ def main() -> int:
             run_checks(compose, Page(port), report)
         else:
             print(compose.run("logs", "--tail", "40", capture=True, check=False).stdout)
-    except Exception as exc:  # noqa: BLE001 - reported as a failed check, the stack still comes down
+    except Exception as exc:  # reported as a failed check, the stack still comes down
         report.check("test ran to the end", False, f"{type(exc).__name__}: {exc}"[:200])
     finally:
         if not args.keep:

@@ -404,7 +404,7 @@ class PrivateRedis:
                 self.proc.wait(timeout=5)
         self.proc = None
 
-    def client(self):  # noqa: ANN201 - redis.Redis, imported lazily
+    def client(self):  # redis.Redis, imported lazily
         import redis
 
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=0.5)

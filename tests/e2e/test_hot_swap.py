@@ -19,7 +19,7 @@ from .stack import REPO_ROOT
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def _hot_swap_module():  # noqa: ANN202 - the benchmark script, loaded by path (benchmarks/ is no package)
+def _hot_swap_module():  # the benchmark script, loaded by path (benchmarks/ is no package)
     path = REPO_ROOT / "benchmarks" / "hot_swap.py"
     spec = importlib.util.spec_from_file_location("hmrec_bench_hot_swap", path)
     assert spec is not None and spec.loader is not None

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from gateway_fakes import (  # noqa: E402
+from gateway_fakes import (
     FakeControl,
     ServerThread,
     closed_port,
@@ -22,8 +22,8 @@ from gateway_fakes import (  # noqa: E402
     tiny_catalogue,
 )
 
-from services.gateway.app import create_app  # noqa: E402
-from services.gateway.settings import GatewaySettings  # noqa: E402
+from services.gateway.app import create_app
+from services.gateway.settings import GatewaySettings
 
 
 class Fakes:

@@ -16,7 +16,7 @@ from services.gateway.breaker import CLOSED, OPEN, BreakerSet, CircuitBreaker
 from services.gateway.clients import DependencyRejected, DependencyUnavailable, ServiceClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.hostile_corpus import hostile_cases, jpeg  # noqa: E402
+from tests.hostile_corpus import hostile_cases, jpeg
 
 
 def test_breaker_set_keeps_operations_apart():
@@ -74,7 +74,7 @@ def upstream():
         yield server.url
 
 
-def _client(url: str, session: aiohttp.ClientSession, threshold: int = 2, clock=None) -> ServiceClient:  # noqa: ANN001
+def _client(url: str, session: aiohttp.ClientSession, threshold: int = 2, clock=None) -> ServiceClient:
     kwargs = {"clock": clock} if clock else {}
     return ServiceClient("search", url, session, CircuitBreaker("search", threshold, 5.0, **kwargs), timeout_s=2.0)
 

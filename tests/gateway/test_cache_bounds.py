@@ -37,19 +37,19 @@ def test_a_busy_pool_is_a_miss_not_an_outage(monkeypatch):
     async def run() -> None:
         cache = ResultCache("redis://127.0.0.1:6379/0", ttl_s=60, max_connections=2)
         events: list[tuple[str, str]] = []
-        cache._on_event = lambda e, b: events.append((e, b))  # noqa: SLF001
+        cache._on_event = lambda e, b: events.append((e, b))
         # Every slot taken (a burst in flight): the next call does not queue and does not fail over.
-        await cache._slots.acquire()  # noqa: SLF001
-        await cache._slots.acquire()  # noqa: SLF001
+        await cache._slots.acquire()
+        await cache._slots.acquire()
         assert await cache.get_raw("hm:test:busy") is None
         await cache.set_raw("hm:test:busy", b"v")
         assert ("busy", REDIS) in events and ("switch", LOCAL) not in events
         assert cache.backend == REDIS and cache.state()["redis_ok"] and cache.state()["pool_busy"] == 2
-        cache._slots.release()  # noqa: SLF001
-        cache._slots.release()  # noqa: SLF001
+        cache._slots.release()
+        cache._slots.release()
 
         # redis-py's own exhaustion error reads the same way.
-        async def exhausted(*_a, **_k):  # noqa: ANN002, ANN003, ANN202
+        async def exhausted(*_a, **_k):
             raise RedisConnectionError("Too many connections")
 
         monkeypatch.setattr(cache.redis, "get", exhausted)
@@ -58,7 +58,7 @@ def test_a_busy_pool_is_a_miss_not_an_outage(monkeypatch):
         assert cache.backend == REDIS and cache.last_error is None
 
         # A real connection failure still switches to the local cache.
-        async def refused(*_a, **_k):  # noqa: ANN002, ANN003, ANN202
+        async def refused(*_a, **_k):
             raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
         monkeypatch.setattr(cache.redis, "get", refused)

@@ -84,7 +84,7 @@ def test_serve_starts_waits_for_readyz_and_stops_everything_on_sigterm(hm_sample
     started: list[run_module.Child] = []
     real_start = run_module.start_child
 
-    def recording_start(*args, **kwargs):  # noqa: ANN002, ANN003
+    def recording_start(*args, **kwargs):
         child = real_start(*args, **kwargs)
         started.append(child)
         return child

@@ -236,8 +236,9 @@ def test_metrics_count_routes_by_template(make_gateway):
     gw.get(f"/articles/{A[0]}")
     gw.get("/recommend", params={"customer_id": "bad"})
     text = gw.get("/metrics").text
-    assert 'hm_gateway_requests_total{method="GET",route="/recommend",status="200"} 1.0' in text
-    assert 'hm_gateway_requests_total{method="GET",route="/recommend",status="422"} 1.0' in text
+    # The shared HTTP metrics every service exposes (shared.service_metrics), labelled by service.
+    assert 'hm_http_requests_total{method="GET",route="/recommend",service="gateway",status="200"} 1.0' in text
+    assert 'hm_http_requests_total{method="GET",route="/recommend",service="gateway",status="422"} 1.0' in text
     assert 'route="/articles/{article_id}"' in text  # template, not the id
     assert 'hm_gateway_upstream_seconds_count{dependency="candidate",outcome="ok"} 1.0' in text
     assert "hm_gateway_dependency_ready" in text

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import shutil
 import subprocess
 import time
@@ -12,7 +11,7 @@ from gateway_fakes import ARTICLES, closed_port, tiny_frames
 
 from services.gateway.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from services.gateway.cache import LOCAL, REDIS, LocalTTLCache, ResultCache, cache_key
-from services.gateway.catalogue import age_band, build_catalogue, popular_by_band
+from services.gateway.catalogue import build_catalogue, popular_by_band
 from services.gateway.settings import GatewaySettings
 from shared.schemas import SearchFilters
 
@@ -191,11 +190,6 @@ def test_redis_used_again_when_it_returns(tmp_path):
 
 
 # --- catalogue --------------------------------------------------------------------------------------
-
-def test_age_bands():
-    assert [age_band(a) for a in (16, 24, 25, 44.5, 65, 99)] == ["16-24", "16-24", "25-34", "unknown", "65+", "65+"]
-    assert age_band(math.nan) == "unknown" and age_band(None) == "unknown"
-
 
 def test_popular_by_band_counts_only_the_last_weeks():
     articles, customers, transactions = tiny_frames()

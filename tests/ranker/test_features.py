@@ -12,7 +12,6 @@ from services.ranker.features import (
     FEATURE_NAMES,
     RECENCY_CAP,
     FeatureStore,
-    age_band,
     build_feature_store,
     candidate_ranks,
     compute_features,
@@ -114,11 +113,6 @@ def test_age_band_affinity_by_hand() -> None:
     # Smoothed with 20 pseudo-buyers: band 0 (2 + 20*0.5) / 22 = 0.5454 -> lift 0.5454 / 0.5 = 1.0909;
     # band 3 (0 + 10) / 22 = 0.4545 -> lift 0.9091.
     assert f.pair_age_band_affinity.tolist() == pytest.approx([12 / 11, 10 / 11, 1.0, 1.0], rel=1e-5)
-
-
-def test_age_bands() -> None:
-    assert age_band(np.array([16, 24.9, 25, 34, 35, 50, 64, 65, 90, np.nan])).tolist() == [
-        0, 0, 1, 1, 2, 3, 4, 5, 5, -1]
 
 
 def test_candidate_ranks_ties_and_groups() -> None:

@@ -66,7 +66,7 @@ def index_dir(sample_world: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 @pytest.fixture(scope="session")
-def search_settings(index_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def search_settings(index_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     from services.search.settings import SearchSettings
 
     # An empty models dir: personalisation uses the text vectors (no two-tower model).
@@ -75,14 +75,14 @@ def search_settings(index_dir: Path, tmp_path_factory: pytest.TempPathFactory): 
 
 
 @pytest.fixture(scope="session")
-def search_index(index_dir: Path, search_settings):  # noqa: ANN001, ANN201
+def search_index(index_dir: Path, search_settings):
     from services.search.engine import SearchIndex
 
     return SearchIndex.load(index_dir, search_settings)
 
 
 @pytest.fixture(scope="session")
-def client(search_settings, search_index):  # noqa: ANN001, ANN201
+def client(search_settings, search_index):
     """The app, sharing the session's loaded models (loading them again costs seconds)."""
     from fastapi.testclient import TestClient
 

@@ -39,7 +39,7 @@ def test_search_text_command_refuses_bad_filters(cli_output: Path) -> None:
     assert result.exit_code == 2
 
 
-def test_search_image_command_writes_json(cli_output: Path, sample_articles, hm_sample_dir: Path) -> None:  # noqa: ANN001
+def test_search_image_command_writes_json(cli_output: Path, sample_articles, hm_sample_dir: Path) -> None:
     article_id = sample_articles["article_id"].iloc[7]
     photo = hm_sample_dir / "images" / article_id[:3] / f"{article_id}.jpg"
     result = CliRunner().invoke(cli, ["search", "image", str(photo), "--k", "4", "--output-dir", str(cli_output)])
@@ -89,7 +89,7 @@ def test_precision_and_leave_one_out_by_hand() -> None:
     assert precision_at_k(neighbours, labels, np.arange(4)) == 0.5
 
 
-def test_text_queries_come_from_catalogue_pairs(sample_articles) -> None:  # noqa: ANN001
+def test_text_queries_come_from_catalogue_pairs(sample_articles) -> None:
     from services.search.evaluate import text_queries
 
     queries = dict(text_queries(sample_articles, min_relevant=3))

@@ -70,7 +70,7 @@ def test_facets_count_the_given_rows_most_frequent_first(catalogue: Catalogue) -
     assert [f.value for f in catalogue.facets(np.array([2, 4]))["product_type_name"]] == ["Sweater", "Trousers"]
 
 
-def test_real_sample_prices_from_the_fixture_transactions(search_index, sample_articles) -> None:  # noqa: ANN001
+def test_real_sample_prices_from_the_fixture_transactions(search_index, sample_articles) -> None:
     ids = sample_articles["article_id"].tolist()
     frame = search_index.catalogue.frame.set_index("article_id")
     assert frame.loc[ids[0], "price"] == pytest.approx(0.02)  # (0.01 + 0.03) / 2
@@ -78,7 +78,7 @@ def test_real_sample_prices_from_the_fixture_transactions(search_index, sample_a
     assert frame["price"].notna().sum() == 2
 
 
-def test_filtered_search_returns_only_matching_articles_with_consistent_facets(search_index, sample_articles) -> None:  # noqa: ANN001
+def test_filtered_search_returns_only_matching_articles_with_consistent_facets(search_index, sample_articles) -> None:
     wanted = SearchFilters(colour_group_name=["Black"])
     answer = search_index.text_search("top", k=50, filters=wanted, mode="hybrid")
     frame = search_index.catalogue.frame.set_index("article_id")
@@ -93,6 +93,6 @@ def test_filtered_search_returns_only_matching_articles_with_consistent_facets(s
     assert {f.value: f.count for f in answer.facets["product_type_name"]} == expected.to_dict()
 
 
-def test_price_filter_on_real_sample(search_index, sample_articles) -> None:  # noqa: ANN001
+def test_price_filter_on_real_sample(search_index, sample_articles) -> None:
     answer = search_index.text_search("a", k=10, filters=SearchFilters(price_min=0.04), mode="semantic")
     assert [r.article_id for r in answer.results] == [sample_articles["article_id"].iloc[1]]  # the 0.05 one

@@ -22,7 +22,7 @@ CASES = hostile_cases()
 
 
 @pytest.mark.parametrize(("name", "layer", "kwargs"), CASES, ids=[c[0] for c in CASES])
-def test_every_hostile_upload_is_a_4xx_with_a_message(client, name, layer, kwargs) -> None:  # noqa: ANN001
+def test_every_hostile_upload_is_a_4xx_with_a_message(client, name, layer, kwargs) -> None:
     r = client.post("/search/image", **kwargs)
     assert 400 <= r.status_code < 500, (name, r.status_code, r.text[:300])
     detail = r.json()["detail"]
@@ -33,13 +33,13 @@ JSON_CASES = hostile_json_bodies()
 
 
 @pytest.mark.parametrize(("name", "kwargs"), JSON_CASES, ids=[c[0] for c in JSON_CASES])
-def test_every_hostile_text_body_is_a_4xx_with_a_message(client, name, kwargs) -> None:  # noqa: ANN001
+def test_every_hostile_text_body_is_a_4xx_with_a_message(client, name, kwargs) -> None:
     r = client.post("/search/text", headers={"content-type": "application/json"}, **kwargs)
     assert 400 <= r.status_code < 500, (name, r.status_code, r.text[:300])
     assert r.json()["detail"], name
 
 
-def test_the_service_still_answers_after_the_corpus(client) -> None:  # noqa: ANN001
+def test_the_service_still_answers_after_the_corpus(client) -> None:
     for _name, _layer, kwargs in CASES:
         client.post("/search/image", **kwargs)
     assert client.post("/search/text", json={"query": "dress"}).status_code == 200
@@ -55,7 +55,7 @@ def test_text_chunk_bomb_is_400_naming_the_decoder_limit() -> None:
 
 
 @pytest.mark.parametrize("size", [(8, 60_000), (60_000, 8), (9000, 9)])
-def test_a_side_over_the_limit_is_413_before_decoding(size) -> None:  # noqa: ANN001
+def test_a_side_over_the_limit_is_413_before_decoding(size) -> None:
     with pytest.raises(UploadError) as info:
         decode_upload(extreme_sides_png(*size), 40_000_000, max_image_side=8192)
     assert info.value.status == 413 and "per side" in info.value.message
@@ -79,7 +79,7 @@ def test_small_photos_are_not_resized() -> None:
     assert decode_upload(jpeg((300, 500)), 40_000_000).size == (300, 500)
 
 
-def test_decodes_wait_for_a_turn_then_shed_with_retry_after(search_settings, search_index) -> None:  # noqa: ANN001
+def test_decodes_wait_for_a_turn_then_shed_with_retry_after(search_settings, search_index) -> None:
     """With every decode slot held, an image request is shed (503 + Retry-After) after
     decode_wait_s, while text search is unaffected."""
     import threading
@@ -92,7 +92,7 @@ def test_decodes_wait_for_a_turn_then_shed_with_retry_after(search_settings, sea
     release = threading.Event()
     real = search_app.decode_upload
 
-    def slow_decode(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def slow_decode(*args, **kwargs):
         release.wait(10)
         return real(*args, **kwargs)
 

@@ -147,7 +147,7 @@ def _photo(hm_sample_dir: Path, article_id: str) -> bytes:
     return (hm_sample_dir / "images" / article_id[:3] / f"{article_id}.jpg").read_bytes()
 
 
-def test_catalogue_photo_finds_similar_articles_but_never_itself(search_index, sample_articles, hm_sample_dir) -> None:  # noqa: ANN001
+def test_catalogue_photo_finds_similar_articles_but_never_itself(search_index, sample_articles, hm_sample_dir) -> None:
     frame = search_index.catalogue.frame.set_index("article_id")
     # Queries from the two big groups of this 124-photo gallery (51 upper-body, 23 lower-body
     # garments): a small group (3 pairs of shoes) cannot fill ten neighbours, whatever the model.
@@ -167,7 +167,7 @@ def test_catalogue_photo_finds_similar_articles_but_never_itself(search_index, s
     assert np.mean(same_group) >= 0.6, same_group
 
 
-def test_a_re_encoded_catalogue_photo_finds_its_own_article_first(search_index, sample_articles, hm_sample_dir) -> None:  # noqa: ANN001
+def test_a_re_encoded_catalogue_photo_finds_its_own_article_first(search_index, sample_articles, hm_sample_dir) -> None:
     article_id = sample_articles["article_id"].iloc[3]
     with Image.open(io.BytesIO(_photo(hm_sample_dir, article_id))) as image:
         png = io.BytesIO()
@@ -177,7 +177,7 @@ def test_a_re_encoded_catalogue_photo_finds_its_own_article_first(search_index, 
     assert answer.mode == "image:default"
 
 
-def test_image_modes_and_an_article_without_photo(search_index, sample_articles, hm_sample_dir) -> None:  # noqa: ANN001
+def test_image_modes_and_an_article_without_photo(search_index, sample_articles, hm_sample_dir) -> None:
     no_photo = sample_articles["article_id"].iloc[-1]
     with Image.open(io.BytesIO(_photo(hm_sample_dir, sample_articles["article_id"].iloc[0]))) as image:
         rgb = image.convert("RGB")

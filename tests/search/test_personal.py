@@ -71,7 +71,7 @@ def test_no_two_tower_model_means_text_vectors(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("source", ["off"])
-def test_personalisation_can_be_switched_off(index_dir: Path, search_settings, search_index, source: str) -> None:  # noqa: ANN001
+def test_personalisation_can_be_switched_off(index_dir: Path, search_settings, search_index, source: str) -> None:
     from services.search.engine import SearchIndex
     from tests.search.conftest import CUSTOMER_A
 

@@ -76,7 +76,7 @@ def test_decode_bomb_limit_is_the_product_photo_limit_not_pillows() -> None:
 
 # --- over HTTP --------------------------------------------------------------------------------
 
-def test_health(client) -> None:  # noqa: ANN001
+def test_health(client) -> None:
     assert client.get("/livez").json() == {"status": "ok", "service": "search"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
@@ -84,7 +84,7 @@ def test_health(client) -> None:  # noqa: ANN001
     assert body["ready"] is True and body["articles"] == 125 and body["photos"] == 124 and body["image_search"]
 
 
-def test_text_search_over_http(client) -> None:  # noqa: ANN001
+def test_text_search_over_http(client) -> None:
     r = client.post("/search/text", json={"query": "black dress", "k": 4, "mode": "tfidf",
                                           "filters": {"colour_group_name": ["Black"]}})
     assert r.status_code == 200, r.text
@@ -105,13 +105,13 @@ def test_text_search_over_http(client) -> None:  # noqa: ANN001
     ({"query": "dress", "filters": {"shoe_size": ["42"]}}, "shoe_size"),
     ({"query": "dress", "filters": {"price_min": -1}}, "price_min"),
 ])
-def test_bad_text_requests_are_422_naming_the_field(client, payload, where) -> None:  # noqa: ANN001
+def test_bad_text_requests_are_422_naming_the_field(client, payload, where) -> None:
     r = client.post("/search/text", json=payload)
     assert r.status_code == 422
     assert any(where in [str(x) for x in e["loc"]] for e in r.json()["detail"]), r.json()
 
 
-def test_personalised_text_search(client) -> None:  # noqa: ANN001
+def test_personalised_text_search(client) -> None:
     plain = client.post("/search/text", json={"query": "dress", "k": 10}).json()
     known = client.post("/search/text", json={"query": "dress", "k": 10, "customer_id": CUSTOMER_A}).json()
     unknown = client.post("/search/text", json={"query": "dress", "k": 10, "customer_id": UNKNOWN_CUSTOMER}).json()
@@ -121,7 +121,7 @@ def test_personalised_text_search(client) -> None:  # noqa: ANN001
     assert all(0 <= r["score"] <= 1 for r in known["results"])
 
 
-def test_image_search_over_http(client, sample_articles, hm_sample_dir: Path) -> None:  # noqa: ANN001
+def test_image_search_over_http(client, sample_articles, hm_sample_dir: Path) -> None:
     article_id = sample_articles["article_id"].iloc[0]
     photo = (hm_sample_dir / "images" / article_id[:3] / f"{article_id}.jpg").read_bytes()
     r = client.post("/search/image", files={"file": ("p.jpg", photo, "image/jpeg")},
@@ -133,7 +133,7 @@ def test_image_search_over_http(client, sample_articles, hm_sample_dir: Path) ->
     assert [f["value"] for f in body["facets"]["index_group_name"]] == ["Ladieswear"]
 
 
-def _post_image(client, data: bytes, **fields):  # noqa: ANN001, ANN202
+def _post_image(client, data: bytes, **fields):
     return client.post("/search/image", files={"file": ("upload", data, "application/octet-stream")}, data=fields)
 
 
@@ -148,20 +148,20 @@ def _post_image(client, data: bytes, **fields):  # noqa: ANN001, ANN202
     (_jpeg(), {"filters": "{not json"}, 422, "not valid JSON"),
     (_jpeg(), {"filters": json.dumps({"colour": ["Red"]})}, 422, "invalid image search options"),
 ])
-def test_bad_image_requests(client, data, fields, status, message) -> None:  # noqa: ANN001
+def test_bad_image_requests(client, data, fields, status, message) -> None:
     r = _post_image(client, data, **fields)
     assert r.status_code == status, r.text
     assert message in json.dumps(r.json()["detail"])
 
 
-def test_upload_over_the_limit_is_413_even_without_content_length(client) -> None:  # noqa: ANN001
+def test_upload_over_the_limit_is_413_even_without_content_length(client) -> None:
     # The fixture's limit is 256 KiB. A multipart body streamed in chunks (no Content-Length):
     # the service must count the bytes itself.
     boundary = "b0undary"
     head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.jpg\"\r\n"
             "Content-Type: image/jpeg\r\n\r\n").encode()
 
-    def body():  # noqa: ANN202
+    def body():
         yield head
         for _ in range(40):
             yield b"\xff" * 16_384  # 640 KiB in all
@@ -172,13 +172,13 @@ def test_upload_over_the_limit_is_413_even_without_content_length(client) -> Non
     assert r.status_code == 413 and "limit" in r.json()["detail"]
 
 
-def test_upload_over_the_limit_with_content_length_is_413(client) -> None:  # noqa: ANN001
+def test_upload_over_the_limit_with_content_length_is_413(client) -> None:
     big = b"\xff" * (300 * 1024)
     r = client.post("/search/image", files={"file": ("big.jpg", big, "image/jpeg")})
     assert r.status_code == 413 and "limit" in r.json()["detail"]
 
 
-def test_image_route_needs_multipart_with_a_file(client) -> None:  # noqa: ANN001
+def test_image_route_needs_multipart_with_a_file(client) -> None:
     r = client.post("/search/image", json={"k": 3})
     assert r.status_code == 415 and "multipart/form-data" in r.json()["detail"]
     r = client.post("/search/image", data={"k": "3"}, files={"other": ("x.txt", b"hi", "text/plain")})

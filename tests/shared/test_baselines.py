@@ -6,7 +6,6 @@ import pandas as pd
 import pytest
 
 from shared.baselines import (
-    age_band,
     age_popular_recommendations,
     popular_articles,
     random_recommendations,
@@ -56,13 +55,6 @@ def test_popular_default_cutoff_is_the_day_after_the_history():
     # Without a cutoff the window ends after the last row (2020-09-16): 2020-09-10..16,
     # where Z (9) leads and A loses its 2020-09-09 sale (A=2, tie with B and C).
     assert popular_articles(WEEK, k=4) == ["Z", "A", "B", "C"]
-
-
-def test_age_band_boundaries():
-    ages = pd.Series([15, 19, 19.5, 20, 24, 25, 39, 40, 59, 60, 95, np.nan], dtype="float32")
-    assert age_band(ages).tolist() == [
-        "<=19", "<=19", "<=19", "20-24", "20-24", "25-29", "30-39", "40-49", "50-59", "60+", "60+", pd.NA,
-    ]
 
 
 def test_age_popular_uses_the_band_then_global_and_global_for_unknown_age():

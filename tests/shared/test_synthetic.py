@@ -33,12 +33,12 @@ def raw_column(path: Path, column: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def tiny(tiny_world: Path):  # noqa: ANN201
+def tiny(tiny_world: Path):
     return load_dataset(tiny_world)
 
 
 @pytest.fixture(scope="module")
-def sparse(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def sparse(tmp_path_factory: pytest.TempPathFactory):
     """The ``sparse`` world (1,500 customers, 12,000 articles: few coincidental repeats), seed 0,
     with its hidden catalogue (same random stream as generate_world's) for the signal tests."""
     out = generate_world(tmp_path_factory.mktemp("sparse"), scale="sparse", seed=0, images=False)
@@ -46,7 +46,7 @@ def sparse(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     return load_dataset(out), catalogue
 
 
-def visits(ds) -> pd.DataFrame:  # noqa: ANN001
+def visits(ds) -> pd.DataFrame:
     """Distinct (customer c, day d, article a) of a world, articles as catalogue indices."""
     tx = ds.transactions
     return pd.DataFrame({
@@ -56,7 +56,7 @@ def visits(ds) -> pd.DataFrame:  # noqa: ANN001
     }).drop_duplicates()
 
 
-def next_visit_rows(ds, catalogue) -> pd.DataFrame:  # noqa: ANN001
+def next_visit_rows(ds, catalogue) -> pd.DataFrame:
     """Each row of a customer's visit with how it relates to the articles of their previous
     visit: gap in days, and whether it is one of them (rebuy), a partner of one, or another
     colour of one's product code."""
@@ -85,7 +85,7 @@ def test_headers_equal_the_public_files(tiny_world: Path, hm_sample_dir: Path) -
         assert header(tiny_world / name) == real == ours
 
 
-def test_row_counts_match_the_scale(tiny) -> None:  # noqa: ANN001
+def test_row_counts_match_the_scale(tiny) -> None:
     assert (len(tiny.articles), len(tiny.customers), len(tiny.transactions)) == (
         TINY.n_articles, TINY.n_customers, TINY.n_transactions)
 
@@ -107,7 +107,7 @@ def test_ids_are_written_like_kaggle(tiny_world: Path) -> None:
     assert all(a.isdigit() for a in ages)  # integers, like the public file
 
 
-def test_transactions_are_consistent_and_plausible(tiny) -> None:  # noqa: ANN001
+def test_transactions_are_consistent_and_plausible(tiny) -> None:
     tx = tiny.transactions
     assert tx["t_dat"].min() == pd.Timestamp("2018-09-20")
     assert tx["t_dat"].max() == pd.Timestamp("2020-09-22")
@@ -128,7 +128,7 @@ def test_prices_are_shelf_price_points(tiny_world: Path) -> None:
     assert np.allclose((shelf + 0.01) * 2, np.round((shelf + 0.01) * 2), atol=1e-6)
 
 
-def test_every_article_has_a_photo(tiny_world: Path, tiny) -> None:  # noqa: ANN001
+def test_every_article_has_a_photo(tiny_world: Path, tiny) -> None:
     for article_id in tiny.articles["article_id"]:
         assert (tiny_world / "images" / article_id[:3] / f"{article_id}.jpg").exists(), article_id
     first = tiny.articles["article_id"].iloc[0]
@@ -167,7 +167,7 @@ def test_unknown_scale_is_refused(tmp_path: Path) -> None:
 
 # --- structure -------------------------------------------------------------------------------
 
-def test_tastes_depend_on_age(tiny) -> None:  # noqa: ANN001
+def test_tastes_depend_on_age(tiny) -> None:
     tx = tiny.transactions.merge(tiny.customers[["customer_id", "age"]], on="customer_id")
     tx = tx.merge(tiny.articles[["article_id", "index_group_name"]], on="article_id")
     young = tx[tx["age"] <= 25]["index_group_name"].value_counts(normalize=True)
@@ -177,20 +177,20 @@ def test_tastes_depend_on_age(tiny) -> None:  # noqa: ANN001
     assert older.get("Ladieswear", 0) > young.get("Ladieswear", 0)
 
 
-def test_summer_articles_sell_in_summer(tiny) -> None:  # noqa: ANN001
+def test_summer_articles_sell_in_summer(tiny) -> None:
     tx = tiny.transactions.merge(tiny.articles[["article_id", "product_type_name"]], on="article_id")
     summer = tx["product_type_name"].isin(["Shorts", "Swimwear bottom", "Bikini top", "Swimsuit", "Sandals"])
     month = tx["t_dat"].dt.month
     assert summer[month.isin([6, 7])].mean() > 1.5 * summer[month.isin([12, 1])].mean()
 
 
-def test_articles_launch_over_time(tiny) -> None:  # noqa: ANN001
+def test_articles_launch_over_time(tiny) -> None:
     first_sale = tiny.transactions.groupby("article_id")["t_dat"].min()
     launched_later = (first_sale > pd.Timestamp("2019-06-01")).mean()
     assert 0.25 < launched_later < 0.8  # new articles keep arriving; some existed from the start
 
 
-def test_baskets_hold_related_articles(tiny) -> None:  # noqa: ANN001
+def test_baskets_hold_related_articles(tiny) -> None:
     tx = tiny.transactions.merge(tiny.articles[["article_id", "department_no"]], on="article_id")
     pairs = tx.merge(tx, on=["customer_id", "t_dat"])
     pairs = pairs[pairs["article_id_x"] < pairs["article_id_y"]]
@@ -200,7 +200,7 @@ def test_baskets_hold_related_articles(tiny) -> None:  # noqa: ANN001
     assert same_dept_in_basket > 2 * same_dept_at_random
 
 
-def test_repurchases_come_soon_after_the_first_purchase(sparse) -> None:  # noqa: ANN001
+def test_repurchases_come_soon_after_the_first_purchase(sparse) -> None:
     # Gaps between a customer's consecutive purchase days of the same article, counted in
     # 28-day windows: re-buys decay with time (measured seed 0: 781, 201, 124, 84). Without
     # the recency decay the windows would hold about as many each.
@@ -212,7 +212,7 @@ def test_repurchases_come_soon_after_the_first_purchase(sparse) -> None:  # noqa
     assert counts[0] > 3 * counts[1] and counts[1] > counts[3], counts
 
 
-def test_next_visit_holds_rebuys_partners_and_other_colours(sparse) -> None:  # noqa: ANN001
+def test_next_visit_holds_rebuys_partners_and_other_colours(sparse) -> None:
     # Rows of a visit within 28 days of the previous one: share that re-buy one of its articles,
     # are a stable partner of one ("bought next") or another colour of one's product code.
     # Measured (seed 0): 4.0% / 6.5% / 6.5% within 28 days, 0.2% / 0.5% / 0.5% after 90 days;
@@ -224,7 +224,7 @@ def test_next_visit_holds_rebuys_partners_and_other_colours(sparse) -> None:  # 
         assert near[signal] > 4 * far[signal], (signal, near[signal], far[signal])
 
 
-def test_trend_bursts_rise_and_fade(sparse) -> None:  # noqa: ANN001
+def test_trend_bursts_rise_and_fade(sparse) -> None:
     # Daily sales of articles with a strong burst (peak lift >= 3x) starting mid-data: the
     # month before the burst, around its peak, and four weeks after it has faded.
     # Measured (seed 0): 31 / 62 / 16 sales a day summed over those articles.

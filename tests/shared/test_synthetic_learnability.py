@@ -27,7 +27,7 @@ from shared.stats import in_range, world_stats
 from shared.synthetic import generate_world
 
 
-def baseline_scores(ds, cutoff: pd.Timestamp) -> tuple[int, dict[str, float]]:  # noqa: ANN001
+def baseline_scores(ds, cutoff: pd.Timestamp) -> tuple[int, dict[str, float]]:
     """(buyers of the week from ``cutoff``, MAP@12 of each baseline on it)."""
     tx = ds.transactions[ds.transactions["t_dat"] < cutoff + pd.Timedelta(days=7)]
     history, labels = split(tx, cutoff)

@@ -10,8 +10,8 @@ from pipeline.commands.run import _has_data
 from shared.synthetic.world import WORLD_MARKER, generate_world, world_status
 
 
-def test_interrupted_generation_is_incomplete_and_not_data(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    def interrupted(path, rows):  # noqa: ANN001, ANN202
+def test_interrupted_generation_is_incomplete_and_not_data(tmp_path: Path, monkeypatch) -> None:
+    def interrupted(path, rows):
         Path(path).write_text("t_dat,customer_id,article_id,price,sales_channel_id\n2020-09-01,")
         raise KeyboardInterrupt
 
