@@ -42,12 +42,12 @@ ARTICLE_IDS = [f"{108775015 + 37 * i:010d}" for i in range(N_CANDIDATES)]
 FLOOR_OF = {"recommend cached": "hello", "recommend uncached": "3 hops", "search text (uncached)": "3 hops"}
 
 
-def floor_app(name: str, urls: dict[str, str]):  # noqa: ANN201 - FastAPI
+def floor_app(name: str, urls: dict[str, str]):
     """One trivial service: ``hello``, ``candidate``, ``ranker`` or ``gateway`` (calls the other two)."""
     state: dict[str, aiohttp.ClientSession] = {}
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI):  # noqa: ANN202
+    async def lifespan(_app: FastAPI):
         if name == "gateway":
             state["session"] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
         yield

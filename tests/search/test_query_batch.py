@@ -10,7 +10,7 @@ import pytest
 from services.search.query_batch import QueryBatcher
 
 
-def _slow_encoder(calls: list[list[str]]):  # noqa: ANN202
+def _slow_encoder(calls: list[list[str]]):
     def encode(queries: list[str]) -> np.ndarray:
         calls.append(list(queries))
         time.sleep(0.05)  # a forward pass: long enough for the other threads to queue up
