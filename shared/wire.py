@@ -45,10 +45,18 @@ def json_body(model: type[M]) -> Callable[[Request], Awaitable[M]]:
         try:
             return model.model_validate_json(raw)
         except ValidationError as exc:
-            errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-            raise RequestValidationError(errors) from None
+            raise RequestValidationError([_located(e) for e in exc.errors(include_url=False)]) from None
 
     return parse
+
+
+def _located(error: Any) -> dict[str, Any]:
+    """A pydantic error as FastAPI reports a body's: under ``body``, and with an input the
+    422 can be written as JSON (a body that is not UTF-8 comes back as the bytes it was)."""
+    out = {**error, "loc": ("body", *error["loc"])}
+    if isinstance(out.get("input"), bytes | bytearray):
+        out["input"] = bytes(out["input"]).decode("utf-8", "replace")
+    return out
 
 
 def body_openapi(model: type[BaseModel]) -> dict[str, Any]:

@@ -37,10 +37,12 @@ def test_bad_bodies_are_422_located_under_body() -> None:
         bad_id = client.post("/rank", json={"customer_id": "a" * 64, "candidates": [{"article_id": "x1", "score": 1}]})
         not_json = client.post("/rank", content=b"{not json", headers={"content-type": "application/json"})
         empty = client.post("/rank", content=b"")
+        not_utf8 = client.post("/rank", content=b"\xff\x12\xfe{", headers={"content-type": "application/json"})
     assert bad_id.status_code == 422
     assert bad_id.json()["detail"][0]["loc"] == ["body", "candidates", 0, "article_id"]
     assert not_json.status_code == 422 and not_json.json()["detail"][0]["type"] == "json_invalid"
     assert empty.status_code == 422
+    assert not_utf8.status_code == 422 and not_utf8.json()["detail"][0]["loc"] == ["body"]  # not a 500 (fuzz found it)
 
 
 def test_the_body_schema_is_documented_inline() -> None:
