@@ -24,8 +24,8 @@ import pandas as pd
 
 import shared.config  # noqa: F401
 from services.ranker.serving import LoadedRanker
-from shared.service import limit_threads
 from shared.artifacts import model_dir
+from shared.service import limit_threads
 
 
 def percentiles(samples_s: list[float]) -> tuple[float, float, float]:

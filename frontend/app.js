@@ -132,6 +132,10 @@ function renderCards(items) {
     price.className = "price";
     price.textContent = formatPrice(item.price);
     card.append(figure, name, meta, price);
+    card.tabIndex = 0;
+    card.addEventListener("click", () => openDetail(item));
+    card.addEventListener("keydown", (e) => { if (e.key === "Enter") openDetail(item); });
+    session.names[item.article_id] = item.name;
     grid.append(card);
   }
   if (!items.length) {
@@ -174,12 +178,15 @@ async function load() {
     let body;
     const offset = state.page * PAGE_SIZE;
     if (state.view === "feed") {
-      if (!state.customer) { setLoading(false); return; }
-      const params = new URLSearchParams({ customer_id: state.customer, k: PAGE_SIZE, offset });
+      if (!state.customer && !session.events) { setLoading(false); return; }
+      const params = new URLSearchParams({ k: PAGE_SIZE, offset });
+      if (state.customer) params.set("customer_id", state.customer);
+      else params.set("session_id", session.id);
       for (const [column, values] of Object.entries(activeFilters())) {
         for (const v of [].concat(values)) params.append(column, v);
       }
-      $("results-title").textContent = `Recommended for ${state.customer.slice(0, 10)}…`;
+      $("results-title").textContent = state.customer ? `Recommended for ${state.customer.slice(0, 10)}…`
+        : "Recommended for this visit";
       body = await api(`/recommend?${params}`);
     } else if (state.view === "text") {
       $("results-title").textContent = `Results for “${state.query}”`;
@@ -202,6 +209,7 @@ async function load() {
     state.total = body.total;
     renderCards(body.items);
     renderStatus(body);
+    renderBecause(state.view === "feed" ? body.session : null);
     showNotice(body);
     renderPager();
   } catch (error) {
@@ -272,6 +280,7 @@ const lookupCustomers = debounce(async (prefix) => {
 
 function chooseCustomer(customerId) {
   lookupCustomers.cancel();
+  renderBecause(null);
   customerSeq += 1;
   state.customer = customerId;
   $("customer-input").value = customerId;
@@ -320,7 +329,7 @@ function clearSearch() {
   $("image-input").value = "";
   $("image-preview").hidden = true;
   $("status").textContent = "";
-  if (state.customer) restart();
+  if (state.customer || session.events) restart();
   else {
     $("grid").replaceChildren();
     $("results-title").textContent = "Pick a customer to see their feed";
@@ -375,9 +384,96 @@ function clearFilters() {
   restart();
 }
 
+// --- the session: clicks, the detail view, the cart -------------------------------------------
+// Events go to POST /events as the chosen customer, or as this visit's anonymous session (a
+// cookie); the next feed is seeded by them, and says so ("because you viewed ...").
+
+const session = {
+  id: sessionCookie(),
+  events: 0,          // events this page sent (an anonymous visit gets a feed once there is one)
+  names: {},          // article id -> name, from the cards shown
+  detailItem: null,
+  changed: false,     // an event since the feed was last loaded
+};
+
+function sessionCookie() {
+  const found = document.cookie.split("; ").find((c) => c.startsWith("hm_session="));
+  if (found) return found.slice("hm_session=".length);
+  const bytes = new Uint8Array(12);
+  crypto.getRandomValues(bytes);
+  const id = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  document.cookie = `hm_session=${id}; path=/; max-age=${7 * 86400}; SameSite=Lax`;
+  return id;
+}
+
+async function recordEvent(type, articleId) {
+  const owner = state.customer ? { customer_id: state.customer } : { session_id: session.id };
+  try {
+    await api("/events", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ events: [{ ...owner, article_id: articleId, type, ts: Date.now() / 1000 }] }),
+    });
+    session.events += 1;
+    session.changed = true;
+  } catch (error) {
+    showError(`Could not record the ${type}: ${error.message}`);
+  }
+}
+
+async function openDetail(item) {
+  session.detailItem = item;
+  $("detail-name").textContent = item.name;
+  $("detail-meta").textContent = `${item.product_type} · ${item.colour}`;
+  $("detail-price").textContent = formatPrice(item.price);
+  $("detail-description").textContent = "";
+  const img = $("detail-image");
+  img.hidden = !item.image_url;
+  if (item.image_url) { img.src = API + item.image_url; img.alt = item.name; }
+  $("add-to-cart").disabled = false;
+  $("add-to-cart").textContent = "Add to cart";
+  $("detail").showModal();
+  await recordEvent("click", item.article_id);
+  try {
+    const detail = await api(`/articles/${item.article_id}`);
+    if (session.detailItem === item) $("detail-description").textContent = detail.description || "";
+  } catch (_) { /* the card's fields are enough */ }
+}
+
+async function addToCart() {
+  const item = session.detailItem;
+  if (!item) return;
+  $("add-to-cart").disabled = true;
+  await recordEvent("cart", item.article_id);
+  $("add-to-cart").textContent = "In your cart";
+}
+
+function closeDetail() {
+  if ($("detail").open) $("detail").close();
+}
+
+function renderBecause(summary) {
+  const box = $("because");
+  if (!summary || !summary.because || !summary.because.length) { box.hidden = true; box.textContent = ""; return; }
+  const names = summary.because.map((a) => session.names[a] || a);
+  const carted = summary.counts && summary.counts.cart ? " and carted" : "";
+  box.textContent = `Because you viewed${carted}: ${names.join(", ")}`;
+  box.hidden = false;
+}
+
+function wireDetail() {
+  $("add-to-cart").addEventListener("click", addToCart);
+  $("detail-close").addEventListener("click", closeDetail);
+  // Closing the detail shows the feed the session changed (search results stay as they are).
+  $("detail").addEventListener("close", () => {
+    session.detailItem = null;
+    if (session.changed && state.view === "feed") { session.changed = false; restart(); }
+  });
+}
+
 // --- wiring -------------------------------------------------------------------------------------
 
 function wire() {
+  wireDetail();
   const input = $("customer-input");
   input.addEventListener("input", () => lookupCustomers(input.value));
   input.addEventListener("focus", () => {

@@ -76,6 +76,9 @@ class RankRequest(StrictModel):
     customer_id: CustomerId
     candidates: list[Candidate] = Field(..., max_length=MAX_RANK_INPUT)
     k: int = Field(12, ge=1, le=MAX_RANK_INPUT)
+    # The session's articles, strongest first (the gateway's, as sent to /candidates): ranked
+    # as bought today (services/ranker/session_features.py).
+    recent_article_ids: list[ArticleId] | None = Field(None, max_length=200)
 
 
 class RankedArticle(BaseModel):

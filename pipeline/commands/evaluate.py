@@ -31,12 +31,21 @@ HELP = (
               help="Also replay the week through the published models as the services call them ('served').")
 @click.option("--gateway-url", default=None,
               help="Also replay the week through a running gateway's /recommend ('served_http').")
+@click.option("--sessions", is_flag=True,
+              help="Instead: replay the week with browsing sessions (the feed with vs without them; "
+                   "pipeline/session_replay.py).")
+@click.option("--events", "events_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="With --sessions: drained events (output/events) instead of the synthetic sessions.")
 @click.pass_context
 def _evaluate(
     ctx: click.Context, data_dir: Path | None, output_dir: Path | None, cutoff: str | None,
     json_path: Path | None, methods: str | None, seed: int, served: bool, gateway_url: str | None,
+    sessions: bool = False, events_dir: Path | None = None,
 ) -> None:
     if ctx.invoked_subcommand is not None:
+        return
+    if sessions:
+        _session_replay(data_dir, output_dir, cutoff, json_path, seed, events_dir)
         return
     # Imported here so that `hmrec --help` stays fast.
     from pipeline.evaluation import (
@@ -77,6 +86,29 @@ def _evaluate(
     write_json(result, target)
     if result.metrics:
         write_plot(result, target.with_suffix(".png"))
+    click.echo(f"wrote {target}")
+
+
+def _session_replay(data_dir: Path | None, output_dir: Path | None, cutoff: str | None, json_path: Path | None,
+                    seed: int, events_dir: Path | None) -> None:
+    import json
+
+    from pipeline.evaluation import LeakageError
+    from pipeline.session_replay import format_summary, run_session_replay
+    from shared.artifacts import ArtifactError
+    from shared.atomic import write_text_atomic
+
+    when = parse_cutoff(cutoff)
+    if when is None:
+        raise click.BadParameter("the replay needs a held-out week; 'none' is for training", param_hint="--cutoff")
+    paths = paths_from(data_dir, output_dir)
+    try:
+        result = run_session_replay(paths, None if when == "default" else when, seed, events_dir)  # type: ignore[arg-type]
+    except (DataValidationError, FileNotFoundError, ValueError, ArtifactError, LeakageError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(format_summary(result))
+    target = json_path or paths.output_dir / "evaluation" / "sessions.json"
+    write_text_atomic(target, json.dumps(result, indent=2))
     click.echo(f"wrote {target}")
 
 

@@ -246,6 +246,10 @@ def serve(paths: PathSettings, host: str, port: int, ports: dict[str, int], env:
         children.append(start_child("gateway", uvicorn_cmd("gateway", host, port), gateway_env, log_dir,
                                     gateway_url))
 
+        if redis_url:  # the events worker: Redis Stream -> output/events/*.parquet
+            children.append(start_child("events-drain", [sys.executable, "-m", "pipeline.cli", "events", "drain",
+                                        "--follow", "--output-dir", str(paths.output_dir), "--redis-url", redis_url],
+                                        env, log_dir))
         echo(f"waiting for the services (up to {ready_timeout_s:.0f}s; models load first)...")
         deadline = time.monotonic() + ready_timeout_s
         while not ready(gateway_url):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,104 @@ def make_optimizer(model: Any, cfg: TrainConfig) -> Any:
     ])
 
 
+@dataclass
+class _Prepared:
+    """Everything training reads, built once from the rows before the cutoff."""
+
+    space: FeatureSpace
+    table: np.ndarray
+    x: dict[str, np.ndarray]
+    y: np.ndarray
+    week: np.ndarray
+    sampling_p: np.ndarray
+    truth: dict[str, set[str]]  # validation customers' purchases in the week from the cutoff
+
+
+def _prepare(dataset: Any, cut: pd.Timestamp, validate: bool, cfg: TrainConfig, progress: bool) -> _Prepared:
+    t0 = time.perf_counter()
+    tx = dataset.transactions
+    space = build_feature_space(dataset.articles, dataset.customers, tx, cut, cfg.history_len, cfg.postal_buckets)
+    table = article_table(space, dataset.articles)
+    x, y = training_examples(space, dataset.customers, tx, cut, cfg.train_weeks)
+    week = x.pop("week")
+    sampling_p = weekly_sampling_probability(week, y, space.n_articles)
+    _log(f"{len(y):,} training pairs from {cfg.train_weeks} weeks before {cut.date()}, "
+         f"{space.n_customers:,} known customers, {space.n_articles:,} articles "
+         f"({time.perf_counter() - t0:.1f}s features)", progress)
+    truth = purchases_in_week(tx, cut) if validate else {}
+    if len(truth) > cfg.val_customers:
+        rng = np.random.default_rng(cfg.seed)
+        keep = rng.choice(sorted(truth), cfg.val_customers, replace=False)
+        truth = {c: truth[c] for c in sorted(keep)}
+    return _Prepared(space, table, x, y, week, sampling_p, truth)
+
+
+def _fit(model: Any, prep: _Prepared, dataset: Any, cut: pd.Timestamp, cfg: TrainConfig,
+         progress: bool) -> tuple[dict[str, list[float]], int, float]:
+    """The epoch loop with early stopping on validation recall; the model ends on its best
+    epoch's weights. Returns (history, best epoch, best recall or -1 without validation)."""
+    import tensorflow as tf
+
+    # The examples become tensors once; each epoch only its order is new and batches gather
+    # their rows (a permuted copy of every array per epoch cost ~2 GiB at Kaggle scale).
+    data = {k_: tf.convert_to_tensor(v) for k_, v in {**prep.x, "article_idx": prep.y,
+                                                      "sampling_p": prep.sampling_p}.items()}
+    prep.x.clear()
+    history: dict[str, list[float]] = {"loss": [], "val_recall": [], "epoch_seconds": [], "examples_per_s": []}
+    best_recall, best_epoch, best_weights, stale = -1.0, 0, None, 0
+    for epoch in range(1, cfg.epochs + 1):
+        e0 = time.perf_counter()
+        order = same_week_order(prep.week, cfg.batch_size, cfg.seed + epoch)
+        ds = (tf.data.Dataset.from_tensor_slices(order).batch(cfg.batch_size)
+              .map(lambda rows: {k_: tf.gather(v, rows) for k_, v in data.items()}).prefetch(2))
+        fit = model.fit(ds, epochs=1, verbose=(1 if sys.stdout.isatty() else 2) if progress else 0)
+        secs = time.perf_counter() - e0
+        history["loss"].append(float(fit.history["loss"][-1]))
+        history["epoch_seconds"].append(secs)
+        history["examples_per_s"].append(len(order) / secs)
+        msg = f"epoch {epoch}/{cfg.epochs}: loss {history['loss'][-1]:.4f}, {len(order) / secs:,.0f} examples/s"
+        if prep.truth:
+            rec = recall_at_k(model, prep.space, dataset.customers, dataset.transactions, cut, prep.truth, cfg.val_k)
+            history["val_recall"].append(rec)
+            msg += f", val recall@{cfg.val_k} {rec:.4f}"
+            if rec > best_recall:
+                best_recall, best_epoch, best_weights, stale = rec, epoch, model.get_weights(), 0
+            else:
+                stale += 1
+        _log(msg, progress)
+        if prep.truth and stale >= cfg.patience:
+            _log(f"early stopping: no improvement for {cfg.patience} epochs; keeping epoch {best_epoch}", progress)
+            break
+    if best_weights is not None:
+        model.set_weights(best_weights)
+    else:
+        best_epoch = len(history["loss"])
+    data.clear()  # the example tensors (GiBs at Kaggle scale) are not needed for the export
+    return history, best_epoch, best_recall
+
+
+def _export(out: Path, model: Any, prep: _Prepared, dataset: Any, cut: pd.Timestamp,
+            stage_config: StageOneConfig, history: dict[str, list[float]]) -> None:
+    """Everything serving and batch inference read, written into the (temporary) model folder."""
+    tx, space = dataset.transactions, prep.space
+    (out / "weights").mkdir()
+    model.save_weights(str(out / "weights" / "ckpt"))
+    space.save(out)
+    np.save(out / "article_table.npy", prep.table)
+    dynamic = article_dynamic_features(space, tx, cut)
+    np.save(out / "article_dynamic.npy", dynamic)
+    np.save(out / "article_embeddings.npy", model.article_embeddings(dynamic))
+    article_stats(space.article_ids, tx, cut).to_parquet(out / "article_stats.parquet", index=False)
+    all_ids = np.array(sorted(set(dataset.customers["customer_id"].astype(str)) | set(space.customer_ids)),
+                       dtype=object)
+    save_customer_snapshot(out, all_ids, query_features(space, dataset.customers, tx, all_ids, cut))
+    (out / "popular.json").write_text(json.dumps(popular_articles(tx, dataset.customers, cut)))
+    build_tables(tx, dataset.customers, dataset.articles, cut,
+                 not_sold_weeks=stage_config.not_sold_weeks).save(out / TABLES_SUBDIR)
+    (out / "history.json").write_text(json.dumps(history, indent=2))
+    _plot(history, out / "training_curves.png")
+
+
 def train_two_tower(
     dataset: Any,
     cutoff: date | None,
@@ -182,71 +281,23 @@ def train_two_tower(
     last_day = pd.Timestamp(tx["t_dat"].max()).normalize()
     cut = pd.Timestamp(cutoff) if cutoff is not None else last_day + pd.Timedelta(days=1)
     t0 = time.perf_counter()
-
-    space = build_feature_space(dataset.articles, dataset.customers, tx, cut, cfg.history_len, cfg.postal_buckets)
-    table = article_table(space, dataset.articles)
-    x, y = training_examples(space, dataset.customers, tx, cut, cfg.train_weeks)
-    week = x.pop("week")
-    sampling_p = weekly_sampling_probability(week, y, space.n_articles)
-    _log(f"{len(y):,} training pairs from {cfg.train_weeks} weeks before {cut.date()}, "
-         f"{space.n_customers:,} known customers, {space.n_articles:,} articles "
-         f"({time.perf_counter() - t0:.1f}s features)", progress)
-
-    truth = purchases_in_week(tx, cut) if cutoff is not None else {}
-    if len(truth) > cfg.val_customers:
-        rng = np.random.default_rng(cfg.seed)
-        keep = rng.choice(sorted(truth), cfg.val_customers, replace=False)
-        truth = {c: truth[c] for c in sorted(keep)}
-
+    prep = _prepare(dataset, cut, cutoff is not None, cfg, progress)
+    space = prep.space
     shape = ModelShape(
         n_customers=space.n_customers, postal_buckets=space.postal_buckets,
         customer_vocab_sizes=[len(space.customer_vocab[c]) for c in CUSTOMER_CAT_COLUMNS],
         article_vocab_sizes=[len(space.article_vocab[c]) for c in ARTICLE_CAT_COLUMNS],
         history_len=space.history_len,
     )
-    model = TwoTowerModel(shape, table, cfg)
+    model = TwoTowerModel(shape, prep.table, cfg)
     model.compile(optimizer=make_optimizer(model, cfg))
-    # The examples become tensors once; each epoch only its order is new and batches gather
-    # their rows (a permuted copy of every array per epoch cost ~2 GiB at Kaggle scale).
-    data = {k_: tf.convert_to_tensor(v) for k_, v in {**x, "article_idx": y, "sampling_p": sampling_p}.items()}
-    del x
-    history: dict[str, list[float]] = {"loss": [], "val_recall": [], "epoch_seconds": [], "examples_per_s": []}
-    best_recall, best_epoch, best_weights, stale = -1.0, 0, None, 0
-    for epoch in range(1, cfg.epochs + 1):
-        e0 = time.perf_counter()
-        order = same_week_order(week, cfg.batch_size, cfg.seed + epoch)
-        ds = (tf.data.Dataset.from_tensor_slices(order).batch(cfg.batch_size)
-              .map(lambda rows: {k_: tf.gather(v, rows) for k_, v in data.items()}).prefetch(2))
-        fit = model.fit(ds, epochs=1, verbose=(1 if sys.stdout.isatty() else 2) if progress else 0)
-        secs = time.perf_counter() - e0
-        history["loss"].append(float(fit.history["loss"][-1]))
-        history["epoch_seconds"].append(secs)
-        seen = len(order)
-        history["examples_per_s"].append(seen / secs)
-        msg = f"epoch {epoch}/{cfg.epochs}: loss {history['loss'][-1]:.4f}, {seen / secs:,.0f} examples/s"
-        if truth:
-            rec = recall_at_k(model, space, dataset.customers, tx, cut, truth, cfg.val_k)
-            history["val_recall"].append(rec)
-            msg += f", val recall@{cfg.val_k} {rec:.4f}"
-            if rec > best_recall:
-                best_recall, best_epoch, best_weights, stale = rec, epoch, model.get_weights(), 0
-            else:
-                stale += 1
-        _log(msg, progress)
-        if truth and stale >= cfg.patience:
-            _log(f"early stopping: no improvement for {cfg.patience} epochs; keeping epoch {best_epoch}", progress)
-            break
-    if best_weights is not None:
-        model.set_weights(best_weights)
-    else:
-        best_epoch = len(history["loss"])
+    history, best_epoch, best_recall = _fit(model, prep, dataset, cut, cfg, progress)
 
-    data.clear()  # the example tensors (GiBs at Kaggle scale) are not needed for the export
     _log(f"exporting (best epoch {best_epoch})", progress)
     metrics = {
-        f"val_recall@{cfg.val_k}": best_recall if truth else None,
+        f"val_recall@{cfg.val_k}": best_recall if prep.truth else None,
         "best_epoch": best_epoch, "epochs_run": len(history["loss"]),
-        "train_pairs": int(len(y)), "validation_customers": len(truth),
+        "train_pairs": int(len(prep.y)), "validation_customers": len(prep.truth),
         "train_examples_per_s": float(np.median(history["examples_per_s"])),
         "train_seconds": time.perf_counter() - t0,
     }
@@ -268,22 +319,7 @@ def train_two_tower(
         "stage_one": stage_config.to_dict(),
     }
     with atomic_model_dir(models_dir, MODEL_NAME, version, metadata) as out:
-        (out / "weights").mkdir()
-        model.save_weights(str(out / "weights" / "ckpt"))
-        space.save(out)
-        np.save(out / "article_table.npy", table)
-        dynamic = article_dynamic_features(space, tx, cut)
-        np.save(out / "article_dynamic.npy", dynamic)
-        np.save(out / "article_embeddings.npy", model.article_embeddings(dynamic))
-        article_stats(space.article_ids, tx, cut).to_parquet(out / "article_stats.parquet", index=False)
-        all_ids = np.array(sorted(set(dataset.customers["customer_id"].astype(str)) | set(space.customer_ids)),
-                           dtype=object)
-        save_customer_snapshot(out, all_ids, query_features(space, dataset.customers, tx, all_ids, cut))
-        (out / "popular.json").write_text(json.dumps(popular_articles(tx, dataset.customers, cut)))
-        build_tables(tx, dataset.customers, dataset.articles, cut,
-                     not_sold_weeks=stage_config.not_sold_weeks).save(out / TABLES_SUBDIR)
-        (out / "history.json").write_text(json.dumps(history, indent=2))
-        _plot(history, out / "training_curves.png")
+        _export(out, model, prep, dataset, cut, stage_config, history)
     final = Path(models_dir) / MODEL_NAME / version
     if publish_model:
         publish(models_dir, MODEL_NAME, version)

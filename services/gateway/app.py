@@ -20,6 +20,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
+from services.gateway import events as events_api
 from services.gateway.catalogue import Catalogue
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.models import GatewaySearchRequest
@@ -46,6 +47,7 @@ def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | N
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = await build_state(settings, metrics, catalogue)
         app.state.gateway = state
+        stop_events = await events_api.start_events(app, settings.redis_url, shared_metrics.registry)
         poller = asyncio.create_task(state.health_loop())
         log.info("gateway ready to serve (dependencies: %s; cache: %s)",
                  {n: d["ready"] for n, d in state.dependencies.items()}, state.cache.state()["backend"])
@@ -55,6 +57,7 @@ def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | N
             poller.cancel()
             with suppress(asyncio.CancelledError):
                 await poller
+            await stop_events()
             await close_state(state)
 
     app = service_app(
@@ -65,7 +68,7 @@ def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | N
                     "search, and the catalogue the web page needs. Degrades instead of failing: "
                     "see `source` and `degraded` in each response.",
     )
-    for module in (recommend_routes, search_routes, catalogue_routes):
+    for module in (recommend_routes, search_routes, catalogue_routes, events_api):
         app.include_router(module.router)
     app.openapi = lambda: openapi_with_search_body(app)  # type: ignore[method-assign]
     if settings.frontend_dir.is_dir():

@@ -2,7 +2,7 @@
 
 aiohttp's ``ClientSession`` on the hot path: on these 2 cores a gateway calling two trivial
 services sustained ~950 req/s with it against ~150 with an httpx ``AsyncClient``
-(docs/serving.md, encode/httpx#3215); the client decides the gateway's ceiling.
+(docs/gateway.md, encode/httpx#3215); the client decides the gateway's ceiling.
 
 Every call has a total timeout, goes through the circuit breaker of its *operation* on that
 dependency (``text`` and ``image`` search are separate: a storm of hostile photos cannot open

@@ -4,8 +4,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import HTTPException, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from shared.events import SessionId, anonymous_customer_id
 from shared.schemas import (
     FILTER_COLUMNS,
     MAX_RESULTS_K,
@@ -24,12 +25,24 @@ class RecommendQuery(SearchFilters):
     # Unknown query parameters are ignored (links carry tracking parameters), unlike JSON bodies.
     model_config = ConfigDict(extra="ignore")
 
-    customer_id: CustomerId = Field(description="64 lowercase hex characters")
+    customer_id: CustomerId | None = Field(None, description="64 lowercase hex characters")
+    # An anonymous visitor's cookie (POST /events): the feed of an unknown customer, seeded by it.
+    session_id: SessionId | None = Field(None, description="anonymous session (8-64 of A-Z a-z 0-9 _ -)")
     k: int = Field(12, ge=1, le=MAX_RESULTS_K)
     offset: int = Field(0, ge=0, le=1000)
 
+    @model_validator(mode="after")
+    def _someone(self) -> RecommendQuery:
+        if self.customer_id is None and self.session_id is None:
+            raise ValueError("give customer_id or session_id")
+        return self
+
     def filters(self) -> SearchFilters:
         return SearchFilters(**self.model_dump(include=set(SearchFilters.model_fields), exclude_none=True))
+
+    def served_customer_id(self) -> str:
+        """Who the services are asked about: the customer, or the anonymous session's stand-in."""
+        return self.customer_id or anonymous_customer_id(self.session_id or "")
 
 
 _LIST_FIELDS = frozenset(FILTER_COLUMNS)

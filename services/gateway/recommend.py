@@ -18,13 +18,15 @@ from typing import Any
 
 from services.gateway.cache import cache_key, dumps, mark_cached
 from services.gateway.clients import DependencyRejected, DependencyUnavailable
+from services.gateway.events import SessionView
 from services.gateway.state import GatewayState
 from shared.schemas import MAX_RANK_INPUT, SearchFilters
 
 
 def recommend_key(state: GatewayState, versions: dict[str, str | None], customer_id: str, k: int,
-                  offset: int, filters: SearchFilters) -> str:
+                  offset: int, filters: SearchFilters, session: SessionView | None = None) -> str:
     params = {
+        "session": session.digest if session is not None else "",  # a click changes the next feed
         "customer_id": customer_id,
         "k": k,
         "offset": offset,
@@ -35,7 +37,7 @@ def recommend_key(state: GatewayState, versions: dict[str, str | None], customer
 
 
 async def recommend(state: GatewayState, customer_id: str, k: int, offset: int,
-                    filters: SearchFilters) -> bytes:
+                    filters: SearchFilters, session: SessionView | None = None) -> bytes:
     """The response body as JSON bytes (cached bytes are served as they are)."""
     catalogue = state.catalogue
     known = {
@@ -43,7 +45,7 @@ async def recommend(state: GatewayState, customer_id: str, k: int, offset: int,
         "ranker": state.versions.get("ranker"),
         "catalogue": catalogue.version,
     }
-    key = recommend_key(state, known, customer_id, k, offset, filters)
+    key = recommend_key(state, known, customer_id, k, offset, filters, session)
     hit = await state.cache.get_raw(key)
     if hit is not None:
         return mark_cached(hit)
@@ -58,7 +60,8 @@ async def recommend(state: GatewayState, customer_id: str, k: int, offset: int,
     ordering: str | None = None
     try:
         answer = await state.clients["candidate"].post_json(
-            "/candidates", {"customer_id": customer_id, "k": state.settings.num_candidates})
+            "/candidates", {"customer_id": customer_id, "k": state.settings.num_candidates,
+                            **(session.candidate_fields() if session is not None else {})})
         candidates = answer["candidates"]
         used["candidate"] = state.note_version("candidate", answer.get("model_version"))
         cold_start = bool(answer.get("cold_start", False))
@@ -80,6 +83,7 @@ async def recommend(state: GatewayState, customer_id: str, k: int, offset: int,
                 "customer_id": customer_id,
                 "candidates": candidates[:MAX_RANK_INPUT],
                 "k": max(1, min(len(candidates), MAX_RANK_INPUT)),
+                **(session.candidate_fields() if session is not None else {}),
             })
             ordered = [(r["article_id"], r["score"]) for r in ranked["ranked"]]
             used["ranker"] = state.note_version("ranker", ranked.get("model_version"))
@@ -110,10 +114,11 @@ async def recommend(state: GatewayState, customer_id: str, k: int, offset: int,
         "offset": offset,
         "total": len(visible),
         "items": cards,
+        "session": session.summary() if session is not None else None,
     }
     body = dumps(response)
     if not degraded:
         # The versions that answered are nearly always the ones known before: same key, not hashed again.
-        await state.cache.set_raw(key if used == known else recommend_key(state, used, customer_id, k, offset, filters),
-                                  body)
+        await state.cache.set_raw(
+            key if used == known else recommend_key(state, used, customer_id, k, offset, filters, session), body)
     return body

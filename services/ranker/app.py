@@ -37,7 +37,7 @@ def rank(body: RankBody, request: Request) -> Response:
     if bad:
         raise HTTPException(status_code=422, detail=f"candidate scores must be finite numbers; "
                                                     f"got {len(bad)} non-finite, e.g. article {bad[0]}")
-    return json_bytes(model.answer_json(body.customer_id, body.candidates, body.k))
+    return json_bytes(model.answer_json(body.customer_id, body.candidates, body.k, body.recent_article_ids))
 
 
 def create_app(settings: RankerSettings | None = None) -> FastAPI:

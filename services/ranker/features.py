@@ -218,35 +218,45 @@ class FeatureStore:
         )
 
 
-def build_feature_store(
-    transactions: pd.DataFrame, customers: pd.DataFrame, articles: pd.DataFrame, cutoff: date,
-) -> FeatureStore:
-    """Summarise every transaction strictly before ``cutoff`` (nothing on or after it is read)."""
-    cutoff_ts = pd.Timestamp(cutoff).normalize()
-    # Integer views of the rows before the cutoff: a row subset of the frame (or its id columns
-    # as Python / unicode arrays) would copy gigabytes at Kaggle scale.
+@dataclass
+class _RowsBefore:
+    """Integer views of the transactions strictly before the cutoff: a row subset of the
+    frame (or its id columns as Python / unicode arrays) would copy gigabytes at Kaggle scale."""
+
+    before: np.ndarray         # bool mask over all rows
+    prices: np.ndarray         # of the rows before
+    online: np.ndarray         # 1.0 where bought online
+    days_ago: np.ndarray       # >= 1
+    global_mean_price: float
+    global_online: float
+
+
+def _rows_before(transactions: pd.DataFrame, cutoff_ts: pd.Timestamp) -> _RowsBefore:
     days = day_numbers(transactions["t_dat"])
     cutoff_day = day_number(cutoff_ts)
     before = days < cutoff_day
     prices = transactions["price"].to_numpy(dtype=np.float64)[before]
-    global_mean_price = float(prices.mean()) if len(prices) else 1.0
     online = (transactions["sales_channel_id"].to_numpy()[before] == ONLINE_CHANNEL).astype(np.float64)
-    global_online = float(online.mean()) if len(online) else 0.5
-    days_ago = (cutoff_day - days[before]).astype(np.float64)  # >= 1
-    del days
+    return _RowsBefore(
+        before=before, prices=prices, online=online, days_ago=(cutoff_day - days[before]).astype(np.float64),
+        global_mean_price=float(prices.mean()) if len(prices) else 1.0,
+        global_online=float(online.mean()) if len(online) else 0.5)
 
-    # --- customers ------------------------------------------------------------------
+
+def _customer_block(transactions: pd.DataFrame, customers: pd.DataFrame, rows: _RowsBefore,
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(customer ids, each row's customer index, customer matrix, purchases, decade band)."""
     cust_ids = np.union1d(customers["customer_id"].to_numpy(dtype=object).astype(str),
-                          distinct_sorted(transactions["customer_id"], before)).astype(object)
+                          distinct_sorted(transactions["customer_id"], rows.before)).astype(object)
     n_c = len(cust_ids)
-    hc = positions(transactions["customer_id"], vocabulary(cust_ids))[before].astype(np.int64)
+    hc = positions(transactions["customer_id"], vocabulary(cust_ids))[rows.before].astype(np.int64)
     n_buy = np.bincount(hc, minlength=n_c).astype(np.float64)
-    n_buy_4w = np.bincount(hc[days_ago <= 28], minlength=n_c).astype(np.float64)
-    spend = np.bincount(hc, weights=prices, minlength=n_c)
-    online_buys = np.bincount(hc, weights=online, minlength=n_c)
+    n_buy_4w = np.bincount(hc[rows.days_ago <= 28], minlength=n_c).astype(np.float64)
+    spend = np.bincount(hc, weights=rows.prices, minlength=n_c)
+    online_buys = np.bincount(hc, weights=rows.online, minlength=n_c)
     last_days = np.full(n_c, DAYS_CAP)
     if len(hc):
-        np.minimum.at(last_days, hc, days_ago)
+        np.minimum.at(last_days, hc, rows.days_ago)
     ages = (customers.drop_duplicates("customer_id").set_index("customer_id")["age"]
             .reindex(cust_ids).to_numpy(dtype=np.float64))
     known_ages = ages[~np.isnan(ages)]
@@ -260,29 +270,33 @@ def build_feature_store(
     cust[:n_c, _C["cust_log_purchases"]] = np.log1p(n_buy)
     cust[:n_c, _C["cust_log_purchases_4w"]] = np.log1p(n_buy_4w)
     cust[:n_c, _C["cust_days_since_last"]] = last_days
-    cust[:n_c, _C["cust_log_spend"]] = np.log1p(spend / global_mean_price)
-    cust[:n_c, _C["cust_online_share"]] = np.where(has_hist, online_buys / safe_n, global_online)
-    cust[:n_c, _C["cust_price_level"]] = np.where(has_hist, spend / safe_n / global_mean_price, 1.0)
+    cust[:n_c, _C["cust_log_spend"]] = np.log1p(spend / rows.global_mean_price)
+    cust[:n_c, _C["cust_online_share"]] = np.where(has_hist, online_buys / safe_n, rows.global_online)
+    cust[:n_c, _C["cust_price_level"]] = np.where(has_hist, spend / safe_n / rows.global_mean_price, 1.0)
     # Unknown customer: median age (flagged missing), no history.
     cust[n_c] = 0.0
     cust[n_c, _C["cust_age"]] = median_age
     cust[n_c, _C["cust_age_missing"]] = 1.0
     cust[n_c, _C["cust_days_since_last"]] = DAYS_CAP
-    cust[n_c, _C["cust_online_share"]] = global_online
+    cust[n_c, _C["cust_online_share"]] = rows.global_online
     cust[n_c, _C["cust_price_level"]] = 1.0
     cust_band = np.append(decade_band(ages), np.int8(-1)).astype(np.int8)
+    return cust_ids, hc, cust, n_buy, cust_band
 
-    # --- articles -------------------------------------------------------------------
-    cat = articles.drop_duplicates("article_id")
+
+def _article_block(transactions: pd.DataFrame, cat: pd.DataFrame, rows: _RowsBefore,
+                   ) -> tuple[np.ndarray, pd.Index, np.ndarray, np.ndarray]:
+    """(article ids, their index, each row's article index, article matrix)."""
     art_ids = np.union1d(cat["article_id"].to_numpy(dtype=object).astype(str),
-                         distinct_sorted(transactions["article_id"], before)).astype(object)
+                         distinct_sorted(transactions["article_id"], rows.before)).astype(object)
     n_a = len(art_ids)
     aidx = pd.Index(art_ids)
-    ha = positions(transactions["article_id"], vocabulary(art_ids))[before].astype(np.int64)
+    ha = positions(transactions["article_id"], vocabulary(art_ids))[rows.before].astype(np.int64)
+    days_ago = rows.days_ago
     sales = {w: np.bincount(ha[days_ago <= w], minlength=n_a).astype(np.float64) for w in (7, 14, 28)}
     sales_total = np.bincount(ha, minlength=n_a).astype(np.float64)
-    art_spend = np.bincount(ha, weights=prices, minlength=n_a)
-    art_online = np.bincount(ha, weights=online, minlength=n_a)
+    art_spend = np.bincount(ha, weights=rows.prices, minlength=n_a)
+    art_online = np.bincount(ha, weights=rows.online, minlength=n_a)
     first_days = np.zeros(n_a)
     last_sale = np.full(n_a, DAYS_CAP)
     if len(ha):
@@ -299,19 +313,23 @@ def build_feature_store(
     art[:n_a, _A["art_trend"]] = (sales[7] + 1.0) / (sales[28] / 4.0 + 1.0)
     art[:n_a, _A["art_days_since_first_sale"]] = first_days
     art[:n_a, _A["art_days_since_last_sale"]] = last_sale
-    art[:n_a, _A["art_price_level"]] = np.where(sold, art_spend / safe_sales / global_mean_price, 1.0)
-    art[:n_a, _A["art_online_share"]] = np.where(sold, art_online / safe_sales, global_online)
+    art[:n_a, _A["art_price_level"]] = np.where(sold, art_spend / safe_sales / rows.global_mean_price, 1.0)
+    art[:n_a, _A["art_online_share"]] = np.where(sold, art_online / safe_sales, rows.global_online)
     art[:n_a, _A["art_never_sold"]] = ~sold
-    in_catalogue = aidx.isin(cat["article_id"].astype(str))
-    art[:n_a, _A["art_unknown"]] = ~np.asarray(in_catalogue)
+    art[:n_a, _A["art_unknown"]] = ~np.asarray(aidx.isin(cat["article_id"].astype(str)))
     art[n_a] = 0.0
     art[n_a, _A["art_trend"]] = 1.0
     art[n_a, _A["art_days_since_last_sale"]] = DAYS_CAP
     art[n_a, _A["art_price_level"]] = 1.0
-    art[n_a, _A["art_online_share"]] = global_online
+    art[n_a, _A["art_online_share"]] = rows.global_online
     art[n_a, _A["art_never_sold"]] = 1.0
     art[n_a, _A["art_unknown"]] = 1.0
+    return art_ids, aidx, ha, art
 
+
+def _article_groups(cat: pd.DataFrame, aidx: pd.Index) -> tuple[np.ndarray, np.ndarray, int, int, np.ndarray, int]:
+    """(product code per article, product type per article, n codes, n types, taste columns, n taste)."""
+    n_a = len(aidx)
     cat_by_id = cat.set_index(cat["article_id"].astype(str))
     code_codes, code_uniques = pd.factorize(cat_by_id["product_code"].astype(str))
     type_codes, type_uniques = pd.factorize(cat_by_id["product_type_name"].astype(str)
@@ -322,15 +340,12 @@ def build_feature_store(
     rows_in_cat = aidx.get_indexer(cat_by_id.index.to_numpy(dtype=object))
     art_code[rows_in_cat] = code_codes
     art_type[rows_in_cat] = type_codes
-    n_codes, n_types = max(len(code_uniques), 1), max(len(type_uniques), 1)
     article_taste, n_taste = _taste_columns(cat_by_id, rows_in_cat, n_a)
+    return art_code, art_type, max(len(code_uniques), 1), max(len(type_uniques), 1), article_taste, n_taste
 
-    # --- pairs ----------------------------------------------------------------------
-    pair_keys, pair_count, pair_days, recency = _pair_summary(hc * n_a + ha, days_ago, n_a)
-    code_keys, code_count = _count_keys(hc, art_code[ha], n_codes)
-    type_keys, type_count = _count_keys(hc, art_type[ha], n_types)
 
-    # --- age-band affinity (lift of the article's buyer age mix over the shop's) -----
+def _band_lift(cust_band: np.ndarray, hc: np.ndarray, ha: np.ndarray, n_a: int) -> np.ndarray:
+    """Lift of each article's buyer age mix over the shop's (smoothed towards the shop's)."""
     row_band = cust_band[hc]
     known = row_band >= 0
     band_counts = np.zeros((n_a + 1, N_DECADE_BANDS))
@@ -338,11 +353,27 @@ def build_feature_store(
     shop = band_counts.sum(axis=0)
     p_band = shop / shop.sum() if shop.sum() > 0 else np.full(N_DECADE_BANDS, 1.0 / N_DECADE_BANDS)
     smoothed = (band_counts + AFFINITY_PRIOR * p_band) / (band_counts.sum(axis=1, keepdims=True) + AFFINITY_PRIOR)
-    lift = np.divide(smoothed, p_band, out=np.ones_like(smoothed), where=p_band > 0)
+    return np.divide(smoothed, p_band, out=np.ones_like(smoothed), where=p_band > 0)
 
-    # --- taste vectors and neighbour sales --------------------------------------------
+
+def build_feature_store(
+    transactions: pd.DataFrame, customers: pd.DataFrame, articles: pd.DataFrame, cutoff: date,
+) -> FeatureStore:
+    """Summarise every transaction strictly before ``cutoff`` (nothing on or after it is read)."""
+    cutoff_ts = pd.Timestamp(cutoff).normalize()
+    rows = _rows_before(transactions, cutoff_ts)
+    cust_ids, hc, cust, n_buy, cust_band = _customer_block(transactions, customers, rows)
+    cat = articles.drop_duplicates("article_id")
+    art_ids, aidx, ha, art = _article_block(transactions, cat, rows)
+    n_c, n_a = len(cust_ids), len(art_ids)
+    art_code, art_type, n_codes, n_types, article_taste, n_taste = _article_groups(cat, aidx)
+
+    pair_keys, pair_count, pair_days, recency = _pair_summary(hc * n_a + ha, rows.days_ago, n_a)
+    code_keys, code_count = _count_keys(hc, art_code[ha], n_codes)
+    type_keys, type_count = _count_keys(hc, art_type[ha], n_types)
+    lift = _band_lift(cust_band, hc, ha, n_a)
     taste_keys, taste_count, taste_norm, neighbour = _taste_summary(
-        hc, ha, days_ago, article_taste, n_c, n_a, n_taste)
+        hc, ha, rows.days_ago, article_taste, n_c, n_a, n_taste)
 
     return FeatureStore(
         cutoff=cutoff_ts.date(), customer_ids=cust_ids,
@@ -355,7 +386,7 @@ def build_feature_store(
         code_keys=code_keys, code_count=code_count, type_keys=type_keys, type_count=type_count,
         taste_keys=taste_keys, taste_count=taste_count, taste_norm=taste_norm,
         article_taste=article_taste, neighbour_taste=neighbour, n_codes=n_codes, n_types=n_types,
-        global_mean_price=global_mean_price, global_online_share=global_online,
+        global_mean_price=rows.global_mean_price, global_online_share=rows.global_online,
     )
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 from services.ranker.baseline_order import BaselineOrder
 from services.ranker.features import FEATURE_NAMES, FeatureStore, compute_features
 from services.ranker.model import DEFAULT_SCORE_WEIGHTS, NumpyMMoE
+from services.ranker.session_features import apply_session
 from shared.artifacts import ArtifactError, read_metadata
 from shared.candidates import source_matrix, source_matrix_from_dicts
 from shared.schemas import Candidate
@@ -76,15 +77,18 @@ class LoadedRanker:
         self.rank("0" * 64, ids, np.linspace(1.0, 0.0, len(ids)), k=3)
 
     def score_rows(self, customer_ids: np.ndarray, article_ids: np.ndarray, scores: np.ndarray,
-                   sources: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+                   sources: np.ndarray | None = None, recent: dict[str, list[str]] | None = None
+                   ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """(combined score, per-task scores) for candidate rows of any number of customers;
-        ``sources``: their stage-one source scores (shared.candidates.source_matrix)."""
-        features = compute_features(self.store, customer_ids, article_ids, scores, sources)
+        ``sources``: their stage-one source scores (shared.candidates.source_matrix); ``recent``:
+        each customer's session articles (services/ranker/session_features.py)."""
+        features = apply_session(compute_features(self.store, customer_ids, article_ids, scores, sources),
+                                 customer_ids, article_ids, recent)
         task_scores = self.model.predict(features)
         return self.model.combined(task_scores, self.score_weights), task_scores
 
     def rank(self, customer_id: str, article_ids: list[str], scores: np.ndarray | list[float], k: int,
-             sources: np.ndarray | None = None) -> RankedList:
+             sources: np.ndarray | None = None, recent: list[str] | None = None) -> RankedList:
         """The top ``min(k, n)`` of one customer's candidates, best first (duplicates kept once)."""
         if len(set(article_ids)) != len(article_ids):
             first: dict[str, int] = {}
@@ -99,16 +103,17 @@ class LoadedRanker:
             return RankedList([], np.zeros(0), {t: np.zeros(0) for t in self.task_names})
         combined, task_scores = self.score_rows(
             np.full(n, customer_id, dtype=object), np.asarray(article_ids, dtype=object),
-            np.asarray(scores, dtype=np.float64), sources)
+            np.asarray(scores, dtype=np.float64), sources, {customer_id: recent} if recent else None)
         top = np.argsort(-combined, kind="stable")[: min(k, n)]
         return RankedList([article_ids[i] for i in top], combined[top],
                           {t: s[top] for t, s in task_scores.items()})
 
-    def answer_json(self, customer_id: str, candidates: Sequence[Candidate], k: int) -> bytes:
+    def answer_json(self, customer_id: str, candidates: Sequence[Candidate], k: int,
+                    recent: list[str] | None = None) -> bytes:
         """The ``/rank`` answer (shared.schemas.RankResponse) as JSON bytes, written from the
         arrays: as pydantic objects, validated again and encoded, it cost more than scoring."""
         ranked = self.rank(customer_id, [c.article_id for c in candidates], [c.score for c in candidates], k,
-                           source_matrix_from_dicts(c.sources for c in candidates))
+                           source_matrix_from_dicts(c.sources for c in candidates), recent)
         tasks = list(ranked.task_scores)
         per_task = [ranked.task_scores[t].astype(np.float64).tolist() for t in tasks]
         rows = [{"article_id": a, "score": s, "task_scores": dict(zip(tasks, values, strict=True))}
@@ -116,7 +121,8 @@ class LoadedRanker:
                                          strict=True)]
         return orjson.dumps({"model_version": self.version, "ordering": self.ordering, "ranked": rows})
 
-    def rerank_frame(self, candidates: pd.DataFrame, k: int | None = None) -> pd.DataFrame:
+    def rerank_frame(self, candidates: pd.DataFrame, k: int | None = None,
+                     recent: dict[str, list[str]] | None = None) -> pd.DataFrame:
         """Re-rank a candidate frame (customer_id, article_id, score) of many customers.
 
         Returns customer_id, article_id, score (combined), one column per task (``score_<task>``),
@@ -125,7 +131,7 @@ class LoadedRanker:
         cust = candidates["customer_id"].to_numpy(dtype=object)
         arts = candidates["article_id"].to_numpy(dtype=object)
         cand_scores = candidates["score"].to_numpy(dtype=np.float64)
-        combined, task_scores = self.score_rows(cust, arts, cand_scores, source_matrix(candidates))
+        combined, task_scores = self.score_rows(cust, arts, cand_scores, source_matrix(candidates), recent)
         out = pd.DataFrame({"customer_id": cust.astype(str), "article_id": arts.astype(str), "score": combined})
         for task, values in task_scores.items():
             out[f"score_{task}"] = values.astype(np.float64)

@@ -33,7 +33,8 @@ from services.ranker.dataset import (
     validation_customers,
 )
 from services.ranker.features import FEATURE_NAMES, FeatureStore, build_feature_store
-from services.ranker.model import DEFAULT_TASKS, SINGLE_TASK, MMoEConfig, MMoERanker, NumpyMMoE
+from services.ranker.keras_mmoe import MMoERanker
+from services.ranker.model import DEFAULT_TASKS, SINGLE_TASK, MMoEConfig, NumpyMMoE
 from services.ranker.serving import MODEL_SUBDIR, SCHEMA_FILE, STORE_SUBDIR
 from services.ranker.settings import MODEL_NAME
 from shared.artifacts import atomic_model_dir, library_versions, publish
@@ -114,6 +115,36 @@ def _standardisation(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), std.astype(np.float32)
 
 
+def _validation_row(ranker: Any, x_val: np.ndarray, val: TrainingData, tasks: list[Any], epoch: int,
+                    loss: float) -> dict[str, float]:
+    """One epoch's validation figures: AUC or RMSE per task, MAP@12 of the purchase head's order."""
+    preds = ranker.keras_model.predict(x_val, batch_size=8192, verbose=0)
+    preds = {k: np.asarray(v).reshape(-1) for k, v in preds.items()}
+    row: dict[str, float] = {"epoch": epoch, "loss": loss}
+    for spec in tasks:
+        if spec.kind == "binary":
+            row[f"val_auc_{spec.name}"] = auc(val.labels[spec.name], preds[spec.name])
+        else:
+            row[f"val_rmse_{spec.name}"] = float(np.sqrt(np.mean((preds[spec.name] - val.labels[spec.name]) ** 2)))
+    row["val_map12"] = map_at_k(ranked_lists(val.customer_ids, val.article_ids, preds["purchase"]), val.truth, 12)
+    return row
+
+
+def _final_metrics(val: TrainingData, tasks: list[Any], task_scores: dict[str, np.ndarray], weighted_map: float,
+                   best_map: float, baseline_map: float, best_epoch: int) -> dict[str, float]:
+    metrics = {"val_map12": weighted_map, "val_map12_purchase_only": best_map,
+               "val_map12_two_tower_order": baseline_map, "best_epoch": float(best_epoch)}
+    # The publish gate's yardsticks: each baseline's order of the same validation lists.
+    for name in BASELINE_ORDERINGS:
+        order = BaselineOrder(name).predict(val.features)["purchase"]
+        metrics[f"val_map12_baseline_{name}"] = map_at_k(
+            ranked_lists(val.customer_ids, val.article_ids, order), val.truth, 12)
+    for spec in tasks:
+        if spec.kind == "binary":
+            metrics[f"val_auc_{spec.name}"] = auc(val.labels[spec.name], task_scores[spec.name])
+    return metrics
+
+
 def fit_mmoe(data: TrainingData, config: TrainConfig, echo: Callable[[str], None] = print) -> TrainResult:
     """Train on ``data`` (already labelled candidates), validating on held-out customers."""
     import tensorflow as tf
@@ -162,15 +193,7 @@ def fit_mmoe(data: TrainingData, config: TrainConfig, echo: Callable[[str], None
             fit = ranker.keras_model.fit(x_train, y_train, batch_size=config.batch_size, epochs=1,
                                          shuffle=True, verbose=config.verbose)
             loss = float(fit.history["loss"][-1])
-        preds = ranker.keras_model.predict(x_val, batch_size=8192, verbose=0)
-        preds = {k: np.asarray(v).reshape(-1) for k, v in preds.items()}
-        row: dict[str, float] = {"epoch": epoch, "loss": loss}
-        for spec in tasks:
-            if spec.kind == "binary":
-                row[f"val_auc_{spec.name}"] = auc(val.labels[spec.name], preds[spec.name])
-            else:
-                row[f"val_rmse_{spec.name}"] = float(np.sqrt(np.mean((preds[spec.name] - val.labels[spec.name]) ** 2)))
-        row["val_map12"] = map_at_k(ranked_lists(val.customer_ids, val.article_ids, preds["purchase"]), val.truth, 12)
+        row = _validation_row(ranker, x_val, val, tasks, epoch, loss)
         row["seconds"] = time.perf_counter() - t0
         history.append(row)
         echo("epoch {epoch}: ".format(**row) + ", ".join(
@@ -194,16 +217,7 @@ def fit_mmoe(data: TrainingData, config: TrainConfig, echo: Callable[[str], None
     task_scores, gates = model.forward(val.features)
     gate_usage = {t: [round(float(v), 4) for v in g.mean(axis=0)] for t, g in gates.items()}
     weights, weighted_map = choose_score_weights(model, task_scores, val)
-    metrics = {"val_map12": weighted_map, "val_map12_purchase_only": best_map,
-               "val_map12_two_tower_order": baseline_map, "best_epoch": float(best_epoch)}
-    # The publish gate's yardsticks: each baseline's order of the same validation lists.
-    for name in BASELINE_ORDERINGS:
-        order = BaselineOrder(name).predict(val.features)["purchase"]
-        metrics[f"val_map12_baseline_{name}"] = map_at_k(
-            ranked_lists(val.customer_ids, val.article_ids, order), val.truth, 12)
-    for spec in tasks:
-        if spec.kind == "binary":
-            metrics[f"val_auc_{spec.name}"] = auc(val.labels[spec.name], task_scores[spec.name])
+    metrics = _final_metrics(val, tasks, task_scores, weighted_map, best_map, baseline_map, best_epoch)
     echo(f"ranker: best epoch {best_epoch}; score weights {weights} -> validation MAP@12 {weighted_map:.4f} "
          f"(two-tower order {baseline_map:.4f}); gate usage {gate_usage}")
     return TrainResult(model, history, best_epoch, gate_usage, weights, metrics, config,

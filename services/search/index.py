@@ -45,6 +45,7 @@ from services.search.image import (
 from services.search.personal import HISTORY_FILE, build_customer_history
 from services.search.semantic import MODEL_NAME as TEXT_MODEL_NAME
 from services.search.text import TfidfIndex, article_documents
+from shared.artifacts import new_version
 
 log = logging.getLogger(__name__)
 
@@ -227,9 +228,8 @@ def write_manifest(index_dir: Path, parts: dict[str, Any]) -> dict[str, Any]:
     path = index_dir / MANIFEST_FILE
     manifest: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
     manifest.update(parts)
-    now = datetime.now(UTC)
-    manifest["built_at"] = now.isoformat()
-    manifest["version"] = now.strftime("%Y%m%dT%H%M%S%fZ")
+    manifest["built_at"] = datetime.now(UTC).isoformat()
+    manifest["version"] = new_version()  # the one version scheme of every artifact (shared.artifacts)
     _atomic_write(path, lambda p: p.write_text(json.dumps(manifest, indent=2, default=str)))
     return manifest
 

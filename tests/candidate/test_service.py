@@ -142,7 +142,8 @@ def test_merge_history():
 
 
 def test_customer_without_purchases_gets_their_age_bands_trending_items(client, models, tiny_dataset):
-    from services.candidate.stage_one import StageOneTables, band_index
+    from services.candidate.stage_one import StageOneTables
+    from shared.age_bands import baseline_band_index
 
     tables = StageOneTables.load(models / "two_tower" / "v1" / "stage_one")
     bought = set(tiny_dataset.transactions["customer_id"].astype(str))
@@ -151,7 +152,7 @@ def test_customer_without_purchases_gets_their_age_bands_trending_items(client, 
     if quiet.empty:
         pytest.skip("every tiny customer with an age bought something")
     row = quiet.iloc[0]
-    band = int(band_index(np.array([row["age"]], dtype=float))[0])
+    band = int(baseline_band_index(np.array([row["age"]], dtype=float))[0])
     trending = [str(tables.article_ids[a]) for a in tables.trend_article[band, :30] if a >= 0]
     body = client.post("/candidates", json={"customer_id": str(row["customer_id"]), "k": 1000}).json()
     assert body["cold_start"] is True

@@ -461,6 +461,7 @@ class Stack:
             "HM_GATEWAY_SEARCH_URL": self.url("search"),
             "HM_GATEWAY_REDIS_URL": redis_url,
             "HM_GATEWAY_CACHE_PREFIX": self.cache_prefix,
+            "HM_EVENTS_PREFIX": f"{self.cache_prefix}:ev",  # sessions removed with the cache at the end
             "HM_GATEWAY_DATA_DIR": str(self.data_dir),
             "HM_GATEWAY_OUTPUT_DIR": str(self.output_dir),
             "HM_GATEWAY_LOG_LEVEL": "INFO",

@@ -18,7 +18,7 @@ yaml = pytest.importorskip("yaml", reason="PyYAML is needed to read docker-compo
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 MODEL_SERVICES = {"candidate": 8001, "ranker": 8002, "search": 8003}
-EXPECTED = {"redis", "pipeline", "candidate", "ranker", "search", "gateway", "frontend"}
+EXPECTED = {"redis", "pipeline", "candidate", "ranker", "search", "gateway", "frontend", "events-drain"}
 
 
 def interpolate(value: str) -> str:

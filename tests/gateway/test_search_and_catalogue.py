@@ -252,7 +252,9 @@ def test_openapi_documents_both_search_bodies(make_gateway):
     assert "GatewaySearchRequest" in spec["components"]["schemas"]
     assert "/articles/{article_id}/image" in spec["paths"]
     params = {p["name"]: p for p in spec["paths"]["/recommend"]["get"]["parameters"]}
-    assert params["customer_id"]["required"] is True and params["k"]["schema"]["maximum"] == 100
+    # customer_id or an anonymous session_id (POST /events): neither alone is required
+    assert params["customer_id"]["required"] is False and params["session_id"]["required"] is False
+    assert params["k"]["schema"]["maximum"] == 100
     assert {"colour_group_name", "price_min", "offset"} <= set(params)
 
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import shared.config  # noqa: F401
-from services.ranker.model import DEFAULT_TASKS, MMoEConfig, MMoERanker, NumpyMMoE, TaskSpec
+from services.ranker.keras_mmoe import MMoERanker
+from services.ranker.model import DEFAULT_TASKS, MMoEConfig, NumpyMMoE, TaskSpec
 
 pytest.importorskip("tensorflow")
 

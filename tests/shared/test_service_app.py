@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.testclient import TestClient
+from test_model_slot import _loader  # the same toy model
 
 from shared.artifacts import publish
 from shared.service import ModelSlot, ServiceSettings, model_service_app, served
@@ -20,13 +21,6 @@ def _publish(models: Path, version: str, payload: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metadata.json").write_text(json.dumps({"payload": payload}))
     publish(models, "toy", version)
-
-
-def _loader(folder: Path) -> str:
-    payload = json.loads((folder / "metadata.json").read_text())["payload"]
-    if payload == "broken":
-        raise ValueError("cannot load")
-    return payload
 
 
 def _toy_app(models: Path) -> TestClient:

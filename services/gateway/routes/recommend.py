@@ -4,6 +4,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
+from services.gateway import events as events_api
 from services.gateway import recommend as recommend_flow
 from services.gateway.models import RECOMMEND_PARAMETERS, RecommendResponse, parse_recommend_query
 from services.gateway.routes.deps import StateDep
@@ -21,5 +22,7 @@ async def recommend(state: StateDep, request: Request) -> Response:
     query = parse_recommend_query(request)
     if query.offset > state.settings.max_offset:
         raise HTTPException(422, detail=f"offset must be <= {state.settings.max_offset}")
-    body = await recommend_flow.recommend(state, query.customer_id, query.k, query.offset, query.filters())
+    session = await events_api.session_view(request, query.customer_id, query.session_id)
+    body = await recommend_flow.recommend(state, query.served_customer_id(), query.k, query.offset,
+                                          query.filters(), session)
     return Response(body, media_type="application/json")
