@@ -182,10 +182,10 @@ def cpu_seconds(pid: int | None) -> float | None:
 
 
 async def run_load(session: aiohttp.ClientSession, make_request, n: int, concurrency: int,
-                   gateway_pid: int | None = None) -> dict:
+                   gateway_pid: int | None = None, service_pids: dict[str, int] | None = None) -> dict:
     """``n`` requests from ``concurrency`` workers; latency of each, errors counted, and the
     gateway's CPU per request when its pid is known (a figure other load on the machine
-    does not distort, unlike req/s)."""
+    does not distort, unlike req/s); ``service_pids``: the same per named process."""
     latencies: list[float] = []
     errors = 0
     degraded = 0  # 200s served by a fallback path (ranker or candidates unavailable / too slow)
@@ -208,21 +208,26 @@ async def run_load(session: aiohttp.ClientSession, make_request, n: int, concurr
             latencies.append(time.perf_counter() - started)
 
     cpu_before = cpu_seconds(gateway_pid)
+    services_before = {name: cpu_seconds(pid) for name, pid in (service_pids or {}).items()}
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     wall = time.perf_counter() - started
     cpu_after = cpu_seconds(gateway_pid)
+    services_after = {name: cpu_seconds(pid) for name, pid in (service_pids or {}).items()}
     latencies.sort()
     return {
         "n": n, "errors": errors, "degraded": degraded, "rps": n / wall,
         "cpu_ms": None if cpu_before is None or cpu_after is None else (cpu_after - cpu_before) / n * 1000,
+        "service_cpu_ms": {name: (services_after[name] - before) / n * 1000
+                           for name, before in services_before.items()
+                           if before is not None and services_after[name] is not None},
         "p50": statistics.median(latencies) * 1000,
         "p99": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] * 1000,
     }
 
 
 async def bench(url: str, concurrency: int, n_cached: int, n_uncached: int, n_search: int,
-                gateway_pid: int | None = None) -> list[tuple[str, dict]]:
+                gateway_pid: int | None = None, service_pids: dict[str, int] | None = None) -> list[tuple[str, dict]]:
     connector = aiohttp.TCPConnector(limit=concurrency * 2)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
         async with session.get(url + "/customers", params={"limit": 50}) as r:
@@ -238,15 +243,15 @@ async def bench(url: str, concurrency: int, n_cached: int, n_uncached: int, n_se
         results = []
         results.append(("recommend cached", await run_load(
             session, lambda i: ("GET", url + "/recommend", {"params": {"customer_id": hot[i % len(hot)]}}),
-            n_cached, concurrency, gateway_pid)))
+            n_cached, concurrency, gateway_pid, service_pids)))
         results.append(("recommend uncached", await run_load(
             session, lambda i: ("GET", url + "/recommend", {"params": {
                 "customer_id": customers[i % len(customers)], "price_max": f"{1000 + nonce.random():.12f}"}}),
-            n_uncached, concurrency, gateway_pid)))
+            n_uncached, concurrency, gateway_pid, service_pids)))
         results.append(("search text (uncached)", await run_load(
             session, lambda i: ("POST", url + "/search", {"json": {
                 "query": f"{words[i % len(words)]} {uuid.uuid4().hex[:6]}", "k": 12}}),
-            n_search, concurrency, gateway_pid)))
+            n_search, concurrency, gateway_pid, service_pids)))
     return results
 
 

@@ -9,27 +9,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request, Response
 
 from services.candidate.serving import ServingModel
 from services.candidate.settings import MODEL_NAME, CandidateSettings
-from shared.schemas import Candidate, CandidateRequest, CandidateResponse
+from shared.schemas import CandidateRequest, CandidateResponse
 from shared.service import ModelSlot, model_service_app, served
+from shared.wire import json_bytes
 
 router = APIRouter(tags=["candidates"])
 
 
 @router.post("/candidates", response_model=CandidateResponse)
-def candidates(body: CandidateRequest, request: Request) -> CandidateResponse:
+def candidates(body: CandidateRequest, request: Request) -> Response:
     # Plain def: the model call blocks, FastAPI runs it in its threadpool.
     model: ServingModel = served(request.app.state.slot, "two-tower model")
-    cold, items = model.recommend(body.customer_id, body.k, body.recent_article_ids)
-    return CandidateResponse(
-        customer_id=body.customer_id,
-        model_version=model.version,
-        cold_start=cold,
-        candidates=[Candidate(article_id=a, score=s, sources=src) for a, s, src in items],  # type: ignore[arg-type]
-    )
+    # The body as bytes (a CandidateResponse, written without pydantic objects: see answer_json).
+    return json_bytes(model.answer_json(body.customer_id, body.k, body.recent_article_ids))
 
 
 def create_app(settings: CandidateSettings | None = None) -> FastAPI:

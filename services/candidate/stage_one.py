@@ -174,8 +174,9 @@ def _rank_within(groups: np.ndarray) -> np.ndarray:
     """0, 1, 2 ... within each run of equal values of sorted ``groups``."""
     if not len(groups):
         return np.zeros(0, dtype=np.int64)
-    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
-    return np.arange(len(groups)) - np.repeat(starts, np.diff(np.r_[starts, len(groups)]))
+    # np.concatenate, not np.r_: r_ parses its arguments in Python, ~60 us a call per request
+    starts = np.flatnonzero(np.concatenate(([True], groups[1:] != groups[:-1])))
+    return np.arange(len(groups)) - np.repeat(starts, np.diff(np.append(starts, len(groups))))
 
 
 def build_tables(transactions: pd.DataFrame, customers: pd.DataFrame, articles: pd.DataFrame,

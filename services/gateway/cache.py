@@ -29,6 +29,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import orjson
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MaxConnectionsError
 
@@ -57,7 +58,12 @@ def cache_key(prefix: str, kind: str, versions: Mapping[str, str | None], params
 
 
 def dumps(value: dict[str, Any]) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
+    """Compact JSON (orjson: a feed of cards in a fifth of json's time); json where orjson
+    refuses a value (a lone surrogate in text a client sent, which json escapes)."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":")).encode()
 
 
 def mark_cached(raw: bytes) -> bytes:

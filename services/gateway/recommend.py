@@ -45,7 +45,8 @@ async def recommend(state: GatewayState, customer_id: str, k: int, offset: int,
         "ranker": state.versions.get("ranker"),
         "catalogue": catalogue.version,
     }
-    hit = await state.cache.get_raw(recommend_key(state, known, customer_id, k, offset, filters, session))
+    key = recommend_key(state, known, customer_id, k, offset, filters, session)
+    hit = await state.cache.get_raw(key)
     if hit is not None:
         return mark_cached(hit)
 
@@ -117,5 +118,7 @@ async def recommend(state: GatewayState, customer_id: str, k: int, offset: int,
     }
     body = dumps(response)
     if not degraded:
-        await state.cache.set_raw(recommend_key(state, used, customer_id, k, offset, filters, session), body)
+        # The versions that answered are nearly always the ones known before: same key, not hashed again.
+        await state.cache.set_raw(
+            key if used == known else recommend_key(state, used, customer_id, k, offset, filters, session), body)
     return body

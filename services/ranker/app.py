@@ -12,38 +12,32 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 
 from services.ranker.serving import LoadedRanker
 from services.ranker.settings import MODEL_NAME, RankerSettings
-from shared.candidates import source_matrix_from_dicts
-from shared.schemas import RankedArticle, RankRequest, RankResponse
+from shared.schemas import RankRequest, RankResponse
 from shared.service import ModelSlot, model_service_app, served
+from shared.wire import body_openapi, json_body, json_bytes
 
 router = APIRouter(tags=["rank"])
 
 
-@router.post("/rank", response_model=RankResponse)
-def rank(body: RankRequest, request: Request) -> RankResponse:
+# The body validated in one pass from its bytes (see shared.wire.json_body).
+RankBody = Annotated[RankRequest, Depends(json_body(RankRequest))]
+
+
+@router.post("/rank", response_model=RankResponse, openapi_extra=body_openapi(RankRequest))
+def rank(body: RankBody, request: Request) -> Response:
     # Plain def: scoring is CPU work, FastAPI runs it in its threadpool.
     model: LoadedRanker = served(request.app.state.slot, "ranker model")
     bad = [c.article_id for c in body.candidates if not math.isfinite(c.score)]
     if bad:
         raise HTTPException(status_code=422, detail=f"candidate scores must be finite numbers; "
                                                     f"got {len(bad)} non-finite, e.g. article {bad[0]}")
-    ranked = model.rank(body.customer_id, [c.article_id for c in body.candidates],
-                        [c.score for c in body.candidates], body.k,
-                        source_matrix_from_dicts(c.sources for c in body.candidates), body.recent_article_ids)
-    tasks = list(ranked.task_scores)
-    return RankResponse(
-        model_version=model.version,
-        ordering=model.ordering,
-        ranked=[RankedArticle(article_id=a, score=float(ranked.scores[i]),
-                              task_scores={t: float(ranked.task_scores[t][i]) for t in tasks})
-                for i, a in enumerate(ranked.article_ids)],
-    )
+    return json_bytes(model.answer_json(body.customer_id, body.candidates, body.k, body.recent_article_ids))
 
 
 def create_app(settings: RankerSettings | None = None) -> FastAPI:

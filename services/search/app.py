@@ -19,7 +19,7 @@ import asyncio
 import hashlib
 from typing import Any, Literal
 
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -36,6 +36,7 @@ from shared.schemas import (
 )
 from shared.service import model_service_app, served
 from shared.uploads import read_image_form
+from shared.wire import json_bytes
 
 router = APIRouter(tags=["search"])
 
@@ -93,10 +94,11 @@ async def decode(request: Request, data: bytes) -> Any:
 
 
 @router.post("/search/text", response_model=SearchResponse)
-def search_text(body: TextSearchRequest, request: Request) -> SearchResponse:
-    # Plain def: scoring is CPU work, FastAPI runs it in its threadpool.
+def search_text(body: TextSearchRequest, request: Request) -> Response:
+    # Plain def: scoring is CPU work, FastAPI runs it in its threadpool. The answer as bytes
+    # (a SearchResponse: results and facets written without pydantic objects).
     index: SearchIndex = served(request.app.state.slot, "search index")
-    return index.text_search(body.query, body.k, body.filters, body.customer_id, body.mode)
+    return json_bytes(index.text_search_json(body.query, body.k, body.filters, body.customer_id, body.mode))
 
 
 @router.post("/search/image", response_model=SearchResponse, openapi_extra=IMAGE_FORM_SCHEMA)

