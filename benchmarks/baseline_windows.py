@@ -6,6 +6,7 @@ Windows are chosen on the week *before* the evaluation week (``--weeks-back 1``)
 the week that is reported, so the table of ``hmrec evaluate`` stays an honest estimate.
 Prints one table per baseline: window (days), MAP@12, seconds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,7 @@ def main() -> None:
 
     base = load_context(get_paths(args.data_dir, args.output_dir), k=12)
     ctx = make_context(base.dataset, base.paths, base.cutoff - timedelta(days=7 * args.weeks_back), k=12)
-    print(f"validation week from {ctx.cutoff} ({len(ctx.customers)} customers); "
-          f"evaluation week from {base.cutoff}")
+    print(f"validation week from {ctx.cutoff} ({len(ctx.customers)} customers); evaluation week from {base.cutoff}")
 
     def run(name: str, window: int | None, predict) -> None:  # type: ignore[no-untyped-def]
         start = time.perf_counter()
@@ -44,14 +44,27 @@ def main() -> None:
 
     print(f"{'baseline':<20} {'window':>6} {'map@12':>9} {'seconds':>8}")
     for window in (7, 14, 28):
-        run("popular", window,
-            lambda w=window: dict.fromkeys(ctx.customers, popular_articles(ctx.history, 12, ctx.cutoff, w)))
+        run(
+            "popular",
+            window,
+            lambda w=window: dict.fromkeys(ctx.customers, popular_articles(ctx.history, 12, ctx.cutoff, w)),
+        )
     for window in (7, 14, 28):
-        run("age_popular", window, lambda w=window: age_popular_recommendations(
-            ctx.history, ctx.dataset.customers, ctx.customers, 12, ctx.cutoff, w))
+        run(
+            "age_popular",
+            window,
+            lambda w=window: age_popular_recommendations(
+                ctx.history, ctx.dataset.customers, ctx.customers, 12, ctx.cutoff, w
+            ),
+        )
     for window in (7, 14, 28, 56, 112, None):
-        run("repurchase_popular", window, lambda w=window: repurchase_popular_recommendations(
-            ctx.history, ctx.customers, 12, ctx.cutoff, repurchase_window_days=w))
+        run(
+            "repurchase_popular",
+            window,
+            lambda w=window: repurchase_popular_recommendations(
+                ctx.history, ctx.customers, 12, ctx.cutoff, repurchase_window_days=w
+            ),
+        )
 
 
 if __name__ == "__main__":

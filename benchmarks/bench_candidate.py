@@ -11,6 +11,7 @@ query inputs for all ``--customers`` (so their memory is really held), runs
 linearly (chunks are independent). Training throughput is read from the model's metadata
 (examples/s of its own training run).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,7 +50,9 @@ def synthetic_queries(model, n: int, rng: np.random.Generator) -> dict[str, np.n
         "fn": rng.integers(0, 2, n).astype(np.float32),
         "active": rng.integers(0, 2, n).astype(np.float32),
         "club_member_status": rng.integers(0, len(space.customer_vocab["club_member_status"]) + 1, n).astype(np.int32),
-        "fashion_news_frequency": rng.integers(0, len(space.customer_vocab["fashion_news_frequency"]) + 1, n).astype(np.int32),
+        "fashion_news_frequency": rng.integers(0, len(space.customer_vocab["fashion_news_frequency"]) + 1, n).astype(
+            np.int32
+        ),
         "history": rng.integers(0, space.n_articles + 1, (n, space.history_len)).astype(np.int32),
     }
 
@@ -83,7 +86,7 @@ def main() -> None:
     one = synthetic_queries(model, args.queries, rng)
     enc, search, total = [], [], []
     for i in range(args.queries + 20):
-        feats = {k: v[i % args.queries: i % args.queries + 1] for k, v in one.items()}
+        feats = {k: v[i % args.queries : i % args.queries + 1] for k, v in one.items()}
         t0 = time.perf_counter()
         q = model.encode(feats)
         t1 = time.perf_counter()
@@ -93,8 +96,11 @@ def main() -> None:
             enc.append(t1 - t0)
             search.append(t2 - t1)
             total.append(t2 - t0)
-    for name, s in (("query tower (1 customer)", enc), (f"exact top-100 over {args.articles:,}", search),
-                    ("retrieval end to end", total)):
+    for name, s in (
+        ("query tower (1 customer)", enc),
+        (f"exact top-100 over {args.articles:,}", search),
+        ("retrieval end to end", total),
+    ):
         rows.append((f"{name} p50 / p99", f"{percentile_ms(s, 50):.2f} / {percentile_ms(s, 99):.2f} ms"))
 
     single.restore_original_limits()
@@ -107,7 +113,7 @@ def main() -> None:
     t0 = time.perf_counter()
     kept = 0
     for s in range(0, n, args.chunk_size):
-        chunk = {k: v[s:s + args.chunk_size] for k, v in feats.items()}
+        chunk = {k: v[s : s + args.chunk_size] for k, v in feats.items()}
         q = model.encode(chunk)
         idx, sc = index.search(q, args.top_k + 1, allowed)
         keep, _, _ = select(idx, sc, args.top_k, None, 12)
@@ -115,8 +121,10 @@ def main() -> None:
     secs = time.perf_counter() - t0
     rate = n / secs
     rows += [
-        (f"batch inference ({n:,} customers measured, top-{args.top_k}, chunk {args.chunk_size})",
-         f"{rate:,.0f} customers/s"),
+        (
+            f"batch inference ({n:,} customers measured, top-{args.top_k}, chunk {args.chunk_size})",
+            f"{rate:,.0f} customers/s",
+        ),
         (f"extrapolated to {args.customers:,} customers", f"{args.customers / rate / 60:,.1f} min"),
         (f"query inputs held for {args.customers:,} customers", f"{held - base:,.0f} MB"),
         ("peak RSS of the whole run", f"{rss_mb():,.0f} MB"),
@@ -124,14 +132,20 @@ def main() -> None:
 
     # --- training ------------------------------------------------------------------------------
     m = model.metadata.get("metrics", {})
-    rows.append((f"training ({m.get('train_pairs', 0):,} pairs, {model.metadata.get('data_summary', {}).get('articles', '?')} articles)",
-                 f"{m.get('train_examples_per_s', float('nan')):,.0f} examples/s, {m.get('train_seconds', float('nan')):,.0f} s total"))
+    rows.append(
+        (
+            f"training ({m.get('train_pairs', 0):,} pairs, {model.metadata.get('data_summary', {}).get('articles', '?')} articles)",
+            f"{m.get('train_examples_per_s', float('nan')):,.0f} examples/s, {m.get('train_seconds', float('nan')):,.0f} s total",
+        )
+    )
 
     width = max(len(r[0]) for r in rows)
     import os
 
-    print(f"candidate benchmark: model {folder}, dim {dim}, {args.articles:,} articles; "
-          f"{os.cpu_count()} cores, load average at the end {os.getloadavg()[0]:.1f}")
+    print(
+        f"candidate benchmark: model {folder}, dim {dim}, {args.articles:,} articles; "
+        f"{os.cpu_count()} cores, load average at the end {os.getloadavg()[0]:.1f}"
+    )
     print(f"{'measure'.ljust(width)}  value")
     print(f"{'-' * width}  {'-' * 30}")
     for k, v in rows:

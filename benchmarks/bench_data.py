@@ -8,6 +8,7 @@ Each step runs in its own child process, so its peak memory (max RSS, from
 step, seconds, transactions per second, peak RSS. Photos are off by default (``--images``
 adds them to the synthesis step).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,15 +70,29 @@ def main() -> None:
         return
 
     from shared.synthetic import get_scale
+
     spec = get_scale(args.scale)
     n_tx = spec.n_transactions
-    print(f"scale {args.scale}: {spec.n_articles:,} articles, {spec.n_customers:,} customers, "
-          f"{n_tx:,} transactions; work dir {work}", flush=True)
+    print(
+        f"scale {args.scale}: {spec.n_articles:,} articles, {spec.n_customers:,} customers, "
+        f"{n_tx:,} transactions; work dir {work}",
+        flush=True,
+    )
     results = []
     try:
         for step in STEPS:
-            cmd = [sys.executable, __file__, "--step", step, "--scale", args.scale, "--seed", str(args.seed),
-                   "--work-dir", str(work)] + (["--images"] if args.images else [])
+            cmd = [
+                sys.executable,
+                __file__,
+                "--step",
+                step,
+                "--scale",
+                args.scale,
+                "--seed",
+                str(args.seed),
+                "--work-dir",
+                str(work),
+            ] + (["--images"] if args.images else [])
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             result = json.loads(out.strip().splitlines()[-1])
             result["rows"] = result["rows"] or n_tx

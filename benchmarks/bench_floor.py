@@ -16,6 +16,7 @@ Then the product's ``/recommend`` (cached, uncached) and uncached text ``/search
 the floor is a fair ratio on a machine whose absolute numbers move with its other load.
 ``--rounds 2`` measures floor and product twice, alternating.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,8 +68,10 @@ def floor_app(name: str, urls: dict[str, str]):
     @app.post("/candidates")
     async def candidates(request: Request) -> dict:
         body = await request.json()
-        return {"customer_id": body["customer_id"], "candidates": [
-            {"article_id": a, "score": 1.0 - i / 1000} for i, a in enumerate(ARTICLE_IDS)]}
+        return {
+            "customer_id": body["customer_id"],
+            "candidates": [{"article_id": a, "score": 1.0 - i / 1000} for i, a in enumerate(ARTICLE_IDS)],
+        }
 
     @app.post("/rank")
     async def rank(request: Request) -> dict:
@@ -80,8 +83,10 @@ def floor_app(name: str, urls: dict[str, str]):
         session = state["session"]
         async with session.post(urls["candidate"] + "/candidates", json={"customer_id": customer_id}) as r:
             found = await r.json()
-        async with session.post(urls["ranker"] + "/rank", json={
-                "customer_id": customer_id, "candidates": found["candidates"], "k": N_RANKED}) as r:
+        async with session.post(
+            urls["ranker"] + "/rank",
+            json={"customer_id": customer_id, "candidates": found["candidates"], "k": N_RANKED},
+        ) as r:
             ranked = await r.json()
         return {"customer_id": customer_id, "degraded": [], "items": ranked["ranked"]}
 
@@ -103,10 +108,24 @@ class FloorServices:
 
     def __enter__(self) -> FloorServices:
         for name in ("hello", "candidate", "ranker", "gateway"):
-            self.procs.append(subprocess.Popen(
-                [sys.executable, __file__, "--serve", name, "--port", str(self.ports[name]),
-                 "--candidate-url", self.url("candidate"), "--ranker-url", self.url("ranker")],
-                cwd=ROOT, start_new_session=True))
+            self.procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--serve",
+                        name,
+                        "--port",
+                        str(self.ports[name]),
+                        "--candidate-url",
+                        self.url("candidate"),
+                        "--ranker-url",
+                        self.url("ranker"),
+                    ],
+                    cwd=ROOT,
+                    start_new_session=True,
+                )
+            )
         for name in self.ports:
             wait_ready(self.url(name), self.procs)
         return self
@@ -123,25 +142,33 @@ class FloorServices:
 
 async def floor_load(floors: FloorServices, concurrency: int, n_hello: int, n_hops: int) -> dict[str, dict]:
     customer = "0" * 64
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency * 2),
-                                     timeout=aiohttp.ClientTimeout(total=30)) as session:
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=concurrency * 2), timeout=aiohttp.ClientTimeout(total=30)
+    ) as session:
         hello = floors.url("hello") + "/hello"
         hops = floors.url("gateway") + "/floor"
         await run_load(session, lambda i: ("GET", hello, {}), 200, concurrency)  # warm the sockets
         await run_load(session, lambda i: ("GET", hops, {"params": {"customer_id": customer}}), 100, concurrency)
         return {
-            "hello": await run_load(session, lambda i: ("GET", hello, {}), n_hello, concurrency,
-                                    service_pids={"hello": floors.pid("hello")}),
-            "3 hops": await run_load(session, lambda i: ("GET", hops, {"params": {"customer_id": customer}}),
-                                     n_hops, concurrency, service_pids={
-                                         n: floors.pid(n) for n in ("candidate", "ranker", "gateway")}),
+            "hello": await run_load(
+                session, lambda i: ("GET", hello, {}), n_hello, concurrency, service_pids={"hello": floors.pid("hello")}
+            ),
+            "3 hops": await run_load(
+                session,
+                lambda i: ("GET", hops, {"params": {"customer_id": customer}}),
+                n_hops,
+                concurrency,
+                service_pids={n: floors.pid(n) for n in ("candidate", "ranker", "gateway")},
+            ),
         }
 
 
 def print_rows(round_no: int, floors: dict[str, dict], product: list[tuple[str, dict]]) -> None:
     print(f"\nround {round_no}: floor and product in one run (concurrency 16 unless told; loopback)")
-    print(f"{'path':<26}{'requests':>9}{'errors':>7}{'degraded':>9}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}"
-          f"{'share of its floor':>21}  CPU ms per request, by process")
+    print(
+        f"{'path':<26}{'requests':>9}{'errors':>7}{'degraded':>9}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'share of its floor':>21}  CPU ms per request, by process"
+    )
     rows = [(f"floor: {name}", r, "") for name, r in floors.items()]
     for name, r in product:
         base = floors[FLOOR_OF[name]]
@@ -149,16 +176,21 @@ def print_rows(round_no: int, floors: dict[str, dict], product: list[tuple[str, 
     for name, r, share in rows:
         cpu = r.get("service_cpu_ms") or {}
         cpu_text = " ".join(f"{p} {ms:.1f}" for p, ms in cpu.items()) + (f" = {sum(cpu.values()):.1f}" if cpu else "")
-        print(f"{name:<26}{r['n']:>9}{r['errors']:>7}{r['degraded']:>9}{r['rps']:>8.0f}{r['p50']:>8.1f}"
-              f"{r['p99']:>8.1f}{share:>21}  {cpu_text}")
+        print(
+            f"{name:<26}{r['n']:>9}{r['errors']:>7}{r['degraded']:>9}{r['rps']:>8.0f}{r['p50']:>8.1f}"
+            f"{r['p99']:>8.1f}{share:>21}  {cpu_text}"
+        )
     print(f"machine load average (1 min): {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gateway-url", help="the product's gateway (a running stack); without it, the floor only")
-    parser.add_argument("--service-pids", default="",
-                        help="name=pid,... of the product's processes, for CPU per request (e.g. gateway=12,ranker=13)")
+    parser.add_argument(
+        "--service-pids",
+        default="",
+        help="name=pid,... of the product's processes, for CPU per request (e.g. gateway=12,ranker=13)",
+    )
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--hello", type=int, default=3000, help="requests to /hello")
     parser.add_argument("--hops", type=int, default=1500, help="requests through the 3-hop floor")
@@ -185,8 +217,17 @@ def main() -> None:
             product: list[tuple[str, dict]] = []
             if args.gateway_url:
                 time.sleep(1)
-                product = asyncio.run(bench(args.gateway_url.rstrip("/"), args.concurrency, args.cached,
-                                            args.uncached, args.search, None, pids))
+                product = asyncio.run(
+                    bench(
+                        args.gateway_url.rstrip("/"),
+                        args.concurrency,
+                        args.cached,
+                        args.uncached,
+                        args.search,
+                        None,
+                        pids,
+                    )
+                )
             print_rows(round_no, floor, product)
 
 

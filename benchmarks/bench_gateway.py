@@ -16,6 +16,7 @@ from the catalogue per request; ranker: re-orders them; search: 12..100 ids), th
 gateway as a uvicorn process with Redis (if reachable), and the load generator here.
 Goals (issue 6, on 2 cores): cached p99 < 15 ms and >= 300 req/s; uncached p99 < 150 ms.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,6 +46,7 @@ GOALS = {"recommend cached": (15.0, 300.0), "recommend uncached": (150.0, None)}
 
 # --- fake services (run as: bench_gateway.py --serve-fake NAME --port P --data-dir D) ------------
 
+
 def fake_app(name: str, data_dir: Path):  # FastAPI
     import hashlib
 
@@ -58,31 +60,52 @@ def fake_app(name: str, data_dir: Path):  # FastAPI
         return {"ready": True, "service": name, "model_version": "bench"}
 
     if name == "candidate":
+
         @app.post("/candidates")
         async def candidates(req: CandidateRequest) -> dict:
             seed = int(hashlib.sha1(req.customer_id.encode()).hexdigest()[:8], 16)
             picked = random.Random(seed).sample(ids, min(req.k, len(ids)))
-            return {"customer_id": req.customer_id, "model_version": "bench", "cold_start": False,
-                    "candidates": [{"article_id": a, "score": 1.0 - i / 1000} for i, a in enumerate(picked)]}
+            return {
+                "customer_id": req.customer_id,
+                "model_version": "bench",
+                "cold_start": False,
+                "candidates": [{"article_id": a, "score": 1.0 - i / 1000} for i, a in enumerate(picked)],
+            }
     elif name == "ranker":
+
         @app.post("/rank")
         async def rank(req: RankRequest) -> dict:
             ranked = sorted(req.candidates, key=lambda c: c.article_id)[: req.k]
-            return {"model_version": "bench",
-                    "ranked": [{"article_id": c.article_id, "score": c.score, "task_scores": {"purchase": c.score}}
-                               for c in ranked]}
+            return {
+                "model_version": "bench",
+                "ranked": [
+                    {"article_id": c.article_id, "score": c.score, "task_scores": {"purchase": c.score}} for c in ranked
+                ],
+            }
     else:
+
         @app.post("/search/text")
         async def text(req: TextSearchRequest) -> dict:
             picked = random.Random(req.query).sample(ids, min(req.k, len(ids)))
-            return {"index_version": "bench", "mode": req.mode, "personalised": False,
-                    "results": [{"article_id": a, "score": 1.0} for a in picked], "facets": {}}
+            return {
+                "index_version": "bench",
+                "mode": req.mode,
+                "personalised": False,
+                "results": [{"article_id": a, "score": 1.0} for a in picked],
+                "facets": {},
+            }
 
         @app.post("/search/image")
         async def image(file: UploadFile = File(...), k: int = Form(12)) -> dict:
             await file.read()
-            return {"index_version": "bench", "mode": "image", "personalised": False,
-                    "results": [{"article_id": a, "score": 1.0} for a in ids[:k]], "facets": {}}
+            return {
+                "index_version": "bench",
+                "mode": "image",
+                "personalised": False,
+                "results": [{"article_id": a, "score": 1.0} for a in ids[:k]],
+                "facets": {},
+            }
+
     return app
 
 
@@ -135,24 +158,56 @@ class SelfContained:
             generate_world(self.data_dir, scale="tiny", seed=0, images=False)
         ports = {name: free_port() for name in ("candidate", "ranker", "search", "gateway")}
         for name in ("candidate", "ranker", "search"):
-            self.procs.append(subprocess.Popen(
-                [sys.executable, __file__, "--serve-fake", name, "--port", str(ports[name]),
-                 "--data-dir", str(self.data_dir)], cwd=ROOT, start_new_session=True))
+            self.procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--serve-fake",
+                        name,
+                        "--port",
+                        str(ports[name]),
+                        "--data-dir",
+                        str(self.data_dir),
+                    ],
+                    cwd=ROOT,
+                    start_new_session=True,
+                )
+            )
         env = dict(os.environ)
-        env.update({
-            "HM_GATEWAY_CANDIDATE_URL": f"http://127.0.0.1:{ports['candidate']}",
-            "HM_GATEWAY_RANKER_URL": f"http://127.0.0.1:{ports['ranker']}",
-            "HM_GATEWAY_SEARCH_URL": f"http://127.0.0.1:{ports['search']}",
-            "HM_GATEWAY_REDIS_URL": "redis://127.0.0.1:6379/0" if redis_reachable() else "",
-            "HM_GATEWAY_CACHE_PREFIX": f"hm:bench:{uuid.uuid4().hex[:8]}",
-            "HM_GATEWAY_DATA_DIR": str(self.data_dir),
-            "HM_GATEWAY_OUTPUT_DIR": str(Path(self.tmp.name) / "output"),
-            "HM_GATEWAY_LOG_LEVEL": "WARNING",
-        })
-        self.procs.append(subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "services.gateway.app:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(ports["gateway"]), "--no-access-log", "--log-level", "warning"],
-            cwd=ROOT, env=env, start_new_session=True))
+        env.update(
+            {
+                "HM_GATEWAY_CANDIDATE_URL": f"http://127.0.0.1:{ports['candidate']}",
+                "HM_GATEWAY_RANKER_URL": f"http://127.0.0.1:{ports['ranker']}",
+                "HM_GATEWAY_SEARCH_URL": f"http://127.0.0.1:{ports['search']}",
+                "HM_GATEWAY_REDIS_URL": "redis://127.0.0.1:6379/0" if redis_reachable() else "",
+                "HM_GATEWAY_CACHE_PREFIX": f"hm:bench:{uuid.uuid4().hex[:8]}",
+                "HM_GATEWAY_DATA_DIR": str(self.data_dir),
+                "HM_GATEWAY_OUTPUT_DIR": str(Path(self.tmp.name) / "output"),
+                "HM_GATEWAY_LOG_LEVEL": "WARNING",
+            }
+        )
+        self.procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "services.gateway.app:create_app",
+                    "--factory",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(ports["gateway"]),
+                    "--no-access-log",
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=ROOT,
+                env=env,
+                start_new_session=True,
+            )
+        )
         url = f"http://127.0.0.1:{ports['gateway']}"
         wait_ready(url, self.procs)
         return url
@@ -170,6 +225,7 @@ class SelfContained:
 
 # --- load -----------------------------------------------------------------------------------------
 
+
 def cpu_seconds(pid: int | None) -> float | None:
     """User+system CPU seconds of a process so far (Linux /proc), or None."""
     if pid is None:
@@ -181,8 +237,14 @@ def cpu_seconds(pid: int | None) -> float | None:
         return None
 
 
-async def run_load(session: aiohttp.ClientSession, make_request, n: int, concurrency: int,
-                   gateway_pid: int | None = None, service_pids: dict[str, int] | None = None) -> dict:
+async def run_load(
+    session: aiohttp.ClientSession,
+    make_request,
+    n: int,
+    concurrency: int,
+    gateway_pid: int | None = None,
+    service_pids: dict[str, int] | None = None,
+) -> dict:
     """``n`` requests from ``concurrency`` workers; latency of each, errors counted, and the
     gateway's CPU per request when its pid is known (a figure other load on the machine
     does not distort, unlike req/s); ``service_pids``: the same per named process."""
@@ -216,18 +278,30 @@ async def run_load(session: aiohttp.ClientSession, make_request, n: int, concurr
     services_after = {name: cpu_seconds(pid) for name, pid in (service_pids or {}).items()}
     latencies.sort()
     return {
-        "n": n, "errors": errors, "degraded": degraded, "rps": n / wall,
+        "n": n,
+        "errors": errors,
+        "degraded": degraded,
+        "rps": n / wall,
         "cpu_ms": None if cpu_before is None or cpu_after is None else (cpu_after - cpu_before) / n * 1000,
-        "service_cpu_ms": {name: (services_after[name] - before) / n * 1000
-                           for name, before in services_before.items()
-                           if before is not None and services_after[name] is not None},
+        "service_cpu_ms": {
+            name: (services_after[name] - before) / n * 1000
+            for name, before in services_before.items()
+            if before is not None and services_after[name] is not None
+        },
         "p50": statistics.median(latencies) * 1000,
         "p99": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] * 1000,
     }
 
 
-async def bench(url: str, concurrency: int, n_cached: int, n_uncached: int, n_search: int,
-                gateway_pid: int | None = None, service_pids: dict[str, int] | None = None) -> list[tuple[str, dict]]:
+async def bench(
+    url: str,
+    concurrency: int,
+    n_cached: int,
+    n_uncached: int,
+    n_search: int,
+    gateway_pid: int | None = None,
+    service_pids: dict[str, int] | None = None,
+) -> list[tuple[str, dict]]:
     connector = aiohttp.TCPConnector(limit=concurrency * 2)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
         async with session.get(url + "/customers", params={"limit": 50}) as r:
@@ -241,24 +315,67 @@ async def bench(url: str, concurrency: int, n_cached: int, n_uncached: int, n_se
                 await r.read()
         nonce = random.Random()  # unseeded: a rerun within the TTL must not hit the previous run's keys
         results = []
-        results.append(("recommend cached", await run_load(
-            session, lambda i: ("GET", url + "/recommend", {"params": {"customer_id": hot[i % len(hot)]}}),
-            n_cached, concurrency, gateway_pid, service_pids)))
-        results.append(("recommend uncached", await run_load(
-            session, lambda i: ("GET", url + "/recommend", {"params": {
-                "customer_id": customers[i % len(customers)], "price_max": f"{1000 + nonce.random():.12f}"}}),
-            n_uncached, concurrency, gateway_pid, service_pids)))
-        results.append(("search text (uncached)", await run_load(
-            session, lambda i: ("POST", url + "/search", {"json": {
-                "query": f"{words[i % len(words)]} {uuid.uuid4().hex[:6]}", "k": 12}}),
-            n_search, concurrency, gateway_pid, service_pids)))
+        results.append(
+            (
+                "recommend cached",
+                await run_load(
+                    session,
+                    lambda i: ("GET", url + "/recommend", {"params": {"customer_id": hot[i % len(hot)]}}),
+                    n_cached,
+                    concurrency,
+                    gateway_pid,
+                    service_pids,
+                ),
+            )
+        )
+        results.append(
+            (
+                "recommend uncached",
+                await run_load(
+                    session,
+                    lambda i: (
+                        "GET",
+                        url + "/recommend",
+                        {
+                            "params": {
+                                "customer_id": customers[i % len(customers)],
+                                "price_max": f"{1000 + nonce.random():.12f}",
+                            }
+                        },
+                    ),
+                    n_uncached,
+                    concurrency,
+                    gateway_pid,
+                    service_pids,
+                ),
+            )
+        )
+        results.append(
+            (
+                "search text (uncached)",
+                await run_load(
+                    session,
+                    lambda i: (
+                        "POST",
+                        url + "/search",
+                        {"json": {"query": f"{words[i % len(words)]} {uuid.uuid4().hex[:6]}", "k": 12}},
+                    ),
+                    n_search,
+                    concurrency,
+                    gateway_pid,
+                    service_pids,
+                ),
+            )
+        )
     return results
 
 
 def print_table(results: list[tuple[str, dict]], concurrency: int, where: str) -> None:
     print(f"\nGateway load benchmark ({where}; concurrency {concurrency}; loopback)")
-    print(f"{'scenario':<24}{'requests':>9}{'errors':>8}{'degraded':>9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
-          f"{'gw CPU ms/req':>15}  goal")
+    print(
+        f"{'scenario':<24}{'requests':>9}{'errors':>8}{'degraded':>9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'gw CPU ms/req':>15}  goal"
+    )
     for name, r in results:
         goal = GOALS.get(name)
         verdict = ""
@@ -268,7 +385,9 @@ def print_table(results: list[tuple[str, dict]], concurrency: int, where: str) -
             verdict = f"p99 < {p99_goal:.0f} ms" + (f", >= {rps_goal:.0f} req/s" if rps_goal else "")
             verdict += "  OK" if ok else "  MISSED"
         cpu = "n/a" if r.get("cpu_ms") is None else f"{r['cpu_ms']:.2f}"
-        print(f"{name:<24}{r['n']:>9}{r['errors']:>8}{r['degraded']:>9}{r['rps']:>9.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}{cpu:>15}  {verdict}")
+        print(
+            f"{name:<24}{r['n']:>9}{r['errors']:>8}{r['degraded']:>9}{r['rps']:>9.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}{cpu:>15}  {verdict}"
+        )
     print(f"machine load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
@@ -288,20 +407,35 @@ def main() -> None:
     if args.serve_fake:
         import uvicorn
 
-        uvicorn.run(fake_app(args.serve_fake, args.data_dir), host="127.0.0.1", port=args.port,
-                    log_level="warning", access_log=False)
+        uvicorn.run(
+            fake_app(args.serve_fake, args.data_dir),
+            host="127.0.0.1",
+            port=args.port,
+            log_level="warning",
+            access_log=False,
+        )
         return
     if args.gateway_url:
-        results = asyncio.run(bench(args.gateway_url.rstrip("/"), args.concurrency, args.cached, args.uncached,
-                                    args.search, args.gateway_pid))
+        results = asyncio.run(
+            bench(
+                args.gateway_url.rstrip("/"),
+                args.concurrency,
+                args.cached,
+                args.uncached,
+                args.search,
+                args.gateway_pid,
+            )
+        )
         print_table(results, args.concurrency, f"running stack at {args.gateway_url}")
         return
     stack = SelfContained(args.data_dir)
     with stack as url:
-        results = asyncio.run(bench(url, args.concurrency, args.cached, args.uncached, args.search,
-                                    stack.gateway_pid))
-    print_table(results, args.concurrency, "real gateway + fake services as processes, Redis "
-                + ("on" if redis_reachable() else "off (in-process cache)"))
+        results = asyncio.run(bench(url, args.concurrency, args.cached, args.uncached, args.search, stack.gateway_pid))
+    print_table(
+        results,
+        args.concurrency,
+        "real gateway + fake services as processes, Redis " + ("on" if redis_reachable() else "off (in-process cache)"),
+    )
 
 
 if __name__ == "__main__":

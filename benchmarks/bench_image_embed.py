@@ -14,6 +14,7 @@ Prints one table: device, batch, CNN images/s, and the whole index step (decode 
 images/s given the measured CPU decode rate; ``bf16`` rows (autocast) are what a GPU could
 reach with reduced precision, which the product does not use.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,7 +59,7 @@ def time_cnn(embedder: ImageEmbedder, pixels: np.ndarray, batch: int, bf16: bool
     if embedder.device == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
-    feats = [run(pixels[i:i + batch]) for i in range(0, len(pixels), batch)]
+    feats = [run(pixels[i : i + batch]) for i in range(0, len(pixels), batch)]
     if embedder.device == "cuda":
         torch.cuda.synchronize()
     return len(pixels) / (time.perf_counter() - t0), np.concatenate(feats)
@@ -85,22 +86,31 @@ def main() -> None:
     devices = args.devices.split(",") if args.devices else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     batches = [int(b) for b in args.batches.split(",")]
     gpu_name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    print(f"torch {torch.__version__}; {len(pixels)} photos from {args.photos_dir}; CPU threads {args.cpu_threads}"
-          + (f"; GPU {gpu_name}" if gpu_name else ""))
+    print(
+        f"torch {torch.__version__}; {len(pixels)} photos from {args.photos_dir}; CPU threads {args.cpu_threads}"
+        + (f"; GPU {gpu_name}" if gpu_name else "")
+    )
     print(f"CPU decode to 224x224: {decode_rate:,.0f} photos/s; colour histogram: {colour_rate:,.0f} photos/s")
 
     rows, reference = [], {}
     cpu_side = 1.0 / decode_rate + 1.0 / colour_rate  # seconds per photo spent on the CPU parts
     for device in devices:
         embedder = ImageEmbedder(device=device)
-        for precision in (["fp32", "bf16"] if device == "cuda" else ["fp32"]):
+        for precision in ["fp32", "bf16"] if device == "cuda" else ["fp32"]:
             for batch in batches:
                 if device == "cpu" and batch > 128:
                     continue  # CPU throughput is flat beyond 128; not worth the minutes
                 rate, feats = time_cnn(embedder, pixels, batch, bf16=precision == "bf16")
                 reference.setdefault((device, precision), feats)
-                rows.append({"device": device, "precision": precision, "batch": batch, "cnn_images_per_s": rate,
-                             "index_images_per_s": 1.0 / (1.0 / rate + cpu_side)})
+                rows.append(
+                    {
+                        "device": device,
+                        "precision": precision,
+                        "batch": batch,
+                        "cnn_images_per_s": rate,
+                        "index_images_per_s": 1.0 / (1.0 / rate + cpu_side),
+                    }
+                )
     agreement = None
     if ("cpu", "fp32") in reference and ("cuda", "fp32") in reference:
         n = min(len(reference[("cpu", "fp32")]), len(reference[("cuda", "fp32")]))
@@ -111,16 +121,31 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r['device']:<6} {r['precision']:<9} {r['batch']:>5} {r['cnn_images_per_s']:>13,.0f} "
-              f"{r['index_images_per_s']:>20,.0f}")
+        print(
+            f"{r['device']:<6} {r['precision']:<9} {r['batch']:>5} {r['cnn_images_per_s']:>13,.0f} "
+            f"{r['index_images_per_s']:>20,.0f}"
+        )
     if agreement:
-        print(f"CPU vs GPU fp32 embeddings of the same photos: cosine min {agreement['min_cosine']:.6f}, "
-              f"mean {agreement['mean_cosine']:.6f}")
+        print(
+            f"CPU vs GPU fp32 embeddings of the same photos: cosine min {agreement['min_cosine']:.6f}, "
+            f"mean {agreement['mean_cosine']:.6f}"
+        )
     if args.json:
-        args.json.write_text(json.dumps({
-            "torch": torch.__version__, "gpu": gpu_name, "images": len(pixels), "cpu_threads": args.cpu_threads,
-            "decode_photos_per_s": decode_rate, "colour_photos_per_s": colour_rate, "rows": rows,
-            "cpu_gpu_agreement": agreement}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "torch": torch.__version__,
+                    "gpu": gpu_name,
+                    "images": len(pixels),
+                    "cpu_threads": args.cpu_threads,
+                    "decode_photos_per_s": decode_rate,
+                    "colour_photos_per_s": colour_rate,
+                    "rows": rows,
+                    "cpu_gpu_agreement": agreement,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

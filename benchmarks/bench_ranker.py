@@ -13,6 +13,7 @@ Uses the published ranker (``<output-dir>/models/mmoe``). Rows:
 
 Customers and articles are drawn from the feature store, with 10 % unknown ids of each.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,9 +36,14 @@ def percentiles(samples_s: list[float]) -> tuple[float, float, float]:
 
 def draw(ranker: LoadedRanker, rng: np.random.Generator, n: int) -> tuple[str, list[str], np.ndarray]:
     store = ranker.store
-    customer = (str(store.customer_ids[rng.integers(store.n_customers)]) if rng.random() > 0.1
-                else f"{rng.integers(2**62):064x}")
-    arts = [str(a) for a in store.article_ids[rng.choice(store.n_articles, size=min(n, store.n_articles), replace=False)]]
+    customer = (
+        str(store.customer_ids[rng.integers(store.n_customers)])
+        if rng.random() > 0.1
+        else f"{rng.integers(2**62):064x}"
+    )
+    arts = [
+        str(a) for a in store.article_ids[rng.choice(store.n_articles, size=min(n, store.n_articles), replace=False)]
+    ]
     for i in range(0, len(arts), 10):  # 10 % unknown articles
         arts[i] = f"9{rng.integers(10**9):09d}"
     return customer, arts, np.sort(rng.random(len(arts)))[::-1]
@@ -60,8 +66,10 @@ def main() -> None:
     ranker = LoadedRanker.load(folder)
     load_s = time.perf_counter() - t0
     rng = np.random.default_rng(0)
-    print(f"BLAS threads: {args.blas_threads}; ranker {ranker.version}: {ranker.store.n_customers:,} customers, {ranker.store.n_articles:,} articles "
-          f"in the feature store; tasks {ranker.task_names}; loaded in {load_s:.2f}s")
+    print(
+        f"BLAS threads: {args.blas_threads}; ranker {ranker.version}: {ranker.store.n_customers:,} customers, {ranker.store.n_articles:,} articles "
+        f"in the feature store; tasks {ranker.task_names}; loaded in {load_s:.2f}s"
+    )
 
     requests = [draw(ranker, rng, args.candidates) for _ in range(args.requests)]
     for c, a, s in requests[:50]:  # warm-up
@@ -79,12 +87,22 @@ def main() -> None:
     from services.ranker.settings import RankerSettings
 
     http = []
-    settings = RankerSettings(models_dir=models, model_version=args.model_version, poll_interval_s=3600,
-                              blas_threads=args.blas_threads, log_level="WARNING")
+    settings = RankerSettings(
+        models_dir=models,
+        model_version=args.model_version,
+        poll_interval_s=3600,
+        blas_threads=args.blas_threads,
+        log_level="WARNING",
+    )
     with TestClient(create_app(settings)) as client:
-        bodies = [{"customer_id": c, "k": 12, "candidates": [{"article_id": x, "score": float(y)}
-                                                              for x, y in zip(a, s, strict=True)]}
-                  for c, a, s in requests[: min(500, len(requests))]]
+        bodies = [
+            {
+                "customer_id": c,
+                "k": 12,
+                "candidates": [{"article_id": x, "score": float(y)} for x, y in zip(a, s, strict=True)],
+            }
+            for c, a, s in requests[: min(500, len(requests))]
+        ]
         for b in bodies[:20]:
             client.post("/rank", json=b)
         for b in bodies:
@@ -97,14 +115,18 @@ def main() -> None:
     n_cust = min(args.rerank_customers, ranker.store.n_customers)
     customers = ranker.store.customer_ids[rng.choice(ranker.store.n_customers, n_cust, replace=False)]
     per = 100
-    frame = pd.DataFrame({
-        "customer_id": np.repeat(customers.astype(str), per),
-        "article_id": ranker.store.article_ids[rng.integers(ranker.store.n_articles, size=n_cust * per)].astype(str),
-        "score": rng.random(n_cust * per),
-    })
+    frame = pd.DataFrame(
+        {
+            "customer_id": np.repeat(customers.astype(str), per),
+            "article_id": ranker.store.article_ids[rng.integers(ranker.store.n_articles, size=n_cust * per)].astype(
+                str
+            ),
+            "score": rng.random(n_cust * per),
+        }
+    )
     t = time.perf_counter()
     for start in range(0, n_cust, 2000):
-        chunk = frame.iloc[start * per:(start + 2000) * per]
+        chunk = frame.iloc[start * per : (start + 2000) * per]
         ranker.rerank_frame(chunk, k=12)
     rerank_s = time.perf_counter() - t
 
@@ -113,8 +135,10 @@ def main() -> None:
     print("-" * 80)
     for name, p50, p99, mx, note in rows:
         print(f"{name:34} {p50:8.2f} {p99:8.2f} {mx:8.2f}  {note}")
-    print(f"{'rerank_frame throughput':34} {n_cust / rerank_s:8,.0f} customers/s  "
-          f"({n_cust:,} customers x {per} candidates in {rerank_s:.2f}s)")
+    print(
+        f"{'rerank_frame throughput':34} {n_cust / rerank_s:8,.0f} customers/s  "
+        f"({n_cust:,} customers x {per} candidates in {rerank_s:.2f}s)"
+    )
 
 
 if __name__ == "__main__":

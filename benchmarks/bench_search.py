@@ -11,6 +11,7 @@
 Torch runs one thread per query (the service's setting): parallelism comes from concurrent
 requests, not from splitting one small forward pass.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -89,8 +90,9 @@ def main() -> None:
                 index.image_search(image, k=12, mode=mode, photo_sha256=hashlib.sha256(data).hexdigest())
                 times.append(time.perf_counter() - t)
                 cpu.append(time.thread_time() - c)
-            rows.append((f"image query ({mode}, decode+embed+search)", *percentiles(times), *percentiles(cpu),
-                         "p99 < 150 ms"))
+            rows.append(
+                (f"image query ({mode}, decode+embed+search)", *percentiles(times), *percentiles(cpu), "p99 < 150 ms")
+            )
 
     build = {}
     if args.build_photos:
@@ -99,9 +101,11 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             build = build_image_index(subset, args.data_dir / "images", Path(tmp), progress=False)
 
-    print(f"\nsearch index {index.version}: {len(index.catalogue)} articles, "
-          f"{0 if index.image_rows is None else len(index.image_rows)} photos; loaded in {load_s:.1f} s; "
-          f"torch threads per query {args.threads}\n")
+    print(
+        f"\nsearch index {index.version}: {len(index.catalogue)} articles, "
+        f"{0 if index.image_rows is None else len(index.image_rows)} photos; loaded in {load_s:.1f} s; "
+        f"torch threads per query {args.threads}\n"
+    )
     print(f"| {'measure':<44} | {'p50 ms':>8} | {'p99 ms':>8} | {'CPU p50':>8} | {'CPU p99':>8} | goal |")
     print(f"|{'-' * 46}|{'-' * 10}|{'-' * 10}|{'-' * 10}|{'-' * 10}|------|")
     for name, p50, p99, c50, c99, goal in rows:
@@ -110,13 +114,21 @@ def main() -> None:
 
     print(f"\nload average during the run: {os.getloadavg()} on {os.cpu_count()} CPUs")
     if build:
-        print(f"\nindex build: {build['images_embedded']} photos embedded in {build['embed_seconds']:.1f} s "
-              f"= {build['embed_seconds_per_1000']:.0f} s per 1,000 photos (2 CPU threads, batch 32); "
-              f"projection fit {build['projection_fit_seconds']:.1f} s")
+        print(
+            f"\nindex build: {build['images_embedded']} photos embedded in {build['embed_seconds']:.1f} s "
+            f"= {build['embed_seconds_per_1000']:.0f} s per 1,000 photos (2 CPU threads, batch 32); "
+            f"projection fit {build['projection_fit_seconds']:.1f} s"
+        )
     if args.json:
-        args.json.write_text(json.dumps({"latency_ms": {n: {"p50": a, "p99": b, "cpu_p50": c, "cpu_p99": d}
-                                                        for n, a, b, c, d, _ in rows},
-                                         "build": build}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "latency_ms": {n: {"p50": a, "p99": b, "cpu_p50": c, "cpu_p99": d} for n, a, b, c, d, _ in rows},
+                    "build": build,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Usage: python benchmarks/evaluation_speed.py [--rows 5000000] [--customers 30000
 The real data set has 31.8M rows, ~1.4M customers, ~105k articles and ~70k customers
 buying in the final week. Prints one row per step: seconds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,18 +38,23 @@ def main() -> None:
     customers = np.array([f"{i:064x}" for i in range(args.customers)])
     # Zipf-distributed article popularity: a long tail like the real catalogue's.
     article_index = np.minimum(rng.zipf(1.3, args.rows), args.articles) - 1
-    history = pd.DataFrame({
-        "t_dat": pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 260, args.rows), unit="D"),
-        "customer_id": pd.array(customers[rng.integers(0, args.customers, args.rows)], dtype="str"),
-        "article_id": pd.array(articles[article_index], dtype="str"),
-    })
-    ages = pd.DataFrame({"customer_id": pd.array(customers, dtype="str"),
-                         "age": rng.integers(16, 80, args.customers).astype("float32")})
+    history = pd.DataFrame(
+        {
+            "t_dat": pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 260, args.rows), unit="D"),
+            "customer_id": pd.array(customers[rng.integers(0, args.customers, args.rows)], dtype="str"),
+            "article_id": pd.array(articles[article_index], dtype="str"),
+        }
+    )
+    ages = pd.DataFrame(
+        {"customer_id": pd.array(customers, dtype="str"), "age": rng.integers(16, 80, args.customers).astype("float32")}
+    )
     scored = list(customers[: args.scored])
     truth = {c: {articles[i] for i in np.minimum(rng.zipf(1.3, 3), args.articles) - 1} for c in scored}
 
-    print(f"{args.rows:,} rows, {args.customers:,} customers, {args.articles:,} articles, "
-          f"{args.scored:,} scored, k={args.k}")
+    print(
+        f"{args.rows:,} rows, {args.customers:,} customers, {args.articles:,} articles, "
+        f"{args.scored:,} scored, k={args.k}"
+    )
     print(f"{'step':<22} {'seconds':>8}")
     steps = {
         "popular": lambda: dict.fromkeys(scored, popular_articles(history, args.k)),

@@ -11,6 +11,7 @@ time to recover once the dependency is back.
 
 Loopback only; every child process is ended at exit.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,19 +57,45 @@ def main() -> None:
             time.sleep(args.window)
             baseline = load.window(0, time.monotonic())
             faults = [
-                ("ranker killed (SIGKILL)", lambda: stack.kill("ranker"), lambda: stack.start("ranker"), "candidates", FAST_FAIL_BUDGET_S),
-                ("ranker hung (SIGSTOP)", stack.procs["ranker"].pause, stack.procs["ranker"].resume, "candidates", RECOMMEND_BUDGET_S),
-                ("candidate killed (SIGKILL)", lambda: stack.kill("candidate"), lambda: stack.start("candidate"), "popular", FAST_FAIL_BUDGET_S),
-                ("candidate hung (SIGSTOP)", stack.procs["candidate"].pause, stack.procs["candidate"].resume, "popular", RECOMMEND_BUDGET_S),
+                (
+                    "ranker killed (SIGKILL)",
+                    lambda: stack.kill("ranker"),
+                    lambda: stack.start("ranker"),
+                    "candidates",
+                    FAST_FAIL_BUDGET_S,
+                ),
+                (
+                    "ranker hung (SIGSTOP)",
+                    stack.procs["ranker"].pause,
+                    stack.procs["ranker"].resume,
+                    "candidates",
+                    RECOMMEND_BUDGET_S,
+                ),
+                (
+                    "candidate killed (SIGKILL)",
+                    lambda: stack.kill("candidate"),
+                    lambda: stack.start("candidate"),
+                    "popular",
+                    FAST_FAIL_BUDGET_S,
+                ),
+                (
+                    "candidate hung (SIGSTOP)",
+                    stack.procs["candidate"].pause,
+                    stack.procs["candidate"].resume,
+                    "popular",
+                    RECOMMEND_BUDGET_S,
+                ),
                 ("redis stopped", redis.stop, redis.start, "ranker", FAST_FAIL_BUDGET_S),
             ]
             for name, inject, restore, expected, budget in faults:
                 print(f"injecting: {name}", flush=True)
                 results.append(run_fault(load, name, inject, restore, expected, budget, fault_window_s=args.window))
         print()
-        print(f"baseline: {len(baseline)} requests in {args.window:.0f}s at concurrency {args.concurrency}, "
-              f"p50 {1000 * percentile([s.latency_s for s in baseline], 50):.0f} ms, "
-              f"p99 {1000 * percentile([s.latency_s for s in baseline], 99):.0f} ms")
+        print(
+            f"baseline: {len(baseline)} requests in {args.window:.0f}s at concurrency {args.concurrency}, "
+            f"p50 {1000 * percentile([s.latency_s for s in baseline], 50):.0f} ms, "
+            f"p99 {1000 * percentile([s.latency_s for s in baseline], 99):.0f} ms"
+        )
         print(format_table(results))
     finally:
         stack.shutdown()

@@ -27,6 +27,7 @@ serve the new version, the gateway's /readyz poll has not seen it yet: at most o
 ``HM_GATEWAY_HEALTH_INTERVAL_S``) may still answer from the old versions' cache entries; its
 answers are reported, not failed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,10 +67,10 @@ FRESH_KEYS = ("name", "version", "created_at")
 
 @dataclass
 class Sample:
-    started: float          # time.monotonic() when sent
+    started: float  # time.monotonic() when sent
     latency_s: float
-    status: int             # 0: no HTTP answer
-    candidate: str | None   # model_versions in the answer
+    status: int  # 0: no HTTP answer
+    candidate: str | None  # model_versions in the answer
     ranker: str | None
     cached: bool | None
     source: str | None
@@ -79,8 +80,15 @@ class Sample:
 class RecommendLoad:
     """``concurrency`` threads sending GET /recommend for a cycle of (customer, k) pairs."""
 
-    def __init__(self, gateway_url: str, customers: list[str], concurrency: int,
-                 ks: tuple[int, ...] = (12, 6), timeout_s: float = 15.0, pause_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        gateway_url: str,
+        customers: list[str],
+        concurrency: int,
+        ks: tuple[int, ...] = (12, 6),
+        timeout_s: float = 15.0,
+        pause_s: float = 0.0,
+    ) -> None:
         self.gateway_url = gateway_url
         self.concurrency = concurrency
         self.timeout_s = timeout_s
@@ -101,9 +109,16 @@ class RecommendLoad:
                     r = client.get("/recommend", params={"customer_id": customer, "k": k})
                     body: dict[str, Any] = r.json() if r.status_code == 200 else {}
                     versions = body.get("model_versions") or {}
-                    sample = Sample(started, time.monotonic() - started, r.status_code,
-                                    versions.get("candidate"), versions.get("ranker"), body.get("cached"),
-                                    body.get("source"), None if r.status_code == 200 else r.text[:200])
+                    sample = Sample(
+                        started,
+                        time.monotonic() - started,
+                        r.status_code,
+                        versions.get("candidate"),
+                        versions.get("ranker"),
+                        body.get("cached"),
+                        body.get("source"),
+                        None if r.status_code == 200 else r.text[:200],
+                    )
                 except (httpx.HTTPError, ValueError) as exc:
                     sample = Sample(started, time.monotonic() - started, 0, None, None, None, None, repr(exc)[:200])
                 with self._lock:
@@ -125,6 +140,7 @@ class RecommendLoad:
 
 
 # --- publishing ----------------------------------------------------------------------------------
+
 
 def publish_copy(models_dir: Path, name: str, new_version: str) -> tuple[str, str]:
     """Copy the served version of ``name`` to ``new_version`` (atomically) and publish it.
@@ -169,10 +185,11 @@ def wait_for(check: Callable[[], bool], timeout_s: float, interval_s: float = 0.
 
 # --- the experiment --------------------------------------------------------------------------------
 
+
 @dataclass
 class HotSwapResult:
-    old: dict[str, str]                     # service -> version before
-    new: dict[str, str]                     # service -> published version
+    old: dict[str, str]  # service -> version before
+    new: dict[str, str]  # service -> published version
     published_at: float
     service_swapped_at: dict[str, float | None]
     gateway_switched_at: float | None
@@ -209,14 +226,26 @@ class HotSwapResult:
 
     @property
     def ok(self) -> bool:
-        return (not self.failed and not self.stale_after_switch and self.gateway_switched_at is not None
-                and any(self.phase(s) == "after switch" for s in self.samples))
+        return (
+            not self.failed
+            and not self.stale_after_switch
+            and self.gateway_switched_at is not None
+            and any(self.phase(s) == "after switch" for s in self.samples)
+        )
 
 
-def run_hot_swap(gateway_url: str, service_urls: dict[str, str], models_dir: Path, concurrency: int = 8,
-                 warm_s: float = 3.0, after_s: float = 10.0, swap_timeout_s: float = 60.0,
-                 customers: list[str] | None = None, keep: bool = False,
-                 echo: Callable[[str], None] = print) -> HotSwapResult:
+def run_hot_swap(
+    gateway_url: str,
+    service_urls: dict[str, str],
+    models_dir: Path,
+    concurrency: int = 8,
+    warm_s: float = 3.0,
+    after_s: float = 10.0,
+    swap_timeout_s: float = 60.0,
+    customers: list[str] | None = None,
+    keep: bool = False,
+    echo: Callable[[str], None] = print,
+) -> HotSwapResult:
     """Publish copies of the served two_tower and mmoe versions under load; see the module docstring."""
     models_dir = Path(models_dir)
     old: dict[str, str] = {}
@@ -226,8 +255,10 @@ def run_hot_swap(gateway_url: str, service_urls: dict[str, str], models_dir: Pat
             raise RuntimeError(f"{svc} at {url} is not ready; start the stack first")
         old[svc] = version
         if version != resolve_version(models_dir, SWAPPED[svc]):
-            raise RuntimeError(f"{svc} serves {version}, but {models_dir / SWAPPED[svc]} CURRENT is "
-                               f"{resolve_version(models_dir, SWAPPED[svc])}: wrong --models-dir?")
+            raise RuntimeError(
+                f"{svc} serves {version}, but {models_dir / SWAPPED[svc]} CURRENT is "
+                f"{resolve_version(models_dir, SWAPPED[svc])}: wrong --models-dir?"
+            )
     if customers is None:
         r = httpx.get(gateway_url + "/customers", params={"limit": 16}, timeout=10)
         r.raise_for_status()
@@ -249,8 +280,10 @@ def run_hot_swap(gateway_url: str, service_urls: dict[str, str], models_dir: Pat
                 publish(models_dir, SWAPPED[svc], old[svc])
             raise
         for svc, url in service_urls.items():
-            at = wait_for(lambda u=url, v=new[svc]: served_version(u) == v,  # type: ignore[misc]
-                          swap_timeout_s)
+            at = wait_for(
+                lambda u=url, v=new[svc]: served_version(u) == v,  # type: ignore[misc]
+                swap_timeout_s,
+            )
             swapped_at[svc] = at
             if at is not None:
                 echo(f"{svc} serves {new[svc]} {at - published_at:.1f}s after publishing")
@@ -264,13 +297,21 @@ def run_hot_swap(gateway_url: str, service_urls: dict[str, str], models_dir: Pat
     return result
 
 
-def restore(models_dir: Path, service_urls: dict[str, str], old: dict[str, str], new: dict[str, str],
-            timeout_s: float, notes: list[str]) -> bool:
+def restore(
+    models_dir: Path,
+    service_urls: dict[str, str],
+    old: dict[str, str],
+    new: dict[str, str],
+    timeout_s: float,
+    notes: list[str],
+) -> bool:
     """Point CURRENT back at the old versions; delete the copies once nothing serves them."""
     for svc, name in SWAPPED.items():
         publish(models_dir, name, old[svc])
-    back = all(wait_for(lambda u=url, v=old[svc]: served_version(u) == v, timeout_s) is not None  # type: ignore[misc]
-               for svc, url in service_urls.items())
+    back = all(
+        wait_for(lambda u=url, v=old[svc]: served_version(u) == v, timeout_s) is not None  # type: ignore[misc]
+        for svc, url in service_urls.items()
+    )
     if back:
         for svc, name in SWAPPED.items():
             shutil.rmtree(Path(models_dir) / name / new[svc], ignore_errors=True)
@@ -280,6 +321,7 @@ def restore(models_dir: Path, service_urls: dict[str, str], old: dict[str, str],
 
 
 # --- reporting -----------------------------------------------------------------------------------
+
 
 def percentile(values: list[float], q: float) -> float:
     if not values:
@@ -300,10 +342,14 @@ def format_table(result: HotSwapResult) -> str:
         versions = ", ".join(f"{c} / {r}: {n}" for (c, r), n in sorted(seen.items(), key=lambda kv: -kv[1]))
         cached = sum(1 for s in ok if s.cached)
         lat = [s.latency_s * 1000 for s in ok]
-        lines.append(f"{phase:<15} {len(rows):>8} {len(rows) - len(ok):>6} {cached:>7} "
-                     f"{percentile(lat, 50):>7.1f} {percentile(lat, 99):>7.1f}  {versions or '-'}")
-    swap = ", ".join(f"{svc} {'never' if t is None else f'{t - result.published_at:.1f}s'}"
-                     for svc, t in result.service_swapped_at.items())
+        lines.append(
+            f"{phase:<15} {len(rows):>8} {len(rows) - len(ok):>6} {cached:>7} "
+            f"{percentile(lat, 50):>7.1f} {percentile(lat, 99):>7.1f}  {versions or '-'}"
+        )
+    swap = ", ".join(
+        f"{svc} {'never' if t is None else f'{t - result.published_at:.1f}s'}"
+        for svc, t in result.service_swapped_at.items()
+    )
     gw = "never" if result.gateway_switched_at is None else f"{result.gateway_switched_at - result.published_at:.1f}s"
     lines += [
         f"swap after publish: {swap}; gateway reported both {gw}",
@@ -315,7 +361,9 @@ def format_table(result: HotSwapResult) -> str:
     for s in result.stale_after_switch[:5]:
         lines.append(f"  stale: {s.candidate} / {s.ranker} cached={s.cached} source={s.source}")
     if result.restored is not None:
-        lines.append("old versions restored, copies deleted" if result.restored else "restore: " + "; ".join(result.notes))
+        lines.append(
+            "old versions restored, copies deleted" if result.restored else "restore: " + "; ".join(result.notes)
+        )
     lines.append("RESULT: " + ("PASS" if result.ok else "FAIL"))
     return "\n".join(lines)
 
@@ -325,9 +373,12 @@ def main() -> None:
     ap.add_argument("--gateway-url", default="http://127.0.0.1:8000")
     ap.add_argument("--candidate-url", default="http://127.0.0.1:8001")
     ap.add_argument("--ranker-url", default="http://127.0.0.1:8002")
-    ap.add_argument("--models-dir", type=Path,
-                    default=Path(os.environ.get("HM_OUTPUT_DIR", "output")) / "models",
-                    help="the models folder the running services read (default: $HM_OUTPUT_DIR/models or output/models)")
+    ap.add_argument(
+        "--models-dir",
+        type=Path,
+        default=Path(os.environ.get("HM_OUTPUT_DIR", "output")) / "models",
+        help="the models folder the running services read (default: $HM_OUTPUT_DIR/models or output/models)",
+    )
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--warm", type=float, default=3.0, help="seconds of load before publishing")
     ap.add_argument("--after", type=float, default=15.0, help="seconds of load after the gateway switched")
@@ -337,8 +388,16 @@ def main() -> None:
     if not 1 <= args.concurrency <= 64:
         ap.error("--concurrency must be 1..64")
     urls = {"candidate": args.candidate_url.rstrip("/"), "ranker": args.ranker_url.rstrip("/")}
-    result = run_hot_swap(args.gateway_url.rstrip("/"), urls, args.models_dir, args.concurrency,
-                          args.warm, args.after, args.swap_timeout, keep=args.keep)
+    result = run_hot_swap(
+        args.gateway_url.rstrip("/"),
+        urls,
+        args.models_dir,
+        args.concurrency,
+        args.warm,
+        args.after,
+        args.swap_timeout,
+        keep=args.keep,
+    )
     print(format_table(result))
     sys.exit(0 if result.ok else 1)
 

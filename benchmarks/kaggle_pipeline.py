@@ -24,6 +24,7 @@ while other work runs on the machine are not the machine's speed.
 
 Per-stage logs: ``WORK/logs/<stage>.log``; results also in ``WORK/pipeline_bench.json``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,28 +82,52 @@ def _opt(flag: str, value: object | None) -> list[str]:
 
 
 STAGES: list[Stage] = [
-    Stage("synth",
-          lambda c: ["data", "synth", "--scale", c.scale, "--out", str(c.data_dir), "--seed", str(c.seed),
-                     "--images" if c.images else "--no-images"],
-          lambda c: [c.data_dir / f for f in ("articles.csv", "customers.csv", "transactions_train.csv")]),
-    Stage("cache",
-          lambda c: ["data", "check", *c.common()],
-          lambda c: [c.output_dir / "data" / f for f in ("articles.parquet", "customers.parquet",
-                                                         "transactions_train.parquet")]),
-    Stage("train_candidate",
-          lambda c: ["train", "candidate", *c.common(), *_opt("--epochs", c.candidate_epochs), "--seed", str(c.seed)],
-          lambda c: [c.output_dir / "models" / "two_tower" / "CURRENT"]),
-    Stage("infer",
-          lambda c: ["infer", *c.common()],
-          lambda c: [c.output_dir / "inference" / "inference_results.parquet"]),
-    Stage("train_ranker",
-          lambda c: ["train", "ranker", *c.common(), "--no-single-task", *_opt("--epochs", c.ranker_epochs),
-                     *_opt("--two-tower-epochs", c.ranker_two_tower_epochs),
-                     *_opt("--train-weeks", c.ranker_train_weeks), "--seed", str(c.seed)],
-          lambda c: [c.output_dir / "models" / "mmoe" / "CURRENT"]),
-    Stage("rerank",
-          lambda c: ["rerank", *c.common()],
-          lambda c: [c.output_dir / "reranked_recommendations.parquet"]),
+    Stage(
+        "synth",
+        lambda c: [
+            "data",
+            "synth",
+            "--scale",
+            c.scale,
+            "--out",
+            str(c.data_dir),
+            "--seed",
+            str(c.seed),
+            "--images" if c.images else "--no-images",
+        ],
+        lambda c: [c.data_dir / f for f in ("articles.csv", "customers.csv", "transactions_train.csv")],
+    ),
+    Stage(
+        "cache",
+        lambda c: ["data", "check", *c.common()],
+        lambda c: [
+            c.output_dir / "data" / f for f in ("articles.parquet", "customers.parquet", "transactions_train.parquet")
+        ],
+    ),
+    Stage(
+        "train_candidate",
+        lambda c: ["train", "candidate", *c.common(), *_opt("--epochs", c.candidate_epochs), "--seed", str(c.seed)],
+        lambda c: [c.output_dir / "models" / "two_tower" / "CURRENT"],
+    ),
+    Stage(
+        "infer", lambda c: ["infer", *c.common()], lambda c: [c.output_dir / "inference" / "inference_results.parquet"]
+    ),
+    Stage(
+        "train_ranker",
+        lambda c: [
+            "train",
+            "ranker",
+            *c.common(),
+            "--no-single-task",
+            *_opt("--epochs", c.ranker_epochs),
+            *_opt("--two-tower-epochs", c.ranker_two_tower_epochs),
+            *_opt("--train-weeks", c.ranker_train_weeks),
+            "--seed",
+            str(c.seed),
+        ],
+        lambda c: [c.output_dir / "models" / "mmoe" / "CURRENT"],
+    ),
+    Stage("rerank", lambda c: ["rerank", *c.common()], lambda c: [c.output_dir / "reranked_recommendations.parquet"]),
 ]
 STAGE_NAMES = [s.name for s in STAGES]
 
@@ -110,10 +135,10 @@ STAGE_NAMES = [s.name for s in STAGES]
 @dataclass
 class StageResult:
     stage: str
-    status: str              # ran | skipped | failed | timeout
+    status: str  # ran | skipped | failed | timeout
     seconds: float | None
     peak_rss_gib: float | None
-    load_before: float       # 1-minute load average when the stage started
+    load_before: float  # 1-minute load average when the stage started
     command: str
     returncode: int | None = None
 
@@ -137,8 +162,14 @@ def run_stage(stage: Stage, cfg: Config, work_dir: Path, timeout_s: float) -> St
     print(f"[{stage.name}] {command}  (load average {load:.1f}; log {log})", flush=True)
     started = time.monotonic()
     with log.open("w") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args], cwd=ROOT, env=env,
-                                stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     status, rc, maxrss_kb = "ran", None, None
     try:
         while True:
@@ -174,13 +205,19 @@ def run_stage(stage: Stage, cfg: Config, work_dir: Path, timeout_s: float) -> St
     if status != "ran":
         tail = log.read_text(errors="replace")[-3000:]
         print(f"[{stage.name}] {status.upper()} (rc={rc}); log tail:\n{tail}", flush=True)
-    return StageResult(stage.name, status, round(seconds, 1),
-                       round(maxrss_kb / 2**20, 2) if maxrss_kb is not None else None, round(load, 1), command, rc)
+    return StageResult(
+        stage.name,
+        status,
+        round(seconds, 1),
+        round(maxrss_kb / 2**20, 2) if maxrss_kb is not None else None,
+        round(load, 1),
+        command,
+        rc,
+    )
 
 
 def format_table(results: list[StageResult], scale: str) -> str:
-    lines = [f"{'stage':<16} {'status':<8} {'wall':>9} {'peak RSS':>9} {'load':>5}  goal",
-             "-" * 62]
+    lines = [f"{'stage':<16} {'status':<8} {'wall':>9} {'peak RSS':>9} {'load':>5}  goal", "-" * 62]
     for r in results:
         wall = "-" if r.seconds is None or r.status == "skipped" else f"{r.seconds / 60:7.1f}m"
         rss = "-" if r.peak_rss_gib is None else f"{r.peak_rss_gib:6.2f}GiB"
@@ -195,8 +232,10 @@ def format_table(results: list[StageResult], scale: str) -> str:
     goal_s = TOTAL_GOAL_S.get(scale)
     verdict = ""
     if goal_s is not None and ran and len(ran) == len(results) and all(r.status == "ran" for r in ran):
-        verdict = (f"  (goal < {goal_s // 60} min and < {PEAK_GOAL_GIB:g} GiB: "
-                   f"{'met' if total <= goal_s and peak <= PEAK_GOAL_GIB else 'NOT met'})")
+        verdict = (
+            f"  (goal < {goal_s // 60} min and < {PEAK_GOAL_GIB:g} GiB: "
+            f"{'met' if total <= goal_s and peak <= PEAK_GOAL_GIB else 'NOT met'})"
+        )
     lines.append(f"{'stages run':<16} {len(ran):<8} {total / 60:8.1f}m {peak:6.2f}GiB{verdict}")
     return "\n".join(lines)
 
@@ -204,21 +243,39 @@ def format_table(results: list[StageResult], scale: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", choices=["tiny", "small", "medium", "kaggle"], default="kaggle")
-    ap.add_argument("--work-dir", type=Path, default=None,
-                    help="holds data/, output/, logs/ (default: output/kaggle_pipeline/<scale>, git-ignored)")
-    ap.add_argument("--stages", default=",".join(STAGE_NAMES), help=f"comma-separated subset of {','.join(STAGE_NAMES)}")
+    ap.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="holds data/, output/, logs/ (default: output/kaggle_pipeline/<scale>, git-ignored)",
+    )
+    ap.add_argument(
+        "--stages", default=",".join(STAGE_NAMES), help=f"comma-separated subset of {','.join(STAGE_NAMES)}"
+    )
     ap.add_argument("--force", action="store_true", help="rerun the selected stages even if their artifacts exist")
     ap.add_argument("--stage-timeout", type=float, default=50.0, help="minutes before a stage is killed")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--candidate-epochs", type=int, default=None,
-                    help=f"two-tower epochs (default: {CANDIDATE_EPOCHS} by scale, else the CLI's)")
+    ap.add_argument(
+        "--candidate-epochs",
+        type=int,
+        default=None,
+        help=f"two-tower epochs (default: {CANDIDATE_EPOCHS} by scale, else the CLI's)",
+    )
     ap.add_argument("--ranker-epochs", type=int, default=None, help="MMoE epochs (default: the CLI's)")
-    ap.add_argument("--ranker-two-tower-epochs", type=int, default=None,
-                    help=f"epochs of the ranker's training-week two-tower (default: {RANKER_TWO_TOWER_EPOCHS} by scale, "
-                         "else the CLI's)")
-    ap.add_argument("--ranker-train-weeks", type=int, default=None,
-                    help="labelled weeks the ranker learns from, each with its own two-tower "
-                         f"(default: {RANKER_TRAIN_WEEKS} by scale, else the CLI's 8)")
+    ap.add_argument(
+        "--ranker-two-tower-epochs",
+        type=int,
+        default=None,
+        help=f"epochs of the ranker's training-week two-tower (default: {RANKER_TWO_TOWER_EPOCHS} by scale, "
+        "else the CLI's)",
+    )
+    ap.add_argument(
+        "--ranker-train-weeks",
+        type=int,
+        default=None,
+        help="labelled weeks the ranker learns from, each with its own two-tower "
+        f"(default: {RANKER_TRAIN_WEEKS} by scale, else the CLI's 8)",
+    )
     ap.add_argument("--images", action="store_true", help="synthesise product photos too (slow at kaggle scale)")
     args = ap.parse_args()
 
@@ -227,10 +284,17 @@ def main() -> None:
     if unknown:
         ap.error(f"unknown stage(s) {unknown}; choose from {STAGE_NAMES}")
     work = (args.work_dir or ROOT / "output" / "kaggle_pipeline" / args.scale).resolve()
-    cfg = Config(args.scale, work / "data", work / "output", args.seed,
-                 args.candidate_epochs or CANDIDATE_EPOCHS.get(args.scale), args.ranker_epochs,
-                 args.ranker_two_tower_epochs or RANKER_TWO_TOWER_EPOCHS.get(args.scale),
-                 args.ranker_train_weeks or RANKER_TRAIN_WEEKS.get(args.scale), args.images)
+    cfg = Config(
+        args.scale,
+        work / "data",
+        work / "output",
+        args.seed,
+        args.candidate_epochs or CANDIDATE_EPOCHS.get(args.scale),
+        args.ranker_epochs,
+        args.ranker_two_tower_epochs or RANKER_TWO_TOWER_EPOCHS.get(args.scale),
+        args.ranker_train_weeks or RANKER_TRAIN_WEEKS.get(args.scale),
+        args.images,
+    )
     print(f"kaggle_pipeline: scale {args.scale}, work dir {work}, {os.cpu_count()} CPUs", flush=True)
 
     results: list[StageResult] = []
@@ -239,23 +303,34 @@ def main() -> None:
             continue
         if not args.force and is_done(stage, cfg, work):
             print(f"[{stage.name}] skipped: artifacts exist (--force to rerun)", flush=True)
-            results.append(StageResult(stage.name, "skipped", None, None, round(os.getloadavg()[0], 1),
-                                       "hmrec " + " ".join(stage.args(cfg))))
+            results.append(
+                StageResult(
+                    stage.name,
+                    "skipped",
+                    None,
+                    None,
+                    round(os.getloadavg()[0], 1),
+                    "hmrec " + " ".join(stage.args(cfg)),
+                )
+            )
             continue
         # This stage's inputs or code changed: its own and every later stage's outputs are stale.
-        for later in STAGE_NAMES[STAGE_NAMES.index(stage.name):]:
+        for later in STAGE_NAMES[STAGE_NAMES.index(stage.name) :]:
             _marker(work, later).unlink(missing_ok=True)
         result = run_stage(stage, cfg, work, args.stage_timeout * 60)
         results.append(result)
-        print(f"[{stage.name}] {result.status} in {result.seconds:.0f}s, peak RSS {result.peak_rss_gib} GiB", flush=True)
+        print(
+            f"[{stage.name}] {result.status} in {result.seconds:.0f}s, peak RSS {result.peak_rss_gib} GiB", flush=True
+        )
         if result.status != "ran":
             break  # later stages need this one's files
 
     table = format_table(results, args.scale)
     print()
     print(table)
-    (work / "pipeline_bench.json").write_text(json.dumps(
-        {"scale": args.scale, "results": [asdict(r) for r in results]}, indent=2))
+    (work / "pipeline_bench.json").write_text(
+        json.dumps({"scale": args.scale, "results": [asdict(r) for r in results]}, indent=2)
+    )
     sys.exit(0 if all(r.status in ("ran", "skipped") for r in results) else 1)
 
 

@@ -7,6 +7,7 @@ One id embedding table (32 wide, as the two-tower's) under Adam and under Adagra
 moments decay densely, so every step rewrites the whole table; Adagrad updates only the rows a
 batch touches. Prints ms per step.
 """
+
 from __future__ import annotations
 
 import os

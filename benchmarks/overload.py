@@ -16,6 +16,7 @@
 
 Loopback only; what it starts it ends.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,34 +48,55 @@ class Result:
     detail: str = ""
 
 
-async def one_request(session: aiohttp.ClientSession, gateway: str, customers: list[str], queries: list[str],
-                      share: float, rng: random.Random, timeout_s: float) -> Result:
+async def one_request(
+    session: aiohttp.ClientSession,
+    gateway: str,
+    customers: list[str],
+    queries: list[str],
+    share: float,
+    rng: random.Random,
+    timeout_s: float,
+) -> Result:
     started = time.perf_counter()
     if rng.random() < share:
         endpoint = "/recommend"
-        call = session.get(gateway + endpoint, params={"customer_id": rng.choice(customers), "k": rng.randint(1, 40)},
-                           timeout=aiohttp.ClientTimeout(total=timeout_s))
+        call = session.get(
+            gateway + endpoint,
+            params={"customer_id": rng.choice(customers), "k": rng.randint(1, 40)},
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
+        )
     else:
         endpoint = "/search"
-        call = session.post(gateway + endpoint, json={"query": rng.choice(queries), "k": rng.randint(1, 40)},
-                            timeout=aiohttp.ClientTimeout(total=timeout_s))
+        call = session.post(
+            gateway + endpoint,
+            json={"query": rng.choice(queries), "k": rng.randint(1, 40)},
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
+        )
     try:
         async with call as resp:
             body = await resp.read()
             shed = resp.status == 503 and "Retry-After" in resp.headers
             degraded = resp.status == 200 and b'"degraded":[]' not in body and b'"degraded"' in body
-            return Result(endpoint, resp.status, time.perf_counter() - started, shed, degraded,
-                          "" if resp.status == 200 else body[:160].decode(errors="replace"))
+            return Result(
+                endpoint,
+                resp.status,
+                time.perf_counter() - started,
+                shed,
+                degraded,
+                "" if resp.status == 200 else body[:160].decode(errors="replace"),
+            )
     except (aiohttp.ClientError, TimeoutError) as exc:
         return Result(endpoint, 0, time.perf_counter() - started, False, False, f"{exc.__class__.__name__}: {exc}")
 
 
-async def closed_loop(gateway: str, customers: list[str], queries: list[str], share: float, seconds: float,
-                      concurrency: int, seed: int) -> list[Result]:
+async def closed_loop(
+    gateway: str, customers: list[str], queries: list[str], share: float, seconds: float, concurrency: int, seed: int
+) -> list[Result]:
     results: list[Result] = []
     deadline = time.monotonic() + seconds
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
+
         async def worker(i: int) -> None:
             rng = random.Random(seed * 1000 + i)
             while time.monotonic() < deadline:
@@ -84,9 +106,19 @@ async def closed_loop(gateway: str, customers: list[str], queries: list[str], sh
     return results
 
 
-async def open_loop(gateway: str, customers: list[str], queries: list[str], share: float, seconds: float,
-                    rate: float, max_outstanding: int, traces: list[MemoryTrace], sample_every: float,
-                    seed: int, timeout_s: float) -> tuple[list[Result], int]:
+async def open_loop(
+    gateway: str,
+    customers: list[str],
+    queries: list[str],
+    share: float,
+    seconds: float,
+    rate: float,
+    max_outstanding: int,
+    traces: list[MemoryTrace],
+    sample_every: float,
+    seed: int,
+    timeout_s: float,
+) -> tuple[list[Result], int]:
     rng = random.Random(seed)
     results: list[Result] = []
     skipped = 0
@@ -149,10 +181,16 @@ def summary(results: list[Result], seconds: float) -> str:
     lat = [r.latency_s for r in ok]
     shed_lat = [r.latency_s for r in results if r.shed]
     lines.append("")
-    lines.append(f"{len(results):,} requests in {seconds:.0f} s ({len(results) / seconds:.0f}/s); answered 200: "
-                 f"{len(ok) / seconds:.0f}/s, p50 {1000 * percentile(lat, 50):.0f} ms, p99 {1000 * percentile(lat, 99):.0f} ms"
-                 + (f"; sheds answered in p50 {1000 * percentile(shed_lat, 50):.0f} ms, "
-                    f"p99 {1000 * percentile(shed_lat, 99):.0f} ms" if shed_lat else ""))
+    lines.append(
+        f"{len(results):,} requests in {seconds:.0f} s ({len(results) / seconds:.0f}/s); answered 200: "
+        f"{len(ok) / seconds:.0f}/s, p50 {1000 * percentile(lat, 50):.0f} ms, p99 {1000 * percentile(lat, 99):.0f} ms"
+        + (
+            f"; sheds answered in p50 {1000 * percentile(shed_lat, 50):.0f} ms, "
+            f"p99 {1000 * percentile(shed_lat, 99):.0f} ms"
+            if shed_lat
+            else ""
+        )
+    )
     return "\n".join(lines)
 
 
@@ -161,8 +199,10 @@ def memory_rows(traces: list[MemoryTrace]) -> str:
     for t in traces:
         start, mid, end = t.at(0.0), t.at(0.5), t.at(1.0)
         growth = f"{end - mid:+.0f} MB" if end is not None and mid is not None else "-"
-        lines.append(f"| {t.name} | {start or 0:.0f} MB | {mid or 0:.0f} MB | {end or 0:.0f} MB | {t.peak or 0:.0f} MB "
-                     f"| {growth} |")
+        lines.append(
+            f"| {t.name} | {start or 0:.0f} MB | {mid or 0:.0f} MB | {end or 0:.0f} MB | {t.peak or 0:.0f} MB "
+            f"| {growth} |"
+        )
     return "\n".join(lines)
 
 
@@ -207,21 +247,40 @@ def main() -> None:
         gateway = stack.gateway
         traces = [MemoryTrace(name, p.proc.pid) for name, p in stack.procs.items() if p.proc is not None]
     try:
+
         async def prepare() -> tuple[list[str], list[str]]:
             async with aiohttp.ClientSession() as session:
                 return await request_mix(session, gateway)
 
         customers, queries = asyncio.run(prepare())
-        calib = asyncio.run(closed_loop(gateway, customers, queries, args.recommend_share, args.calibrate_s,
-                                        args.concurrency, args.seed))
+        calib = asyncio.run(
+            closed_loop(
+                gateway, customers, queries, args.recommend_share, args.calibrate_s, args.concurrency, args.seed
+            )
+        )
         sustainable = sum(r.status == 200 for r in calib) / args.calibrate_s
-        print(f"calibration: {len(calib):,} requests in {args.calibrate_s:.0f} s at concurrency {args.concurrency}: "
-              f"sustainable {sustainable:.0f} answered/s ({Counter(r.status for r in calib)})", flush=True)
+        print(
+            f"calibration: {len(calib):,} requests in {args.calibrate_s:.0f} s at concurrency {args.concurrency}: "
+            f"sustainable {sustainable:.0f} answered/s ({Counter(r.status for r in calib)})",
+            flush=True,
+        )
         rate = args.factor * sustainable
         print(f"overload: open loop at {rate:.0f} requests/s ({args.factor:g} x) for {args.seconds:.0f} s", flush=True)
-        results, skipped = asyncio.run(open_loop(gateway, customers, queries, args.recommend_share, args.seconds, rate,
-                                                 args.max_outstanding, traces, args.sample_every, args.seed,
-                                                 args.timeout))
+        results, skipped = asyncio.run(
+            open_loop(
+                gateway,
+                customers,
+                queries,
+                args.recommend_share,
+                args.seconds,
+                rate,
+                args.max_outstanding,
+                traces,
+                args.sample_every,
+                args.seed,
+                args.timeout,
+            )
+        )
         print()
         print(summary(results, args.seconds))
         if skipped:
@@ -231,8 +290,10 @@ def main() -> None:
         failures = [r for r in results if r.status == 0 or (r.status >= 500 and not r.shed)]
         for r in failures[:8]:
             print(f"  failure: {r.endpoint} {r.status} {r.detail}")
-        print(f"RESULT: {'PASS' if not failures else 'FAIL'} ({len(failures)} 5xx other than sheds or no answer "
-              f"in {len(results):,} requests)")
+        print(
+            f"RESULT: {'PASS' if not failures else 'FAIL'} ({len(failures)} 5xx other than sheds or no answer "
+            f"in {len(results):,} requests)"
+        )
     finally:
         if stack is not None:
             stack.shutdown()

@@ -17,6 +17,7 @@ the run (after warm-up: caches, allocator pools): growth from the middle to the 
 
 Prints two tables (requests per endpoint; RSS per process) and exits 1 on any error response.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,11 +37,24 @@ import aiohttp
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 DEFAULT_SERVICES = {"gateway": 8000, "candidate": 8001, "ranker": 8002, "search": 8003}
-FALLBACK_WORDS = ["dress", "black dress", "trousers", "denim shorts", "white t-shirt", "sweater", "skirt",
-                  "blue jeans", "bikini top", "jacket", "socks", "hoodie"]
+FALLBACK_WORDS = [
+    "dress",
+    "black dress",
+    "trousers",
+    "denim shorts",
+    "white t-shirt",
+    "sweater",
+    "skirt",
+    "blue jeans",
+    "bikini top",
+    "jacket",
+    "socks",
+    "hoodie",
+]
 
 
 # --- processes and memory --------------------------------------------------------------------------
+
 
 def listening_inodes(port: int) -> set[str]:
     """Socket inodes listening on ``port`` (IPv4 and IPv6), from /proc/net/tcp{,6}."""
@@ -114,10 +128,11 @@ class MemoryTrace:
 
 # --- load ------------------------------------------------------------------------------------------
 
+
 @dataclass
 class Outcome:
     endpoint: str
-    status: int          # 0: no HTTP answer
+    status: int  # 0: no HTTP answer
     latency_s: float
     detail: str = ""
 
@@ -133,8 +148,9 @@ async def request_mix(session: aiohttp.ClientSession, gateway: str) -> tuple[lis
     # The sample of active customers plus up to 50 per first hex digit: a few hundred ids.
     customers = {c["customer_id"] for c in await _fetch_json(session, gateway + "/customers", limit=50)}
     for digit in "0123456789abcdef":
-        customers |= {c["customer_id"] for c in await _fetch_json(session, gateway + "/customers",
-                                                                  prefix=digit, limit=50)}
+        customers |= {
+            c["customer_id"] for c in await _fetch_json(session, gateway + "/customers", prefix=digit, limit=50)
+        }
     queries: list[str] = []
     try:
         facets = (await _fetch_json(session, gateway + "/facets"))["facets"]  # {column: [{value, count}]}
@@ -147,28 +163,51 @@ async def request_mix(session: aiohttp.ClientSession, gateway: str) -> tuple[lis
     return sorted(customers), queries or FALLBACK_WORDS
 
 
-async def worker(session: aiohttp.ClientSession, gateway: str, customers: list[str], queries: list[str],
-                 share: float, stop_at: float, rng: random.Random, out: list[Outcome]) -> None:
+async def worker(
+    session: aiohttp.ClientSession,
+    gateway: str,
+    customers: list[str],
+    queries: list[str],
+    share: float,
+    stop_at: float,
+    rng: random.Random,
+    out: list[Outcome],
+) -> None:
     while time.monotonic() < stop_at:
         started = time.monotonic()
         if rng.random() < share:
             endpoint = "/recommend"
-            ctx = session.get(gateway + "/recommend",
-                              params={"customer_id": rng.choice(customers), "k": rng.randint(1, 40)})
+            ctx = session.get(
+                gateway + "/recommend", params={"customer_id": rng.choice(customers), "k": rng.randint(1, 40)}
+            )
         else:
             endpoint = "/search text"
             ctx = session.post(gateway + "/search", json={"query": rng.choice(queries), "k": rng.randint(1, 40)})
         try:
             async with ctx as r:
                 body = await r.read()
-                out.append(Outcome(endpoint, r.status, time.monotonic() - started,
-                                   "" if r.status == 200 else body[:200].decode(errors="replace")))
+                out.append(
+                    Outcome(
+                        endpoint,
+                        r.status,
+                        time.monotonic() - started,
+                        "" if r.status == 200 else body[:200].decode(errors="replace"),
+                    )
+                )
         except (TimeoutError, aiohttp.ClientError) as exc:
             out.append(Outcome(endpoint, 0, time.monotonic() - started, repr(exc)[:200]))
 
 
-async def soak(gateway: str, traces: list[MemoryTrace], seconds: float, concurrency: int, share: float,
-               sample_every: float, seed: int, timeout_s: float) -> tuple[list[Outcome], float]:
+async def soak(
+    gateway: str,
+    traces: list[MemoryTrace],
+    seconds: float,
+    concurrency: int,
+    share: float,
+    sample_every: float,
+    seed: int,
+    timeout_s: float,
+) -> tuple[list[Outcome], float]:
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     connector = aiohttp.TCPConnector(limit=concurrency)
     outcomes: list[Outcome] = []
@@ -181,8 +220,12 @@ async def soak(gateway: str, traces: list[MemoryTrace], seconds: float, concurre
             t.sample(0.0)
         stop_at = started + seconds
         rng = random.Random(seed)
-        tasks = [asyncio.create_task(worker(session, gateway, customers, queries, share, stop_at,
-                                            random.Random(rng.random()), outcomes)) for _ in range(concurrency)]
+        tasks = [
+            asyncio.create_task(
+                worker(session, gateway, customers, queries, share, stop_at, random.Random(rng.random()), outcomes)
+            )
+            for _ in range(concurrency)
+        ]
         next_report = started + 30
         while time.monotonic() < stop_at:
             await asyncio.sleep(min(sample_every, max(0.0, stop_at - time.monotonic())))
@@ -191,8 +234,11 @@ async def soak(gateway: str, traces: list[MemoryTrace], seconds: float, concurre
                 t.sample(now - started)
             if now >= next_report:
                 errors = sum(1 for o in outcomes if o.status != 200)
-                print(f"  {now - started:5.0f}s: {len(outcomes):,} requests, {errors} errors, RSS " +
-                      ", ".join(f"{t.name} {t.samples[-1][1] or 0:.0f}" for t in traces), flush=True)
+                print(
+                    f"  {now - started:5.0f}s: {len(outcomes):,} requests, {errors} errors, RSS "
+                    + ", ".join(f"{t.name} {t.samples[-1][1] or 0:.0f}" for t in traces),
+                    flush=True,
+                )
                 next_report = now + 30
         await asyncio.gather(*tasks)
         elapsed = time.monotonic() - started
@@ -203,6 +249,7 @@ async def soak(gateway: str, traces: list[MemoryTrace], seconds: float, concurre
 
 # --- report ----------------------------------------------------------------------------------------
 
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -211,14 +258,18 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def request_table(outcomes: list[Outcome], elapsed: float) -> str:
-    lines = [f"{'endpoint':<13} {'requests':>9} {'req/s':>7} {'errors':>7} {'5xx':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"]
+    lines = [
+        f"{'endpoint':<13} {'requests':>9} {'req/s':>7} {'errors':>7} {'5xx':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+    ]
     for endpoint in ("/recommend", "/search text", "all"):
         rows = [o for o in outcomes if endpoint == "all" or o.endpoint == endpoint]
         lat = [o.latency_s * 1000 for o in rows]
         errors = sum(1 for o in rows if o.status != 200)
         five = sum(1 for o in rows if o.status >= 500)
-        lines.append(f"{endpoint:<13} {len(rows):>9,} {len(rows) / elapsed:>7.1f} {errors:>7} {five:>5} "
-                     f"{percentile(lat, 50):>8.1f} {percentile(lat, 99):>8.1f} {max(lat, default=float('nan')):>8.1f}")
+        lines.append(
+            f"{endpoint:<13} {len(rows):>9,} {len(rows) / elapsed:>7.1f} {errors:>7} {five:>5} "
+            f"{percentile(lat, 50):>8.1f} {percentile(lat, 99):>8.1f} {max(lat, default=float('nan')):>8.1f}"
+        )
     return "\n".join(lines)
 
 
@@ -226,14 +277,17 @@ def memory_table(traces: list[MemoryTrace]) -> str:
     def mb(v: float | None) -> str:
         return "gone" if v is None else f"{v:.0f}"
 
-    lines = [f"{'process':<10} {'pid':>7} {'start MiB':>10} {'mid MiB':>8} {'end MiB':>8} {'peak MiB':>9} "
-             f"{'end-start':>10} {'end-mid':>8}"]
+    lines = [
+        f"{'process':<10} {'pid':>7} {'start MiB':>10} {'mid MiB':>8} {'end MiB':>8} {'peak MiB':>9} "
+        f"{'end-start':>10} {'end-mid':>8}"
+    ]
     for t in traces:
         start, mid, end = t.at(0.0), t.at(0.5), t.at(1.0)
         growth = f"{end - start:+.0f}" if start is not None and end is not None else "-"
         late = f"{end - mid:+.0f}" if mid is not None and end is not None else "-"
-        lines.append(f"{t.name:<10} {t.pid:>7} {mb(start):>10} {mb(mid):>8} {mb(end):>8} {mb(t.peak):>9} "
-                     f"{growth:>10} {late:>8}")
+        lines.append(
+            f"{t.name:<10} {t.pid:>7} {mb(start):>10} {mb(mid):>8} {mb(end):>8} {mb(t.peak):>9} {growth:>10} {late:>8}"
+        )
     return "\n".join(lines)
 
 
@@ -253,8 +307,12 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=5.0)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--recommend-share", type=float, default=0.5, help="share of requests to /recommend")
-    ap.add_argument("--service", action="append", default=[],
-                    help="NAME=PORT of a process to watch (repeatable; default the `make run` ports 8000-8003)")
+    ap.add_argument(
+        "--service",
+        action="append",
+        default=[],
+        help="NAME=PORT of a process to watch (repeatable; default the `make run` ports 8000-8003)",
+    )
     ap.add_argument("--pid", action="append", default=[], help="NAME=PID, instead of finding it by port")
     ap.add_argument("--sample-every", type=float, default=5.0, help="seconds between RSS readings")
     ap.add_argument("--timeout", type=float, default=30.0, help="client timeout per request, seconds")
@@ -278,16 +336,30 @@ def main() -> None:
     for name, port in ports.items():
         pid = pids.pop(name, None) or pid_listening_on(port)
         if pid is None:
-            print(f"warning: nothing listens on port {port} ({name}) that this user can see; not watched",
-                  file=sys.stderr)
+            print(
+                f"warning: nothing listens on port {port} ({name}) that this user can see; not watched", file=sys.stderr
+            )
             continue
         traces.append(MemoryTrace(name, pid))
     traces += [MemoryTrace(name, pid) for name, pid in pids.items()]
 
-    print(f"soak: {args.minutes:g} min, concurrency {args.concurrency}, {args.recommend_share:.0%} /recommend, "
-          f"rest /search text, on {gateway}; watching " + ", ".join(f"{t.name}={t.pid}" for t in traces), flush=True)
-    outcomes, elapsed = asyncio.run(soak(gateway, traces, args.minutes * 60, args.concurrency, args.recommend_share,
-                                         args.sample_every, args.seed, args.timeout))
+    print(
+        f"soak: {args.minutes:g} min, concurrency {args.concurrency}, {args.recommend_share:.0%} /recommend, "
+        f"rest /search text, on {gateway}; watching " + ", ".join(f"{t.name}={t.pid}" for t in traces),
+        flush=True,
+    )
+    outcomes, elapsed = asyncio.run(
+        soak(
+            gateway,
+            traces,
+            args.minutes * 60,
+            args.concurrency,
+            args.recommend_share,
+            args.sample_every,
+            args.seed,
+            args.timeout,
+        )
+    )
     print()
     print(request_table(outcomes, elapsed))
     print()
@@ -298,7 +370,11 @@ def main() -> None:
     gone = [t.name for t in traces if not t.alive]
     if gone:
         print(f"processes gone during the soak: {', '.join(gone)}")
-    print("RESULT: " + ("PASS" if not errors and not gone else "FAIL") + f" ({len(errors)} errors in {len(outcomes):,} requests)")
+    print(
+        "RESULT: "
+        + ("PASS" if not errors and not gone else "FAIL")
+        + f" ({len(errors)} errors in {len(outcomes):,} requests)"
+    )
     sys.exit(0 if not errors and not gone else 1)
 
 

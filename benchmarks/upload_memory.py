@@ -11,6 +11,7 @@ process's peak resident set (``VmHWM``, which only ever grows) and current RSS (
 
 Loopback only; the process it starts is ended at exit.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -109,18 +110,32 @@ def main() -> None:
                     r = client.post(url + "/search/image", files={"file": ("p", data, ctype)})
                     worst = max(worst, time.perf_counter() - t)
                     statuses.add(r.status_code)
-                rows.append((name, len(data), sorted(statuses), 1000 * worst, peak0, status_mb(pid, "VmHWM"),
-                             rss0, status_mb(pid, "VmRSS")))
+                rows.append(
+                    (
+                        name,
+                        len(data),
+                        sorted(statuses),
+                        1000 * worst,
+                        peak0,
+                        status_mb(pid, "VmHWM"),
+                        rss0,
+                        status_mb(pid, "VmRSS"),
+                    )
+                )
         print(f"search service pid {pid}; each photo sent {args.repeat} times\n")
         print("| photo | bytes | status | slowest | peak RSS before | peak RSS after | growth | RSS after |")
         print("|---|---:|---|---:|---:|---:|---:|---:|")
         for name, size, statuses, ms, p0, p1, _r0, r1 in rows:
-            print(f"| {name} | {size:,} | {'/'.join(map(str, statuses))} | {ms:.0f} ms | {p0:.0f} MB | {p1:.0f} MB "
-                  f"| +{p1 - p0:.1f} MB | {r1:.0f} MB |")
+            print(
+                f"| {name} | {size:,} | {'/'.join(map(str, statuses))} | {ms:.0f} ms | {p0:.0f} MB | {p1:.0f} MB "
+                f"| +{p1 - p0:.1f} MB | {r1:.0f} MB |"
+            )
         strip = next(r for r in rows if r[0].startswith("8 x 60,000 PNG, 8-bit"))
         grew = strip[5] - strip[4]
-        print(f"\nRESULT: {'PASS' if grew < GOAL_MB else 'FAIL'}: the 8 x 60,000 PNG grew peak RSS by "
-              f"{grew:.1f} MB (goal < {GOAL_MB} MB)")
+        print(
+            f"\nRESULT: {'PASS' if grew < GOAL_MB else 'FAIL'}: the 8 x 60,000 PNG grew peak RSS by "
+            f"{grew:.1f} MB (goal < {GOAL_MB} MB)"
+        )
     finally:
         if proc is not None:
             proc.stop()

@@ -3,6 +3,7 @@
 Each module in ``pipeline/commands/`` contributes its subcommands through a
 ``register(cli)`` function, so adding a step never means editing this file.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -10,6 +10,7 @@ Scored customers are those with at least one purchase in ``[cutoff, cutoff + 7 d
 every method sees only ``ctx.history`` (rows strictly before the cutoff) or its own
 artifacts, whose training cutoff it must check.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -100,8 +101,14 @@ def make_context(
         )
     history = _history_before(tx, cut)
     return EvalContext(
-        dataset=dataset, cutoff=cut, history=history, labels=labels,
-        customers=sorted(labels), paths=paths, k=k, seed=seed,
+        dataset=dataset,
+        cutoff=cut,
+        history=history,
+        labels=labels,
+        customers=sorted(labels),
+        paths=paths,
+        k=k,
+        seed=seed,
     )
 
 
@@ -185,16 +192,30 @@ class EvaluationResult:
 # Ratios worth a confidence interval: the two stages against each other and against the
 # baselines, and the MMoE against its single-task ablation.
 COMPARISONS: tuple[tuple[str, str], ...] = (
-    ("pipeline", "two_tower"), ("pipeline", "best_baseline"), ("pipeline", "single_task"),
-    ("two_tower", "best_baseline"), ("two_tower", "repurchase_popular"), ("stage_one", "best_baseline"),
-    ("served", "pipeline"), ("served_http", "pipeline"),
+    ("pipeline", "two_tower"),
+    ("pipeline", "best_baseline"),
+    ("pipeline", "single_task"),
+    ("two_tower", "best_baseline"),
+    ("two_tower", "repurchase_popular"),
+    ("stage_one", "best_baseline"),
+    ("served", "pipeline"),
+    ("served_http", "pipeline"),
 )
-BASELINES: tuple[str, ...] = ("repurchase_popular", "recent_popular", "recent_trending", "age_trending",
-                               "decayed_popular", "age_popular", "popular", "random")
+BASELINES: tuple[str, ...] = (
+    "repurchase_popular",
+    "recent_popular",
+    "recent_trending",
+    "age_trending",
+    "decayed_popular",
+    "age_popular",
+    "popular",
+    "random",
+)
 
 
-def score_method(method: Method, ctx: EvalContext, per_customer: dict[str, np.ndarray] | None = None,
-                 name: str = "") -> dict[str, float]:
+def score_method(
+    method: Method, ctx: EvalContext, per_customer: dict[str, np.ndarray] | None = None, name: str = ""
+) -> dict[str, float]:
     """Run one method on the scored customers and compute MAP@12 and recall@k (and, into
     ``per_customer[name]``, every customer's AP@12 for the paired intervals)."""
     values = per_customer_metrics(method(list(ctx.customers)), ctx.labels, map_k=MAP_K, recall_ks=RECALL_KS)
@@ -216,8 +237,11 @@ def compare(metrics: dict[str, dict[str, float]], per_customer: dict[str, np.nda
             ratio, low, high = paired_ratio_interval(aps[a], aps[b])
             if np.isfinite(ratio):
                 # high is None when the interval is unbounded (JSON has no Infinity)
-                out[f"{a}/{b}"] = {"ratio": round(ratio, 4), "low": round(low, 4),
-                                   "high": round(high, 4) if np.isfinite(high) else None}
+                out[f"{a}/{b}"] = {
+                    "ratio": round(ratio, 4),
+                    "low": round(low, 4),
+                    "high": round(high, 4) if np.isfinite(high) else None,
+                }
                 if b == "best_baseline":
                     out[f"{a}/{b}"]["baseline"] = best
     return out
@@ -256,8 +280,13 @@ def evaluate(
             traceback.print_exc()
         seconds[name] = round(time.perf_counter() - start, 3)
     return EvaluationResult(
-        cutoff=ctx.cutoff, customers_evaluated=len(ctx.customers), metrics=metrics,
-        refused=refused, errors=errors, seconds=seconds, comparisons=compare(metrics, per_customer),
+        cutoff=ctx.cutoff,
+        customers_evaluated=len(ctx.customers),
+        metrics=metrics,
+        refused=refused,
+        errors=errors,
+        seconds=seconds,
+        comparisons=compare(metrics, per_customer),
     )
 
 
@@ -278,8 +307,9 @@ def format_table(result: EvaluationResult) -> str:
     for pair, c in result.comparisons.items():
         which = f" ({c['baseline']})" if "baseline" in c else ""
         high = f"{c['high']:.3f}" if c["high"] is not None else "unbounded"
-        lines.append(f"MAP@12 {pair}{which}: {c['ratio']:.3f}x (95 % paired bootstrap over customers: "
-                     f"{c['low']:.3f}-{high})")
+        lines.append(
+            f"MAP@12 {pair}{which}: {c['ratio']:.3f}x (95 % paired bootstrap over customers: {c['low']:.3f}-{high})"
+        )
     for name, why in sorted(result.refused.items()):
         lines.append(f"refused {name}: {why}")
     for name, why in sorted(result.errors.items()):

@@ -1,4 +1,5 @@
 """Command groups shared by several command modules (``train``, ``search``, ``evaluate``...)."""
+
 from __future__ import annotations
 
 import click

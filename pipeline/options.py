@@ -1,4 +1,5 @@
 """Options every subcommand shares, so ``--data-dir`` / ``--output-dir`` look the same everywhere."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -16,11 +17,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 def path_options(func: F) -> F:
     """Add ``--data-dir`` and ``--output-dir`` (defaults: HM_DATA_DIR / HM_OUTPUT_DIR)."""
     func = click.option(
-        "--output-dir", type=click.Path(path_type=Path), default=None,
+        "--output-dir",
+        type=click.Path(path_type=Path),
+        default=None,
         help="Where artifacts go (default: $HM_OUTPUT_DIR or output/).",
     )(func)
     func = click.option(
-        "--data-dir", type=click.Path(path_type=Path), default=None,
+        "--data-dir",
+        type=click.Path(path_type=Path),
+        default=None,
         help="Folder with articles.csv, customers.csv, transactions_train.csv (default: $HM_DATA_DIR or data/).",
     )(func)
     return func
@@ -44,7 +49,8 @@ def parse_cutoff(value: str | None) -> date | None | str:
 
 def cutoff_option(func: F) -> F:
     return click.option(
-        "--cutoff", default=None,
+        "--cutoff",
+        default=None,
         help="First day held out (YYYY-MM-DD). Default: the last 7 days are held out. "
-             "'none' trains on everything (production).",
+        "'none' trains on everything (production).",
     )(func)

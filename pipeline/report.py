@@ -21,6 +21,7 @@ Formats read (as the training code writes them):
 - search JSON: ``{"image": {method: {"p@10_product_group": x, "p@10_colour_group": x}},
   "text": {mode: {"p@12": x, "ms_per_query": x}}, "meta": {...}}``.
 """
+
 from __future__ import annotations
 
 import html
@@ -38,8 +39,12 @@ METRIC_NAMES = ("map@12", "recall@12", "recall@100", "recall@500")
 TWO_TOWER, MMOE = "two_tower", "mmoe"
 # Where `hmrec evaluate search --json` output is looked for (first found wins), relative to
 # the output dir. The first one is what the "missing" message recommends.
-SEARCH_JSON_CANDIDATES = ("evaluation/search.json", "search_eval.json", "evaluation/search_eval.json",
-                          "search/evaluation.json")
+SEARCH_JSON_CANDIDATES = (
+    "evaluation/search.json",
+    "search_eval.json",
+    "evaluation/search_eval.json",
+    "search/evaluation.json",
+)
 
 
 @dataclass
@@ -63,6 +68,7 @@ class Report:
 
 
 # --- small HTML helpers --------------------------------------------------------------------------
+
 
 def _esc(value: object) -> str:
     return html.escape(str(value), quote=True)
@@ -88,8 +94,10 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 def _missing(what: str, looked_for: Path | str, command: str) -> Section:
     return Section(
         title=what,
-        body=(f'<p class="missing">Not available: no <code>{_esc(looked_for)}</code>. '
-              f"Produce it with <code>{_esc(command)}</code>, then run <code>hmrec report</code> again.</p>"),
+        body=(
+            f'<p class="missing">Not available: no <code>{_esc(looked_for)}</code>. '
+            f"Produce it with <code>{_esc(command)}</code>, then run <code>hmrec report</code> again.</p>"
+        ),
         missing=True,
     )
 
@@ -124,8 +132,10 @@ def _save(fig: Any, path: Path) -> None:
 
 # --- 1. evaluation ---------------------------------------------------------------------------------
 
-def load_or_run_evaluation(paths: PathSettings, run_if_missing: bool,
-                           echo: Callable[[str], None]) -> tuple[dict[str, Any] | None, str | None]:
+
+def load_or_run_evaluation(
+    paths: PathSettings, run_if_missing: bool, echo: Callable[[str], None]
+) -> tuple[dict[str, Any] | None, str | None]:
     """(metrics JSON, None) or (None, why it is missing). Runs ``hmrec evaluate``'s code when allowed."""
     target = paths.output_dir / "evaluation" / "metrics.json"
     if target.exists():
@@ -143,8 +153,9 @@ def load_or_run_evaluation(paths: PathSettings, run_if_missing: bool,
     return result.to_json(), None
 
 
-def evaluation_section(data: dict[str, Any] | None, why_missing: str | None, out_dir: Path,
-                       metrics_path: Path) -> Section:
+def evaluation_section(
+    data: dict[str, Any] | None, why_missing: str | None, out_dir: Path, metrics_path: Path
+) -> Section:
     title = "Offline evaluation (the week after the cutoff)"
     if not isinstance(data, dict) or not isinstance(data.get("metrics"), dict):
         section = _missing(title, metrics_path, "hmrec evaluate")
@@ -154,23 +165,34 @@ def evaluation_section(data: dict[str, Any] | None, why_missing: str | None, out
     metrics: dict[str, dict[str, float]] = data.get("metrics", {})
     ranked = sorted(metrics.items(), key=lambda kv: -kv[1].get("map@12", 0.0))
     rows = [[_esc(name), *(_num(m.get(k)) for k in METRIC_NAMES)] for name, m in ranked]
-    body = (f"<p>Cutoff <b>{_esc(data.get('cutoff', '?'))}</b>: "
-            f"{_num(data.get('customers_evaluated'))} customers with a purchase in the 7 days from it. "
-            "MAP@12 as in the competition; recall@k = share of each customer's purchases in the top k. "
-            "Best MAP@12 first.</p>")
+    body = (
+        f"<p>Cutoff <b>{_esc(data.get('cutoff', '?'))}</b>: "
+        f"{_num(data.get('customers_evaluated'))} customers with a purchase in the 7 days from it. "
+        "MAP@12 as in the competition; recall@k = share of each customer's purchases in the top k. "
+        "Best MAP@12 first.</p>"
+    )
     body += _table(["method", *METRIC_NAMES], rows)
     comparisons = data.get("comparisons") or {}
     if isinstance(comparisons, dict) and comparisons:
-        body += ("<p>Ratios of MAP@12 with a 95 % paired bootstrap interval (the same customers "
-                 "resampled for both methods): how much of a difference one week's customers can tell "
-                 "apart from chance.</p>")
-        body += _table(["ratio", "measured", "95 % interval"], [
-            [_esc(pair), _num(c.get("ratio"), 3), f"{_num(c.get('low'), 3)} – {_num(c.get('high'), 3)}"]
-            for pair, c in comparisons.items() if isinstance(c, dict)])
+        body += (
+            "<p>Ratios of MAP@12 with a 95 % paired bootstrap interval (the same customers "
+            "resampled for both methods): how much of a difference one week's customers can tell "
+            "apart from chance.</p>"
+        )
+        body += _table(
+            ["ratio", "measured", "95 % interval"],
+            [
+                [_esc(pair), _num(c.get("ratio"), 3), f"{_num(c.get('low'), 3)} – {_num(c.get('high'), 3)}"]
+                for pair, c in comparisons.items()
+                if isinstance(c, dict)
+            ],
+        )
     for kind in ("refused", "errors"):
         for name, why in sorted((data.get(kind) or {}).items()):
-            body += f'<p class="note">{_esc(kind[:-1] if kind == "errors" else "refused")} ' \
-                    f"<b>{_esc(name)}</b>: {_esc(why)}</p>"
+            body += (
+                f'<p class="note">{_esc(kind[:-1] if kind == "errors" else "refused")} '
+                f"<b>{_esc(name)}</b>: {_esc(why)}</p>"
+            )
     images: list[str] = []
     if ranked:
         plt = _pyplot()
@@ -182,8 +204,7 @@ def evaluation_section(data: dict[str, Any] | None, why_missing: str | None, out
         axes[0].barh(y, [m.get("map@12", 0.0) for _, m in ranked], color="tab:blue")
         axes[0].set_title("MAP@12")
         height = 0.27
-        for i, (k, colour) in enumerate(zip(METRIC_NAMES[1:], ("tab:orange", "tab:green", "tab:red"),
-                                            strict=True)):
+        for i, (k, colour) in enumerate(zip(METRIC_NAMES[1:], ("tab:orange", "tab:green", "tab:red"), strict=True)):
             axes[1].barh(y + (i - 1) * height, [m.get(k, 0.0) for _, m in ranked], height, label=k, color=colour)
         axes[1].set_title("recall@k")
         axes[1].legend(loc="lower right", fontsize="small")
@@ -197,6 +218,7 @@ def evaluation_section(data: dict[str, Any] | None, why_missing: str | None, out
 
 
 # --- 2. training curves --------------------------------------------------------------------------
+
 
 def _served(paths: PathSettings, name: str) -> tuple[Path | None, str]:
     try:
@@ -217,11 +239,12 @@ def two_tower_curves(paths: PathSettings, out_dir: Path) -> Section:
     recall = history.get("val_recall", [])
     meta = read_metadata(folder)
     epochs = list(range(1, len(loss) + 1))
-    rows = [[str(e), _num(loss[e - 1]), _num(recall[e - 1]) if e - 1 < len(recall) else "&ndash;"]
-            for e in epochs]
+    rows = [[str(e), _num(loss[e - 1]), _num(recall[e - 1]) if e - 1 < len(recall) else "&ndash;"] for e in epochs]
     val_k = (meta.get("config") or {}).get("val_k", "k")
-    body = (f"<p>Served version <b>{_esc(folder.name)}</b> (cutoff {_esc(meta.get('cutoff'))}), "
-            f"{len(epochs)} epochs; best epoch {_esc((meta.get('metrics') or {}).get('best_epoch', '?'))}.</p>")
+    body = (
+        f"<p>Served version <b>{_esc(folder.name)}</b> (cutoff {_esc(meta.get('cutoff'))}), "
+        f"{len(epochs)} epochs; best epoch {_esc((meta.get('metrics') or {}).get('best_epoch', '?'))}.</p>"
+    )
     body += _table(["epoch", "training loss", f"validation recall@{val_k}"], rows)
     plt = _pyplot()
     fig, ax1 = plt.subplots(figsize=(7, 3.5))
@@ -230,7 +253,7 @@ def two_tower_curves(paths: PathSettings, out_dir: Path) -> Section:
     ax1.set_ylabel("training loss")
     if recall:
         ax2 = ax1.twinx()
-        ax2.plot(epochs[:len(recall)], recall, "s-", color="tab:orange", label=f"val recall@{val_k}")
+        ax2.plot(epochs[: len(recall)], recall, "s-", color="tab:orange", label=f"val recall@{val_k}")
         ax2.set_ylabel(f"validation recall@{val_k}")
     ax1.set_title(f"two_tower {folder.name}")
     _save(fig, out_dir / "two_tower_curves.png")
@@ -250,10 +273,12 @@ def mmoe_curves(paths: PathSettings, out_dir: Path) -> Section:
         return _missing(title, folder / "history.json (empty)", "hmrec train ranker")
     columns = [k for k in history[0] if k not in ("epoch", "seconds")]
     rows = [[_num(int(h["epoch"])), *(_num(h.get(c)) for c in columns)] for h in history]
-    body = (f"<p>Served version <b>{_esc(folder.name)}</b> (cutoff {_esc(meta.get('cutoff'))}), "
-            f"best epoch {_esc(meta.get('best_epoch', '?'))}; validation MAP@12 after choosing score weights "
-            f"{_num((meta.get('metrics') or {}).get('val_map12'))} (two-tower order "
-            f"{_num((meta.get('metrics') or {}).get('val_map12_two_tower_order'))}).</p>")
+    body = (
+        f"<p>Served version <b>{_esc(folder.name)}</b> (cutoff {_esc(meta.get('cutoff'))}), "
+        f"best epoch {_esc(meta.get('best_epoch', '?'))}; validation MAP@12 after choosing score weights "
+        f"{_num((meta.get('metrics') or {}).get('val_map12'))} (two-tower order "
+        f"{_num((meta.get('metrics') or {}).get('val_map12_two_tower_order'))}).</p>"
+    )
     body += _table(["epoch", *columns], rows)
     plt = _pyplot()
     epochs = [h["epoch"] for h in history]
@@ -261,7 +286,7 @@ def mmoe_curves(paths: PathSettings, out_dir: Path) -> Section:
     axes[0].plot(epochs, [h["loss"] for h in history], "o-")
     axes[0].set_title("training loss (task-weighted)")
     for key in (c for c in columns if c.startswith("val_auc_")):
-        axes[1].plot(epochs, [h[key] for h in history], "o-", label=key[len("val_auc_"):])
+        axes[1].plot(epochs, [h[key] for h in history], "o-", label=key[len("val_auc_") :])
     axes[1].set_title("validation AUC per task")
     if any(c.startswith("val_auc_") for c in columns):
         axes[1].legend(fontsize="small")
@@ -276,6 +301,7 @@ def mmoe_curves(paths: PathSettings, out_dir: Path) -> Section:
 
 # --- 3. gate usage ---------------------------------------------------------------------------------
 
+
 def gate_section(paths: PathSettings, out_dir: Path) -> Section:
     title = "MMoE gate usage per task"
     folder, _ = _served(paths, MMOE)
@@ -286,11 +312,15 @@ def gate_section(paths: PathSettings, out_dir: Path) -> Section:
     if not usage:
         return _missing(title, f"gate_usage in {folder / 'metadata.json'}", "hmrec train ranker")
     n = max(len(w) for w in usage.values())
-    rows = [[_esc(task), *(_num(w) for w in weights), f"e{max(range(len(weights)), key=weights.__getitem__)}"]
-            for task, weights in usage.items()]
-    body = ("<p>Mean softmax gate weight each task's gate gives each shared expert, over the validation "
-            f"customers (as <code>hmrec explain ranker</code> prints). Uniform would be {1 / n:.4f}. "
-            f"Score weights: <code>{_esc(json.dumps(meta.get('score_weights', {})))}</code>.</p>")
+    rows = [
+        [_esc(task), *(_num(w) for w in weights), f"e{max(range(len(weights)), key=weights.__getitem__)}"]
+        for task, weights in usage.items()
+    ]
+    body = (
+        "<p>Mean softmax gate weight each task's gate gives each shared expert, over the validation "
+        f"customers (as <code>hmrec explain ranker</code> prints). Uniform would be {1 / n:.4f}. "
+        f"Score weights: <code>{_esc(json.dumps(meta.get('score_weights', {})))}</code>.</p>"
+    )
     body += _table(["task", *(f"e{i}" for i in range(n)), "top expert"], rows)
     plt = _pyplot()
     import numpy as np
@@ -304,8 +334,7 @@ def gate_section(paths: PathSettings, out_dir: Path) -> Section:
     middle = float(np.nanmean(matrix))
     for (i, j), v in np.ndenumerate(matrix):
         if not np.isnan(v):  # dark cells get white text
-            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8,
-                    color="white" if v < middle else "black")
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8, color="white" if v < middle else "black")
     fig.colorbar(im, ax=ax, label="mean gate weight")
     ax.set_title(f"mmoe {folder.name}: gate weight per expert")
     _save(fig, out_dir / "mmoe_gates.png")
@@ -314,6 +343,7 @@ def gate_section(paths: PathSettings, out_dir: Path) -> Section:
 
 
 # --- 4. search quality ---------------------------------------------------------------------------
+
 
 def find_search_json(paths: PathSettings, explicit: Path | None = None) -> Path | None:
     if explicit is not None:
@@ -340,19 +370,23 @@ def search_section(paths: PathSettings, out_dir: Path, explicit: Path | None = N
     image: dict[str, dict[str, float]] = data.get("image") or {}
     text: dict[str, dict[str, float]] = data.get("text") or {}
     meta = data.get("meta") or {}
-    body = (f"<p>From <code>{_esc(found)}</code> ({_num(meta.get('articles'))} articles of "
-            f"<code>{_esc(meta.get('data_dir', '?'))}</code>). Image: leave-one-out precision@10, a hit is a "
-            "neighbour of the same product group / colour group. Text: p@12 on catalogue-attribute queries "
-            "(\"black dress\").</p>")
+    body = (
+        f"<p>From <code>{_esc(found)}</code> ({_num(meta.get('articles'))} articles of "
+        f"<code>{_esc(meta.get('data_dir', '?'))}</code>). Image: leave-one-out precision@10, a hit is a "
+        "neighbour of the same product group / colour group. Text: p@12 on catalogue-attribute queries "
+        '("black dress").</p>'
+    )
     images: list[str] = []
     if image:
         body += "<h3>Image search</h3>" + _table(
             ["method", "p@10 product group", "p@10 colour group"],
-            [[_esc(m), _num(s.get("p@10_product_group")), _num(s.get("p@10_colour_group"))] for m, s in image.items()])
+            [[_esc(m), _num(s.get("p@10_product_group")), _num(s.get("p@10_colour_group"))] for m, s in image.items()],
+        )
     if text:
         body += "<h3>Text search</h3>" + _table(
             ["mode", "p@12", "ms per query"],
-            [[_esc(m), _num(s.get("p@12")), _num(s.get("ms_per_query"), 2)] for m, s in text.items()])
+            [[_esc(m), _num(s.get("p@12")), _num(s.get("ms_per_query"), 2)] for m, s in text.items()],
+        )
     plt = _pyplot()
     import numpy as np
 
@@ -400,13 +434,14 @@ code { background: #f5f5f5; padding: 0 0.2em; }
 
 
 def render_html(sections: list[Section], paths: PathSettings) -> str:
-    toc = "".join(f'<li><a href="#s{i}">{_esc(s.title)}</a>{" (missing)" if s.missing else ""}</li>'
-                  for i, s in enumerate(sections))
-    parts = "".join(f'<section id="s{i}"><h2>{_esc(s.title)}</h2>{s.body}</section>'
-                    for i, s in enumerate(sections))
+    toc = "".join(
+        f'<li><a href="#s{i}">{_esc(s.title)}</a>{" (missing)" if s.missing else ""}</li>'
+        for i, s in enumerate(sections)
+    )
+    parts = "".join(f'<section id="s{i}"><h2>{_esc(s.title)}</h2>{s.body}</section>' for i, s in enumerate(sections))
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         "<title>H&amp;M recommender: evaluation report</title>"
         f"<style>{CSS}</style></head><body>"
         "<h1>H&amp;M two-stage recommender: evaluation report</h1>"
@@ -416,8 +451,13 @@ def render_html(sections: list[Section], paths: PathSettings) -> str:
     )
 
 
-def build_report(paths: PathSettings, out_dir: Path, run_evaluation: bool = True,
-                 search_json: Path | None = None, echo: Callable[[str], None] = print) -> Report:
+def build_report(
+    paths: PathSettings,
+    out_dir: Path,
+    run_evaluation: bool = True,
+    search_json: Path | None = None,
+    echo: Callable[[str], None] = print,
+) -> Report:
     """Write ``out_dir/index.html`` and its PNGs; returns the sections (for the CLI summary)."""
     out_dir = Path(out_dir)
     if out_dir.exists():
@@ -437,4 +477,3 @@ def build_report(paths: PathSettings, out_dir: Path, run_evaluation: bool = True
     tmp.write_text(render_html(sections, paths), encoding="utf-8")
     tmp.replace(out_dir / "index.html")
     return Report(out_dir, sections)
-

@@ -10,6 +10,7 @@ Two ways, both scored like every other method:
 
 Either must equal the offline ``pipeline`` row: that is the "serve what we evaluate" check.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -48,8 +49,13 @@ def served_in_process(ctx: EvalContext) -> Method:
         out: dict[str, list[str]] = {}
         for c in customers:
             _, items = candidates.recommend(c, 1000, None)  # the gateway asks for the whole list
-            ranked = ranker.rank(c, [a for a, _, _ in items], np.array([s for _, s, _ in items]), FEED_K,
-                                 source_matrix_from_dicts(src for _, _, src in items))
+            ranked = ranker.rank(
+                c,
+                [a for a, _, _ in items],
+                np.array([s for _, s, _ in items]),
+                FEED_K,
+                source_matrix_from_dicts(src for _, _, src in items),
+            )
             out[c] = ranked.article_ids
         return out
 
@@ -68,8 +74,10 @@ def served_over_http(gateway_url: str, timeout_s: float = 10.0) -> Method:
                 r.raise_for_status()
                 body = r.json()
                 if body.get("source") != "ranker":
-                    raise RuntimeError(f"/recommend for {c} was served by {body.get('source')!r} "
-                                       f"(degraded: {body.get('degraded')}): not the full pipeline")
+                    raise RuntimeError(
+                        f"/recommend for {c} was served by {body.get('source')!r} "
+                        f"(degraded: {body.get('degraded')}): not the full pipeline"
+                    )
                 out[c] = [item["article_id"] for item in body["items"]]
         return out
 

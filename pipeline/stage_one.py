@@ -6,6 +6,7 @@ strictly before it, and then the same :func:`services.candidate.stage_one.stage_
 candidate service answers ``/candidates`` with (and ``hmrec infer`` writes to the batch
 file). Only the pipeline may import both services, so this small adapter lives here.
 """
+
 from __future__ import annotations
 
 from datetime import date
@@ -15,8 +16,9 @@ from typing import Any
 import pandas as pd
 
 
-def candidates_at(two_tower: Path | Any, dataset: Any, cutoff: date, customer_ids: list[str],
-                  config: Any = None, tables: Any = None) -> pd.DataFrame:
+def candidates_at(
+    two_tower: Path | Any, dataset: Any, cutoff: date, customer_ids: list[str], config: Any = None, tables: Any = None
+) -> pd.DataFrame:
     """Stage-one candidates (services/candidate/stage_one.py columns) of ``customer_ids`` as of ``cutoff``.
 
     ``config``: a StageOneConfig (default: the two-tower's own stage-one settings)."""
@@ -37,6 +39,8 @@ def evaluated_candidates(ctx: Any, two_tower_dir: Path, customers: list[str], mo
     key = (str(two_tower_dir), tuple(customers))
     held = ctx.memo.get("stage_one")
     if held is None or held[0] != key:
-        ctx.memo["stage_one"] = (key, candidates_at(model if model is not None else two_tower_dir,
-                                                    ctx.dataset, ctx.cutoff, customers))
+        ctx.memo["stage_one"] = (
+            key,
+            candidates_at(model if model is not None else two_tower_dir, ctx.dataset, ctx.cutoff, customers),
+        )
     return ctx.memo["stage_one"][1]

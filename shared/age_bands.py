@@ -12,6 +12,7 @@ was measured):
 - ``TOWER_AGE_EDGES``: the two-tower's age input, five-year buckets embedded by the query
   tower (index 0 = unknown); changing them changes the model's input vocabulary.
 """
+
 from __future__ import annotations
 
 import math

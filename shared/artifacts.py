@@ -5,6 +5,7 @@ whole artifact (including ``metadata.json``) is complete, so a crashed training 
 leaves a half-written model where a service would load it. Publishing a version means
 atomically rewriting ``CURRENT``; services poll it and hot-swap.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -80,8 +81,9 @@ def atomic_model_dir(models_dir: Path, name: str, version: str, metadata: dict[s
         current = root / CURRENT_FILE
         if final.exists() and current.exists() and current.read_text().strip() == version:
             # Services may be reading it right now, and their caches are keyed by this name.
-            raise ArtifactError(f"{name}/{version} is the published version: write a new version instead "
-                                "of replacing it in place")
+            raise ArtifactError(
+                f"{name}/{version} is the published version: write a new version instead of replacing it in place"
+            )
         if final.exists():
             # Replace an old copy of the same version: move it aside first so the rename is atomic.
             trash = root / f".{version}.old-{os.getpid()}"

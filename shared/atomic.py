@@ -13,6 +13,7 @@ Every data file the pipeline writes (the parquet cache of the CSVs, ``infer``'s 
   so a folder or a cache entry without it, or with one that does not match, is known to be
   incomplete and is rebuilt rather than trusted.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -10,6 +10,7 @@ Popularity is counted in transaction rows over a window that ends at the cutoff
 row, i.e. the first day of the week being predicted. Ties are broken by article id so that
 results are deterministic.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -174,8 +175,9 @@ def repurchase_ranking(
     return {str(c): [str(a) for a in arts] for c, arts in grouped.items()}
 
 
-def trend_scores(articles: np.ndarray, days: np.ndarray, cutoff_day: int, n_articles: int,
-                 growth_cap: float = TREND_GROWTH_CAP) -> np.ndarray:
+def trend_scores(
+    articles: np.ndarray, days: np.ndarray, cutoff_day: int, n_articles: int, growth_cap: float = TREND_GROWTH_CAP
+) -> np.ndarray:
     """float64 [n_articles]: ``sales_7d * min(growth_cap, (sales_7d + 1) / (sales_prev_7d + 1))``.
 
     ``articles`` are integer positions and ``days`` day numbers of the rows to count (the
@@ -202,8 +204,9 @@ def _top(ids: np.ndarray, score: np.ndarray, k: int) -> list[str]:
     return [str(ids[i]) for i in order[:k] if score[i] > 0]
 
 
-def decayed_popular_articles(history: pd.DataFrame, k: int = 12, cutoff: date | pd.Timestamp | None = None,
-                             window_days: int = DECAY_WINDOW_DAYS) -> list[str]:
+def decayed_popular_articles(
+    history: pd.DataFrame, k: int = 12, cutoff: date | pd.Timestamp | None = None, window_days: int = DECAY_WINDOW_DAYS
+) -> list[str]:
     """Best sellers of the last ``window_days``, each sale weighted ``1 / (1 + days ago / 7)``
     (days ago = 1 for the day before the cutoff); then plain best sellers to fill."""
     end = _end_of(history, cutoff)
@@ -213,8 +216,13 @@ def decayed_popular_articles(history: pd.DataFrame, k: int = 12, cutoff: date | 
     return _extend_unique(top, popular_articles(history, k, end), k)
 
 
-def age_trending_recommendations(history: pd.DataFrame, customers: pd.DataFrame, customer_ids: Sequence[str],
-                                 k: int = 12, cutoff: date | pd.Timestamp | None = None) -> dict[str, list[str]]:
+def age_trending_recommendations(
+    history: pd.DataFrame,
+    customers: pd.DataFrame,
+    customer_ids: Sequence[str],
+    k: int = 12,
+    cutoff: date | pd.Timestamp | None = None,
+) -> dict[str, list[str]]:
     """What is trending (:func:`trend_scores`) in the customer's age band, smoothed towards the
     shop's trend; unknown ages get the shop's list; then best sellers to fill."""
     end = _end_of(history, cutoff)
@@ -235,11 +243,14 @@ def age_trending_recommendations(history: pd.DataFrame, customers: pd.DataFrame,
     return {c: lists[b] for c, b in zip(customer_ids, customer_band, strict=True)}
 
 
-def repurchase_then(own: dict[str, list[str]], fill: dict[str, list[str]] | list[str],
-                    customer_ids: Sequence[str], k: int) -> dict[str, list[str]]:
+def repurchase_then(
+    own: dict[str, list[str]], fill: dict[str, list[str]] | list[str], customer_ids: Sequence[str], k: int
+) -> dict[str, list[str]]:
     """Each customer's own list, then the fill (one list for all, or one per customer)."""
+
     def fill_of(c: str) -> list[str]:
         return fill if isinstance(fill, list) else fill[c]
+
     return {c: _extend_unique(own.get(c, []), fill_of(c), k) for c in customer_ids}
 
 

@@ -4,6 +4,7 @@ A candidate frame (batch file, training lists, evaluation) carries one ``src_<so
 float column per source: that source's own score, 0 when it did not propose the article. On
 the wire the same values travel as a ``sources`` dict per candidate (only the non-zero ones).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping

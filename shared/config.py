@@ -3,6 +3,7 @@
 Paths come from the environment (``HM_DATA_DIR``, ``HM_OUTPUT_DIR``) or the CLI's
 ``--data-dir`` / ``--output-dir``, never from literals scattered through the code.
 """
+
 from __future__ import annotations
 
 import os

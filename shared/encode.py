@@ -5,6 +5,7 @@ column into Python objects or a NumPy unicode array costs 4-8 GiB at Kaggle scal
 ``<U64`` copy of the customer column alone is 8.1 GiB); these helpers hash the arrow
 strings directly and hand back integer arrays.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -20,9 +21,15 @@ def as_arrow_strings(ids: Iterable[str]) -> pa.Array | pa.ChunkedArray:
     """Ids as arrow strings; a column of the loaders' arrow-backed ``str`` dtype is not copied."""
     if isinstance(ids, pa.Array | pa.ChunkedArray):
         return ids
-    if isinstance(ids, pd.Series | pd.Index) and isinstance(ids.dtype, pd.StringDtype) and ids.dtype.storage == "pyarrow":
+    if (
+        isinstance(ids, pd.Series | pd.Index)
+        and isinstance(ids.dtype, pd.StringDtype)
+        and ids.dtype.storage == "pyarrow"
+    ):
         arrow = pa.array(ids)
-        return arrow if pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type) else arrow.cast(pa.string())
+        return (
+            arrow if pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type) else arrow.cast(pa.string())
+        )
     values = ids if isinstance(ids, np.ndarray | pd.Series | pd.Index) else list(ids)
     return pa.array(np.asarray(values, dtype=object).astype(str), type=pa.string())
 

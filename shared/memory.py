@@ -1,4 +1,5 @@
 """The process's own memory, for progress lines of the long offline stages."""
+
 from __future__ import annotations
 
 import resource

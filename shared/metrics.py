@@ -13,6 +13,7 @@ Conventions (the competition's):
 Per customer the work is a C-level de-duplication (``dict.fromkeys``) and set look-ups of
 the handful of bought articles, so 100k customers with 500 predictions score in seconds.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -55,16 +56,12 @@ def apk(actual: set[str] | Iterable[str], predicted: Sequence[str], k: int = 12)
     return _ap_from_ranks(hit_ranks(truth, predicted), len(truth), k)
 
 
-def map_at_k(
-    predictions: Mapping[str, Sequence[str]], truth: Mapping[str, set[str]], k: int = 12
-) -> float:
+def map_at_k(predictions: Mapping[str, Sequence[str]], truth: Mapping[str, set[str]], k: int = 12) -> float:
     """Mean AP@k over every customer in ``truth`` (missing prediction = 0)."""
     return evaluate_rankings(predictions, truth, map_k=k, recall_ks=())[f"map@{k}"]
 
 
-def recall_at_k(
-    predictions: Mapping[str, Sequence[str]], truth: Mapping[str, set[str]], k: int = 12
-) -> float:
+def recall_at_k(predictions: Mapping[str, Sequence[str]], truth: Mapping[str, set[str]], k: int = 12) -> float:
     """Mean over customers in ``truth`` of |top-k ∩ truth| / |truth| (missing prediction = 0)."""
     return evaluate_rankings(predictions, truth, map_k=k, recall_ks=(k,))[f"recall@{k}"]
 

@@ -4,6 +4,7 @@ Identifiers are validated at the edge: a customer id is 64 lowercase hex charact
 article id is up to 10 digits (real copies lose leading zeros) and is normalised to the
 10-character zero-padded form.
 """
+
 from __future__ import annotations
 
 from typing import Annotated, Literal
@@ -24,9 +25,7 @@ def _pad_article_id(value: str) -> str:
 
 
 CustomerId = Annotated[str, StringConstraints(pattern=CUSTOMER_ID_PATTERN)]
-ArticleId = Annotated[
-    str, StringConstraints(pattern=ARTICLE_ID_PATTERN), AfterValidator(_pad_article_id)
-]
+ArticleId = Annotated[str, StringConstraints(pattern=ARTICLE_ID_PATTERN), AfterValidator(_pad_article_id)]
 
 
 class StrictModel(BaseModel):
@@ -57,6 +56,7 @@ class Candidate(StrictModel):
 
 # --- candidate service -------------------------------------------------------------------
 
+
 class CandidateRequest(StrictModel):
     customer_id: CustomerId
     k: int = Field(100, ge=1, le=MAX_CANDIDATES_K)
@@ -71,6 +71,7 @@ class CandidateResponse(BaseModel):
 
 
 # --- ranker service ----------------------------------------------------------------------
+
 
 class RankRequest(StrictModel):
     customer_id: CustomerId
@@ -152,6 +153,7 @@ class SearchResponse(BaseModel):
 
 
 # --- health ------------------------------------------------------------------------------
+
 
 class Readiness(BaseModel):
     ready: bool

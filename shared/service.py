@@ -11,6 +11,7 @@ thread limits, and the app factories that put them together.
   then poll). Each service's ``app.py`` keeps only its own routes.
 - ``/readyz`` is false until the first load succeeds.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -122,8 +123,9 @@ class ModelSlot(ReloadingSlot[M]):
     ``loader(version_dir) -> model`` must fully load *and warm* the model.
     """
 
-    def __init__(self, name: str, models_dir: Path, loader: Callable[[Path], M],
-                 pinned_version: str | None = None) -> None:
+    def __init__(
+        self, name: str, models_dir: Path, loader: Callable[[Path], M], pinned_version: str | None = None
+    ) -> None:
         super().__init__(name)
         self.models_dir = Path(models_dir)
         self.loader = loader
@@ -233,8 +235,14 @@ class ConcurrencyLimit:
     Each process runs one event loop, so a plain counter is exact.
     """
 
-    def __init__(self, app: ASGIApp, service: str, max_in_flight: int, retry_after_s: int = SHED_RETRY_AFTER_S,
-                 on_shed: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        service: str,
+        max_in_flight: int,
+        retry_after_s: int = SHED_RETRY_AFTER_S,
+        on_shed: Callable[[], None] | None = None,
+    ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be >= 1")
         self.app = app
@@ -245,8 +253,9 @@ class ConcurrencyLimit:
         self.shed = 0
         self.on_shed = on_shed
         self._last_log = -1e9
-        self._body = json.dumps({"detail": f"{service} is overloaded ({max_in_flight} requests in flight); "
-                                           f"retry after {retry_after_s} s"}).encode()
+        self._body = json.dumps(
+            {"detail": f"{service} is overloaded ({max_in_flight} requests in flight); retry after {retry_after_s} s"}
+        ).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("path") in UNLIMITED_PATHS:
@@ -259,11 +268,23 @@ class ConcurrencyLimit:
             now = time.monotonic()
             if now - self._last_log >= 5.0:
                 self._last_log = now
-                log.warning("%s overloaded: shedding with 503 (%d in flight, %d shed so far)",
-                            self.service, self.in_flight, self.shed)
-            await send({"type": "http.response.start", "status": 503, "headers": [
-                (b"content-type", b"application/json"), (b"retry-after", str(self.retry_after_s).encode()),
-                (b"content-length", str(len(self._body)).encode())]})
+                log.warning(
+                    "%s overloaded: shedding with 503 (%d in flight, %d shed so far)",
+                    self.service,
+                    self.in_flight,
+                    self.shed,
+                )
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 503,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"retry-after", str(self.retry_after_s).encode()),
+                        (b"content-length", str(len(self._body)).encode()),
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": self._body})
             return
         self.in_flight += 1
@@ -273,8 +294,13 @@ class ConcurrencyLimit:
             self.in_flight -= 1
 
 
-def limit_concurrency(app: FastAPI, service: str, max_in_flight: int | None = None,
-                      default: int = DEFAULT_MAX_IN_FLIGHT, on_shed: Callable[[], None] | None = None) -> None:
+def limit_concurrency(
+    app: FastAPI,
+    service: str,
+    max_in_flight: int | None = None,
+    default: int = DEFAULT_MAX_IN_FLIGHT,
+    on_shed: Callable[[], None] | None = None,
+) -> None:
     """Add :class:`ConcurrencyLimit` to ``app``; ``None`` reads ``HM_<SERVICE>_MAX_IN_FLIGHT``
     (else ``default``). Call it before any middleware that should count the sheds (metrics)."""
     if max_in_flight is None:
@@ -283,6 +309,7 @@ def limit_concurrency(app: FastAPI, service: str, max_in_flight: int | None = No
 
 
 # --- threads -----------------------------------------------------------------------------------
+
 
 def limit_threads(blas: int | None = None, torch_threads: int | None = None) -> None:
     """Cap this process's BLAS pool and/or torch's intra-op threads (None or 0: leave as is).
@@ -303,6 +330,7 @@ def limit_threads(blas: int | None = None, torch_threads: int | None = None) -> 
 
 # --- settings and app factories ----------------------------------------------------------------
 
+
 class ServiceSettings(BaseSettings):
     """What every service is configured with; each service's settings add their own fields
     and an ``env_prefix`` (``HM_CANDIDATE_``, ``HM_RANKER_``, ``HM_SEARCH_``, ``HM_GATEWAY_``)."""
@@ -316,9 +344,14 @@ class ServiceSettings(BaseSettings):
     max_in_flight: int = Field(default=DEFAULT_MAX_IN_FLIGHT, ge=1)
 
 
-def service_app(service: str, settings: ServiceSettings, readiness: Callable[[], tuple[bool, dict[str, Any]]],
-                lifespan: Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]] | None = None,
-                metrics: ServiceMetrics | None = None, **fastapi_kwargs: Any) -> FastAPI:
+def service_app(
+    service: str,
+    settings: ServiceSettings,
+    readiness: Callable[[], tuple[bool, dict[str, Any]]],
+    lifespan: Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]] | None = None,
+    metrics: ServiceMetrics | None = None,
+    **fastapi_kwargs: Any,
+) -> FastAPI:
     """The shape every service shares: FastAPI with logging, load shedding, the shared HTTP
     metrics on ``/metrics`` (a service adds its own to ``metrics.registry``), ``/livez`` +
     ``/readyz``, and a 500 that names the log instead of a traceback. ``app.state.metrics`` and
@@ -345,9 +378,14 @@ def service_app(service: str, settings: ServiceSettings, readiness: Callable[[],
     return app
 
 
-def model_service_app(service: str, settings: ServiceSettings, slots: Sequence[Slot],
-                      describe: Callable[[], dict[str, Any]], threads: dict[str, int | None] | None = None,
-                      **fastapi_kwargs: Any) -> FastAPI:
+def model_service_app(
+    service: str,
+    settings: ServiceSettings,
+    slots: Sequence[Slot],
+    describe: Callable[[], dict[str, Any]],
+    threads: dict[str, int | None] | None = None,
+    **fastapi_kwargs: Any,
+) -> FastAPI:
     """A service that serves hot-swappable artifacts: :func:`service_app`, plus thread limits,
     a lifespan that loads every slot and polls for new versions, and ``/readyz`` = every slot
     loaded (``describe()`` adds the service's own detail). ``app.state.slots`` maps slot names

@@ -9,6 +9,7 @@
 
 A registry per app: tests build many apps in one process.
 """
+
 from __future__ import annotations
 
 import time
@@ -29,12 +30,20 @@ class ServiceMetrics:
     def __init__(self, service: str) -> None:
         self.service = service
         r = self.registry = CollectorRegistry()
-        self.requests = Counter("hm_http_requests_total", "HTTP requests by route template and status",
-                                ["service", "route", "method", "status"], registry=r)
-        self.latency = Histogram("hm_http_request_seconds", "Request latency by route template",
-                                 ["service", "route"], buckets=LATENCY_BUCKETS, registry=r)
-        self.shed = Counter("hm_http_shed_total", "Requests answered 503 by the load shedder",
-                            ["service"], registry=r)
+        self.requests = Counter(
+            "hm_http_requests_total",
+            "HTTP requests by route template and status",
+            ["service", "route", "method", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "hm_http_request_seconds",
+            "Request latency by route template",
+            ["service", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.shed = Counter("hm_http_shed_total", "Requests answered 503 by the load shedder", ["service"], registry=r)
 
     def count_shed(self) -> None:
         self.shed.labels(self.service).inc()
@@ -50,10 +59,10 @@ class _SlotCollector(Collector):
         self.slots = slots
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        info = GaugeMetricFamily("hm_served_version_info", "1 for the version each slot serves",
-                                 labels=["service", "slot", "version"])
-        ready = GaugeMetricFamily("hm_slot_ready", "1 once the slot has loaded something",
-                                  labels=["service", "slot"])
+        info = GaugeMetricFamily(
+            "hm_served_version_info", "1 for the version each slot serves", labels=["service", "slot", "version"]
+        )
+        ready = GaugeMetricFamily("hm_slot_ready", "1 once the slot has loaded something", labels=["service", "slot"])
         for slot in self.slots:
             if slot.version is not None:
                 info.add_metric([self.service, slot.name, str(slot.version)], 1)
@@ -96,5 +105,3 @@ def _route_label(route: Any) -> str:
         return "unmatched"
     path = getattr(route, "path", None)
     return path if path else "static"
-
-

@@ -4,6 +4,7 @@
 ``cutoff <= t_dat < cutoff + 7 days``. Nothing computed for a label week may look at a
 row on or after its cutoff.
 """
+
 from __future__ import annotations
 
 from datetime import date, timedelta

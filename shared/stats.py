@@ -16,6 +16,7 @@ sets them beside a synthetic world). Definitions:
   new) do not inflate it.
 Everything is vectorised (sorts and bincounts), so 31.8M rows take seconds, not hours.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -33,21 +34,46 @@ QUANTILES_AGE = {"p10": 0.10, "p25": 0.25, "median": 0.50, "p75": 0.75, "p90": 0
 # Measured on the complete histories of 1,364 real customers drawn from the public data set.
 # Figures the real sheet does not give are absent (shown as "-").
 REAL_STATS: dict[str, float] = {
-    "articles": 105_542, "customers": 1_371_980, "transactions": 31_788_324,
-    "tx_per_customer_p10": 2, "tx_per_customer_p25": 3, "tx_per_customer_median": 9, "tx_per_customer_p75": 26,
-    "tx_per_customer_p90": 61, "tx_per_customer_p99": 195, "tx_per_customer_mean": 23.2,
-    "days_per_customer_p25": 1, "days_per_customer_median": 3, "days_per_customer_p75": 8,
+    "articles": 105_542,
+    "customers": 1_371_980,
+    "transactions": 31_788_324,
+    "tx_per_customer_p10": 2,
+    "tx_per_customer_p25": 3,
+    "tx_per_customer_median": 9,
+    "tx_per_customer_p75": 26,
+    "tx_per_customer_p90": 61,
+    "tx_per_customer_p99": 195,
+    "tx_per_customer_mean": 23.2,
+    "days_per_customer_p25": 1,
+    "days_per_customer_median": 3,
+    "days_per_customer_p75": 8,
     "days_per_customer_p90": 16,
-    "basket_rows_median": 2, "basket_rows_p75": 4, "basket_rows_p90": 8, "basket_rows_p99": 19,
+    "basket_rows_median": 2,
+    "basket_rows_p75": 4,
+    "basket_rows_p90": 8,
+    "basket_rows_p99": 19,
     "basket_rows_mean": 3.6,
-    "repeat_share_ever": 0.133, "repeat_share_28d": 0.124, "repeat_share_same_day": 0.099,
-    "weekly_active_share": 0.054, "median_days_first_to_last": 184, "online_share": 0.71,
-    "price_p5": 0.0076, "price_p25": 0.0159, "price_p50": 0.0254, "price_p75": 0.0339, "price_p95": 0.0593,
+    "repeat_share_ever": 0.133,
+    "repeat_share_28d": 0.124,
+    "repeat_share_same_day": 0.099,
+    "weekly_active_share": 0.054,
+    "median_days_first_to_last": 184,
+    "online_share": 0.71,
+    "price_p5": 0.0076,
+    "price_p25": 0.0159,
+    "price_p50": 0.0254,
+    "price_p75": 0.0339,
+    "price_p95": 0.0593,
     "price_p99": 0.0925,
-    "age_p10": 21, "age_p25": 24, "age_median": 31, "age_p75": 48, "age_p90": 56,
-    "fn_share": 0.33, "active_share": 0.32,
+    "age_p10": 21,
+    "age_p25": 24,
+    "age_median": 31,
+    "age_p75": 48,
+    "age_p90": 56,
+    "fn_share": 0.33,
+    "active_share": 0.32,
 }
-MONTHLY_SHARE_REAL = [.075, .064, .075, .088, .101, .107, .107, .084, .082, .079, .070, .069]
+MONTHLY_SHARE_REAL = [0.075, 0.064, 0.075, 0.088, 0.101, 0.107, 0.107, 0.084, 0.082, 0.079, 0.070, 0.069]
 REAL_STATS.update({f"month_{m:02d}_share": s for m, s in enumerate(MONTHLY_SHARE_REAL, start=1)})
 
 
@@ -118,8 +144,9 @@ def transaction_stats(transactions: pd.DataFrame) -> dict[str, float]:
     article_first = np.full(n_art, np.iinfo(np.int64).max)
     np.minimum.at(article_first, art, day)
     counted = day >= WITHIN_DAYS
-    out["new_article_share"] = (float(((day - article_first[art]) < WITHIN_DAYS)[counted].mean())
-                                if counted.any() else float("nan"))
+    out["new_article_share"] = (
+        float(((day - article_first[art]) < WITHIN_DAYS)[counted].mean()) if counted.any() else float("nan")
+    )
 
     out.update(_quantiles(tx["price"].to_numpy(dtype=np.float64), "price", QUANTILES_PRICE))
     out["online_share"] = float((tx["sales_channel_id"].to_numpy() == 2).mean())
@@ -143,8 +170,9 @@ def customer_stats(customers: pd.DataFrame) -> dict[str, float]:
     return out
 
 
-def world_stats(transactions: pd.DataFrame, customers: pd.DataFrame | None = None,
-                articles: pd.DataFrame | None = None) -> dict[str, float]:
+def world_stats(
+    transactions: pd.DataFrame, customers: pd.DataFrame | None = None, articles: pd.DataFrame | None = None
+) -> dict[str, float]:
     """All figures of a world (customer and catalogue figures only when those tables are given)."""
     out: dict[str, float] = {}
     if articles is not None:

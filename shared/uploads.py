@@ -22,6 +22,7 @@ message; nothing a client sends can reach a 500:
 
 Each service then validates ``fields`` with its own pydantic model and decodes the image.
 """
+
 from __future__ import annotations
 
 import json
@@ -73,7 +74,7 @@ def _declared_length(request: Request) -> int | None:
     if not declared.isdigit():
         return None
     if len(declared) > 18:  # int() of thousands of digits is itself a cost (and a ValueError past 4300)
-        return 10 ** 18
+        return 10**18
     return int(declared)
 
 
@@ -92,8 +93,13 @@ async def read_bounded(request: Request, limit: int) -> bytes:
                 raise HTTPException(413, detail=f"request body over the {limit:,}-byte limit")
             chunks.append(chunk)
     except ClientDisconnect:
-        log.warning("%s %r %d client closed the request after %d bytes of the body",
-                    request.method, request.url.path, CLIENT_CLOSED_REQUEST, size)
+        log.warning(
+            "%s %r %d client closed the request after %d bytes of the body",
+            request.method,
+            request.url.path,
+            CLIENT_CLOSED_REQUEST,
+            size,
+        )
         raise ClientGone(size) from None
     return b"".join(chunks)
 
@@ -104,7 +110,9 @@ def has_control_characters(text: str) -> bool:
 
 def _check_header_text(what: str, value: str, max_chars: int) -> None:
     if len(value) > max_chars:
-        raise HTTPException(400, detail=f"the 'file' part's {what} is {len(value):,} characters; the limit is {max_chars}")
+        raise HTTPException(
+            400, detail=f"the 'file' part's {what} is {len(value):,} characters; the limit is {max_chars}"
+        )
     if has_control_characters(value):
         raise HTTPException(400, detail=f"the 'file' part's {what} contains control characters")
 
@@ -139,12 +147,18 @@ def parse_json_field(name: str, text: str) -> Any:
     if len(text) > MAX_JSON_FIELD_CHARS:
         raise HTTPException(422, detail=f"'{name}' is {len(text):,} characters; the limit is {MAX_JSON_FIELD_CHARS:,}")
     try:
-        value = json.loads(text, parse_int=lambda s: _number(s, int), parse_float=lambda s: _number(s, float),
-                           parse_constant=_refuse_constant)
+        value = json.loads(
+            text,
+            parse_int=lambda s: _number(s, int),
+            parse_float=lambda s: _number(s, float),
+            parse_constant=_refuse_constant,
+        )
     except json.JSONDecodeError as exc:
         raise HTTPException(422, detail=f"'{name}' is not valid JSON: {exc.msg} (char {exc.pos})") from exc
     except RecursionError as exc:
-        raise HTTPException(422, detail=f"'{name}' is nested too deeply (the limit is {MAX_JSON_DEPTH} levels)") from exc
+        raise HTTPException(
+            422, detail=f"'{name}' is nested too deeply (the limit is {MAX_JSON_DEPTH} levels)"
+        ) from exc
     except (ValueError, OverflowError) as exc:
         raise HTTPException(422, detail=f"'{name}' is not acceptable JSON: {exc}") from exc
     if _depth(value) > MAX_JSON_DEPTH:
@@ -152,8 +166,9 @@ def parse_json_field(name: str, text: str) -> Any:
     return value
 
 
-async def read_image_form(request: Request, max_upload_bytes: int, field_names: tuple[str, ...],
-                          json_fields: tuple[str, ...] = ("filters",)) -> ImageForm:
+async def read_image_form(
+    request: Request, max_upload_bytes: int, field_names: tuple[str, ...], json_fields: tuple[str, ...] = ("filters",)
+) -> ImageForm:
     """The photo in ``file`` and the text fields named in ``field_names`` (see the module doc)."""
     content_type = request.headers.get("content-type", "").lower()
     if not content_type.startswith("multipart/form-data"):
@@ -171,15 +186,20 @@ async def read_image_form(request: Request, max_upload_bytes: int, field_names: 
     try:
         for name in form.keys():
             if has_control_characters(name) or len(name) > MAX_FIELD_NAME_CHARS:
-                raise HTTPException(400, detail=f"a form field name holds control characters or is over "
-                                                f"{MAX_FIELD_NAME_CHARS} characters: {name[:40]!r}")
+                raise HTTPException(
+                    400,
+                    detail=f"a form field name holds control characters or is over "
+                    f"{MAX_FIELD_NAME_CHARS} characters: {name[:40]!r}",
+                )
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise HTTPException(422, detail="multipart image search needs a photo in the 'file' field")
         for name in form.keys():
             if name != "file" and name not in field_names:
-                raise HTTPException(422, detail=f"unknown form field {name[:40]!r}; this route takes "
-                                                f"{', '.join(('file', *field_names))}")
+                raise HTTPException(
+                    422,
+                    detail=f"unknown form field {name[:40]!r}; this route takes {', '.join(('file', *field_names))}",
+                )
         filename = upload.filename or "upload"
         part_type = upload.content_type or "application/octet-stream"
         _check_header_text("filename", filename, MAX_FILENAME_CHARS)

@@ -7,6 +7,7 @@ answer as bytes (orjson) in the documented shape, and return it as is (``json_by
 response model stays declared, so the OpenAPI document, and the tests that check answers
 against it, are unchanged.
 """
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable

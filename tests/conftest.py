@@ -1,4 +1,5 @@
 """Fixtures every test folder shares: the real H&M sample and a synthetic tiny world."""
+
 from __future__ import annotations
 
 import os

@@ -11,6 +11,7 @@ where it must be refused:
 Bodies are assembled by hand (``multipart``) so a case can hold bytes a polite client library
 would refuse to send (control characters in part headers, broken boundaries, non-UTF-8).
 """
+
 from __future__ import annotations
 
 import io
@@ -26,8 +27,14 @@ def chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
-def png(width: int, height: int, extra_chunks: bytes = b"", bit_depth: int = 1, colour_type: int = 0,
-        rows: bytes | None = None) -> bytes:
+def png(
+    width: int,
+    height: int,
+    extra_chunks: bytes = b"",
+    bit_depth: int = 1,
+    colour_type: int = 0,
+    rows: bytes | None = None,
+) -> bytes:
     """A real, valid greyscale PNG (1-bit by default: tiny on the wire whatever its size)."""
     ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
     if rows is None:
@@ -98,20 +105,27 @@ def multipart(parts: list[tuple[bytes, bytes]], boundary: str = BOUNDARY, close:
     return out
 
 
-def file_part(data: bytes, filename: bytes = b"photo.jpg", content_type: bytes = b"image/jpeg",
-              name: bytes = b"file") -> tuple[bytes, bytes]:
-    return (b'Content-Disposition: form-data; name="' + name + b'"; filename="' + filename + b'"\r\n'
-            b"Content-Type: " + content_type, data)
+def file_part(
+    data: bytes, filename: bytes = b"photo.jpg", content_type: bytes = b"image/jpeg", name: bytes = b"file"
+) -> tuple[bytes, bytes]:
+    return (
+        b'Content-Disposition: form-data; name="' + name + b'"; filename="' + filename + b'"\r\n'
+        b"Content-Type: " + content_type,
+        data,
+    )
 
 
 def field_part(name: bytes, value: bytes) -> tuple[bytes, bytes]:
     return (b'Content-Disposition: form-data; name="' + name + b'"', value)
 
 
-def form(parts: list[tuple[bytes, bytes]], boundary: str = BOUNDARY, close: bool = True,
-         content_type: str | None = None) -> dict:
-    return {"content": multipart(parts, boundary, close),
-            "headers": {"content-type": content_type or f"multipart/form-data; boundary={boundary}"}}
+def form(
+    parts: list[tuple[bytes, bytes]], boundary: str = BOUNDARY, close: bool = True, content_type: str | None = None
+) -> dict:
+    return {
+        "content": multipart(parts, boundary, close),
+        "headers": {"content-type": content_type or f"multipart/form-data; boundary={boundary}"},
+    }
 
 
 def with_photo(*fields: tuple[bytes, bytes], photo: bytes | None = None) -> dict:
@@ -147,11 +161,19 @@ def hostile_cases() -> list[tuple[str, str, dict]]:
         ("filename of 10,000 chars", "form", form([file_part(photo, filename=b"a" * 10_000 + b".jpg")])),
         ("part content type with \\x7f", "form", form([file_part(photo, content_type=b"image/jpeg\x7f")])),
         ("part content type of 5,000 chars", "form", form([file_part(photo, content_type=b"image/" + b"j" * 5000)])),
-        ("field name with control chars", "form", with_photo(field_part(b"k\x01\x02", b"12"), field_part(b"\x00", b"x"))),
+        (
+            "field name with control chars",
+            "form",
+            with_photo(field_part(b"k\x01\x02", b"12"), field_part(b"\x00", b"x")),
+        ),
         ("no content-disposition", "form", form([(b"Content-Type: image/jpeg", photo)])),
         ("content-disposition without name", "form", form([(b"Content-Disposition: form-data", photo)])),
         ("part header without colon", "form", form([(b"Content-Disposition form-data name=file", photo)])),
-        ("part header of 100 KB", "form", form([(b"X-Junk: " + b"a" * 100_000 + b"\r\n" + file_part(photo)[0], photo)])),
+        (
+            "part header of 100 KB",
+            "form",
+            form([(b"X-Junk: " + b"a" * 100_000 + b"\r\n" + file_part(photo)[0], photo)]),
+        ),
         ("two file parts", "form", form([file_part(photo), file_part(photo)])),
         ("k sent as a file", "form", form([file_part(photo), file_part(b"12", name=b"k", filename=b"k.txt")])),
         ("no file part", "form", form([field_part(b"k", b"12")])),
@@ -163,15 +185,31 @@ def hostile_cases() -> list[tuple[str, str, dict]]:
         ("30 fields", "form", with_photo(*[field_part(f"f{i}".encode(), b"x") for i in range(30)])),
         # --- JSON filters and numbers -----------------------------------------------------
         ("filters 5,000 deep list", "form", with_photo(field_part(b"filters", deep))),
-        ("filters 2,000 deep list (under the size limit)", "form", with_photo(field_part(b"filters", b"[" * 2000 + b"]" * 2000))),
+        (
+            "filters 2,000 deep list (under the size limit)",
+            "form",
+            with_photo(field_part(b"filters", b"[" * 2000 + b"]" * 2000)),
+        ),
         ("filters 3,000 deep dict", "form", with_photo(field_part(b"filters", deep_dict))),
         ("filters 6 deep", "form", with_photo(field_part(b"filters", b'{"colour_group_name":[[[[["Red"]]]]]}'))),
-        ("filters int of 5,000 digits", "form", with_photo(field_part(b"filters", b'{"price_min":' + b"9" * 5000 + b"}"))),
-        ("filters int of 4,000 digits", "form", with_photo(field_part(b"filters", b'{"price_min":' + b"9" * 4000 + b"}"))),
+        (
+            "filters int of 5,000 digits",
+            "form",
+            with_photo(field_part(b"filters", b'{"price_min":' + b"9" * 5000 + b"}")),
+        ),
+        (
+            "filters int of 4,000 digits",
+            "form",
+            with_photo(field_part(b"filters", b'{"price_min":' + b"9" * 4000 + b"}")),
+        ),
         ("filters float 1e999", "form", with_photo(field_part(b"filters", b'{"price_max":1e999}'))),
         ("filters NaN", "form", with_photo(field_part(b"filters", b'{"price_max":NaN}'))),
         ("filters -Infinity", "form", with_photo(field_part(b"filters", b'{"price_min":-Infinity}'))),
-        ("filters of 200 KB", "form", with_photo(field_part(b"filters", b'{"colour_group_name":["' + b"x" * 200_000 + b'"]}'))),
+        (
+            "filters of 200 KB",
+            "form",
+            with_photo(field_part(b"filters", b'{"colour_group_name":["' + b"x" * 200_000 + b'"]}')),
+        ),
         ("filters not an object", "form", with_photo(field_part(b"filters", b'"Red"'))),
         ("filters not json", "form", with_photo(field_part(b"filters", b"{nope"))),
         ("filters unknown key", "form", with_photo(field_part(b"filters", b'{"$where":"1"}'))),
@@ -180,10 +218,19 @@ def hostile_cases() -> list[tuple[str, str, dict]]:
         ("k sent twice", "form", with_photo(field_part(b"k", b"5"), field_part(b"k", b"6"))),
         ("k negative", "form", with_photo(field_part(b"k", b"-1"))),
         # --- whole-body --------------------------------------------------------------------
-        ("multipart garbage", "form", {"content": b"\x00\xff" * 500,
-                                       "headers": {"content-type": f"multipart/form-data; boundary={BOUNDARY}"}}),
-        ("content-length of 5,000 digits", "form", {"content": b"", "headers": {
-            "content-type": f"multipart/form-data; boundary={BOUNDARY}", "content-length": "9" * 5000}}),
+        (
+            "multipart garbage",
+            "form",
+            {"content": b"\x00\xff" * 500, "headers": {"content-type": f"multipart/form-data; boundary={BOUNDARY}"}},
+        ),
+        (
+            "content-length of 5,000 digits",
+            "form",
+            {
+                "content": b"",
+                "headers": {"content-type": f"multipart/form-data; boundary={BOUNDARY}", "content-length": "9" * 5000},
+            },
+        ),
     ]
     return cases
 

@@ -1,4 +1,5 @@
 """``hmrec data check``: load and validate a data folder, print what is there and what is wrong."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,12 +31,16 @@ def summarise(data_dir: Path, cache_dir: Path | None) -> tuple[list[str], list[s
             unknown = ~tx["customer_id"].isin(ds.customers["customer_id"])
             if unknown.any():
                 # Not an error (extracts are often cut independently), but worth knowing.
-                problems.append(f"warning: {unknown.mean():.1%} of transactions name customers absent "
-                                f"from customers.csv (they are served as customers with unknown attributes)")
+                problems.append(
+                    f"warning: {unknown.mean():.1%} of transactions name customers absent "
+                    f"from customers.csv (they are served as customers with unknown attributes)"
+                )
         unknown_articles = ~tx["article_id"].isin(ds.articles["article_id"])
         if unknown_articles.any():
-            problems.append(f"warning: {int(unknown_articles.sum()):,} transactions name articles absent from "
-                            "articles.csv (within tolerance)")
+            problems.append(
+                f"warning: {int(unknown_articles.sum()):,} transactions name articles absent from "
+                "articles.csv (within tolerance)"
+            )
     else:
         problems.append("warning: no transactions")
     return lines, problems

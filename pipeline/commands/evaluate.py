@@ -3,6 +3,7 @@
 ``evaluate`` is a group (``hmrec evaluate search`` is added by the search module); run
 without a subcommand it evaluates the recommenders found in ``pipeline/methods/``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,25 +23,50 @@ HELP = (
 @click.command()
 @path_options
 @cutoff_option
-@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
-              help="Where to write the metrics (default: <output-dir>/evaluation/metrics.json).")
-@click.option("--methods", default=None,
-              help="Comma-separated method names to score (default: every available method).")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where to write the metrics (default: <output-dir>/evaluation/metrics.json).",
+)
+@click.option(
+    "--methods", default=None, help="Comma-separated method names to score (default: every available method)."
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random baseline.")
-@click.option("--served", is_flag=True,
-              help="Also replay the week through the published models as the services call them ('served').")
-@click.option("--gateway-url", default=None,
-              help="Also replay the week through a running gateway's /recommend ('served_http').")
-@click.option("--sessions", is_flag=True,
-              help="Instead: replay the week with browsing sessions (the feed with vs without them; "
-                   "pipeline/session_replay.py).")
-@click.option("--events", "events_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="With --sessions: drained events (output/events) instead of the synthetic sessions.")
+@click.option(
+    "--served",
+    is_flag=True,
+    help="Also replay the week through the published models as the services call them ('served').",
+)
+@click.option(
+    "--gateway-url", default=None, help="Also replay the week through a running gateway's /recommend ('served_http')."
+)
+@click.option(
+    "--sessions",
+    is_flag=True,
+    help="Instead: replay the week with browsing sessions (the feed with vs without them; pipeline/session_replay.py).",
+)
+@click.option(
+    "--events",
+    "events_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="With --sessions: drained events (output/events) instead of the synthetic sessions.",
+)
 @click.pass_context
 def _evaluate(
-    ctx: click.Context, data_dir: Path | None, output_dir: Path | None, cutoff: str | None,
-    json_path: Path | None, methods: str | None, seed: int, served: bool, gateway_url: str | None,
-    sessions: bool = False, events_dir: Path | None = None,
+    ctx: click.Context,
+    data_dir: Path | None,
+    output_dir: Path | None,
+    cutoff: str | None,
+    json_path: Path | None,
+    methods: str | None,
+    seed: int,
+    served: bool,
+    gateway_url: str | None,
+    sessions: bool = False,
+    events_dir: Path | None = None,
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
@@ -89,8 +115,14 @@ def _evaluate(
     click.echo(f"wrote {target}")
 
 
-def _session_replay(data_dir: Path | None, output_dir: Path | None, cutoff: str | None, json_path: Path | None,
-                    seed: int, events_dir: Path | None) -> None:
+def _session_replay(
+    data_dir: Path | None,
+    output_dir: Path | None,
+    cutoff: str | None,
+    json_path: Path | None,
+    seed: int,
+    events_dir: Path | None,
+) -> None:
     import json
 
     from pipeline.evaluation import LeakageError

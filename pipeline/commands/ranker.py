@@ -12,6 +12,7 @@ Training composes the two stages (only the pipeline may import both services):
    and the single-task ablation;
 3. the exported ranker carries a feature store built strictly before the cutoff.
 """
+
 from __future__ import annotations
 
 from datetime import date, timedelta
@@ -46,24 +47,50 @@ def training_two_tower(dataset, cutoff: date, models_dir: Path, epochs: int | No
 @click.command("ranker")
 @path_options
 @cutoff_option
-@click.option("--model-version", default=None,
-              help="Version folder name (default: a new timestamp; an existing version is never replaced).")
+@click.option(
+    "--model-version",
+    default=None,
+    help="Version folder name (default: a new timestamp; an existing version is never replaced).",
+)
 @click.option("--force", is_flag=True, help="Publish even if the publish gate says the model loses to a baseline.")
 @click.option("--epochs", type=int, default=30, show_default=True, help="MMoE epochs (early stopping).")
 @click.option("--two-tower-epochs", type=int, default=None, help="Epochs of the training-week two-tower.")
-@click.option("--train-weeks", type=click.IntRange(1, 12), default=8, show_default=True,
-              help="Labelled weeks before the cutoff to learn from (each needs its own two-tower; "
-                   "on `small` 4 weeks beat 2 by ~15 % MAP@12, 8 beat 4 again). 1 is fastest.")
-@click.option("--loss", type=click.Choice(["pointwise", "listwise"]), default="pointwise", show_default=True,
-              help="Purchase-task loss: per candidate, or a softmax over each customer's list "
-                   "(equal within noise on `small`, see services/ranker/train.py).")
-@click.option("--single-task/--no-single-task", default=True, show_default=True,
-              help="Also train the single-task ablation (mmoe_single_task).")
+@click.option(
+    "--train-weeks",
+    type=click.IntRange(1, 12),
+    default=8,
+    show_default=True,
+    help="Labelled weeks before the cutoff to learn from (each needs its own two-tower; "
+    "on `small` 4 weeks beat 2 by ~15 % MAP@12, 8 beat 4 again). 1 is fastest.",
+)
+@click.option(
+    "--loss",
+    type=click.Choice(["pointwise", "listwise"]),
+    default="pointwise",
+    show_default=True,
+    help="Purchase-task loss: per candidate, or a softmax over each customer's list "
+    "(equal within noise on `small`, see services/ranker/train.py).",
+)
+@click.option(
+    "--single-task/--no-single-task",
+    default=True,
+    show_default=True,
+    help="Also train the single-task ablation (mmoe_single_task).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
-def train_ranker_command(data_dir: Path | None, output_dir: Path | None, cutoff: str | None, model_version: str | None,
-                         force: bool,
-                         epochs: int, two_tower_epochs: int | None, train_weeks: int, loss: str,
-                         single_task: bool, seed: int) -> None:
+def train_ranker_command(
+    data_dir: Path | None,
+    output_dir: Path | None,
+    cutoff: str | None,
+    model_version: str | None,
+    force: bool,
+    epochs: int,
+    two_tower_epochs: int | None,
+    train_weeks: int,
+    loss: str,
+    single_task: bool,
+    seed: int,
+) -> None:
     """Train the MMoE re-ranker on the week before the cutoff; export to output/models/mmoe/<version>/."""
     import shared.config  # noqa: F401
     from pipeline.stage_one import candidates_at
@@ -86,8 +113,10 @@ def train_ranker_command(data_dir: Path | None, output_dir: Path | None, cutoff:
     two_towers = []
     for back in range(train_weeks, 0, -1):
         week = shift_cutoff(serve_cutoff, back)
-        click.echo(f"ranker: training label week {week} .. {week + timedelta(days=6)}; "
-                   f"features for serving strictly before {serve_cutoff}")
+        click.echo(
+            f"ranker: training label week {week} .. {week + timedelta(days=6)}; "
+            f"features for serving strictly before {serve_cutoff}"
+        )
         two_tower = training_two_tower(dataset, week, paths.models_dir, two_tower_epochs, click.echo)
         buyers = sorted(purchases_by_customer(label_week(tx, week)))
         if not buyers:
@@ -99,10 +128,19 @@ def train_ranker_command(data_dir: Path | None, output_dir: Path | None, cutoff:
     if not candidates_by_week:
         raise click.ClickException("no purchases in any training week: nothing to learn from")
     out = train_ranker(
-        tx, dataset.customers, dataset.articles, candidates_by_week, serve_cutoff, paths.models_dir,
-        model_version or new_version(), TrainConfig(epochs=epochs, seed=seed, loss=loss), with_single_task=single_task,
+        tx,
+        dataset.customers,
+        dataset.articles,
+        candidates_by_week,
+        serve_cutoff,
+        paths.models_dir,
+        model_version or new_version(),
+        TrainConfig(epochs=epochs, seed=seed, loss=loss),
+        with_single_task=single_task,
         metadata={"candidate_models": two_towers, "data_dir": str(paths.data_dir)},
-        echo=click.echo, force=force)
+        echo=click.echo,
+        force=force,
+    )
     for name, folder in out.items():
         click.echo(f"{name}: {folder}")
 
@@ -112,11 +150,22 @@ def train_ranker_command(data_dir: Path | None, output_dir: Path | None, cutoff:
 @click.option("--customer-id", "customer_ids", multiple=True, help="Only these customers (repeatable).")
 @click.option("--model-version", default=None, help="Ranker version (default: CURRENT).")
 @click.option("--k", type=click.IntRange(1, 1000), default=12, show_default=True, help="Kept per customer.")
-@click.option("--max-candidates", type=click.IntRange(1, 5000), default=None,
-              help="Re-rank only each customer's first N candidates in stage-one order (default: all, as served).")
+@click.option(
+    "--max-candidates",
+    type=click.IntRange(1, 5000),
+    default=None,
+    help="Re-rank only each customer's first N candidates in stage-one order (default: all, as served).",
+)
 @click.option("--chunk-customers", type=click.IntRange(1), default=2000, show_default=True)
-def rerank_command(data_dir: Path | None, output_dir: Path | None, customer_ids: tuple[str, ...],
-                   model_version: str | None, k: int, max_candidates: int | None, chunk_customers: int) -> None:
+def rerank_command(
+    data_dir: Path | None,
+    output_dir: Path | None,
+    customer_ids: tuple[str, ...],
+    model_version: str | None,
+    k: int,
+    max_candidates: int | None,
+    chunk_customers: int,
+) -> None:
     """Re-rank output/inference/inference_results.parquet -> output/reranked_recommendations.parquet."""
     from services.ranker.rerank import rerank_file
     from services.ranker.serving import LoadedRanker
@@ -134,8 +183,15 @@ def rerank_command(data_dir: Path | None, output_dir: Path | None, customer_ids:
     except ArtifactError as exc:
         raise click.ClickException(f"{exc} (train one with `hmrec train ranker`)") from exc
     target = paths.output_dir / "reranked_recommendations.parquet"
-    stats = rerank_file(ranker, source, target, k=k, max_candidates=max_candidates,
-                        customer_ids=list(customer_ids) or None, chunk_customers=chunk_customers)
+    stats = rerank_file(
+        ranker,
+        source,
+        target,
+        k=k,
+        max_candidates=max_candidates,
+        customer_ids=list(customer_ids) or None,
+        chunk_customers=chunk_customers,
+    )
     click.echo(f"ranker {ranker.version}: {stats.summary()}; wrote {target}")
 
 

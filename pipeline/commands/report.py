@@ -5,6 +5,7 @@
 
 See pipeline/report.py for the sections and the files each one reads.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,14 +17,29 @@ from pipeline.options import path_options, paths_from
 
 @click.command("report")
 @path_options
-@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Folder to write index.html and its PNGs into (default: <output-dir>/report).")
-@click.option("--evaluate/--no-evaluate", "run_evaluation", default=True, show_default=True,
-              help="Run the evaluation when <output-dir>/evaluation/metrics.json is missing.")
-@click.option("--search-json", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Output of `hmrec evaluate search --json` (default: looked for under <output-dir>).")
-def report_command(data_dir: Path | None, output_dir: Path | None, out_dir: Path | None,
-                   run_evaluation: bool, search_json: Path | None) -> None:
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Folder to write index.html and its PNGs into (default: <output-dir>/report).",
+)
+@click.option(
+    "--evaluate/--no-evaluate",
+    "run_evaluation",
+    default=True,
+    show_default=True,
+    help="Run the evaluation when <output-dir>/evaluation/metrics.json is missing.",
+)
+@click.option(
+    "--search-json",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Output of `hmrec evaluate search --json` (default: looked for under <output-dir>).",
+)
+def report_command(
+    data_dir: Path | None, output_dir: Path | None, out_dir: Path | None, run_evaluation: bool, search_json: Path | None
+) -> None:
     """Write an HTML evaluation report (evaluation table, training curves, MMoE gates, search quality)."""
     from pipeline.report import build_report
 

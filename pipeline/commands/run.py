@@ -8,6 +8,7 @@
 4. Waits for the gateway's ``/readyz``, prints the URL, and on Ctrl-C / SIGTERM stops every
    child it started (by its own pid), gateway first.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -41,6 +42,7 @@ def echo(message: str) -> None:
 
 # --- offline steps ------------------------------------------------------------------------------
 
+
 def _has_model(paths: PathSettings, name: str) -> bool:
     try:
         resolve_version(paths.models_dir, name, None)
@@ -60,18 +62,26 @@ def _has_search_index(paths: PathSettings) -> bool:
 @dataclass
 class Step:
     name: str
-    args: list[str]                       # hmrec arguments
+    args: list[str]  # hmrec arguments
     done: Callable[[PathSettings], bool]
-    serving: bool = True                  # the services load its output (else: a batch file)
+    serving: bool = True  # the services load its output (else: a batch file)
 
 
 STEPS: list[Step] = [
     Step("two-tower model", ["train", "candidate"], lambda p: _has_model(p, "two_tower")),
-    Step("candidates for every customer", ["infer"], lambda p: (p.inference_dir / "inference_results.parquet").exists(),
-         serving=False),
+    Step(
+        "candidates for every customer",
+        ["infer"],
+        lambda p: (p.inference_dir / "inference_results.parquet").exists(),
+        serving=False,
+    ),
     Step("MMoE ranker", ["train", "ranker"], lambda p: _has_model(p, "mmoe")),
-    Step("re-ranked recommendations", ["rerank"], lambda p: (p.output_dir / "reranked_recommendations.parquet").exists(),
-         serving=False),
+    Step(
+        "re-ranked recommendations",
+        ["rerank"],
+        lambda p: (p.output_dir / "reranked_recommendations.parquet").exists(),
+        serving=False,
+    ),
     Step("search indexes", ["index"], _has_search_index),
 ]
 
@@ -83,8 +93,10 @@ def _has_data(data_dir: Path) -> bool:
 
     status = world_status(data_dir)
     if status == "incomplete":
-        echo(f"{data_dir} holds a synthetic world whose generation did not finish (or whose CSVs changed): "
-             "generating it again")
+        echo(
+            f"{data_dir} holds a synthetic world whose generation did not finish (or whose CSVs changed): "
+            "generating it again"
+        )
     return status in ("complete", "external")
 
 
@@ -103,8 +115,11 @@ def prepare(paths: PathSettings, scale: str, env: dict[str, str], serving_only: 
     """Synthesise data if the folder is empty, then run every offline step whose output is missing
     (``serving_only``: only the steps whose output the services load, not the batch files)."""
     if not _has_data(paths.data_dir):
-        _run_step(["data", "synth", "--scale", scale, "--out", str(paths.data_dir)], env,
-                  f"no data in {paths.data_dir}: synthetic `{scale}` world")
+        _run_step(
+            ["data", "synth", "--scale", scale, "--out", str(paths.data_dir)],
+            env,
+            f"no data in {paths.data_dir}: synthetic `{scale}` world",
+        )
     for step in STEPS:
         if serving_only and not step.serving:
             continue
@@ -115,6 +130,7 @@ def prepare(paths: PathSettings, scale: str, env: dict[str, str], serving_only: 
 
 
 # --- processes ---------------------------------------------------------------------------------
+
 
 def _die_with_parent() -> None:
     """Linux: the child gets SIGTERM if this process dies, even by SIGKILL (no orphans)."""
@@ -143,8 +159,9 @@ def start_child(name: str, cmd: list[str], env: dict[str, str], log_dir: Path, u
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     with log_path.open("ab") as fh:
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT,
-                                preexec_fn=_die_with_parent)  # only setsid/prctl
+        proc = subprocess.Popen(
+            cmd, cwd=REPO_ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+        )  # only setsid/prctl
     echo(f"started {name} (pid {proc.pid}){' at ' + url if url else ''}; log {log_path}")
     return Child(name, proc, log_path, url)
 
@@ -180,24 +197,38 @@ def port_open(host: str, port: int) -> bool:
 
 
 def uvicorn_cmd(module: str, host: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "uvicorn", f"services.{module}.app:create_app", "--factory",
-            "--host", host, "--port", str(port), "--no-access-log", "--timeout-graceful-shutdown", "5"]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        f"services.{module}.app:create_app",
+        "--factory",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--timeout-graceful-shutdown",
+        "5",
+    ]
 
 
 def service_env(base: dict[str, str], paths: PathSettings, name: str) -> dict[str, str]:
     env = dict(base)
     upper = name.upper()
-    env.update({
-        f"HM_{upper}_MODELS_DIR": str(paths.models_dir),
-        f"HM_{upper}_DATA_DIR": str(paths.data_dir),
-        f"HM_{upper}_OUTPUT_DIR": str(paths.output_dir),
-        f"HM_{upper}_INDEX_DIR": str(paths.search_dir),
-        # Four model processes on a few cores: one thread each keeps them from fighting.
-        "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"),
-        "TF_NUM_INTRAOP_THREADS": env.get("TF_NUM_INTRAOP_THREADS", "1"),
-        "TF_NUM_INTEROP_THREADS": env.get("TF_NUM_INTEROP_THREADS", "1"),
-        "TOKENIZERS_PARALLELISM": "false",
-    })
+    env.update(
+        {
+            f"HM_{upper}_MODELS_DIR": str(paths.models_dir),
+            f"HM_{upper}_DATA_DIR": str(paths.data_dir),
+            f"HM_{upper}_OUTPUT_DIR": str(paths.output_dir),
+            f"HM_{upper}_INDEX_DIR": str(paths.search_dir),
+            # Four model processes on a few cores: one thread each keeps them from fighting.
+            "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"),
+            "TF_NUM_INTRAOP_THREADS": env.get("TF_NUM_INTRAOP_THREADS", "1"),
+            "TF_NUM_INTEROP_THREADS": env.get("TF_NUM_INTEROP_THREADS", "1"),
+            "TOKENIZERS_PARALLELISM": "false",
+        }
+    )
     return env
 
 
@@ -205,8 +236,15 @@ class Stopping(Exception):
     pass
 
 
-def serve(paths: PathSettings, host: str, port: int, ports: dict[str, int], env: dict[str, str],
-          ready_timeout_s: float, start_redis: bool) -> int:
+def serve(
+    paths: PathSettings,
+    host: str,
+    port: int,
+    ports: dict[str, int],
+    env: dict[str, str],
+    ready_timeout_s: float,
+    start_redis: bool,
+) -> int:
     children: list[Child] = []
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -222,8 +260,24 @@ def serve(paths: PathSettings, host: str, port: int, ports: dict[str, int], env:
             if port_open(parsed.hostname, rport):
                 echo(f"Redis at {redis_url}: reachable")
             elif start_redis and _which("redis-server"):
-                children.append(start_child("redis", ["redis-server", "--port", str(rport), "--bind", "127.0.0.1",
-                                                      "--save", "", "--appendonly", "no"], env, log_dir))
+                children.append(
+                    start_child(
+                        "redis",
+                        [
+                            "redis-server",
+                            "--port",
+                            str(rport),
+                            "--bind",
+                            "127.0.0.1",
+                            "--save",
+                            "",
+                            "--appendonly",
+                            "no",
+                        ],
+                        env,
+                        log_dir,
+                    )
+                )
             else:
                 echo(f"Redis at {redis_url} not reachable: the gateway uses its in-process cache")
 
@@ -231,43 +285,75 @@ def serve(paths: PathSettings, host: str, port: int, ports: dict[str, int], env:
         for name in MODEL_SERVICES:
             if port_open("127.0.0.1", ports[name]):
                 raise click.ClickException(f"port {ports[name]} ({name}) is already in use; pass --{name}-port")
-            children.append(start_child(name, uvicorn_cmd(name, "127.0.0.1", ports[name]),
-                                        service_env(env, paths, name), log_dir, urls[name]))
+            children.append(
+                start_child(
+                    name,
+                    uvicorn_cmd(name, "127.0.0.1", ports[name]),
+                    service_env(env, paths, name),
+                    log_dir,
+                    urls[name],
+                )
+            )
         gateway_env = dict(env)
-        gateway_env.update({
-            "HM_GATEWAY_HOST": host, "HM_GATEWAY_PORT": str(port),
-            "HM_GATEWAY_CANDIDATE_URL": urls["candidate"], "HM_GATEWAY_RANKER_URL": urls["ranker"],
-            "HM_GATEWAY_SEARCH_URL": urls["search"],
-            "HM_GATEWAY_DATA_DIR": str(paths.data_dir), "HM_GATEWAY_OUTPUT_DIR": str(paths.output_dir),
-        })
+        gateway_env.update(
+            {
+                "HM_GATEWAY_HOST": host,
+                "HM_GATEWAY_PORT": str(port),
+                "HM_GATEWAY_CANDIDATE_URL": urls["candidate"],
+                "HM_GATEWAY_RANKER_URL": urls["ranker"],
+                "HM_GATEWAY_SEARCH_URL": urls["search"],
+                "HM_GATEWAY_DATA_DIR": str(paths.data_dir),
+                "HM_GATEWAY_OUTPUT_DIR": str(paths.output_dir),
+            }
+        )
         if port_open(host, port):
             raise click.ClickException(f"port {port} is already in use; set HM_GATEWAY_PORT or --port")
         gateway_url = f"http://{host}:{port}"
-        children.append(start_child("gateway", uvicorn_cmd("gateway", host, port), gateway_env, log_dir,
-                                    gateway_url))
+        children.append(start_child("gateway", uvicorn_cmd("gateway", host, port), gateway_env, log_dir, gateway_url))
 
         if redis_url:  # the events worker: Redis Stream -> output/events/*.parquet
-            children.append(start_child("events-drain", [sys.executable, "-m", "pipeline.cli", "events", "drain",
-                                        "--follow", "--output-dir", str(paths.output_dir), "--redis-url", redis_url],
-                                        env, log_dir))
+            children.append(
+                start_child(
+                    "events-drain",
+                    [
+                        sys.executable,
+                        "-m",
+                        "pipeline.cli",
+                        "events",
+                        "drain",
+                        "--follow",
+                        "--output-dir",
+                        str(paths.output_dir),
+                        "--redis-url",
+                        redis_url,
+                    ],
+                    env,
+                    log_dir,
+                )
+            )
         echo(f"waiting for the services (up to {ready_timeout_s:.0f}s; models load first)...")
         deadline = time.monotonic() + ready_timeout_s
         while not ready(gateway_url):
             for child in children:
                 if child.proc.poll() is not None:
                     raise click.ClickException(
-                        f"{child.name} exited with code {child.proc.returncode}; its log:\n{child.tail()}")
+                        f"{child.name} exited with code {child.proc.returncode}; its log:\n{child.tail()}"
+                    )
             if time.monotonic() > deadline:
                 waiting = [c.name for c in children if c.url and not ready(c.url)]
                 raise click.ClickException(f"not ready after {ready_timeout_s:.0f}s; still waiting for {waiting}")
             time.sleep(0.5)
-        click.echo(f"\n  The H&M recommender is running: {gateway_url}/   (API docs: {gateway_url}/docs)\n"
-                   f"  Logs in {log_dir}. Ctrl-C stops everything.\n")
+        click.echo(
+            f"\n  The H&M recommender is running: {gateway_url}/   (API docs: {gateway_url}/docs)\n"
+            f"  Logs in {log_dir}. Ctrl-C stops everything.\n"
+        )
         while True:
             for child in children:
                 if child.proc.poll() is not None:
-                    echo(f"{child.name} exited with code {child.proc.returncode}; stopping the rest. Log tail:\n"
-                         f"{child.tail()}")
+                    echo(
+                        f"{child.name} exited with code {child.proc.returncode}; stopping the rest. Log tail:\n"
+                        f"{child.tail()}"
+                    )
                     return 1
             time.sleep(0.5)
     except Stopping as why:
@@ -291,30 +377,55 @@ def _which(exe: str) -> str | None:
 @click.command("run")
 @path_options
 @click.option("--scale", default="small", show_default=True, help="Synthetic world to generate when data/ is empty.")
-@click.option("--skip-pipeline", "--services-only", "skip_pipeline", is_flag=True,
-              help="Start the services on whatever artifacts exist; run no offline step.")
+@click.option(
+    "--skip-pipeline",
+    "--services-only",
+    "skip_pipeline",
+    is_flag=True,
+    help="Start the services on whatever artifacts exist; run no offline step.",
+)
 @click.option("--pipeline-only", is_flag=True, help="Prepare data, models and indexes, then exit (Docker's job).")
-@click.option("--serving-only", is_flag=True,
-              help="Only the steps the services need (models, search index); skip the batch files.")
+@click.option(
+    "--serving-only",
+    is_flag=True,
+    help="Only the steps the services need (models, search index); skip the batch files.",
+)
 @click.option("--host", default=None, help="Gateway host (default $HM_GATEWAY_HOST or 127.0.0.1).")
-@click.option("--port", type=click.IntRange(1, 65535), default=None,
-              help="Gateway port (default $HM_GATEWAY_PORT or 8000).")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=None, help="Gateway port (default $HM_GATEWAY_PORT or 8000)."
+)
 @click.option("--candidate-port", type=click.IntRange(1, 65535), default=DEFAULT_PORTS["candidate"], show_default=True)
 @click.option("--ranker-port", type=click.IntRange(1, 65535), default=DEFAULT_PORTS["ranker"], show_default=True)
 @click.option("--search-port", type=click.IntRange(1, 65535), default=DEFAULT_PORTS["search"], show_default=True)
 @click.option("--ready-timeout", type=float, default=900.0, show_default=True, help="Seconds to wait for /readyz.")
 @click.option("--no-redis-start", is_flag=True, help="Never start a local redis-server.")
-def run_command(data_dir: Path | None, output_dir: Path | None, scale: str, skip_pipeline: bool,
-                pipeline_only: bool, host: str | None, port: int | None, candidate_port: int, ranker_port: int,
-                search_port: int, ready_timeout: float, no_redis_start: bool, serving_only: bool) -> None:
+def run_command(
+    data_dir: Path | None,
+    output_dir: Path | None,
+    scale: str,
+    skip_pipeline: bool,
+    pipeline_only: bool,
+    host: str | None,
+    port: int | None,
+    candidate_port: int,
+    ranker_port: int,
+    search_port: int,
+    ready_timeout: float,
+    no_redis_start: bool,
+    serving_only: bool,
+) -> None:
     """Data, models and indexes if missing, then every service and the page; Ctrl-C stops all."""
     if skip_pipeline and pipeline_only:
         raise click.UsageError("--skip-pipeline and --pipeline-only exclude each other")
     paths = paths_from(data_dir, output_dir)
     paths = PathSettings(data_dir=paths.data_dir.resolve(), output_dir=paths.output_dir.resolve())
     env = dict(os.environ)
-    env.update(HM_DATA_DIR=str(paths.data_dir), HM_OUTPUT_DIR=str(paths.output_dir),
-               TF_USE_LEGACY_KERAS="1", PYTHONUNBUFFERED="1")
+    env.update(
+        HM_DATA_DIR=str(paths.data_dir),
+        HM_OUTPUT_DIR=str(paths.output_dir),
+        TF_USE_LEGACY_KERAS="1",
+        PYTHONUNBUFFERED="1",
+    )
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if not skip_pipeline:
         prepare(paths, scale, env, serving_only)

@@ -1,11 +1,12 @@
 """``hmrec index`` (search indexes), ``hmrec search text|image`` and ``hmrec evaluate search``.
 
-    hmrec index                      # both: text indexes, then photo embeddings (what `hmrec run` calls)
-    hmrec index text | images
-    hmrec search text "floral summer dress" --k 12 --filter colour_group_name=Black --mode hybrid
-    hmrec search image path/to/photo.jpg --k 12
-    hmrec evaluate search --data-dir REAL --json output/search_eval.json
+hmrec index                      # both: text indexes, then photo embeddings (what `hmrec run` calls)
+hmrec index text | images
+hmrec search text "floral summer dress" --k 12 --filter colour_group_name=Black --mode hybrid
+hmrec search image path/to/photo.jpg --k 12
+hmrec evaluate search --data-dir REAL --json output/search_eval.json
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,10 @@ from pipeline.groups import get_group
 from pipeline.options import path_options, paths_from
 from shared.config import PathSettings
 
-FILTER_HELP = ("Filter as key=value, repeatable; keys: the catalogue columns of shared.schemas.FILTER_COLUMNS, "
-               "price_min, price_max. Repeating a column means any of the values.")
+FILTER_HELP = (
+    "Filter as key=value, repeatable; keys: the catalogue columns of shared.schemas.FILTER_COLUMNS, "
+    "price_min, price_max. Repeating a column means any of the values."
+)
 
 
 def _load(paths: PathSettings) -> Any:
@@ -37,8 +40,10 @@ def _index_text(paths: PathSettings) -> dict[str, Any]:
     data = _load(paths)
     report = build_text_index(data.articles, data.transactions, paths.search_dir)
     write_manifest(paths.search_dir, report)
-    click.echo(f"text index: {report['articles']} articles ({report['priced_articles']} with a price), "
-               f"{report['customers_with_history']} customer histories -> {paths.search_dir}")
+    click.echo(
+        f"text index: {report['articles']} articles ({report['priced_articles']} with a price), "
+        f"{report['customers_with_history']} customer histories -> {paths.search_dir}"
+    )
     return report
 
 
@@ -50,9 +55,11 @@ def _index_images(paths: PathSettings, batch_size: int) -> dict[str, Any]:
     report = build_image_index(data.articles, images_dir, paths.search_dir, batch_size=batch_size)
     write_manifest(paths.search_dir, report)
     per_k = report["embed_seconds_per_1000"]
-    click.echo(f"image index: {report['images']} photos ({report['images_embedded']} embedded, "
-               f"{report['images_reused']} reused), {report['images_skipped_no_photo']} articles without a "
-               f"photo skipped; {per_k if per_k is not None else '-'} s per 1,000 photos embedded")
+    click.echo(
+        f"image index: {report['images']} photos ({report['images_embedded']} embedded, "
+        f"{report['images_reused']} reused), {report['images_skipped_no_photo']} articles without a "
+        f"photo skipped; {per_k if per_k is not None else '-'} s per 1,000 photos embedded"
+    )
     return report
 
 
@@ -72,8 +79,10 @@ def _parse_filters(pairs: tuple[str, ...]) -> Any:
         elif key in FILTER_COLUMNS:
             fields.setdefault(key, []).append(value)
         else:
-            raise click.BadParameter(f"unknown filter {key!r}; use one of {', '.join(FILTER_COLUMNS)}, "
-                                     "price_min, price_max", param_hint="--filter")
+            raise click.BadParameter(
+                f"unknown filter {key!r}; use one of {', '.join(FILTER_COLUMNS)}, price_min, price_max",
+                param_hint="--filter",
+            )
     try:
         return SearchFilters.model_validate(fields)
     except ValidationError as exc:
@@ -96,16 +105,19 @@ def _write_answer(answer: Any, target: Path, query: dict[str, Any], index: Any) 
     click.echo(f"{'rank':>4}  {'article_id':<10}  {'score':>8}  name / type / colour")
     for rank, r in enumerate(answer.results, start=1):
         a = rows.loc[r.article_id]
-        click.echo(f"{rank:>4}  {r.article_id:<10}  {r.score:8.4f}  {a['prod_name']} / "
-                   f"{a['product_type_name']} / {a['colour_group_name']}")
+        click.echo(
+            f"{rank:>4}  {r.article_id:<10}  {r.score:8.4f}  {a['prod_name']} / "
+            f"{a['product_type_name']} / {a['colour_group_name']}"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps({"query": query, **answer.model_dump()}, indent=2))
     click.echo(f"wrote {target}")
 
 
 def register(cli: click.Group) -> None:
-    index_group = get_group(cli, "index", help="Build the search indexes under <output-dir>/search/.",
-                            invoke_without_command=True)
+    index_group = get_group(
+        cli, "index", help="Build the search indexes under <output-dir>/search/.", invoke_without_command=True
+    )
 
     @click.command()
     @path_options
@@ -148,16 +160,24 @@ def register(cli: click.Group) -> None:
     @click.option("--customer-id", default=None, help="Personalise for this customer (64 hex characters).")
     @click.option("--filter", "filters", multiple=True, help=FILTER_HELP)
     @click.option("--mode", type=click.Choice(["hybrid", "tfidf", "semantic"]), default="hybrid", show_default=True)
-    def search_text(query: str, data_dir: Path | None, output_dir: Path | None, k: int,
-                    customer_id: str | None, filters: tuple[str, ...], mode: str) -> None:
+    def search_text(
+        query: str,
+        data_dir: Path | None,
+        output_dir: Path | None,
+        k: int,
+        customer_id: str | None,
+        filters: tuple[str, ...],
+        mode: str,
+    ) -> None:
         """Text query -> top k articles, also written to <output-dir>/final_recs_text_query.json."""
         from pydantic import ValidationError
 
         from shared.schemas import TextSearchRequest
 
         try:
-            request = TextSearchRequest(query=query, k=k, filters=_parse_filters(filters),
-                                        customer_id=customer_id, mode=mode)  # type: ignore[arg-type]
+            request = TextSearchRequest(
+                query=query, k=k, filters=_parse_filters(filters), customer_id=customer_id, mode=mode
+            )  # type: ignore[arg-type]
         except ValidationError as exc:
             raise click.BadParameter(str(exc)) from exc
         paths = paths_from(data_dir, output_dir)
@@ -172,8 +192,15 @@ def register(cli: click.Group) -> None:
     @click.option("--customer-id", default=None, help="Personalise for this customer (64 hex characters).")
     @click.option("--filter", "filters", multiple=True, help=FILTER_HELP)
     @click.option("--mode", type=click.Choice(["default", "embedder", "colour"]), default="default", show_default=True)
-    def search_image(path: Path, data_dir: Path | None, output_dir: Path | None, k: int,
-                     customer_id: str | None, filters: tuple[str, ...], mode: str) -> None:
+    def search_image(
+        path: Path,
+        data_dir: Path | None,
+        output_dir: Path | None,
+        k: int,
+        customer_id: str | None,
+        filters: tuple[str, ...],
+        mode: str,
+    ) -> None:
         """Photo query -> top k visually similar articles, also written to <output-dir>/final_recs_img_query.json."""
         import hashlib
         import re
@@ -196,25 +223,45 @@ def register(cli: click.Group) -> None:
             answer = index.image_search(image, k, parsed, customer_id, mode, hashlib.sha256(data).hexdigest())
         except LookupError as exc:
             raise click.ClickException(str(exc)) from exc
-        query = {"image": str(path), "k": k, "filters": parsed.model_dump(exclude_none=True),
-                 "customer_id": customer_id, "mode": mode}
+        query = {
+            "image": str(path),
+            "k": k,
+            "filters": parsed.model_dump(exclude_none=True),
+            "customer_id": customer_id,
+            "mode": mode,
+        }
         _write_answer(answer, paths.output_dir / "final_recs_img_query.json", query, index)
 
     evaluate_group = get_group(cli, "evaluate", help="Offline evaluation.", invoke_without_command=True)
 
     @evaluate_group.command("search")
-    @click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), required=True,
-                  help="Any folder with articles.csv and images/<3 digits>/<id>.jpg.")
-    @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
-                  help="Also write the metrics here.")
-    @click.option("--limit", type=click.IntRange(11, None), default=None,
-                  help="Evaluate on the first N articles only (quick checks).")
-    @click.option("--work-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-                  help="Where photo embeddings are kept between runs (default: <output-dir>/search_eval/<data folder name>).")
-    @click.option("--output-dir", type=click.Path(path_type=Path), default=None,
-                  help="Default: $HM_OUTPUT_DIR or output/.")
-    def evaluate_search(data_dir: Path, json_path: Path | None, limit: int | None, work_dir: Path | None,
-                        output_dir: Path | None) -> None:
+    @click.option(
+        "--data-dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        required=True,
+        help="Any folder with articles.csv and images/<3 digits>/<id>.jpg.",
+    )
+    @click.option(
+        "--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write the metrics here."
+    )
+    @click.option(
+        "--limit",
+        type=click.IntRange(11, None),
+        default=None,
+        help="Evaluate on the first N articles only (quick checks).",
+    )
+    @click.option(
+        "--work-dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=None,
+        help="Where photo embeddings are kept between runs (default: <output-dir>/search_eval/<data folder name>).",
+    )
+    @click.option(
+        "--output-dir", type=click.Path(path_type=Path), default=None, help="Default: $HM_OUTPUT_DIR or output/."
+    )
+    def evaluate_search(
+        data_dir: Path, json_path: Path | None, limit: int | None, work_dir: Path | None, output_dir: Path | None
+    ) -> None:
         """Image p@10 (same product group / colour group, leave-one-out) and text p@12."""
         from services.search.evaluate import evaluate_search_quality, format_report
 

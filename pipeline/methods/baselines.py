@@ -10,6 +10,7 @@ history, then last week's best sellers; 0.0082 on held-back real rows, above
 They need no artifacts, so they are always available. Everything they read is
 ``ctx.history`` (rows strictly before ``ctx.cutoff``) and the customers' ages.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

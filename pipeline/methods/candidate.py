@@ -9,6 +9,7 @@
 The model used is the published two-tower if it was trained exactly up to the scored week,
 else any version that was; one trained on the scored week is refused (LeakageError).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -68,8 +69,11 @@ def build_methods(ctx: EvalContext) -> dict[str, Callable[[list[str]], dict[str,
         return evaluated_candidates(ctx, folder, customers, model)
 
     def two_tower(customers: list[str]) -> dict[str, list[str]]:
-        return _ranked(generate_candidates(model, ctx.dataset, ctx.cutoff, customers, top_k=ctx.k,
-                                           threshold=None, filters=NO_FILTERS))
+        return _ranked(
+            generate_candidates(
+                model, ctx.dataset, ctx.cutoff, customers, top_k=ctx.k, threshold=None, filters=NO_FILTERS
+            )
+        )
 
     def stage_one(customers: list[str]) -> dict[str, list[str]]:
         return _ranked(stage_one_frame(customers))
@@ -78,6 +82,7 @@ def build_methods(ctx: EvalContext) -> dict[str, Callable[[list[str]], dict[str,
         def alone(customers: list[str]) -> dict[str, list[str]]:
             frame = stage_one_frame(customers)
             return _ranked(frame[frame[f"src_{name}"] > 0], f"src_{name}", ascending=False)
+
         return alone
 
     methods: dict[str, Callable[[list[str]], dict[str, list[str]]]] = {"two_tower": two_tower, "stage_one": stage_one}

@@ -11,6 +11,7 @@ so the value of the extra tasks is measured, not assumed.
 Both refuse (``LeakageError``) a ranker whose feature store or label week reaches into the
 scored week, and a two-tower trained on it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -45,6 +46,7 @@ def build_methods(ctx: EvalContext) -> dict[str, Callable[[list[str]], dict[str,
             # The evaluated week gets the stage one /recommend serves (and the ranker trained on).
             ranked = ranker.rerank_frame(evaluated_candidates(ctx, two_tower, customers), k=ctx.k)
             return {c: list(g) for c, g in ranked.groupby("customer_id", sort=False)["article_id"]}
+
         return recommend
 
     return {method: make(folder) for method, folder in rankers.items()}

@@ -25,5 +25,6 @@ and serving; every feature strictly before its day), model (towers + retrieval t
 (exact NN), train, infer (two-tower top-k + filter), stage_one (every source, merged),
 two_tower_source, batch (the batch file), artifact (save/load), serving (one customer), app (FastAPI).
 """
+
 # Importing the package sets TF_USE_LEGACY_KERAS before any of its modules imports TensorFlow.
 import shared.config  # noqa: F401

@@ -4,6 +4,7 @@ Run: ``python -m uvicorn services.candidate.app:create_app --factory --port 8001
 (settings from ``HM_CANDIDATE_*``, see settings.CandidateSettings). Health, metrics, load
 shedding and hot swap come from ``shared.service``; this module holds only the route.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,10 +43,14 @@ def create_app(settings: CandidateSettings | None = None) -> FastAPI:
         return {"model_version": slot.version, "last_error": slot.last_error}
 
     app = model_service_app(
-        "candidate", settings, [slot], describe, threads={"blas": settings.blas_threads},
+        "candidate",
+        settings,
+        [slot],
+        describe,
+        threads={"blas": settings.blas_threads},
         title="hmrec candidate service",
         description="Stage one: a customer's candidates from the two-tower, repurchase, co-purchase, "
-                    "other colours, trending and best sellers.",
+        "other colours, trending and best sellers.",
     )
     app.include_router(router)
     return app

@@ -13,6 +13,7 @@ Layout of a version folder:
 - ``stage_one/``             the other candidate sources' tables as of the cutoff (stage_one.py)
 - ``history.json``, ``training_curves.png``, ``metadata.json``
 """
+
 from __future__ import annotations
 
 import json
@@ -71,7 +72,7 @@ class LoadedTwoTower:
     def encode(self, feats: dict[str, np.ndarray], batch: int = 4096) -> np.ndarray:
         """Query embeddings float32 [B, dim] for query-tower inputs (see features.QUERY_INPUTS)."""
         n = len(feats["customer_idx"])
-        out = [self.encoder({k: v[s:s + batch] for k, v in feats.items()}) for s in range(0, n, batch)]
+        out = [self.encoder({k: v[s : s + batch] for k, v in feats.items()}) for s in range(0, n, batch)]
         return np.concatenate(out) if out else np.zeros((0, self.index.embeddings.shape[1]), np.float32)
 
     def snapshot_features(self, customer_ids: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -97,8 +98,10 @@ def load_two_tower(path: Path, warm: bool = True) -> LoadedTwoTower:
     if meta.get("model_kind") != "two_tower":
         raise ValueError(f"{path} is not a two-tower model (model_kind={meta.get('model_kind')!r})")
     if meta.get("artifact_format") != ARTIFACT_FORMAT:
-        raise ValueError(f"{path} was written in two-tower format {meta.get('artifact_format')!r}, this code reads "
-                         f"format {ARTIFACT_FORMAT}: retrain it with `hmrec train candidate`")
+        raise ValueError(
+            f"{path} was written in two-tower format {meta.get('artifact_format')!r}, this code reads "
+            f"format {ARTIFACT_FORMAT}: retrain it with `hmrec train candidate`"
+        )
     space = FeatureSpace.load(path)
     cfg = TrainConfig(**meta["config"])
     shape = ModelShape(**meta["model_shape"])
@@ -110,13 +113,21 @@ def load_two_tower(path: Path, warm: bool = True) -> LoadedTwoTower:
     model.load_weights(str(path / "weights" / "ckpt")).expect_partial()
     emb = np.load(path / "article_embeddings.npy")
     if emb.shape != (space.n_articles, cfg.embedding_dim):
-        raise ValueError(f"{path}: article_embeddings shape {emb.shape}, expected {(space.n_articles, cfg.embedding_dim)}")
+        raise ValueError(
+            f"{path}: article_embeddings shape {emb.shape}, expected {(space.n_articles, cfg.embedding_dim)}"
+        )
     snap = pd.read_parquet(path / "customer_features.parquet")
     hist = np.load(path / "customer_history.npy")
     loaded = LoadedTwoTower(
-        path=path, version=path.name, metadata=meta, space=space, config=cfg, model=model,
+        path=path,
+        version=path.name,
+        metadata=meta,
+        space=space,
+        config=cfg,
+        model=model,
         article_table=table,
-        encoder=NumpyQueryTower(model), index=ExactIndex(emb),
+        encoder=NumpyQueryTower(model),
+        index=ExactIndex(emb),
         article_stats=pd.read_parquet(path / "article_stats.parquet"),
         popular=json.loads((path / "popular.json").read_text()),
         customer_rows=pd.Index(snap["customer_id"].astype(str).to_numpy(dtype=object)),

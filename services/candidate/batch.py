@@ -5,6 +5,7 @@ cosine, rank = stage-one order) plus ``source`` (the first source that proposed 
 ``src_<source>`` column per source (shared.candidates). The same :func:`stage_one` the
 service answers with, so ``hmrec rerank`` re-ranks exactly what ``/recommend`` would.
 """
+
 from __future__ import annotations
 
 import sys
@@ -34,12 +35,15 @@ class BatchStats:
     def summary(self) -> str:
         rate = self.customers / self.seconds if self.seconds > 0 else float("nan")
         sources = ", ".join(f"{k} {v:,}" for k, v in sorted(self.by_source.items()))
-        return (f"{self.customers:,} customers, {self.rows:,} candidates ({sources}); "
-                f"{self.seconds:.1f}s, {rate:,.0f} customers/s")
+        return (
+            f"{self.customers:,} customers, {self.rows:,} candidates ({sources}); "
+            f"{self.seconds:.1f}s, {rate:,.0f} customers/s"
+        )
 
 
-def exclude(frame: pd.DataFrame, article_ids: list[str], attributes: dict[str, list[str]],
-            articles: pd.DataFrame) -> pd.DataFrame:
+def exclude(
+    frame: pd.DataFrame, article_ids: list[str], attributes: dict[str, list[str]], articles: pd.DataFrame
+) -> pd.DataFrame:
     """Drop configured articles and attribute values (the operator's exclusions)."""
     drop = {a.zfill(10) for a in article_ids}
     for column, values in attributes.items():
@@ -49,23 +53,34 @@ def exclude(frame: pd.DataFrame, article_ids: list[str], attributes: dict[str, l
     return frame[~frame["article_id"].isin(drop)] if drop else frame
 
 
-def stage_one_batches(model: LoadedTwoTower | Path, dataset: Any, cutoff: date | None,
-                      customer_ids: list[str] | None, config: StageOneConfig, chunk_size: int = 2048,
-                      tables: StageOneTables | None = None, progress: bool = False):  # type: ignore[no-untyped-def]
+def stage_one_batches(
+    model: LoadedTwoTower | Path,
+    dataset: Any,
+    cutoff: date | None,
+    customer_ids: list[str] | None,
+    config: StageOneConfig,
+    chunk_size: int = 2048,
+    tables: StageOneTables | None = None,
+    progress: bool = False,
+):  # type: ignore[no-untyped-def]
     """Yield stage-one frames of ``chunk_size`` customers (all customers by default, sorted)."""
     m = model if isinstance(model, LoadedTwoTower) else load_two_tower(Path(model))
     source = TwoTowerSource.offline(m, dataset, cutoff, config.not_sold_weeks)
-    tables = tables or build_tables(dataset.transactions, dataset.customers, dataset.articles, source.as_of,
-                                    not_sold_weeks=config.not_sold_weeks)
-    ids = (np.array(sorted(dataset.customers["customer_id"].astype(str)), dtype=object)
-           if customer_ids is None else np.asarray([str(c) for c in customer_ids], dtype=object))
+    tables = tables or build_tables(
+        dataset.transactions, dataset.customers, dataset.articles, source.as_of, not_sold_weeks=config.not_sold_weeks
+    )
+    ids = (
+        np.array(sorted(dataset.customers["customer_id"].astype(str)), dtype=object)
+        if customer_ids is None
+        else np.asarray([str(c) for c in customer_ids], dtype=object)
+    )
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=len(ids), unit="customer", desc="stage one", file=sys.stderr)
     for s in range(0, len(ids), chunk_size):
-        chunk = ids[s:s + chunk_size]
+        chunk = ids[s : s + chunk_size]
         yield stage_one(tables, source, chunk, config)
         if bar is not None:
             bar.update(len(chunk))
@@ -73,11 +88,18 @@ def stage_one_batches(model: LoadedTwoTower | Path, dataset: Any, cutoff: date |
         bar.close()
 
 
-def write_stage_one(model: LoadedTwoTower | Path, dataset: Any, out_path: Path, cutoff: date | None = None,
-                    customer_ids: list[str] | None = None, config: StageOneConfig | None = None,
-                    exclude_article_ids: list[str] | None = None,
-                    exclude_attributes: dict[str, list[str]] | None = None,
-                    chunk_size: int = 2048, progress: bool = True) -> BatchStats:
+def write_stage_one(
+    model: LoadedTwoTower | Path,
+    dataset: Any,
+    out_path: Path,
+    cutoff: date | None = None,
+    customer_ids: list[str] | None = None,
+    config: StageOneConfig | None = None,
+    exclude_article_ids: list[str] | None = None,
+    exclude_attributes: dict[str, list[str]] | None = None,
+    chunk_size: int = 2048,
+    progress: bool = True,
+) -> BatchStats:
     """Write every customer's stage-one candidates to ``out_path`` (a unique temporary file in
     the same folder, renamed into place when complete)."""
     import pyarrow as pa
@@ -86,16 +108,22 @@ def write_stage_one(model: LoadedTwoTower | Path, dataset: Any, out_path: Path, 
     config = config or StageOneConfig()
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    schema = pa.schema([("customer_id", pa.string()), ("article_id", pa.string()), ("score", pa.float32()),
-                        ("rank", pa.int32()), ("source", pa.string()),
-                        *[(c, pa.float32()) for c in SOURCE_COLUMNS]])
+    schema = pa.schema(
+        [
+            ("customer_id", pa.string()),
+            ("article_id", pa.string()),
+            ("score", pa.float32()),
+            ("rank", pa.int32()),
+            ("source", pa.string()),
+            *[(c, pa.float32()) for c in SOURCE_COLUMNS],
+        ]
+    )
     stats = BatchStats()
     t0 = time.perf_counter()
     tmp = temp_path_for(out_path)  # unique per run: two runs at once never share it
     try:
         with pq.ParquetWriter(tmp, schema) as writer:
-            for frame in stage_one_batches(model, dataset, cutoff, customer_ids, config, chunk_size,
-                                           progress=progress):
+            for frame in stage_one_batches(model, dataset, cutoff, customer_ids, config, chunk_size, progress=progress):
                 if exclude_article_ids or exclude_attributes:
                     frame = exclude(frame, exclude_article_ids or [], exclude_attributes or {}, dataset.articles)
                     frame = frame.assign(rank=frame.groupby("customer_id", sort=False).cumcount().astype(np.int32) + 1)

@@ -11,6 +11,7 @@ Index spaces (0 is always "padding / unknown"):
   customer gets 0, the out-of-vocabulary bucket, and is served from features + history;
 - categorical values: vocabulary position + 1.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,14 @@ CUSTOMER_CAT_COLUMNS: tuple[str, ...] = ("club_member_status", "fashion_news_fre
 _HASH_KEY = "hmrec-postal-key"
 
 QUERY_INPUTS: tuple[str, ...] = (
-    "customer_idx", "age_bucket", "club_member_status", "fashion_news_frequency",
-    "postal_bucket", "fn", "active", "history",
+    "customer_idx",
+    "age_bucket",
+    "club_member_status",
+    "fashion_news_frequency",
+    "postal_bucket",
+    "fn",
+    "active",
+    "history",
 )
 
 
@@ -54,9 +61,9 @@ QUERY_INPUTS: tuple[str, ...] = (
 class FeatureSpace:
     """Vocabularies that turn raw ids and strings into the model's integer inputs."""
 
-    article_ids: np.ndarray               # catalogue, str, position i -> index i + 1
-    article_vocab: dict[str, list[str]]   # per ARTICLE_CAT_COLUMNS
-    customer_ids: np.ndarray              # known customers, str, position i -> index i + 1
+    article_ids: np.ndarray  # catalogue, str, position i -> index i + 1
+    article_vocab: dict[str, list[str]]  # per ARTICLE_CAT_COLUMNS
+    customer_ids: np.ndarray  # known customers, str, position i -> index i + 1
     customer_vocab: dict[str, list[str]]  # per CUSTOMER_CAT_COLUMNS
     postal_buckets: int
     history_len: int
@@ -70,7 +77,9 @@ class FeatureSpace:
         """int64 [n_articles + 1]: each article index's position in article-id order (a stable
         tie-break for purchases made the same day)."""
         rank = np.zeros(self.n_articles + 1, dtype=np.int64)
-        rank[1 + np.argsort(np.asarray(self.article_ids, dtype=object).astype(str), kind="stable")] = np.arange(1, self.n_articles + 1)
+        rank[1 + np.argsort(np.asarray(self.article_ids, dtype=object).astype(str), kind="stable")] = np.arange(
+            1, self.n_articles + 1
+        )
         return rank
 
     @property
@@ -97,7 +106,8 @@ class FeatureSpace:
                 "age_bucket": f"int32 [B], 0=unknown, edges {list(TOWER_AGE_EDGES)}",
                 **{c: f"int32 [B], vocab {len(self.customer_vocab[c])} + unknown" for c in CUSTOMER_CAT_COLUMNS},
                 "postal_bucket": f"int32 [B], hashed into {self.postal_buckets}",
-                "fn": "float32 [B]", "active": "float32 [B]",
+                "fn": "float32 [B]",
+                "active": "float32 [B]",
                 "history": f"int32 [B, {self.history_len}] most recent distinct purchases before the cutoff, 0=pad",
             },
             "candidate": {
@@ -110,10 +120,16 @@ class FeatureSpace:
         folder = Path(folder)
         pd.DataFrame({"article_id": self.article_ids}).to_parquet(folder / "articles_vocab.parquet", index=False)
         pd.DataFrame({"customer_id": self.customer_ids}).to_parquet(folder / "customers_vocab.parquet", index=False)
-        (folder / "vocab.json").write_text(json.dumps({
-            "article_vocab": self.article_vocab, "customer_vocab": self.customer_vocab,
-            "postal_buckets": self.postal_buckets, "history_len": self.history_len,
-        }))
+        (folder / "vocab.json").write_text(
+            json.dumps(
+                {
+                    "article_vocab": self.article_vocab,
+                    "customer_vocab": self.customer_vocab,
+                    "postal_buckets": self.postal_buckets,
+                    "history_len": self.history_len,
+                }
+            )
+        )
 
     @classmethod
     def load(cls, folder: Path) -> FeatureSpace:
@@ -122,8 +138,10 @@ class FeatureSpace:
         return cls(
             article_ids=pd.read_parquet(folder / "articles_vocab.parquet")["article_id"].astype(str).to_numpy(),
             customer_ids=pd.read_parquet(folder / "customers_vocab.parquet")["customer_id"].astype(str).to_numpy(),
-            article_vocab=meta["article_vocab"], customer_vocab=meta["customer_vocab"],
-            postal_buckets=int(meta["postal_buckets"]), history_len=int(meta["history_len"]),
+            article_vocab=meta["article_vocab"],
+            customer_vocab=meta["customer_vocab"],
+            postal_buckets=int(meta["postal_buckets"]),
+            history_len=int(meta["history_len"]),
         )
 
 
@@ -138,8 +156,12 @@ def _encode(values: pd.Series, vocab: list[str]) -> np.ndarray:
 
 
 def build_feature_space(
-    articles: pd.DataFrame, customers: pd.DataFrame, transactions: pd.DataFrame,
-    cutoff: date | pd.Timestamp, history_len: int = 20, postal_buckets: int = 2000,
+    articles: pd.DataFrame,
+    customers: pd.DataFrame,
+    transactions: pd.DataFrame,
+    cutoff: date | pd.Timestamp,
+    history_len: int = 20,
+    postal_buckets: int = 2000,
 ) -> FeatureSpace:
     """Vocabularies from the catalogue, the customer table and purchases strictly before ``cutoff``."""
     before = transactions[transactions["t_dat"] < as_timestamp(cutoff)]
@@ -173,7 +195,9 @@ def postal_bucket(postal: pd.Series, buckets: int) -> np.ndarray:
     return np.where(s == "", 0, out).astype(np.int32)
 
 
-def customer_static_features(space: FeatureSpace, customers: pd.DataFrame, customer_ids: np.ndarray) -> dict[str, np.ndarray]:
+def customer_static_features(
+    space: FeatureSpace, customers: pd.DataFrame, customer_ids: np.ndarray
+) -> dict[str, np.ndarray]:
     """Query inputs that do not depend on time, for ``customer_ids`` in order.
 
     Customers missing from the customer table get the "unknown" value of every feature.
@@ -183,10 +207,16 @@ def customer_static_features(space: FeatureSpace, customers: pd.DataFrame, custo
     c = c.reindex(ids)
     out = {
         "customer_idx": space.customer_index(ids.to_numpy()),
-        "age_bucket": tower_age_bucket(c["age"].to_numpy(dtype=np.float64) if "age" in c else np.full(len(ids), np.nan)),
-        "postal_bucket": postal_bucket(c["postal_code"].fillna("") if "postal_code" in c else pd.Series([""] * len(ids)), space.postal_buckets),
+        "age_bucket": tower_age_bucket(
+            c["age"].to_numpy(dtype=np.float64) if "age" in c else np.full(len(ids), np.nan)
+        ),
+        "postal_bucket": postal_bucket(
+            c["postal_code"].fillna("") if "postal_code" in c else pd.Series([""] * len(ids)), space.postal_buckets
+        ),
         "fn": np.nan_to_num(c["FN"].to_numpy(dtype=np.float32)) if "FN" in c else np.zeros(len(ids), np.float32),
-        "active": np.nan_to_num(c["Active"].to_numpy(dtype=np.float32)) if "Active" in c else np.zeros(len(ids), np.float32),
+        "active": np.nan_to_num(c["Active"].to_numpy(dtype=np.float32))
+        if "Active" in c
+        else np.zeros(len(ids), np.float32),
     }
     for col in CUSTOMER_CAT_COLUMNS:
         out[col] = _encode(c[col].fillna(""), space.customer_vocab[col]) if col in c else np.zeros(len(ids), np.int32)
@@ -200,8 +230,9 @@ def _distinct_pairs(customers: np.ndarray, articles: np.ndarray, n_articles: int
     return customers[first], articles[first]
 
 
-def recent_distinct(rows: np.ndarray, articles: np.ndarray, days: np.ndarray,
-                    n_rows: int, history_len: int, tie_rank: np.ndarray) -> np.ndarray:
+def recent_distinct(
+    rows: np.ndarray, articles: np.ndarray, days: np.ndarray, n_rows: int, history_len: int, tie_rank: np.ndarray
+) -> np.ndarray:
     """int32 [n_rows, history_len]: for each row, its most recent distinct articles, newest
     first (ties on a day: lower ``tie_rank[article]`` first), 0-padded.
 
@@ -223,8 +254,9 @@ def recent_distinct(rows: np.ndarray, articles: np.ndarray, days: np.ndarray,
     return mat
 
 
-def history_matrix(space: FeatureSpace, transactions: pd.DataFrame, customer_ids: np.ndarray,
-                   as_of: date | pd.Timestamp) -> np.ndarray:
+def history_matrix(
+    space: FeatureSpace, transactions: pd.DataFrame, customer_ids: np.ndarray, as_of: date | pd.Timestamp
+) -> np.ndarray:
     """int32 [n, history_len]: each customer's most recent distinct articles bought strictly
     before ``as_of`` (newest first, 0-padded). Rows of ``transactions`` on or after ``as_of``
     are ignored, whatever they contain."""
@@ -239,16 +271,22 @@ def history_matrix(space: FeatureSpace, transactions: pd.DataFrame, customer_ids
     return recent_distinct(rows[keep], articles, days[keep], len(ids), space.history_len, space.article_id_rank)
 
 
-def query_features(space: FeatureSpace, customers: pd.DataFrame, transactions: pd.DataFrame,
-                   customer_ids: np.ndarray, as_of: date | pd.Timestamp) -> dict[str, np.ndarray]:
+def query_features(
+    space: FeatureSpace,
+    customers: pd.DataFrame,
+    transactions: pd.DataFrame,
+    customer_ids: np.ndarray,
+    as_of: date | pd.Timestamp,
+) -> dict[str, np.ndarray]:
     """All query-tower inputs for ``customer_ids`` as of ``as_of`` (history strictly before it)."""
     feats = customer_static_features(space, customers, customer_ids)
     feats["history"] = history_matrix(space, transactions, customer_ids, as_of)
     return feats
 
 
-def training_examples(space: FeatureSpace, customers: pd.DataFrame, transactions: pd.DataFrame,
-                      cutoff: date | pd.Timestamp, weeks: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def training_examples(
+    space: FeatureSpace, customers: pd.DataFrame, transactions: pd.DataFrame, cutoff: date | pd.Timestamp, weeks: int
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """(inputs, positive article index) for the ``weeks`` weeks before ``cutoff``.
 
     Inputs are the query inputs plus ``article_dyn``, the positive's dynamic features as of
@@ -275,8 +313,10 @@ def training_examples(space: FeatureSpace, customers: pd.DataFrame, transactions
         start = cut_day - 7 * k
         in_week = (days >= start) & (days < start + 7)
         if (cust[in_week] == 0).any():
-            raise ValueError("training_examples: a buyer before the cutoff is unknown to the feature space; "
-                             "build the space at the same cutoff")
+            raise ValueError(
+                "training_examples: a buyer before the cutoff is unknown to the feature space; "
+                "build the space at the same cutoff"
+            )
         pair_cust, y = _distinct_pairs(cust[in_week], art[in_week], space.n_articles)
         if not len(y):
             continue
@@ -286,8 +326,9 @@ def training_examples(space: FeatureSpace, customers: pd.DataFrame, transactions
         lookup[week_custs] = np.arange(len(week_custs))
         prior = np.flatnonzero(days < start)
         prior = prior[lookup[cust[prior]] >= 0]  # rows before the week, of this week's buyers
-        feats["history"] = recent_distinct(lookup[cust[prior]], art[prior], days[prior],
-                                           len(week_custs), space.history_len, space.article_id_rank)
+        feats["history"] = recent_distinct(
+            lookup[cust[prior]], art[prior], days[prior], len(week_custs), space.history_len, space.article_id_rank
+        )
         part = {k_: v[row] for k_, v in feats.items()}
         part["article_dyn"] = _dynamic_features(space.n_articles, art, days, start)[y]
         part["week"] = np.full(len(y), k, dtype=np.int32)
@@ -302,12 +343,15 @@ def training_examples(space: FeatureSpace, customers: pd.DataFrame, transactions
 
 
 ARTICLE_DYNAMIC_COLUMNS: tuple[str, ...] = (
-    "rel_sales_7d", "rel_sales_28d", "weeks_on_sale", "never_sold", "weeks_since_last_sale",
+    "rel_sales_7d",
+    "rel_sales_28d",
+    "weeks_on_sale",
+    "never_sold",
+    "weeks_since_last_sale",
 )
 
 
-def article_dynamic_features(space: FeatureSpace, transactions: pd.DataFrame,
-                             as_of: date | pd.Timestamp) -> np.ndarray:
+def article_dynamic_features(space: FeatureSpace, transactions: pd.DataFrame, as_of: date | pd.Timestamp) -> np.ndarray:
     """float32 [n_articles + 1, 5] (row 0 = padding): what changes week to week about an article,
     from sales strictly before ``as_of``.
 
@@ -320,8 +364,12 @@ def article_dynamic_features(space: FeatureSpace, transactions: pd.DataFrame,
     The synthetic and the real data both have strong launch / fade-out and trends, which a
     static article embedding cannot represent.
     """
-    return _dynamic_features(space.n_articles, space.article_index(transactions["article_id"]),
-                             day_numbers(transactions["t_dat"]), day_number(as_of))
+    return _dynamic_features(
+        space.n_articles,
+        space.article_index(transactions["article_id"]),
+        day_numbers(transactions["t_dat"]),
+        day_number(as_of),
+    )
 
 
 def _dynamic_features(n: int, articles: np.ndarray, days: np.ndarray, end: int) -> np.ndarray:
@@ -372,12 +420,14 @@ def article_stats(article_ids: np.ndarray, transactions: pd.DataFrame, as_of: da
     last_sold = pd.to_datetime(np.where(sold, last, 0).astype("datetime64[D]")).where(sold)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_price = np.where(sold, spent / np.maximum(sales, 1), np.nan)
-    return pd.DataFrame({"article_id": ids, "last_sold": last_sold, "mean_price": mean_price,
-                         "sales": sales.astype(np.int64)})
+    return pd.DataFrame(
+        {"article_id": ids, "last_sold": last_sold, "mean_price": mean_price, "sales": sales.astype(np.int64)}
+    )
 
 
-def customer_price_band(transactions: pd.DataFrame, customer_ids: np.ndarray,
-                        as_of: date | pd.Timestamp) -> pd.DataFrame:
+def customer_price_band(
+    transactions: pd.DataFrame, customer_ids: np.ndarray, as_of: date | pd.Timestamp
+) -> pd.DataFrame:
     """Per customer: p10 and p90 of the prices they paid before ``as_of`` (NaN without history)."""
     t = transactions[transactions["t_dat"] < as_timestamp(as_of)]
     ids = pd.Index(np.asarray(customer_ids, dtype=object).astype(str))
@@ -387,8 +437,9 @@ def customer_price_band(transactions: pd.DataFrame, customer_ids: np.ndarray,
     return band.reindex(ids)
 
 
-def popular_articles(transactions: pd.DataFrame, customers: pd.DataFrame, as_of: date | pd.Timestamp,
-                     days: int = 7, n: int = 1000) -> dict[str, list[str]]:
+def popular_articles(
+    transactions: pd.DataFrame, customers: pd.DataFrame, as_of: date | pd.Timestamp, days: int = 7, n: int = 1000
+) -> dict[str, list[str]]:
     """Most-bought articles in the ``days`` before ``as_of``: key ``"all"`` plus one per age band
     (``"0"`` = unknown age ... ``"11"``), the cold-start fallback."""
     end = as_timestamp(as_of)
@@ -396,8 +447,10 @@ def popular_articles(transactions: pd.DataFrame, customers: pd.DataFrame, as_of:
     if t.empty:  # a quiet last week: use all history
         t = transactions[transactions["t_dat"] < end]
     out = {"all": t["article_id"].astype(str).value_counts().index[:n].tolist()}
-    bands = pd.Series(tower_age_bucket(customers["age"].to_numpy(dtype=np.float64)),
-                      index=customers["customer_id"].astype(str).to_numpy())
+    bands = pd.Series(
+        tower_age_bucket(customers["age"].to_numpy(dtype=np.float64)),
+        index=customers["customer_id"].astype(str).to_numpy(),
+    )
     tb = bands.reindex(t["customer_id"].astype(str).to_numpy()).fillna(0).astype(int).to_numpy()
     for b in range(N_TOWER_AGE_BUCKETS):
         sub = t["article_id"].astype(str)[tb == b]

@@ -5,6 +5,7 @@ plus ``argpartition`` answers a query in a few milliseconds on 2 cores, so an ap
 index (FAISS/ScaNN) would buy little and cost a dependency. Scores are cosine similarities
 in [-1, 1], which is what ``--threshold`` is compared with.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,7 +45,6 @@ class ExactIndex:
             s[~allowed] = -np.inf
         return top_k(s, k)
 
-
     def _columns(self, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Positions and embeddings of a 1-D mask's articles, kept while the same mask object
         comes back (the not-sold filter: one per model, never changed in place). Copying the
@@ -67,7 +67,7 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         scores = np.hstack([scores, np.full((b, k - n), -np.inf, dtype=scores.dtype)])
         n = k
     if k < n:
-        part = np.argpartition(scores, n - k, axis=1)[:, n - k:]
+        part = np.argpartition(scores, n - k, axis=1)[:, n - k :]
     else:
         part = np.broadcast_to(np.arange(n), (b, n)).copy()
     part_scores = np.take_along_axis(scores, part, axis=1)

@@ -11,6 +11,7 @@ The filter (settings.FilterConfig; each rule switchable): articles not sold in t
 weeks before the features date, articles outside the customer's price band, configured
 article ids and attribute values.
 """
+
 from __future__ import annotations
 
 import sys
@@ -58,14 +59,18 @@ class InferenceStats:
 
     def summary(self) -> str:
         rate = self.customers / self.seconds if self.seconds > 0 else float("nan")
-        return (f"{self.customers:,} customers, {self.rows:,} candidates; {self.hit_cap:,} hit the top-k cap, "
-                f"{self.fell_back:,} fell back (nothing passed the threshold); {self.seconds:.1f}s, {rate:,.0f} customers/s")
+        return (
+            f"{self.customers:,} customers, {self.rows:,} candidates; {self.hit_cap:,} hit the top-k cap, "
+            f"{self.fell_back:,} fell back (nothing passed the threshold); {self.seconds:.1f}s, {rate:,.0f} customers/s"
+        )
 
 
 # --- the filter -------------------------------------------------------------------------------
 
-def allowed_articles(model: LoadedTwoTower, stats: pd.DataFrame, filters: FilterConfig,
-                     as_of: date | pd.Timestamp) -> np.ndarray:
+
+def allowed_articles(
+    model: LoadedTwoTower, stats: pd.DataFrame, filters: FilterConfig, as_of: date | pd.Timestamp
+) -> np.ndarray:
     """bool [n_articles] in index order: articles every customer may get (not-sold + exclusions)."""
     n = model.space.n_articles
     allowed = np.ones(n, dtype=bool)
@@ -103,8 +108,10 @@ def price_mask(mean_price: np.ndarray, band: np.ndarray, slack: float) -> np.nda
 
 # --- selection --------------------------------------------------------------------------------
 
-def select(idx: np.ndarray, scores: np.ndarray, top_k: int, threshold: float | None,
-           fallback_k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+
+def select(
+    idx: np.ndarray, scores: np.ndarray, top_k: int, threshold: float | None, fallback_k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """From a best-first search of ``top_k + 1`` results per row ([B, top_k + 1], -1 = none),
     return (keep mask [B, top_k + 1], hit_cap [B], fell_back [B])."""
     rank = np.arange(idx.shape[1])[None, :]
@@ -133,14 +140,21 @@ def features_date(model: LoadedTwoTower, cutoff: date | None) -> pd.Timestamp:
     if model.cutoff is None or pd.Timestamp(model.cutoff) > pd.Timestamp(cutoff):
         raise CutoffError(
             f"two-tower {model.version} was trained on data up to {model.cutoff or 'the end'} (exclusive), "
-            f"after the requested cutoff {cutoff}: its candidates would leak; train one with --cutoff {cutoff}")
+            f"after the requested cutoff {cutoff}: its candidates would leak; train one with --cutoff {cutoff}"
+        )
     return pd.Timestamp(cutoff)
 
 
 def iter_candidates(
-    model: LoadedTwoTower | Path | str, dataset: Any, cutoff: date | None = None,
-    customer_ids: list[str] | None = None, top_k: int = 100, threshold: float | None = None,
-    filters: FilterConfig | None = None, fallback_k: int = 12, chunk_size: int = 1024,
+    model: LoadedTwoTower | Path | str,
+    dataset: Any,
+    cutoff: date | None = None,
+    customer_ids: list[str] | None = None,
+    top_k: int = 100,
+    threshold: float | None = None,
+    filters: FilterConfig | None = None,
+    fallback_k: int = 12,
+    chunk_size: int = 1024,
     progress: bool = False,
 ) -> Iterator[tuple[pd.DataFrame, InferenceStats]]:
     """Yield (candidates frame, stats) per chunk of customers; memory is bounded by the chunk."""
@@ -152,36 +166,49 @@ def iter_candidates(
     filters = filters or NO_FILTERS
     as_of = features_date(m, cutoff)
     tx = dataset.transactions
-    ids = (np.array(sorted(dataset.customers["customer_id"].astype(str)), dtype=object)
-           if customer_ids is None else np.asarray([str(c) for c in customer_ids], dtype=object))
+    ids = (
+        np.array(sorted(dataset.customers["customer_id"].astype(str)), dtype=object)
+        if customer_ids is None
+        else np.asarray([str(c) for c in customer_ids], dtype=object)
+    )
     feats = query_features(m.space, dataset.customers, tx, ids, as_of)
     stats = article_stats(m.space.article_ids, tx, as_of)
     # Article vectors depend on recent sales (article_dynamic_features): index them as of ``as_of``.
     index = ExactIndex(m.model.article_embeddings(article_dynamic_features(m.space, tx, as_of)))
     allowed = allowed_articles(m, stats, filters, as_of)
-    band = (customer_price_band(tx, ids, as_of)[["p_lo", "p_hi"]].to_numpy(np.float64)
-            if filters.price_band else None)
+    band = customer_price_band(tx, ids, as_of)[["p_lo", "p_hi"]].to_numpy(np.float64) if filters.price_band else None
     mean_price = stats["mean_price"].to_numpy(np.float64)
     k_search = min(top_k + 1, m.space.n_articles)
     bar = _progress(len(ids), progress)
     for s in range(0, len(ids), chunk_size):
         t0 = time.perf_counter()
-        chunk = ids[s:s + chunk_size]
-        q = m.encode({k: v[s:s + chunk_size] for k, v in feats.items()})
-        mask = allowed if band is None else allowed[None, :] & price_mask(mean_price, band[s:s + chunk_size], filters.price_slack)
+        chunk = ids[s : s + chunk_size]
+        q = m.encode({k: v[s : s + chunk_size] for k, v in feats.items()})
+        mask = (
+            allowed
+            if band is None
+            else allowed[None, :] & price_mask(mean_price, band[s : s + chunk_size], filters.price_slack)
+        )
         idx, sc = index.search(q, k_search, mask)
         keep, hit_cap, fell_back = select(idx, sc, top_k, threshold, fallback_k)
         rows, cols = np.nonzero(keep)
         # Ranks restart at 1 per customer; nonzero walks rows in order so a cumcount does it.
         rank = (pd.Series(rows).groupby(rows).cumcount() + 1).to_numpy(np.int32)
-        frame = pd.DataFrame({
-            "customer_id": chunk[rows].astype(str),
-            "article_id": m.space.article_ids[idx[rows, cols]].astype(str),
-            "score": sc[rows, cols].astype(np.float32),
-            "rank": rank,
-        })
-        st = InferenceStats(customers=len(chunk), rows=len(frame), hit_cap=int(hit_cap.sum()),
-                            fell_back=int(fell_back.sum()), seconds=time.perf_counter() - t0)
+        frame = pd.DataFrame(
+            {
+                "customer_id": chunk[rows].astype(str),
+                "article_id": m.space.article_ids[idx[rows, cols]].astype(str),
+                "score": sc[rows, cols].astype(np.float32),
+                "rank": rank,
+            }
+        )
+        st = InferenceStats(
+            customers=len(chunk),
+            rows=len(frame),
+            hit_cap=int(hit_cap.sum()),
+            fell_back=int(fell_back.sum()),
+            seconds=time.perf_counter() - t0,
+        )
         if bar is not None:
             bar.update(len(chunk))
         yield frame, st
@@ -198,14 +225,25 @@ def _progress(total: int, enabled: bool) -> Any:
 
 
 def generate_candidates(
-    model_dir: LoadedTwoTower | Path | str, dataset: Any, cutoff: date | None,
-    customer_ids: list[str] | None = None, top_k: int = 100, threshold: float | None = None,
-    filters: FilterConfig | None = None, fallback_k: int = 12, chunk_size: int = 1024,
+    model_dir: LoadedTwoTower | Path | str,
+    dataset: Any,
+    cutoff: date | None,
+    customer_ids: list[str] | None = None,
+    top_k: int = 100,
+    threshold: float | None = None,
+    filters: FilterConfig | None = None,
+    fallback_k: int = 12,
+    chunk_size: int = 1024,
 ) -> pd.DataFrame:
     """DataFrame(customer_id, article_id, score, rank) for customers as of ``cutoff``."""
-    frames = [f for f, _ in iter_candidates(model_dir, dataset, cutoff, customer_ids, top_k, threshold,
-                                            filters, fallback_k, chunk_size)]
+    frames = [
+        f
+        for f, _ in iter_candidates(
+            model_dir, dataset, cutoff, customer_ids, top_k, threshold, filters, fallback_k, chunk_size
+        )
+    ]
     if not frames:
-        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in
-                             zip(OUTPUT_COLUMNS, ("str", "str", "float32", "int32"), strict=True)})
+        return pd.DataFrame(
+            {c: pd.Series(dtype=t) for c, t in zip(OUTPUT_COLUMNS, ("str", "str", "float32", "int32"), strict=True)}
+        )
     return pd.concat(frames, ignore_index=True)

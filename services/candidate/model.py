@@ -13,6 +13,7 @@
 - ID dropout: while training, a share of queries sees the OOV customer id, so the OOV
   bucket learns to rely on features and history (this is what cold-start customers get).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,8 +33,8 @@ class ModelShape:
 
     n_customers: int
     postal_buckets: int
-    customer_vocab_sizes: list[int]   # per CUSTOMER_CAT_COLUMNS
-    article_vocab_sizes: list[int]    # per ARTICLE_CAT_COLUMNS
+    customer_vocab_sizes: list[int]  # per CUSTOMER_CAT_COLUMNS
+    article_vocab_sizes: list[int]  # per ARTICLE_CAT_COLUMNS
     history_len: int
 
 
@@ -90,8 +91,8 @@ class QueryTower(tf.keras.Model):
 
     def call(self, f: dict[str, tf.Tensor]) -> tf.Tensor:
         hist = f["history"]
-        mask = tf.cast(hist > 0, tf.float32)[..., None]                  # [B, L, 1]
-        count = tf.reduce_sum(mask, axis=1)                               # [B, 1]
+        mask = tf.cast(hist > 0, tf.float32)[..., None]  # [B, L, 1]
+        count = tf.reduce_sum(mask, axis=1)  # [B, 1]
         pooled = tf.reduce_sum(self.article_features(hist) * mask, axis=1) / tf.maximum(count, 1.0)
         dense = tf.stack([tf.cast(f["fn"], tf.float32), tf.cast(f["active"], tf.float32)], axis=-1)
         parts = [
@@ -123,11 +124,14 @@ class TwoTowerModel(tfrs.Model):
         query_inputs = dict(features)
         if training and self.cfg.id_dropout > 0:
             drop = tf.random.uniform(tf.shape(features["customer_idx"])) < self.cfg.id_dropout
-            query_inputs["customer_idx"] = tf.where(drop, tf.zeros_like(features["customer_idx"]), features["customer_idx"])
+            query_inputs["customer_idx"] = tf.where(
+                drop, tf.zeros_like(features["customer_idx"]), features["customer_idx"]
+            )
         q = self.query_tower(query_inputs)
         c = self.candidate_tower({"article_idx": features["article_idx"], "article_dyn": features["article_dyn"]})
         return self.task(
-            q, c,
+            q,
+            c,
             candidate_sampling_probability=features["sampling_p"],
             candidate_ids=features["article_idx"],
             compute_metrics=False,
@@ -137,13 +141,18 @@ class TwoTowerModel(tfrs.Model):
         """Create every variable by running both towers once (before loading weights)."""
         L = self.shape_.history_len
         dummy = {
-            "customer_idx": tf.zeros([1], tf.int32), "age_bucket": tf.zeros([1], tf.int32),
-            "postal_bucket": tf.zeros([1], tf.int32), "fn": tf.zeros([1]), "active": tf.zeros([1]),
-            "history": tf.zeros([1, L], tf.int32), **{c: tf.zeros([1], tf.int32) for c in CUSTOMER_CAT_COLUMNS},
+            "customer_idx": tf.zeros([1], tf.int32),
+            "age_bucket": tf.zeros([1], tf.int32),
+            "postal_bucket": tf.zeros([1], tf.int32),
+            "fn": tf.zeros([1]),
+            "active": tf.zeros([1]),
+            "history": tf.zeros([1, L], tf.int32),
+            **{c: tf.zeros([1], tf.int32) for c in CUSTOMER_CAT_COLUMNS},
         }
         self.query_tower(dummy)
-        self.candidate_tower({"article_idx": tf.zeros([1], tf.int32),
-                              "article_dyn": tf.zeros([1, len(ARTICLE_DYNAMIC_COLUMNS)])})
+        self.candidate_tower(
+            {"article_idx": tf.zeros([1], tf.int32), "article_dyn": tf.zeros([1, len(ARTICLE_DYNAMIC_COLUMNS)])}
+        )
 
     def article_embeddings(self, dynamic: np.ndarray, batch: int = 8192) -> np.ndarray:
         """float32 [n_articles, dim], row i = article index i + 1 (L2-normalised), with the
@@ -153,7 +162,9 @@ class TwoTowerModel(tfrs.Model):
         for start in range(1, n_articles + 1, batch):
             stop = min(start + batch, n_articles + 1)
             idx = tf.range(start, stop, dtype=tf.int32)
-            out.append(self.candidate_tower({"article_idx": idx, "article_dyn": tf.constant(dynamic[start:stop])}).numpy())
+            out.append(
+                self.candidate_tower({"article_idx": idx, "article_dyn": tf.constant(dynamic[start:stop])}).numpy()
+            )
         return np.concatenate(out) if out else np.zeros((0, self.cfg.embedding_dim), np.float32)
 
 
@@ -172,7 +183,8 @@ class NumpyQueryTower:
         table = af.table.numpy()
         self.article_feats = np.concatenate(
             [af.id_embedding.embeddings.numpy()]
-            + [emb.embeddings.numpy()[table[:, j]] for j, emb in enumerate(af.cat_embeddings)], axis=1,
+            + [emb.embeddings.numpy()[table[:, j]] for j, emb in enumerate(af.cat_embeddings)],
+            axis=1,
         ).astype(np.float32)
         self.customer = qt.customer_embedding.embeddings.numpy()
         self.age = qt.age_embedding.embeddings.numpy()
@@ -185,12 +197,18 @@ class NumpyQueryTower:
         mask = (hist > 0).astype(np.float32)[..., None]
         count = mask.sum(axis=1)
         pooled = (self.article_feats[hist] * mask).sum(axis=1) / np.maximum(count, 1.0)
-        x = np.concatenate([
-            self.customer[f["customer_idx"]], self.age[f["age_bucket"]], self.postal[f["postal_bucket"]],
-            *[self.cats[c][f[c]] for c in CUSTOMER_CAT_COLUMNS],
-            np.stack([np.asarray(f["fn"], np.float32), np.asarray(f["active"], np.float32)], axis=-1),
-            np.log1p(count), pooled,
-        ], axis=-1)
+        x = np.concatenate(
+            [
+                self.customer[f["customer_idx"]],
+                self.age[f["age_bucket"]],
+                self.postal[f["postal_bucket"]],
+                *[self.cats[c][f[c]] for c in CUSTOMER_CAT_COLUMNS],
+                np.stack([np.asarray(f["fn"], np.float32), np.asarray(f["active"], np.float32)], axis=-1),
+                np.log1p(count),
+                pooled,
+            ],
+            axis=-1,
+        )
         h = np.maximum(x @ self.w1 + self.b1, 0.0)
         out = h @ self.w2 + self.b2
         return (out / np.sqrt(np.maximum((out * out).sum(axis=-1, keepdims=True), 1e-12))).astype(np.float32)

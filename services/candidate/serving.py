@@ -11,6 +11,7 @@ two-tower's guess from their profile (and the ``recent_article_ids`` sent, which
 the repurchase, co-purchase and other-colour sources), their age band's trending articles
 and the best sellers.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -48,8 +49,7 @@ class ServingModel:
         return self.model.version
 
     @classmethod
-    def load(cls, path: Path, config: StageOneConfig | None = None,
-             not_sold_weeks: int | None = None) -> ServingModel:
+    def load(cls, path: Path, config: StageOneConfig | None = None, not_sold_weeks: int | None = None) -> ServingModel:
         """``config``: default the model's own stage-one settings (what was evaluated);
         ``not_sold_weeks``: an operator's override of that one setting."""
         model = load_two_tower(path, warm=True)
@@ -67,8 +67,9 @@ class ServingModel:
         recent = [list(recent_article_ids)] if recent_article_ids else None
         return stage_one(self.tables, self.source, [customer_id], self.config, recent)
 
-    def recommend(self, customer_id: str, k: int, recent_article_ids: list[str] | None
-                  ) -> tuple[bool, list[tuple[str, float, dict[str, float]]]]:
+    def recommend(
+        self, customer_id: str, k: int, recent_article_ids: list[str] | None
+    ) -> tuple[bool, list[tuple[str, float, dict[str, float]]]]:
         """(cold_start, [(article_id, two-tower cosine, {source: score})] in stage-one order, at most ``k``).
 
         The same lists as :meth:`candidates` (one function), without building a DataFrame:
@@ -80,8 +81,10 @@ class ServingModel:
         cosine = lists.cosine[:k].astype(np.float64).tolist()
         values = lists.values[:k].astype(np.float64).tolist()
         names = CANDIDATE_SOURCES
-        items = [(a, s, {n: v for n, v in zip(names, row, strict=True) if v > 0})
-                 for a, s, row in zip(ids, cosine, values, strict=True)]
+        items = [
+            (a, s, {n: v for n, v in zip(names, row, strict=True) if v > 0})
+            for a, s, row in zip(ids, cosine, values, strict=True)
+        ]
         return cold, items
 
     def answer_json(self, customer_id: str, k: int, recent_article_ids: list[str] | None) -> bytes:
@@ -90,7 +93,11 @@ class ServingModel:
         Written straight from the lists: building 200 pydantic objects, validating them
         again as the route's response and encoding them took longer than stage one itself."""
         cold, items = self.recommend(customer_id, k, recent_article_ids)
-        return orjson.dumps({
-            "customer_id": customer_id, "model_version": self.version, "cold_start": cold,
-            "candidates": [{"article_id": a, "score": s, "sources": src} for a, s, src in items],
-        })
+        return orjson.dumps(
+            {
+                "customer_id": customer_id,
+                "model_version": self.version,
+                "cold_start": cold,
+                "candidates": [{"article_id": a, "score": s, "sources": src} for a, s, src in items],
+            }
+        )

@@ -1,6 +1,7 @@
 """Settings of the candidate stage: service settings (env ``HM_CANDIDATE_*``) and the
 hyper-parameters of training and of the candidate filter (plain dataclasses, stored in
 ``metadata.json`` so a model says how it was made)."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -39,12 +40,14 @@ class CandidateSettings(ServiceSettings):
 class TrainConfig:
     """Two-tower hyper-parameters. Defaults train on `small` in a few minutes on 2 cores."""
 
-    embedding_dim: int = 64          # output of both towers (L2-normalised)
-    id_dim: int = 32                 # customer / article id embeddings
-    cat_dim: int = 8                 # each categorical attribute
+    embedding_dim: int = 64  # output of both towers (L2-normalised)
+    id_dim: int = 32  # customer / article id embeddings
+    cat_dim: int = 8  # each categorical attribute
     hidden: int = 128
-    history_len: int = 20            # most recent purchases pooled into the query
-    train_weeks: int = 26            # weeks before the cutoff that give training pairs (26 > 12 on small: 0.288 vs 0.243 recall@100)
+    history_len: int = 20  # most recent purchases pooled into the query
+    train_weeks: int = (
+        26  # weeks before the cutoff that give training pairs (26 > 12 on small: 0.288 vs 0.243 recall@100)
+    )
     batch_size: int = 1024
     epochs: int = 8
     learning_rate: float = 0.005
@@ -52,12 +55,12 @@ class TrainConfig:
     # every row of a table each step (its moments decay densely), 684 ms per step for the
     # 1.37M-customer table against 3 ms with Adagrad, which touches only the batch's rows.
     id_learning_rate: float = 0.05
-    temperature: float = 0.05        # logits = cosine / temperature
-    id_dropout: float = 0.2          # share of queries trained with the OOV customer id
+    temperature: float = 0.05  # logits = cosine / temperature
+    id_dropout: float = 0.2  # share of queries trained with the OOV customer id
     postal_buckets: int = 2000
-    patience: int = 2                # early stopping on validation recall@k
+    patience: int = 2  # early stopping on validation recall@k
     val_k: int = 100
-    val_customers: int = 5000        # validation customers sampled from the week after the cutoff
+    val_customers: int = 5000  # validation customers sampled from the week after the cutoff
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:

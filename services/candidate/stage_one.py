@@ -27,6 +27,7 @@ one ``src_<source>`` column per source (0 when that source did not propose it). 
 ordered by :func:`stage_one_order` (repurchase, variant, co-purchase, two-tower, trending,
 popular; each by its own score), which is also the order served when the ranker is down.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -54,11 +55,11 @@ class StageOneConfig:
     """How many candidates each source gives. Defaults measured on `small` (docs/candidate.md)."""
 
     two_tower_k: int = 100
-    threshold: float | None = None       # cosine threshold on the two-tower source (None: off)
-    not_sold_weeks: int = 8              # two-tower and variants: only articles sold in these weeks
+    threshold: float | None = None  # cosine threshold on the two-tower source (None: off)
+    not_sold_weeks: int = 8  # two-tower and variants: only articles sold in these weeks
     repurchase_k: int = 20
     repurchase_half_life_days: float = 30.0
-    seeds: int = 10                      # recent distinct purchases that seed co-purchase and variants
+    seeds: int = 10  # recent distinct purchases that seed co-purchase and variants
     copurchase_k: int = 30
     variant_k: int = 10
     trending_k: int = 30
@@ -77,14 +78,14 @@ class StageOneConfig:
 class TableConfig:
     """How the tables are built (their windows), stored with them."""
 
-    history_per_customer: int = 50       # recent distinct articles kept per customer
-    pair_weeks: int = 12                 # co-purchase pairs from this many weeks before the cutoff
-    pair_window_days: int = 7            # "bought next": within this many days after
-    pair_lookahead: int = 8              # each purchase pairs with this many later ones of the customer
-    neighbours: int = 20                 # co-purchase neighbours kept per article
+    history_per_customer: int = 50  # recent distinct articles kept per customer
+    pair_weeks: int = 12  # co-purchase pairs from this many weeks before the cutoff
+    pair_window_days: int = 7  # "bought next": within this many days after
+    pair_lookahead: int = 8  # each purchase pairs with this many later ones of the customer
+    neighbours: int = 20  # co-purchase neighbours kept per article
     trend_growth_cap: float = TREND_GROWTH_CAP
-    trend_shop_weight: float = TREND_SHOP_WEIGHT      # smoothing of thin age bands towards the shop's trend
-    trend_list: int = 200                # trending articles kept per band
+    trend_shop_weight: float = TREND_SHOP_WEIGHT  # smoothing of thin age bands towards the shop's trend
+    trend_list: int = 200  # trending articles kept per band
 
 
 @dataclass
@@ -97,23 +98,23 @@ class StageOneTables:
 
     cutoff: date
     config: TableConfig
-    article_ids: np.ndarray          # str, sorted
-    customer_ids: np.ndarray         # str, sorted: customers with a purchase before the cutoff
-    customer_band: np.ndarray        # int8 per customer_ids row, -1 unknown age
-    band_of_id: dict[str, int]       # every customer in the customer table -> band (-1 unknown)
+    article_ids: np.ndarray  # str, sorted
+    customer_ids: np.ndarray  # str, sorted: customers with a purchase before the cutoff
+    customer_band: np.ndarray  # int8 per customer_ids row, -1 unknown age
+    band_of_id: dict[str, int]  # every customer in the customer table -> band (-1 unknown)
     hist_ptr: np.ndarray
-    hist_article: np.ndarray         # newest first
-    hist_days_ago: np.ndarray        # days between the last purchase and the cutoff (>= 1)
+    hist_article: np.ndarray  # newest first
+    hist_days_ago: np.ndarray  # days between the last purchase and the cutoff (>= 1)
     hist_count: np.ndarray
     nb_ptr: np.ndarray
     nb_article: np.ndarray
-    nb_weight: np.ndarray            # P(b bought with/after a | a), best first
-    code_ptr: np.ndarray             # per article: other articles of its product code still selling
+    nb_weight: np.ndarray  # P(b bought with/after a | a), best first
+    code_ptr: np.ndarray  # per article: other articles of its product code still selling
     code_article: np.ndarray
-    selling: np.ndarray              # bool per article: sold within not-sold weeks (8 by default)
-    trend_article: np.ndarray        # [n_bands + 1, trend_list] (last row = shop), -1 padded
-    trend_score: np.ndarray          # same shape, normalised to each row's best = 1
-    popular: np.ndarray              # last week's global best sellers (positions), best first
+    selling: np.ndarray  # bool per article: sold within not-sold weeks (8 by default)
+    trend_article: np.ndarray  # [n_bands + 1, trend_list] (last row = shop), -1 padded
+    trend_score: np.ndarray  # same shape, normalised to each row's best = 1
+    popular: np.ndarray  # last week's global best sellers (positions), best first
 
     def __post_init__(self) -> None:
         self._customers = IdLookup(self.customer_ids)
@@ -131,9 +132,24 @@ class StageOneTables:
         return np.array([self.band_of_id.get(str(c), -1) for c in customer_ids], dtype=np.int8)
 
     # --- persistence --------------------------------------------------------------------------
-    ARRAYS = ("article_ids", "customer_ids", "customer_band", "hist_ptr", "hist_article", "hist_days_ago",
-              "hist_count", "nb_ptr", "nb_article", "nb_weight", "code_ptr", "code_article", "selling",
-              "trend_article", "trend_score", "popular")
+    ARRAYS = (
+        "article_ids",
+        "customer_ids",
+        "customer_band",
+        "hist_ptr",
+        "hist_article",
+        "hist_days_ago",
+        "hist_count",
+        "nb_ptr",
+        "nb_article",
+        "nb_weight",
+        "code_ptr",
+        "code_article",
+        "selling",
+        "trend_article",
+        "trend_score",
+        "popular",
+    )
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -145,8 +161,9 @@ class StageOneTables:
         bands.to_parquet(folder / "customer_bands.parquet", index=False)
         import json
 
-        (folder / "tables.json").write_text(json.dumps(
-            {"cutoff": self.cutoff.isoformat(), "config": asdict(self.config)}, indent=2))
+        (folder / "tables.json").write_text(
+            json.dumps({"cutoff": self.cutoff.isoformat(), "config": asdict(self.config)}, indent=2)
+        )
 
     @classmethod
     def load(cls, folder: Path) -> StageOneTables:
@@ -159,11 +176,16 @@ class StageOneTables:
         arrays["customer_ids"] = arrays["customer_ids"].astype(object)
         bands = pd.read_parquet(folder / "customer_bands.parquet")
         band_of_id = dict(zip(bands["customer_id"].astype(str), bands["band"].astype(int), strict=True))
-        return cls(cutoff=date.fromisoformat(meta["cutoff"]), config=TableConfig(**meta["config"]),
-                   band_of_id=band_of_id, **arrays)
+        return cls(
+            cutoff=date.fromisoformat(meta["cutoff"]),
+            config=TableConfig(**meta["config"]),
+            band_of_id=band_of_id,
+            **arrays,
+        )
 
 
 # --- building the tables ------------------------------------------------------------------------
+
 
 def _csr(groups: np.ndarray, n_groups: int) -> np.ndarray:
     """Offsets for rows already sorted by ``groups``."""
@@ -179,9 +201,14 @@ def _rank_within(groups: np.ndarray) -> np.ndarray:
     return np.arange(len(groups)) - np.repeat(starts, np.diff(np.append(starts, len(groups))))
 
 
-def build_tables(transactions: pd.DataFrame, customers: pd.DataFrame, articles: pd.DataFrame,
-                 cutoff: date | pd.Timestamp, config: TableConfig | None = None,
-                 not_sold_weeks: int = 8) -> StageOneTables:
+def build_tables(
+    transactions: pd.DataFrame,
+    customers: pd.DataFrame,
+    articles: pd.DataFrame,
+    cutoff: date | pd.Timestamp,
+    config: TableConfig | None = None,
+    not_sold_weeks: int = 8,
+) -> StageOneTables:
     """The tables as of ``cutoff``: only rows with ``t_dat < cutoff`` are read."""
     cfg = config or TableConfig()
     cut = day_number(cutoff)
@@ -215,14 +242,26 @@ def build_tables(transactions: pd.DataFrame, customers: pd.DataFrame, articles: 
     popular = np.lexsort((np.arange(n_a), -counts))[:1000]
     popular = popular[counts[popular] > 0]
     return StageOneTables(
-        cutoff=pd.Timestamp(cutoff).date(), config=cfg, article_ids=article_ids, customer_ids=customer_ids,
-        customer_band=customer_band, band_of_id=band_of_id, **hist, **nb, code_ptr=code_ptr,
-        code_article=code_article, selling=selling, trend_article=trend_article, trend_score=trend_score,
-        popular=popular.astype(np.int64))
+        cutoff=pd.Timestamp(cutoff).date(),
+        config=cfg,
+        article_ids=article_ids,
+        customer_ids=customer_ids,
+        customer_band=customer_band,
+        band_of_id=band_of_id,
+        **hist,
+        **nb,
+        code_ptr=code_ptr,
+        code_article=code_article,
+        selling=selling,
+        trend_article=trend_article,
+        trend_score=trend_score,
+        popular=popular.astype(np.int64),
+    )
 
 
-def _history(cust: np.ndarray, art: np.ndarray, days: np.ndarray, cut: int, n_a: int, n_c: int,
-             keep_n: int) -> dict[str, np.ndarray]:
+def _history(
+    cust: np.ndarray, art: np.ndarray, days: np.ndarray, cut: int, n_a: int, n_c: int, keep_n: int
+) -> dict[str, np.ndarray]:
     """Per customer: distinct articles, newest last purchase first (ties: more often, then position)."""
     key = cust * n_a + art
     order = np.lexsort((-days, key))
@@ -236,12 +275,17 @@ def _history(cust: np.ndarray, art: np.ndarray, days: np.ndarray, cut: int, n_a:
     c, a, last_day, count = c[o], a[o], last_day[o], count[o]
     kept = _rank_within(c) < keep_n
     c, a, last_day, count = c[kept], a[kept], last_day[kept], count[kept]
-    return {"hist_ptr": _csr(c, n_c), "hist_article": a.astype(np.int32),
-            "hist_days_ago": (cut - last_day).astype(np.int32), "hist_count": count.astype(np.int32)}
+    return {
+        "hist_ptr": _csr(c, n_c),
+        "hist_article": a.astype(np.int32),
+        "hist_days_ago": (cut - last_day).astype(np.int32),
+        "hist_count": count.astype(np.int32),
+    }
 
 
-def _neighbours(cust: np.ndarray, art: np.ndarray, days: np.ndarray, cut: int, n_a: int,
-                cfg: TableConfig) -> dict[str, np.ndarray]:
+def _neighbours(
+    cust: np.ndarray, art: np.ndarray, days: np.ndarray, cut: int, n_a: int, cfg: TableConfig
+) -> dict[str, np.ndarray]:
     """Top-N co-purchase neighbours per article from the last ``pair_weeks`` weeks: b counts for
     a when one customer bought b the same day as a or within ``pair_window_days`` after it."""
     recent = days >= cut - 7 * cfg.pair_weeks
@@ -256,7 +300,7 @@ def _neighbours(cust: np.ndarray, art: np.ndarray, days: np.ndarray, cut: int, n
         ok = (c[j:] == c[:-j]) & (d[j:] - d[:-j] <= cfg.pair_window_days) & (a[j:] != a[:-j])
         first, later = a[:-j][ok], a[j:][ok]
         same_day = d[j:][ok] == d[:-j][ok]
-        src += [first, later[same_day]]   # a -> b (b same day or after); same day counts both ways
+        src += [first, later[same_day]]  # a -> b (b same day or after); same day counts both ways
         dst += [later, first[same_day]]
     if not src or not sum(len(s) for s in src):
         empty = np.zeros(0, dtype=np.int32)
@@ -300,8 +344,9 @@ def _variants(code: np.ndarray, selling: np.ndarray) -> tuple[np.ndarray, np.nda
     return _csr(owner, n), member.astype(np.int32)
 
 
-def _trending(art: np.ndarray, days: np.ndarray, cust: np.ndarray, customer_band: np.ndarray, cut: int,
-              n_a: int, cfg: TableConfig) -> tuple[np.ndarray, np.ndarray]:
+def _trending(
+    art: np.ndarray, days: np.ndarray, cust: np.ndarray, customer_band: np.ndarray, cut: int, n_a: int, cfg: TableConfig
+) -> tuple[np.ndarray, np.ndarray]:
     """Per age band (and the shop, last row): articles by last week's growth-weighted sales
     (shared.baselines.trend_scores, the ``age_trending`` baseline's definition)."""
     n_b = len(BASELINE_BANDS)
@@ -312,8 +357,11 @@ def _trending(art: np.ndarray, days: np.ndarray, cust: np.ndarray, customer_band
     shop = trend_scores(art, days, cut, n_a, cfg.trend_growth_cap)
     for b in range(n_b + 1):
         mine = band == b
-        s = shop if b == n_b else (trend_scores(art[mine], days[mine], cut, n_a, cfg.trend_growth_cap)
-                                   + cfg.trend_shop_weight * shop)
+        s = (
+            shop
+            if b == n_b
+            else (trend_scores(art[mine], days[mine], cut, n_a, cfg.trend_growth_cap) + cfg.trend_shop_weight * shop)
+        )
         top = np.lexsort((np.arange(n_a), -s))[: cfg.trend_list]
         top = top[s[top] > 0]
         out_a[b, : len(top)] = top
@@ -323,6 +371,7 @@ def _trending(art: np.ndarray, days: np.ndarray, cust: np.ndarray, customer_band
 
 
 # --- the candidates ---------------------------------------------------------------------------
+
 
 @dataclass
 class SourceRows:
@@ -345,8 +394,9 @@ def _expand(ptr: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return owner, np.repeat(ptr[safe], lens) + _rank_within(owner)
 
 
-def _history_of(tables: StageOneTables, rows: np.ndarray, recent: list[list[str]] | None
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _history_of(
+    tables: StageOneTables, rows: np.ndarray, recent: list[list[str]] | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(query row, article, days ago, count) of each query's history, newest first per query.
 
     ``recent[i]``: articles the caller says query ``i`` bought just now (a session, or the
@@ -389,8 +439,9 @@ def _sum_by_pair(row: np.ndarray, article: np.ndarray, value: np.ndarray, n_a: i
     return SourceRows(key // n_a, key % n_a, total)
 
 
-def source_rows(tables: StageOneTables, customer_ids: np.ndarray, config: StageOneConfig,
-                recent: list[list[str]] | None = None) -> dict[str, SourceRows]:
+def source_rows(
+    tables: StageOneTables, customer_ids: np.ndarray, config: StageOneConfig, recent: list[list[str]] | None = None
+) -> dict[str, SourceRows]:
     """The non-learned sources for the queries ``customer_ids`` (one row each)."""
     n_a = len(tables.article_ids)
     rows = tables.customer_rows(customer_ids)
@@ -401,8 +452,7 @@ def source_rows(tables: StageOneTables, customer_ids: np.ndarray, config: StageO
     is_seed = _rank_within(q) < config.seeds if len(q) else np.zeros(0, dtype=bool)
     sq, sa, sw = q[is_seed], a[is_seed], recency[is_seed]
     seed, entry = _expand(tables.nb_ptr, sa)
-    co = _sum_by_pair(sq[seed], tables.nb_article[entry].astype(np.int64),
-                      sw[seed] * tables.nb_weight[entry], n_a)
+    co = _sum_by_pair(sq[seed], tables.nb_article[entry].astype(np.int64), sw[seed] * tables.nb_weight[entry], n_a)
     out["copurchase"] = _top_per_query(co, config.copurchase_k)
 
     seed, entry = _expand(tables.code_ptr, sa)
@@ -418,13 +468,17 @@ def source_rows(tables: StageOneTables, customer_ids: np.ndarray, config: StageO
     out["trending"] = SourceRows(tq[ok], ta.ravel()[ok].astype(np.int64), ts.ravel()[ok].astype(np.float64))
 
     pop = tables.popular[: config.popular_k]
-    out["popular"] = SourceRows(np.repeat(np.arange(len(rows)), len(pop)), np.tile(pop, len(rows)),
-                                np.tile(1.0 - np.arange(len(pop)) / max(len(pop), 1), len(rows)))
+    out["popular"] = SourceRows(
+        np.repeat(np.arange(len(rows)), len(pop)),
+        np.tile(pop, len(rows)),
+        np.tile(1.0 - np.arange(len(pop)) / max(len(pop), 1), len(rows)),
+    )
     return out
 
 
-def merge_sources(sources: dict[str, SourceRows], n_queries: int, n_articles: int
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def merge_sources(
+    sources: dict[str, SourceRows], n_queries: int, n_articles: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(query row, article, [n, len(CANDIDATE_SOURCES)] source scores), one row per distinct pair."""
     parts = [(CANDIDATE_SOURCES.index(name), s) for name, s in sources.items() if len(s.row)]
     if not parts:
@@ -435,7 +489,7 @@ def merge_sources(sources: dict[str, SourceRows], n_queries: int, n_articles: in
     start = 0
     for col, s in parts:
         # A source gives each pair at most once; a zero score still marks the pair as found.
-        values[inverse[start:start + len(s.row)], col] = np.maximum(s.value, 1e-6)
+        values[inverse[start : start + len(s.row)], col] = np.maximum(s.value, 1e-6)
         start += len(s.row)
     return uniq // n_articles, uniq % n_articles, values
 
@@ -462,8 +516,13 @@ class StageOneLists:
     values: np.ndarray
 
 
-def stage_one_lists(tables: StageOneTables, two_tower: Any, customer_ids: list[str] | np.ndarray,
-                    config: StageOneConfig | None = None, recent: list[list[str]] | None = None) -> StageOneLists:
+def stage_one_lists(
+    tables: StageOneTables,
+    two_tower: Any,
+    customer_ids: list[str] | np.ndarray,
+    config: StageOneConfig | None = None,
+    recent: list[list[str]] | None = None,
+) -> StageOneLists:
     """Every source for ``customer_ids``, merged, deduplicated and ordered (see :func:`stage_one`)."""
     config = config or StageOneConfig()
     ids = np.asarray([str(c) for c in customer_ids], dtype=object)
@@ -475,13 +534,17 @@ def stage_one_lists(tables: StageOneTables, two_tower: Any, customer_ids: list[s
     row, art, values = merge_sources(sources, len(ids), len(tables.article_ids))
     order = stage_one_order(row, values)
     row, art, values = row[order], art[order], values[order]
-    cosine = (two_tower.cosine(queries, row, art, tables) if two_tower is not None
-              else np.zeros(len(row), np.float32))
+    cosine = two_tower.cosine(queries, row, art, tables) if two_tower is not None else np.zeros(len(row), np.float32)
     return StageOneLists(ids, row, art, np.asarray(cosine, dtype=np.float32), values)
 
 
-def stage_one(tables: StageOneTables, two_tower: Any, customer_ids: list[str] | np.ndarray,
-              config: StageOneConfig | None = None, recent: list[list[str]] | None = None) -> pd.DataFrame:
+def stage_one(
+    tables: StageOneTables,
+    two_tower: Any,
+    customer_ids: list[str] | np.ndarray,
+    config: StageOneConfig | None = None,
+    recent: list[list[str]] | None = None,
+) -> pd.DataFrame:
     """The candidates of ``customer_ids``: customer_id, article_id, score (two-tower cosine),
     source, rank (stage-one order, 1 = first), one ``src_<source>`` column per source.
 
@@ -492,13 +555,15 @@ def stage_one(tables: StageOneTables, two_tower: Any, customer_ids: list[str] | 
     row, values = lists.row, lists.values
     cols = [CANDIDATE_SOURCES.index(s) for s in SOURCE_PRIORITY]
     first = np.array(SOURCE_PRIORITY, dtype=object)[(values[:, cols] > 0).argmax(axis=1)] if len(row) else []
-    frame = pd.DataFrame({
-        "customer_id": lists.ids[row].astype(str),
-        "article_id": tables.article_ids[lists.article].astype(str),
-        "score": lists.cosine,
-        "source": np.asarray(first, dtype=object).astype(str),
-        "rank": (_rank_within(row) + 1).astype(np.int32),
-    })
+    frame = pd.DataFrame(
+        {
+            "customer_id": lists.ids[row].astype(str),
+            "article_id": tables.article_ids[lists.article].astype(str),
+            "score": lists.cosine,
+            "source": np.asarray(first, dtype=object).astype(str),
+            "rank": (_rank_within(row) + 1).astype(np.int32),
+        }
+    )
     for j, name in enumerate(SOURCE_COLUMNS):
         frame[name] = values[:, j]
     return frame

@@ -4,6 +4,7 @@ Training pairs come from the ``train_weeks`` weeks before the cutoff (features a
 week's start, see features.training_examples); validation is recall@k on the week after
 the cutoff, computed each epoch with the exact index; early stopping keeps the best epoch.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,15 @@ def _log(msg: str, progress: bool) -> None:
         click.echo(f"[train two_tower] {msg} ({memory_note()})")
 
 
-def recall_at_k(model: Any, space: FeatureSpace, customers: pd.DataFrame, transactions: pd.DataFrame,
-                cutoff: pd.Timestamp, truth: dict[str, set[str]], k: int) -> float:
+def recall_at_k(
+    model: Any,
+    space: FeatureSpace,
+    customers: pd.DataFrame,
+    transactions: pd.DataFrame,
+    cutoff: pd.Timestamp,
+    truth: dict[str, set[str]],
+    k: int,
+) -> float:
     """Mean over ``truth``'s customers of |top-k ∩ bought| / |bought| (features as of ``cutoff``)."""
     ids = np.array(sorted(truth), dtype=object)
     feats = query_features(space, customers, transactions, ids, cutoff)
@@ -53,8 +61,8 @@ def recall_at_k(model: Any, space: FeatureSpace, customers: pd.DataFrame, transa
     index = ExactIndex(model.article_embeddings(article_dynamic_features(space, transactions, cutoff)))
     total = 0.0
     for s in range(0, len(ids), 2048):
-        top, _ = index.search(q[s:s + 2048], k)
-        for row, cust in enumerate(ids[s:s + 2048]):
+        top, _ = index.search(q[s : s + 2048], k)
+        for row, cust in enumerate(ids[s : s + 2048]):
             got = {space.article_ids[j] for j in top[row] if j >= 0}
             total += len(got & truth[cust]) / len(truth[cust])
     return total / max(len(ids), 1)
@@ -121,8 +129,11 @@ def data_fingerprint(dataset: Any) -> str:
     import hashlib
 
     h = hashlib.sha256()
-    for name, cols in (("articles", ["article_id"]), ("customers", ["customer_id"]),
-                       ("transactions", ["t_dat", "customer_id", "article_id", "price"])):
+    for name, cols in (
+        ("articles", ["article_id"]),
+        ("customers", ["customer_id"]),
+        ("transactions", ["t_dat", "customer_id", "article_id", "price"]),
+    ):
         frame = getattr(dataset, name)
         present = [c for c in cols if c in frame]
         total = int(pd.util.hash_pandas_object(frame[present], index=False).sum()) if len(frame) else 0
@@ -143,12 +154,18 @@ def make_optimizer(model: Any, cfg: TrainConfig) -> Any:
     def is_id_table(v: Any) -> bool:
         return any(name in v.name for name in ID_EMBEDDING_NAMES)
 
-    return CompositeOptimizer([
-        (tf.keras.optimizers.Adagrad(learning_rate=cfg.id_learning_rate),
-         lambda: [v for v in model.trainable_variables if is_id_table(v)]),
-        (tf.keras.optimizers.Adam(learning_rate=cfg.learning_rate),
-         lambda: [v for v in model.trainable_variables if not is_id_table(v)]),
-    ])
+    return CompositeOptimizer(
+        [
+            (
+                tf.keras.optimizers.Adagrad(learning_rate=cfg.id_learning_rate),
+                lambda: [v for v in model.trainable_variables if is_id_table(v)],
+            ),
+            (
+                tf.keras.optimizers.Adam(learning_rate=cfg.learning_rate),
+                lambda: [v for v in model.trainable_variables if not is_id_table(v)],
+            ),
+        ]
+    )
 
 
 @dataclass
@@ -172,9 +189,12 @@ def _prepare(dataset: Any, cut: pd.Timestamp, validate: bool, cfg: TrainConfig, 
     x, y = training_examples(space, dataset.customers, tx, cut, cfg.train_weeks)
     week = x.pop("week")
     sampling_p = weekly_sampling_probability(week, y, space.n_articles)
-    _log(f"{len(y):,} training pairs from {cfg.train_weeks} weeks before {cut.date()}, "
-         f"{space.n_customers:,} known customers, {space.n_articles:,} articles "
-         f"({time.perf_counter() - t0:.1f}s features)", progress)
+    _log(
+        f"{len(y):,} training pairs from {cfg.train_weeks} weeks before {cut.date()}, "
+        f"{space.n_customers:,} known customers, {space.n_articles:,} articles "
+        f"({time.perf_counter() - t0:.1f}s features)",
+        progress,
+    )
     truth = purchases_in_week(tx, cut) if validate else {}
     if len(truth) > cfg.val_customers:
         rng = np.random.default_rng(cfg.seed)
@@ -183,24 +203,31 @@ def _prepare(dataset: Any, cut: pd.Timestamp, validate: bool, cfg: TrainConfig, 
     return _Prepared(space, table, x, y, week, sampling_p, truth)
 
 
-def _fit(model: Any, prep: _Prepared, dataset: Any, cut: pd.Timestamp, cfg: TrainConfig,
-         progress: bool) -> tuple[dict[str, list[float]], int, float]:
+def _fit(
+    model: Any, prep: _Prepared, dataset: Any, cut: pd.Timestamp, cfg: TrainConfig, progress: bool
+) -> tuple[dict[str, list[float]], int, float]:
     """The epoch loop with early stopping on validation recall; the model ends on its best
     epoch's weights. Returns (history, best epoch, best recall or -1 without validation)."""
     import tensorflow as tf
 
     # The examples become tensors once; each epoch only its order is new and batches gather
     # their rows (a permuted copy of every array per epoch cost ~2 GiB at Kaggle scale).
-    data = {k_: tf.convert_to_tensor(v) for k_, v in {**prep.x, "article_idx": prep.y,
-                                                      "sampling_p": prep.sampling_p}.items()}
+    data = {
+        k_: tf.convert_to_tensor(v)
+        for k_, v in {**prep.x, "article_idx": prep.y, "sampling_p": prep.sampling_p}.items()
+    }
     prep.x.clear()
     history: dict[str, list[float]] = {"loss": [], "val_recall": [], "epoch_seconds": [], "examples_per_s": []}
     best_recall, best_epoch, best_weights, stale = -1.0, 0, None, 0
     for epoch in range(1, cfg.epochs + 1):
         e0 = time.perf_counter()
         order = same_week_order(prep.week, cfg.batch_size, cfg.seed + epoch)
-        ds = (tf.data.Dataset.from_tensor_slices(order).batch(cfg.batch_size)
-              .map(lambda rows: {k_: tf.gather(v, rows) for k_, v in data.items()}).prefetch(2))
+        ds = (
+            tf.data.Dataset.from_tensor_slices(order)
+            .batch(cfg.batch_size)
+            .map(lambda rows: {k_: tf.gather(v, rows) for k_, v in data.items()})
+            .prefetch(2)
+        )
         fit = model.fit(ds, epochs=1, verbose=(1 if sys.stdout.isatty() else 2) if progress else 0)
         secs = time.perf_counter() - e0
         history["loss"].append(float(fit.history["loss"][-1]))
@@ -227,8 +254,15 @@ def _fit(model: Any, prep: _Prepared, dataset: Any, cut: pd.Timestamp, cfg: Trai
     return history, best_epoch, best_recall
 
 
-def _export(out: Path, model: Any, prep: _Prepared, dataset: Any, cut: pd.Timestamp,
-            stage_config: StageOneConfig, history: dict[str, list[float]]) -> None:
+def _export(
+    out: Path,
+    model: Any,
+    prep: _Prepared,
+    dataset: Any,
+    cut: pd.Timestamp,
+    stage_config: StageOneConfig,
+    history: dict[str, list[float]],
+) -> None:
     """Everything serving and batch inference read, written into the (temporary) model folder."""
     tx, space = dataset.transactions, prep.space
     (out / "weights").mkdir()
@@ -239,12 +273,14 @@ def _export(out: Path, model: Any, prep: _Prepared, dataset: Any, cut: pd.Timest
     np.save(out / "article_dynamic.npy", dynamic)
     np.save(out / "article_embeddings.npy", model.article_embeddings(dynamic))
     article_stats(space.article_ids, tx, cut).to_parquet(out / "article_stats.parquet", index=False)
-    all_ids = np.array(sorted(set(dataset.customers["customer_id"].astype(str)) | set(space.customer_ids)),
-                       dtype=object)
+    all_ids = np.array(
+        sorted(set(dataset.customers["customer_id"].astype(str)) | set(space.customer_ids)), dtype=object
+    )
     save_customer_snapshot(out, all_ids, query_features(space, dataset.customers, tx, all_ids, cut))
     (out / "popular.json").write_text(json.dumps(popular_articles(tx, dataset.customers, cut)))
-    build_tables(tx, dataset.customers, dataset.articles, cut,
-                 not_sold_weeks=stage_config.not_sold_weeks).save(out / TABLES_SUBDIR)
+    build_tables(tx, dataset.customers, dataset.articles, cut, not_sold_weeks=stage_config.not_sold_weeks).save(
+        out / TABLES_SUBDIR
+    )
     (out / "history.json").write_text(json.dumps(history, indent=2))
     _plot(history, out / "training_curves.png")
 
@@ -284,7 +320,8 @@ def train_two_tower(
     prep = _prepare(dataset, cut, cutoff is not None, cfg, progress)
     space = prep.space
     shape = ModelShape(
-        n_customers=space.n_customers, postal_buckets=space.postal_buckets,
+        n_customers=space.n_customers,
+        postal_buckets=space.postal_buckets,
         customer_vocab_sizes=[len(space.customer_vocab[c]) for c in CUSTOMER_CAT_COLUMNS],
         article_vocab_sizes=[len(space.article_vocab[c]) for c in ARTICLE_CAT_COLUMNS],
         history_len=space.history_len,
@@ -296,8 +333,10 @@ def train_two_tower(
     _log(f"exporting (best epoch {best_epoch})", progress)
     metrics = {
         f"val_recall@{cfg.val_k}": best_recall if prep.truth else None,
-        "best_epoch": best_epoch, "epochs_run": len(history["loss"]),
-        "train_pairs": int(len(prep.y)), "validation_customers": len(prep.truth),
+        "best_epoch": best_epoch,
+        "epochs_run": len(history["loss"]),
+        "train_pairs": int(len(prep.y)),
+        "validation_customers": len(prep.truth),
         "train_examples_per_s": float(np.median(history["examples_per_s"])),
         "train_seconds": time.perf_counter() - t0,
     }
@@ -311,9 +350,13 @@ def train_two_tower(
         "feature_schema": space.schema(),
         "libraries": library_versions("tensorflow", "tf-keras", "tensorflow-recommenders", "numpy", "pandas"),
         "data_fingerprint": data_fingerprint(dataset),
-        "data_summary": {"transactions": int(len(tx)), "first_day": str(tx["t_dat"].min().date()),
-                         "last_day": str(last_day.date()), "articles": space.n_articles,
-                         "customers": int(len(dataset.customers))},
+        "data_summary": {
+            "transactions": int(len(tx)),
+            "first_day": str(tx["t_dat"].min().date()),
+            "last_day": str(last_day.date()),
+            "articles": space.n_articles,
+            "customers": int(len(dataset.customers)),
+        },
         "metrics": metrics,
         "score": "cosine similarity of L2-normalised tower outputs, in [-1, 1]",
         "stage_one": stage_config.to_dict(),

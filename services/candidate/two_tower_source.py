@@ -10,6 +10,7 @@ Two ways to get a customer's query inputs, both "history strictly before the cut
 
 At the model's own cutoff the two give the same vectors; tests/candidate prove it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -46,7 +47,7 @@ def merge_history(recent: np.ndarray, stored: np.ndarray, length: int) -> np.nda
 class TwoTowerSource:
     model: LoadedTwoTower
     index: ExactIndex
-    allowed: np.ndarray                       # bool per model article: the not-sold filter
+    allowed: np.ndarray  # bool per model article: the not-sold filter
     as_of: pd.Timestamp
     features_for: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None  # None: the snapshot
     _mapped: StageOneTables | None = field(default=None, repr=False)
@@ -60,8 +61,9 @@ class TwoTowerSource:
         return cls(model, model.index, _never_empty(allowed), as_of)
 
     @classmethod
-    def offline(cls, model: LoadedTwoTower, dataset: object, cutoff: date | None,
-                not_sold_weeks: int) -> TwoTowerSource:
+    def offline(
+        cls, model: LoadedTwoTower, dataset: object, cutoff: date | None, not_sold_weeks: int
+    ) -> TwoTowerSource:
         as_of = features_date(model, cutoff)
         tx = dataset.transactions  # type: ignore[attr-defined]
         if as_of == pd.Timestamp(model.metadata["features_as_of"]):
@@ -90,8 +92,9 @@ class TwoTowerSource:
         if recent:
             for i, items in enumerate(recent):
                 if items:
-                    feats["history"][i] = merge_history(m.space.article_index(items), feats["history"][i],
-                                                        m.space.history_len)
+                    feats["history"][i] = merge_history(
+                        m.space.article_index(items), feats["history"][i], m.space.history_len
+                    )
         return m.encode(feats)
 
     def _mapping(self, tables: StageOneTables) -> tuple[np.ndarray, np.ndarray]:
@@ -119,8 +122,7 @@ class TwoTowerSource:
         ok &= article >= 0
         return SourceRows(rows[ok], article[ok], scores[ok])
 
-    def cosine(self, queries: np.ndarray, rows: np.ndarray, articles: np.ndarray,
-               tables: StageOneTables) -> np.ndarray:
+    def cosine(self, queries: np.ndarray, rows: np.ndarray, articles: np.ndarray, tables: StageOneTables) -> np.ndarray:
         """float32 cosine of each (query row, table article position); 0 for an article the model lacks."""
         pos = self._mapping(tables)[1][articles]
         emb = self.index.embeddings

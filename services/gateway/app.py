@@ -7,6 +7,7 @@ This module only puts the gateway together: the shape every service shares
 (``shared.service.service_app``: health, metrics, load shedding), the state built in the
 lifespan (``state.build_state``), the routes (``routes/``), the OpenAPI schema and the page.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -49,8 +50,11 @@ def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | N
         app.state.gateway = state
         stop_events = await events_api.start_events(app, settings.redis_url, shared_metrics.registry)
         poller = asyncio.create_task(state.health_loop())
-        log.info("gateway ready to serve (dependencies: %s; cache: %s)",
-                 {n: d["ready"] for n, d in state.dependencies.items()}, state.cache.state()["backend"])
+        log.info(
+            "gateway ready to serve (dependencies: %s; cache: %s)",
+            {n: d["ready"] for n, d in state.dependencies.items()},
+            state.cache.state()["backend"],
+        )
         try:
             yield
         finally:
@@ -62,11 +66,16 @@ def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | N
 
     app = service_app(
         # `app` is looked up when /readyz is called, by then it exists.
-        "gateway", settings, lambda: gateway_readiness(app), lifespan, metrics=shared_metrics,
-        title="H&M recommender gateway", version="1.0.0",
+        "gateway",
+        settings,
+        lambda: gateway_readiness(app),
+        lifespan,
+        metrics=shared_metrics,
+        title="H&M recommender gateway",
+        version="1.0.0",
         description="Personalised feed (two-tower candidates re-ranked by an MMoE), text and image "
-                    "search, and the catalogue the web page needs. Degrades instead of failing: "
-                    "see `source` and `degraded` in each response.",
+        "search, and the catalogue the web page needs. Degrades instead of failing: "
+        "see `source` and `degraded` in each response.",
     )
     for module in (recommend_routes, search_routes, catalogue_routes, events_api):
         app.include_router(module.router)

@@ -9,6 +9,7 @@ States (Fowler / Nygard's "Release It!"):
 
 Only the event loop touches a breaker, so no lock is needed.
 """
+
 from __future__ import annotations
 
 import time

@@ -18,6 +18,7 @@
 - The in-process cache is bounded in entries *and* bytes (keys + values), so a flood of
   distinct large answers (image searches) cannot grow the gateway without limit.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -91,8 +92,9 @@ class LocalTTLCache:
     each); the least recently used entries go first. A value larger than the whole byte
     budget is not stored at all."""
 
-    def __init__(self, max_entries: int, clock: Callable[[], float] = time.monotonic,
-                 max_bytes: int = DEFAULT_LOCAL_MAX_BYTES) -> None:
+    def __init__(
+        self, max_entries: int, clock: Callable[[], float] = time.monotonic, max_bytes: int = DEFAULT_LOCAL_MAX_BYTES
+    ) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.bytes = 0
@@ -202,7 +204,8 @@ class ResultCache:
         if isinstance(exc, MaxConnectionsError):
             return True
         return isinstance(exc, RedisConnectionError) and any(
-            text in str(exc) for text in ("Too many connections", "No connection available"))
+            text in str(exc) for text in ("Too many connections", "No connection available")
+        )
 
     async def get_raw(self, key: str) -> bytes | None:
         raw: bytes | None

@@ -9,6 +9,7 @@ Loaded once at startup from the data folder (``shared.data``), kept as compact c
 - popular items per age band over the last ``popular_weeks`` weeks before the end of the
   data: the fallback when the candidate service is down.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -45,12 +46,12 @@ class Catalogue:
     descriptions: list[str]
     # column -> (codes per article, categories); categories[codes[i]] is article i's value.
     attributes: dict[str, tuple[np.ndarray, list[str]]]
-    price: np.ndarray                # float32, NaN = never sold
-    has_image: np.ndarray            # bool
-    customer_ids: np.ndarray         # sorted, dtype S64
-    customer_age: np.ndarray         # float32, NaN = unknown
-    customer_purchases: np.ndarray   # int32
-    popular: dict[str, list[str]]    # age band (and "all") -> article ids, most bought first
+    price: np.ndarray  # float32, NaN = never sold
+    has_image: np.ndarray  # bool
+    customer_ids: np.ndarray  # sorted, dtype S64
+    customer_age: np.ndarray  # float32, NaN = unknown
+    customer_purchases: np.ndarray  # int32
+    popular: dict[str, list[str]]  # age band (and "all") -> article ids, most bought first
     images_dir: Path
     row_of: dict[str, int] = field(default_factory=dict)
     facets: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -207,6 +208,7 @@ class Catalogue:
 
 # --- building -------------------------------------------------------------------------------
 
+
 def _category_codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
     cat = pd.Categorical(values.fillna("").astype(str))
     return np.asarray(cat.codes, dtype=np.int32), [str(c) for c in cat.categories]
@@ -290,13 +292,16 @@ def build_catalogue(
         digest = hashlib.sha256("\n".join(article_ids).encode())
         digest.update(np.nan_to_num(price, nan=-1).tobytes())
         version = digest.hexdigest()[:12]
-    log.info("catalogue: %d articles (%d with photos), %d customers", len(article_ids), int(has_image.sum()), len(sorted_ids))
+    log.info(
+        "catalogue: %d articles (%d with photos), %d customers", len(article_ids), int(has_image.sum()), len(sorted_ids)
+    )
     return Catalogue(
         version=version,
         article_ids=article_ids,
         names=articles["prod_name"].fillna("").astype(str).tolist(),
         descriptions=articles["detail_desc"].fillna("").astype(str).tolist()
-        if "detail_desc" in articles else [""] * len(article_ids),
+        if "detail_desc" in articles
+        else [""] * len(article_ids),
         attributes=attributes,
         price=price,
         has_image=has_image,
@@ -320,6 +325,10 @@ def load_catalogue(data_dir: Path, cache_dir: Path | None, popular_weeks: int, p
         log.warning("parquet cache %s not usable (%s); reading the CSVs directly", cache_dir, exc)
         dataset = load_dataset(data_dir, None)
     return build_catalogue(
-        dataset.articles, dataset.customers, dataset.transactions,
-        images_dir=data_dir / "images", popular_weeks=popular_weeks, popular_per_band=popular_per_band,
+        dataset.articles,
+        dataset.customers,
+        dataset.transactions,
+        images_dir=data_dir / "images",
+        popular_weeks=popular_weeks,
+        popular_per_band=popular_per_band,
     )

@@ -22,6 +22,7 @@ whose connection fails or times out is ejected at once and the call moves on to 
 within its budget, so a dead replica costs the caller a retry, never an error, and only a
 call that no replica could answer counts against the breaker.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -88,17 +89,26 @@ class ServiceClient:
         total = total or self.timeout_s
         return aiohttp.ClientTimeout(total=total, connect=min(self.connect_timeout_s, total))
 
-    async def post_json(self, path: str, payload: dict[str, Any], timeout_s: float | None = None,
-                        operation: str | None = None) -> Any:
+    async def post_json(
+        self, path: str, payload: dict[str, Any], timeout_s: float | None = None, operation: str | None = None
+    ) -> Any:
         return await self._call("POST", path, timeout_s, operation, data=_encode(payload), headers=JSON_HEADERS)
 
-    async def post_form(self, path: str, form: aiohttp.FormData, timeout_s: float | None = None,
-                        operation: str | None = None) -> Any:
+    async def post_form(
+        self, path: str, form: aiohttp.FormData, timeout_s: float | None = None, operation: str | None = None
+    ) -> Any:
         # A FormData body can be sent only once, so no retry here (see _call).
         return await self._call("POST", path, timeout_s, operation, retry=False, data=form)
 
-    async def _call(self, method: str, path: str, timeout_s: float | None, operation: str | None = None,
-                    retry: bool = True, **kwargs: Any) -> Any:
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        timeout_s: float | None,
+        operation: str | None = None,
+        retry: bool = True,
+        **kwargs: Any,
+    ) -> Any:
         breaker = self.breaker.for_operation(operation)
         if not breaker.allow():
             self._observe(self.name, 0.0, "breaker_open")
@@ -113,8 +123,16 @@ class ServiceClient:
             raise
         return self._verdict(breaker, started, status, retry_after, raw)
 
-    async def _send(self, breaker: CircuitBreaker, method: str, path: str, started: float, budget: float,
-                    retry: bool, kwargs: dict[str, Any]) -> tuple[int, str | None, bytes]:
+    async def _send(
+        self,
+        breaker: CircuitBreaker,
+        method: str,
+        path: str,
+        started: float,
+        budget: float,
+        retry: bool,
+        kwargs: dict[str, Any],
+    ) -> tuple[int, str | None, bytes]:
         """Try the replicas in turn (services.gateway.replicas) until one answers below 500.
 
         A connection failure or a timeout moves on to the next replica while the call's
@@ -128,8 +146,9 @@ class ServiceClient:
             if remaining <= 0.005:
                 break
             try:
-                async with self.session.request(method, replica.url + path, timeout=self._timeout(remaining),
-                                                **kwargs) as resp:
+                async with self.session.request(
+                    method, replica.url + path, timeout=self._timeout(remaining), **kwargs
+                ) as resp:
                     answer = resp.status, resp.headers.get("Retry-After"), await resp.read()
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
                 # ClientConnectorError (refused, unreachable) is a ClientOSError too; a connect
@@ -158,8 +177,9 @@ class ServiceClient:
             return answer
         return self._fail(breaker, started, reason)
 
-    def _verdict(self, breaker: CircuitBreaker, started: float, status: int, retry_after: str | None,
-                 raw: bytes) -> Any:
+    def _verdict(
+        self, breaker: CircuitBreaker, started: float, status: int, retry_after: str | None, raw: bytes
+    ) -> Any:
         """The dependency's answer as JSON, or the exception that says what went wrong."""
         elapsed = time.perf_counter() - started
         try:
@@ -173,8 +193,7 @@ class ServiceClient:
             # no verdict on its health, so no breaker failure; the caller sheds in turn.
             self._observe(self.name, elapsed, "shed")
             breaker.release()
-            raise DependencyUnavailable(self.name, f"overloaded, shedding load: {_detail(body)}",
-                                        _seconds(retry_after))
+            raise DependencyUnavailable(self.name, f"overloaded, shedding load: {_detail(body)}", _seconds(retry_after))
         if status >= 500:
             self._observe(self.name, elapsed, "error")
             breaker.record_failure()

@@ -1,4 +1,5 @@
 """The gateway's public response shapes (OpenAPI); requests reuse ``shared.schemas``."""
+
 from __future__ import annotations
 
 from typing import Any, Literal
@@ -61,8 +62,7 @@ def parse_recommend_query(request: Request) -> RecommendQuery:
     try:
         return RecommendQuery.model_validate(raw)
     except ValidationError as exc:
-        raise HTTPException(422, detail=[{"loc": ["query", *e["loc"]], "msg": e["msg"]}
-                                         for e in exc.errors()]) from exc
+        raise HTTPException(422, detail=[{"loc": ["query", *e["loc"]], "msg": e["msg"]} for e in exc.errors()]) from exc
 
 
 def _openapi_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
@@ -71,8 +71,16 @@ def _openapi_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     for name, prop in schema["properties"].items():
         prop = dict(prop)
         prop.pop("title", None)
-        out.append({"name": name, "in": "query", "required": name in schema.get("required", []),
-                    "explode": True, "schema": prop, "description": prop.pop("description", "")})
+        out.append(
+            {
+                "name": name,
+                "in": "query",
+                "required": name in schema.get("required", []),
+                "explode": True,
+                "schema": prop,
+                "description": prop.pop("description", ""),
+            }
+        )
     return out
 
 
@@ -102,10 +110,14 @@ class RecommendResponse(BaseModel):
     customer_id: str
     source: Literal["ranker", "candidates", "popular"] = Field(
         description="ranker: re-ranked; candidates: ranker unavailable, candidate order; "
-                    "popular: candidates unavailable (or none returned), the customer's age band's best sellers")
-    ordering: str | None = Field(None, description="The order served: mmoe (the trained ranker), "
-                                 "baseline:<name> (the publish gate kept a baseline's order), "
-                                 "stage_one (ranker unavailable), null (popular fallback)")
+        "popular: candidates unavailable (or none returned), the customer's age band's best sellers"
+    )
+    ordering: str | None = Field(
+        None,
+        description="The order served: mmoe (the trained ranker), "
+        "baseline:<name> (the publish gate kept a baseline's order), "
+        "stage_one (ranker unavailable), null (popular fallback)",
+    )
     cached: bool
     degraded: list[str] = Field(description="Dependencies that failed for this response")
     cold_start: bool | None = None

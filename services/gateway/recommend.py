@@ -12,6 +12,7 @@ Degraded answers are not cached, so the first request after a dependency recover
 full pipeline again. Cache keys carry the versions the services report (polled from
 /readyz, refreshed by every answer), so a newly swapped model misses the old entries.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -23,8 +24,15 @@ from services.gateway.state import GatewayState
 from shared.schemas import MAX_RANK_INPUT, SearchFilters
 
 
-def recommend_key(state: GatewayState, versions: dict[str, str | None], customer_id: str, k: int,
-                  offset: int, filters: SearchFilters, session: SessionView | None = None) -> str:
+def recommend_key(
+    state: GatewayState,
+    versions: dict[str, str | None],
+    customer_id: str,
+    k: int,
+    offset: int,
+    filters: SearchFilters,
+    session: SessionView | None = None,
+) -> str:
     params = {
         "session": session.digest if session is not None else "",  # a click changes the next feed
         "customer_id": customer_id,
@@ -36,8 +44,14 @@ def recommend_key(state: GatewayState, versions: dict[str, str | None], customer
     return cache_key(state.settings.cache_prefix, "rec", versions, params)
 
 
-async def recommend(state: GatewayState, customer_id: str, k: int, offset: int,
-                    filters: SearchFilters, session: SessionView | None = None) -> bytes:
+async def recommend(
+    state: GatewayState,
+    customer_id: str,
+    k: int,
+    offset: int,
+    filters: SearchFilters,
+    session: SessionView | None = None,
+) -> bytes:
     """The response body as JSON bytes (cached bytes are served as they are)."""
     catalogue = state.catalogue
     known = {
@@ -60,8 +74,13 @@ async def recommend(state: GatewayState, customer_id: str, k: int, offset: int,
     ordering: str | None = None
     try:
         answer = await state.clients["candidate"].post_json(
-            "/candidates", {"customer_id": customer_id, "k": state.settings.num_candidates,
-                            **(session.candidate_fields() if session is not None else {})})
+            "/candidates",
+            {
+                "customer_id": customer_id,
+                "k": state.settings.num_candidates,
+                **(session.candidate_fields() if session is not None else {}),
+            },
+        )
         candidates = answer["candidates"]
         used["candidate"] = state.note_version("candidate", answer.get("model_version"))
         cold_start = bool(answer.get("cold_start", False))
@@ -79,12 +98,15 @@ async def recommend(state: GatewayState, customer_id: str, k: int, offset: int,
             source, ordered = "popular", [(a, None) for a in items]
     if source != "popular":
         try:
-            ranked = await state.clients["ranker"].post_json("/rank", {
-                "customer_id": customer_id,
-                "candidates": candidates[:MAX_RANK_INPUT],
-                "k": max(1, min(len(candidates), MAX_RANK_INPUT)),
-                **(session.candidate_fields() if session is not None else {}),
-            })
+            ranked = await state.clients["ranker"].post_json(
+                "/rank",
+                {
+                    "customer_id": customer_id,
+                    "candidates": candidates[:MAX_RANK_INPUT],
+                    "k": max(1, min(len(candidates), MAX_RANK_INPUT)),
+                    **(session.candidate_fields() if session is not None else {}),
+                },
+            )
             ordered = [(r["article_id"], r["score"]) for r in ranked["ranked"]]
             used["ranker"] = state.note_version("ranker", ranked.get("model_version"))
             ordering = ranked.get("ordering", "mmoe")
@@ -98,9 +120,10 @@ async def recommend(state: GatewayState, customer_id: str, k: int, offset: int,
 
     # Filter on ids first, then build cards for the requested page only.
     matches = catalogue.compile_filter(filters)
-    visible = [(a, score) for a, score in ordered
-               if a in catalogue and (matches is None or matches(a))]  # unknown articles cannot be shown
-    cards = [catalogue.card(a, score) for a, score in visible[offset: offset + k]]
+    visible = [
+        (a, score) for a, score in ordered if a in catalogue and (matches is None or matches(a))
+    ]  # unknown articles cannot be shown
+    cards = [catalogue.card(a, score) for a, score in visible[offset : offset + k]]
     response: dict[str, Any] = {
         "customer_id": customer_id,
         "source": source,
@@ -120,5 +143,6 @@ async def recommend(state: GatewayState, customer_id: str, k: int, offset: int,
     if not degraded:
         # The versions that answered are nearly always the ones known before: same key, not hashed again.
         await state.cache.set_raw(
-            key if used == known else recommend_key(state, used, customer_id, k, offset, filters, session), body)
+            key if used == known else recommend_key(state, used, customer_id, k, offset, filters, session), body
+        )
     return body

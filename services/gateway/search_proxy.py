@@ -7,6 +7,7 @@ separate circuit breakers: hostile photos that make image search fail cannot tak
 search down with them. Search has no fallback: when it
 is unavailable the route answers 503 and every other route keeps working.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,17 +34,19 @@ OPENAPI_BODY: dict[str, Any] = {
         "required": True,
         "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/GatewaySearchRequest"}},
-            "multipart/form-data": {"schema": {
-                "type": "object",
-                "required": ["file"],
-                "properties": {
-                    "file": {"type": "string", "format": "binary", "description": "JPEG, PNG or WebP photo"},
-                    "k": {"type": "integer", "minimum": 1, "maximum": MAX_RESULTS_K, "default": 12},
-                    "offset": {"type": "integer", "minimum": 0, "default": 0},
-                    "filters": {"type": "string", "description": "SearchFilters as JSON"},
-                    "customer_id": {"type": "string"},
-                },
-            }},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary", "description": "JPEG, PNG or WebP photo"},
+                        "k": {"type": "integer", "minimum": 1, "maximum": MAX_RESULTS_K, "default": 12},
+                        "offset": {"type": "integer", "minimum": 0, "default": 0},
+                        "filters": {"type": "string", "description": "SearchFilters as JSON"},
+                        "customer_id": {"type": "string"},
+                    },
+                }
+            },
         },
     }
 }
@@ -57,7 +60,9 @@ def _error_messages(exc: ValidationError) -> list[dict[str, Any]]:
     return [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
 
 
-async def parse_search(request: Request, max_upload_bytes: int) -> tuple[str, GatewaySearchRequest, dict[str, Any] | None]:
+async def parse_search(
+    request: Request, max_upload_bytes: int
+) -> tuple[str, GatewaySearchRequest, dict[str, Any] | None]:
     """('text'|'image', validated options, image {bytes, filename, content_type} or None)."""
     content_type = request.headers.get("content-type", "").lower()
     if content_type.startswith("application/json"):
@@ -117,8 +122,9 @@ async def search(state: GatewayState, request: Request) -> bytes:
             form.add_field("filters", json.dumps(filters))
             if options.customer_id:
                 form.add_field("customer_id", options.customer_id)
-            answer = await client.post_form("/search/image", form, timeout_s=state.settings.search_image_timeout_s,
-                                            operation="image")
+            answer = await client.post_form(
+                "/search/image", form, timeout_s=state.settings.search_image_timeout_s, operation="image"
+            )
     except DependencyRejected as exc:
         raise HTTPException(exc.status, detail=exc.detail) from exc
     except DependencyUnavailable as exc:
@@ -126,14 +132,16 @@ async def search(state: GatewayState, request: Request) -> bytes:
         state.log_fallback("search", exc)
         # Always with Retry-After: the caller is told when to come back (a shed, not a crash).
         retry_after = max(1, math.ceil(exc.retry_after_s or 1))
-        raise HTTPException(503, detail=f"search is unavailable right now ({exc.reason}); "
-                                        "recommendations still work",
-                            headers={"Retry-After": str(retry_after)}) from exc
+        raise HTTPException(
+            503,
+            detail=f"search is unavailable right now ({exc.reason}); recommendations still work",
+            headers={"Retry-After": str(retry_after)},
+        ) from exc
 
     try:
         results = answer["results"]
         visible = [(r["article_id"], r["score"]) for r in results if r["article_id"] in state.catalogue]
-        cards = [state.catalogue.card(a, score) for a, score in visible[options.offset: options.offset + options.k]]
+        cards = [state.catalogue.card(a, score) for a, score in visible[options.offset : options.offset + options.k]]
     except (KeyError, TypeError) as exc:
         raise HTTPException(502, detail=f"search answered in an unexpected shape: {exc!r}") from exc
     version = state.note_version("search", answer.get("index_version"))

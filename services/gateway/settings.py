@@ -1,5 +1,6 @@
 """Gateway settings (env prefix ``HM_GATEWAY_``): where the services are, how long to wait
 for them, when to give up on them (circuit breaker), and how to cache their answers."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Everything a gateway request needs, built once in the app's lifespan."""
+
 from __future__ import annotations
 
 import asyncio
@@ -76,9 +77,14 @@ class GatewayState:
                 log.exception("health poll failed")
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
-        deps = {name: dict(self.dependencies.get(name, {"ready": False}),
-                           breaker=self.clients[name].breaker.state,
-                           replicas=self.clients[name].replica_state()) for name in DEPENDENCIES}
+        deps = {
+            name: dict(
+                self.dependencies.get(name, {"ready": False}),
+                breaker=self.clients[name].breaker.state,
+                replicas=self.clients[name].replica_state(),
+            )
+            for name in DEPENDENCIES
+        }
         ready = all(d["ready"] for d in deps.values())
         return ready, {
             "dependencies": deps,
@@ -91,30 +97,55 @@ class GatewayState:
         }
 
 
-def _clients(settings: GatewaySettings, session: aiohttp.ClientSession, metrics: GatewayMetrics) -> dict[str, ServiceClient]:
+def _clients(
+    settings: GatewaySettings, session: aiohttp.ClientSession, metrics: GatewayMetrics
+) -> dict[str, ServiceClient]:
     urls = {"candidate": settings.candidate_url, "ranker": settings.ranker_url, "search": settings.search_url}
-    timeouts = {"candidate": settings.candidate_timeout_s, "ranker": settings.ranker_timeout_s,
-                "search": settings.search_timeout_s}
+    timeouts = {
+        "candidate": settings.candidate_timeout_s,
+        "ranker": settings.ranker_timeout_s,
+        "search": settings.search_timeout_s,
+    }
     return {
         name: ServiceClient(
-            name, urls[name], session,
+            name,
+            urls[name],
+            session,
             CircuitBreaker(name, settings.breaker_failure_threshold, settings.breaker_reset_s),
-            timeouts[name], settings.connect_timeout_s, metrics.observe_upstream)
+            timeouts[name],
+            settings.connect_timeout_s,
+            metrics.observe_upstream,
+        )
         for name in DEPENDENCIES
     }
 
 
-async def build_state(settings: GatewaySettings, metrics: GatewayMetrics, catalogue: Catalogue | None = None) -> GatewayState:
+async def build_state(
+    settings: GatewaySettings, metrics: GatewayMetrics, catalogue: Catalogue | None = None
+) -> GatewayState:
     """Everything the gateway serves with: the catalogue (loaded off the event loop unless
     given ready-made, as tests do), one HTTP session and a client per dependency, the cache,
     and a first health poll."""
-    cat = catalogue if catalogue is not None else await asyncio.to_thread(
-        load_catalogue, settings.data_dir, settings.output_dir / "data", settings.popular_weeks,
-        settings.popular_per_band)
+    cat = (
+        catalogue
+        if catalogue is not None
+        else await asyncio.to_thread(
+            load_catalogue,
+            settings.data_dir,
+            settings.output_dir / "data",
+            settings.popular_weeks,
+            settings.popular_per_band,
+        )
+    )
     session = make_session()
     cache = ResultCache(
-        settings.redis_url, settings.cache_ttl_s, settings.redis_socket_timeout_s,
-        settings.redis_retry_interval_s, settings.local_cache_max_entries, metrics.cache_event)
+        settings.redis_url,
+        settings.cache_ttl_s,
+        settings.redis_socket_timeout_s,
+        settings.redis_retry_interval_s,
+        settings.local_cache_max_entries,
+        metrics.cache_event,
+    )
     state = GatewayState(settings, cat, cache, _clients(settings, session, metrics), metrics, session)
     await state.refresh_health()
     return state

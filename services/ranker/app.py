@@ -8,6 +8,7 @@ Unknown customers and articles are scored with the feature store's documented de
 (see features.py), never an error. Serving uses the NumPy export of the model, so this
 process never imports TensorFlow.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,8 +36,10 @@ def rank(body: RankBody, request: Request) -> Response:
     model: LoadedRanker = served(request.app.state.slot, "ranker model")
     bad = [c.article_id for c in body.candidates if not math.isfinite(c.score)]
     if bad:
-        raise HTTPException(status_code=422, detail=f"candidate scores must be finite numbers; "
-                                                    f"got {len(bad)} non-finite, e.g. article {bad[0]}")
+        raise HTTPException(
+            status_code=422,
+            detail=f"candidate scores must be finite numbers; got {len(bad)} non-finite, e.g. article {bad[0]}",
+        )
     return json_bytes(model.answer_json(body.customer_id, body.candidates, body.k, body.recent_article_ids))
 
 
@@ -52,12 +55,20 @@ def create_app(settings: RankerSettings | None = None) -> FastAPI:
         detail: dict[str, Any] = {"model_version": slot.version, "last_error": slot.last_error}
         model = slot.current
         if model is not None:
-            detail.update(ordering=model.ordering, tasks=model.task_names, score_weights=model.score_weights,
-                          features_cutoff=model.store.cutoff.isoformat())
+            detail.update(
+                ordering=model.ordering,
+                tasks=model.task_names,
+                score_weights=model.score_weights,
+                features_cutoff=model.store.cutoff.isoformat(),
+            )
         return detail
 
     app = model_service_app(
-        "ranker", settings, [slot], describe, threads={"blas": settings.blas_threads},
+        "ranker",
+        settings,
+        [slot],
+        describe,
+        threads={"blas": settings.blas_threads},
         title="hmrec ranker service",
         description="MMoE re-ranking of a customer's candidates (purchase, online purchase, revenue tasks).",
     )

@@ -14,6 +14,7 @@ not already get:
   the public "recent distinct articles, then best sellers" baseline, over the whole history;
 - ``recent_trending``: the same, then the age band's growth-weighted trending articles.
 """
+
 from __future__ import annotations
 
 import numpy as np

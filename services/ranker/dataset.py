@@ -12,6 +12,7 @@ Only customers who bought something that week are kept: those are the customers 
 evaluation scores (MAP@12 is averaged over them), and for them the hard negatives (the
 candidates they did not buy) say what to push down.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,12 +28,12 @@ from shared.split import label_week, purchases_by_customer
 
 @dataclass
 class TrainingData:
-    customer_ids: np.ndarray            # [n] str
-    article_ids: np.ndarray             # [n] str
-    scores: np.ndarray                  # [n] two-tower score
-    features: np.ndarray                # [n, N_FEATURES]
-    labels: dict[str, np.ndarray]       # task -> [n] float32
-    truth: dict[str, set[str]]          # every purchase of the week, candidate or not (for MAP)
+    customer_ids: np.ndarray  # [n] str
+    article_ids: np.ndarray  # [n] str
+    scores: np.ndarray  # [n] two-tower score
+    features: np.ndarray  # [n, N_FEATURES]
+    labels: dict[str, np.ndarray]  # task -> [n] float32
+    truth: dict[str, set[str]]  # every purchase of the week, candidate or not (for MAP)
 
     def __len__(self) -> int:
         return len(self.customer_ids)
@@ -40,8 +41,11 @@ class TrainingData:
     def subset(self, index: np.ndarray) -> TrainingData:
         customers = set(self.customer_ids[index])
         return TrainingData(
-            self.customer_ids[index], self.article_ids[index], self.scores[index],
-            self.features[index], {k: v[index] for k, v in self.labels.items()},
+            self.customer_ids[index],
+            self.article_ids[index],
+            self.scores[index],
+            self.features[index],
+            {k: v[index] for k, v in self.labels.items()},
             {c: s for c, s in self.truth.items() if c in customers},
         )
 
@@ -66,10 +70,14 @@ def concat_weeks(weeks: dict[str, TrainingData]) -> TrainingData:
 def candidate_labels(candidates: pd.DataFrame, week: pd.DataFrame, mean_price: float) -> dict[str, np.ndarray]:
     """Per candidate row: ``purchase`` (bought that week), ``online`` (bought online that week),
     ``revenue`` (log1p(spent on it that week / shop mean price), 0 if not bought)."""
-    bought = week.assign(
-        online=(week["sales_channel_id"] == ONLINE_CHANNEL).astype(np.float32),
-        spent=week["price"].astype(np.float64),
-    ).groupby(["customer_id", "article_id"], observed=True).agg(online=("online", "max"), spent=("spent", "sum"))
+    bought = (
+        week.assign(
+            online=(week["sales_channel_id"] == ONLINE_CHANNEL).astype(np.float32),
+            spent=week["price"].astype(np.float64),
+        )
+        .groupby(["customer_id", "article_id"], observed=True)
+        .agg(online=("online", "max"), spent=("spent", "sum"))
+    )
     bought["purchase"] = 1.0
     keyed = candidates[["customer_id", "article_id"]].astype(str).join(bought, on=["customer_id", "article_id"])
     purchase = keyed["purchase"].notna().to_numpy()
@@ -84,7 +92,10 @@ def candidate_labels(candidates: pd.DataFrame, week: pd.DataFrame, mean_price: f
 
 
 def build_training_data(
-    candidates: pd.DataFrame, transactions: pd.DataFrame, store: FeatureStore, cutoff: date,
+    candidates: pd.DataFrame,
+    transactions: pd.DataFrame,
+    store: FeatureStore,
+    cutoff: date,
     only_buyers: bool = True,
 ) -> TrainingData:
     """Label ``candidates`` (customer_id, article_id, score) by the week starting at ``cutoff``."""
@@ -92,8 +103,7 @@ def build_training_data(
         raise ValueError(f"feature store cutoff {store.cutoff} differs from the label week cutoff {cutoff}")
     week = label_week(transactions, cutoff)
     truth = purchases_by_customer(week)
-    cand = candidates[["customer_id", "article_id", "score",
-                       *[c for c in SOURCE_COLUMNS if c in candidates]]].copy()
+    cand = candidates[["customer_id", "article_id", "score", *[c for c in SOURCE_COLUMNS if c in candidates]]].copy()
     cand["customer_id"] = cand["customer_id"].astype(str)
     cand["article_id"] = cand["article_id"].astype(str)
     cand = cand.drop_duplicates(["customer_id", "article_id"])
@@ -106,8 +116,9 @@ def build_training_data(
     features = compute_features(store, customers, articles, scores, source_matrix(cand))
     labels = candidate_labels(cand, week, store.global_mean_price)
     kept = set(customers)
-    return TrainingData(customers, articles, scores, features, labels,
-                        {c: s for c, s in truth.items() if c in kept or not only_buyers})
+    return TrainingData(
+        customers, articles, scores, features, labels, {c: s for c, s in truth.items() if c in kept or not only_buyers}
+    )
 
 
 def validation_customers(customer_ids: np.ndarray, fraction: float, seed: int) -> np.ndarray:

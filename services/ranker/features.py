@@ -39,6 +39,7 @@ sales* over a window is the sum of the taste vectors of everyone who bought it i
 dotted with this customer's vector: "how much did people who shop like you buy this lately".
 It carries both taste and this week's demand, the two things a purchase next week needs.
 """
+
 from __future__ import annotations
 
 import json
@@ -73,21 +74,44 @@ SCORE_LIMIT = 1e6
 
 CANDIDATE_FEATURES = ["cand_score", "cand_score_gap", "cand_log_rank"]
 CUSTOMER_FEATURES = [
-    "cust_age", "cust_age_missing", "cust_has_history", "cust_log_purchases",
-    "cust_log_purchases_4w", "cust_days_since_last", "cust_log_spend", "cust_online_share",
+    "cust_age",
+    "cust_age_missing",
+    "cust_has_history",
+    "cust_log_purchases",
+    "cust_log_purchases_4w",
+    "cust_days_since_last",
+    "cust_log_spend",
+    "cust_online_share",
     "cust_price_level",
 ]
 ARTICLE_FEATURES = [
-    "art_log_sales_1w", "art_log_sales_2w", "art_log_sales_4w", "art_log_sales_total",
-    "art_trend", "art_days_since_first_sale", "art_days_since_last_sale", "art_price_level",
-    "art_online_share", "art_never_sold", "art_unknown",
+    "art_log_sales_1w",
+    "art_log_sales_2w",
+    "art_log_sales_4w",
+    "art_log_sales_total",
+    "art_trend",
+    "art_days_since_first_sale",
+    "art_days_since_last_sale",
+    "art_price_level",
+    "art_online_share",
+    "art_never_sold",
+    "art_unknown",
 ]
 PAIR_FEATURES = [
-    "pair_log_times_bought", "pair_never_bought", "pair_days_since_bought", "pair_recency_rank",
-    "pair_same_code_share", "pair_same_type_share", "pair_price_ratio",
-    "pair_price_ratio_missing", "pair_age_band_affinity",
-    "pair_department_share", "pair_colour_share", "pair_graphic_share",
-    "pair_log_neighbour_sales_1w", "pair_log_neighbour_sales_4w",
+    "pair_log_times_bought",
+    "pair_never_bought",
+    "pair_days_since_bought",
+    "pair_recency_rank",
+    "pair_same_code_share",
+    "pair_same_type_share",
+    "pair_price_ratio",
+    "pair_price_ratio_missing",
+    "pair_age_band_affinity",
+    "pair_department_share",
+    "pair_colour_share",
+    "pair_graphic_share",
+    "pair_log_neighbour_sales_1w",
+    "pair_log_neighbour_sales_4w",
 ]
 # Which stage-one sources proposed the candidate, and each one's own score (0 = not proposed):
 # a repurchase and a two-tower guess with the same cosine are not the same evidence.
@@ -121,28 +145,28 @@ class FeatureStore:
     """
 
     cutoff: date
-    customer_ids: np.ndarray            # [n_c] str
-    customer_matrix: np.ndarray         # [n_c + 1, len(CUSTOMER_FEATURES)] float32
-    customer_n_purchases: np.ndarray    # [n_c + 1] float32, raw count (for shares)
-    customer_band: np.ndarray           # [n_c + 1] int8, -1 unknown
-    article_ids: np.ndarray             # [n_a] str
-    article_matrix: np.ndarray          # [n_a + 1, len(ARTICLE_FEATURES)] float32
-    article_code: np.ndarray            # [n_a + 1] int64, product_code index, -1 unknown
-    article_type: np.ndarray            # [n_a + 1] int64, product_type index, -1 unknown
-    article_band_lift: np.ndarray       # [n_a + 1, N_DECADE_BANDS] float32
-    pair_keys: np.ndarray               # sorted int64: customer_row * n_a + article_row
-    pair_count: np.ndarray              # float32
-    pair_days: np.ndarray               # float32, days since last bought
-    pair_recency: np.ndarray            # float32, distinct articles bought more recently (capped)
-    code_keys: np.ndarray               # sorted int64: customer_row * n_codes + code
+    customer_ids: np.ndarray  # [n_c] str
+    customer_matrix: np.ndarray  # [n_c + 1, len(CUSTOMER_FEATURES)] float32
+    customer_n_purchases: np.ndarray  # [n_c + 1] float32, raw count (for shares)
+    customer_band: np.ndarray  # [n_c + 1] int8, -1 unknown
+    article_ids: np.ndarray  # [n_a] str
+    article_matrix: np.ndarray  # [n_a + 1, len(ARTICLE_FEATURES)] float32
+    article_code: np.ndarray  # [n_a + 1] int64, product_code index, -1 unknown
+    article_type: np.ndarray  # [n_a + 1] int64, product_type index, -1 unknown
+    article_band_lift: np.ndarray  # [n_a + 1, N_DECADE_BANDS] float32
+    pair_keys: np.ndarray  # sorted int64: customer_row * n_a + article_row
+    pair_count: np.ndarray  # float32
+    pair_days: np.ndarray  # float32, days since last bought
+    pair_recency: np.ndarray  # float32, distinct articles bought more recently (capped)
+    code_keys: np.ndarray  # sorted int64: customer_row * n_codes + code
     code_count: np.ndarray
-    type_keys: np.ndarray               # sorted int64: customer_row * n_types + type
+    type_keys: np.ndarray  # sorted int64: customer_row * n_types + type
     type_count: np.ndarray
-    taste_keys: np.ndarray              # sorted int64: customer_row * n_taste + taste column
-    taste_count: np.ndarray             # float32 purchases of that attribute value
-    taste_norm: np.ndarray              # [n_c + 1] float32, L2 norm of the customer's counts (0: none)
-    article_taste: np.ndarray           # [n_a + 1, len(TASTE_ATTRIBUTES)] int64 taste column, -1 unknown
-    neighbour_taste: np.ndarray         # [len(NEIGHBOUR_WINDOWS), n_a + 1, n_taste] float32
+    taste_keys: np.ndarray  # sorted int64: customer_row * n_taste + taste column
+    taste_count: np.ndarray  # float32 purchases of that attribute value
+    taste_norm: np.ndarray  # [n_c + 1] float32, L2 norm of the customer's counts (0: none)
+    article_taste: np.ndarray  # [n_a + 1, len(TASTE_ATTRIBUTES)] int64 taste column, -1 unknown
+    neighbour_taste: np.ndarray  # [len(NEIGHBOUR_WINDOWS), n_a + 1, n_taste] float32
     n_codes: int
     n_types: int
     global_mean_price: float
@@ -179,10 +203,26 @@ class FeatureStore:
     # --- persistence ------------------------------------------------------------------
 
     _ARRAYS = (
-        "customer_matrix", "customer_n_purchases", "customer_band", "article_matrix",
-        "article_code", "article_type", "article_band_lift", "pair_keys", "pair_count",
-        "pair_days", "pair_recency", "code_keys", "code_count", "type_keys", "type_count",
-        "taste_keys", "taste_count", "taste_norm", "article_taste", "neighbour_taste",
+        "customer_matrix",
+        "customer_n_purchases",
+        "customer_band",
+        "article_matrix",
+        "article_code",
+        "article_type",
+        "article_band_lift",
+        "pair_keys",
+        "pair_count",
+        "pair_days",
+        "pair_recency",
+        "code_keys",
+        "code_count",
+        "type_keys",
+        "type_count",
+        "taste_keys",
+        "taste_count",
+        "taste_norm",
+        "article_taste",
+        "neighbour_taste",
     )
 
     def save(self, directory: Path) -> None:
@@ -190,15 +230,24 @@ class FeatureStore:
         directory.mkdir(parents=True, exist_ok=True)
         np.savez(directory / "feature_store.npz", **{k: getattr(self, k) for k in self._ARRAYS})
         pd.DataFrame({"customer_id": pd.Series(self.customer_ids, dtype=str)}).to_parquet(
-            directory / "store_customers.parquet", index=False)
+            directory / "store_customers.parquet", index=False
+        )
         pd.DataFrame({"article_id": pd.Series(self.article_ids, dtype=str)}).to_parquet(
-            directory / "store_articles.parquet", index=False)
-        (directory / "feature_store.json").write_text(json.dumps({
-            "cutoff": self.cutoff.isoformat(), "n_codes": self.n_codes, "n_types": self.n_types,
-            "global_mean_price": self.global_mean_price,
-            "global_online_share": self.global_online_share,
-            "feature_names": FEATURE_NAMES,
-        }, indent=2))
+            directory / "store_articles.parquet", index=False
+        )
+        (directory / "feature_store.json").write_text(
+            json.dumps(
+                {
+                    "cutoff": self.cutoff.isoformat(),
+                    "n_codes": self.n_codes,
+                    "n_types": self.n_types,
+                    "global_mean_price": self.global_mean_price,
+                    "global_online_share": self.global_online_share,
+                    "feature_names": FEATURE_NAMES,
+                },
+                indent=2,
+            )
+        )
 
     @classmethod
     def load(cls, directory: Path) -> FeatureStore:
@@ -211,10 +260,14 @@ class FeatureStore:
         customers = pd.read_parquet(directory / "store_customers.parquet")["customer_id"].to_numpy(dtype=object)
         articles = pd.read_parquet(directory / "store_articles.parquet")["article_id"].to_numpy(dtype=object)
         return cls(
-            cutoff=date.fromisoformat(meta["cutoff"]), customer_ids=customers, article_ids=articles,
-            n_codes=int(meta["n_codes"]), n_types=int(meta["n_types"]),
+            cutoff=date.fromisoformat(meta["cutoff"]),
+            customer_ids=customers,
+            article_ids=articles,
+            n_codes=int(meta["n_codes"]),
+            n_types=int(meta["n_types"]),
             global_mean_price=float(meta["global_mean_price"]),
-            global_online_share=float(meta["global_online_share"]), **arrays,
+            global_online_share=float(meta["global_online_share"]),
+            **arrays,
         )
 
 
@@ -223,10 +276,10 @@ class _RowsBefore:
     """Integer views of the transactions strictly before the cutoff: a row subset of the
     frame (or its id columns as Python / unicode arrays) would copy gigabytes at Kaggle scale."""
 
-    before: np.ndarray         # bool mask over all rows
-    prices: np.ndarray         # of the rows before
-    online: np.ndarray         # 1.0 where bought online
-    days_ago: np.ndarray       # >= 1
+    before: np.ndarray  # bool mask over all rows
+    prices: np.ndarray  # of the rows before
+    online: np.ndarray  # 1.0 where bought online
+    days_ago: np.ndarray  # >= 1
     global_mean_price: float
     global_online: float
 
@@ -238,16 +291,25 @@ def _rows_before(transactions: pd.DataFrame, cutoff_ts: pd.Timestamp) -> _RowsBe
     prices = transactions["price"].to_numpy(dtype=np.float64)[before]
     online = (transactions["sales_channel_id"].to_numpy()[before] == ONLINE_CHANNEL).astype(np.float64)
     return _RowsBefore(
-        before=before, prices=prices, online=online, days_ago=(cutoff_day - days[before]).astype(np.float64),
+        before=before,
+        prices=prices,
+        online=online,
+        days_ago=(cutoff_day - days[before]).astype(np.float64),
         global_mean_price=float(prices.mean()) if len(prices) else 1.0,
-        global_online=float(online.mean()) if len(online) else 0.5)
+        global_online=float(online.mean()) if len(online) else 0.5,
+    )
 
 
-def _customer_block(transactions: pd.DataFrame, customers: pd.DataFrame, rows: _RowsBefore,
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _customer_block(
+    transactions: pd.DataFrame,
+    customers: pd.DataFrame,
+    rows: _RowsBefore,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(customer ids, each row's customer index, customer matrix, purchases, decade band)."""
-    cust_ids = np.union1d(customers["customer_id"].to_numpy(dtype=object).astype(str),
-                          distinct_sorted(transactions["customer_id"], rows.before)).astype(object)
+    cust_ids = np.union1d(
+        customers["customer_id"].to_numpy(dtype=object).astype(str),
+        distinct_sorted(transactions["customer_id"], rows.before),
+    ).astype(object)
     n_c = len(cust_ids)
     hc = positions(transactions["customer_id"], vocabulary(cust_ids))[rows.before].astype(np.int64)
     n_buy = np.bincount(hc, minlength=n_c).astype(np.float64)
@@ -257,8 +319,12 @@ def _customer_block(transactions: pd.DataFrame, customers: pd.DataFrame, rows: _
     last_days = np.full(n_c, DAYS_CAP)
     if len(hc):
         np.minimum.at(last_days, hc, rows.days_ago)
-    ages = (customers.drop_duplicates("customer_id").set_index("customer_id")["age"]
-            .reindex(cust_ids).to_numpy(dtype=np.float64))
+    ages = (
+        customers.drop_duplicates("customer_id")
+        .set_index("customer_id")["age"]
+        .reindex(cust_ids)
+        .to_numpy(dtype=np.float64)
+    )
     known_ages = ages[~np.isnan(ages)]
     median_age = float(np.median(known_ages)) if len(known_ages) else DEFAULT_AGE
     has_hist = n_buy > 0
@@ -284,11 +350,15 @@ def _customer_block(transactions: pd.DataFrame, customers: pd.DataFrame, rows: _
     return cust_ids, hc, cust, n_buy, cust_band
 
 
-def _article_block(transactions: pd.DataFrame, cat: pd.DataFrame, rows: _RowsBefore,
-                   ) -> tuple[np.ndarray, pd.Index, np.ndarray, np.ndarray]:
+def _article_block(
+    transactions: pd.DataFrame,
+    cat: pd.DataFrame,
+    rows: _RowsBefore,
+) -> tuple[np.ndarray, pd.Index, np.ndarray, np.ndarray]:
     """(article ids, their index, each row's article index, article matrix)."""
-    art_ids = np.union1d(cat["article_id"].to_numpy(dtype=object).astype(str),
-                         distinct_sorted(transactions["article_id"], rows.before)).astype(object)
+    art_ids = np.union1d(
+        cat["article_id"].to_numpy(dtype=object).astype(str), distinct_sorted(transactions["article_id"], rows.before)
+    ).astype(object)
     n_a = len(art_ids)
     aidx = pd.Index(art_ids)
     ha = positions(transactions["article_id"], vocabulary(art_ids))[rows.before].astype(np.int64)
@@ -332,9 +402,11 @@ def _article_groups(cat: pd.DataFrame, aidx: pd.Index) -> tuple[np.ndarray, np.n
     n_a = len(aidx)
     cat_by_id = cat.set_index(cat["article_id"].astype(str))
     code_codes, code_uniques = pd.factorize(cat_by_id["product_code"].astype(str))
-    type_codes, type_uniques = pd.factorize(cat_by_id["product_type_name"].astype(str)
-                                            if "product_type_name" in cat_by_id else
-                                            cat_by_id["product_type_no"].astype(str))
+    type_codes, type_uniques = pd.factorize(
+        cat_by_id["product_type_name"].astype(str)
+        if "product_type_name" in cat_by_id
+        else cat_by_id["product_type_no"].astype(str)
+    )
     art_code = np.full(n_a + 1, -1, dtype=np.int64)
     art_type = np.full(n_a + 1, -1, dtype=np.int64)
     rows_in_cat = aidx.get_indexer(cat_by_id.index.to_numpy(dtype=object))
@@ -357,7 +429,10 @@ def _band_lift(cust_band: np.ndarray, hc: np.ndarray, ha: np.ndarray, n_a: int) 
 
 
 def build_feature_store(
-    transactions: pd.DataFrame, customers: pd.DataFrame, articles: pd.DataFrame, cutoff: date,
+    transactions: pd.DataFrame,
+    customers: pd.DataFrame,
+    articles: pd.DataFrame,
+    cutoff: date,
 ) -> FeatureStore:
     """Summarise every transaction strictly before ``cutoff`` (nothing on or after it is read)."""
     cutoff_ts = pd.Timestamp(cutoff).normalize()
@@ -373,25 +448,43 @@ def build_feature_store(
     type_keys, type_count = _count_keys(hc, art_type[ha], n_types)
     lift = _band_lift(cust_band, hc, ha, n_a)
     taste_keys, taste_count, taste_norm, neighbour = _taste_summary(
-        hc, ha, rows.days_ago, article_taste, n_c, n_a, n_taste)
+        hc, ha, rows.days_ago, article_taste, n_c, n_a, n_taste
+    )
 
     return FeatureStore(
-        cutoff=cutoff_ts.date(), customer_ids=cust_ids,
-        customer_matrix=cust, customer_n_purchases=np.append(n_buy, 0.0).astype(np.float32),
-        customer_band=cust_band, article_ids=art_ids, article_matrix=art,
-        article_code=art_code, article_type=art_type, article_band_lift=lift.astype(np.float32),
-        pair_keys=pair_keys, pair_count=pair_count.astype(np.float32),
+        cutoff=cutoff_ts.date(),
+        customer_ids=cust_ids,
+        customer_matrix=cust,
+        customer_n_purchases=np.append(n_buy, 0.0).astype(np.float32),
+        customer_band=cust_band,
+        article_ids=art_ids,
+        article_matrix=art,
+        article_code=art_code,
+        article_type=art_type,
+        article_band_lift=lift.astype(np.float32),
+        pair_keys=pair_keys,
+        pair_count=pair_count.astype(np.float32),
         pair_days=np.minimum(pair_days, DAYS_CAP).astype(np.float32),
         pair_recency=np.minimum(recency, RECENCY_CAP).astype(np.float32),
-        code_keys=code_keys, code_count=code_count, type_keys=type_keys, type_count=type_count,
-        taste_keys=taste_keys, taste_count=taste_count, taste_norm=taste_norm,
-        article_taste=article_taste, neighbour_taste=neighbour, n_codes=n_codes, n_types=n_types,
-        global_mean_price=rows.global_mean_price, global_online_share=rows.global_online,
+        code_keys=code_keys,
+        code_count=code_count,
+        type_keys=type_keys,
+        type_count=type_count,
+        taste_keys=taste_keys,
+        taste_count=taste_count,
+        taste_norm=taste_norm,
+        article_taste=article_taste,
+        neighbour_taste=neighbour,
+        n_codes=n_codes,
+        n_types=n_types,
+        global_mean_price=rows.global_mean_price,
+        global_online_share=rows.global_online,
     )
 
 
-def _pair_summary(keys: np.ndarray, days_ago: np.ndarray, n_a: int
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _pair_summary(
+    keys: np.ndarray, days_ago: np.ndarray, n_a: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per distinct (customer, article) key (``customer_row * n_a + article_row``), sorted:
     times bought, days since the last time, and its recency rank among the customer's
     articles (0 = the most recently bought; articles last bought the same day share a rank).
@@ -409,7 +502,7 @@ def _pair_summary(keys: np.ndarray, days_ago: np.ndarray, n_a: int
     last = np.minimum.reduceat(sorted_days, starts) if len(starts) else np.zeros(0)
     del sorted_keys, sorted_days
     customer = pair_keys // max(n_a, 1)
-    by_recency = np.lexsort((last, customer))          # customer, then most recent first
+    by_recency = np.lexsort((last, customer))  # customer, then most recent first
     recency = np.empty(len(by_recency), dtype=np.float64)
     recency[by_recency] = _rank_in_sorted_groups(customer[by_recency], last[by_recency])
     return pair_keys, count, last, recency
@@ -441,8 +534,9 @@ def _taste_columns(cat_by_id: pd.DataFrame, rows_in_cat: np.ndarray, n_a: int) -
     return columns, max(offset, 1)
 
 
-def _taste_summary(hc: np.ndarray, ha: np.ndarray, days_ago: np.ndarray, article_taste: np.ndarray,
-                   n_c: int, n_a: int, n_taste: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _taste_summary(
+    hc: np.ndarray, ha: np.ndarray, days_ago: np.ndarray, article_taste: np.ndarray, n_c: int, n_a: int, n_taste: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Customers' taste counts (sorted keys), their L2 norms, and per window the summed
     normalised taste vectors of each article's buyers in that window."""
     import scipy.sparse as sp
@@ -460,8 +554,9 @@ def _taste_summary(hc: np.ndarray, ha: np.ndarray, days_ago: np.ndarray, article
     for w, days in enumerate(NEIGHBOUR_WINDOWS):
         recent = days_ago <= days
         # One row per (article, buyer) pair, however many units: a buyer counts once.
-        bought = sp.csr_matrix((np.ones(int(recent.sum()), dtype=np.float32), (ha[recent], hc[recent])),
-                               shape=(n_a + 1, n_c + 1))
+        bought = sp.csr_matrix(
+            (np.ones(int(recent.sum()), dtype=np.float32), (ha[recent], hc[recent])), shape=(n_a + 1, n_c + 1)
+        )
         bought.sum_duplicates()
         bought.data[:] = 1.0
         neighbour[w] = (bought @ unit).toarray()
@@ -481,7 +576,9 @@ def taste_features(store: FeatureStore, c: np.ndarray, a: np.ndarray, n_buy: np.
     # Rows in chunks: each row expands to its customer's non-zero taste entries (up to a few
     # hundred), and 5.9M training rows expanded at once took 12 GiB at Kaggle scale.
     for s in range(0, len(c), TASTE_CHUNK_ROWS):
-        dots[:, s:s + TASTE_CHUNK_ROWS] = _neighbour_dots(store, c[s:s + TASTE_CHUNK_ROWS], a[s:s + TASTE_CHUNK_ROWS])
+        dots[:, s : s + TASTE_CHUNK_ROWS] = _neighbour_dots(
+            store, c[s : s + TASTE_CHUNK_ROWS], a[s : s + TASTE_CHUNK_ROWS]
+        )
     out.extend(np.log1p(np.maximum(dot, 0.0)) for dot in dots)
     return out
 
@@ -497,8 +594,12 @@ def _neighbour_dots(store: FeatureStore, c: np.ndarray, a: np.ndarray) -> np.nda
     entry = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes) + np.repeat(lo, sizes)
     taste_col = store.taste_keys[entry] % n_taste
     weight = store.taste_count[entry] / np.maximum(store.taste_norm[c][row], 1e-12)
-    return np.stack([np.bincount(row, weights=weight * store.neighbour_taste[w, a[row], taste_col], minlength=len(c))
-                     for w in range(len(NEIGHBOUR_WINDOWS))])
+    return np.stack(
+        [
+            np.bincount(row, weights=weight * store.neighbour_taste[w, a[row], taste_col], minlength=len(c))
+            for w in range(len(NEIGHBOUR_WINDOWS))
+        ]
+    )
 
 
 def _count_keys(customer_rows: np.ndarray, group: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
@@ -528,8 +629,11 @@ def candidate_ranks(customer_ids: np.ndarray, scores: np.ndarray) -> tuple[np.nd
 
 
 def compute_features(
-    store: FeatureStore, customer_ids: np.ndarray | list[str], article_ids: np.ndarray | list[str],
-    scores: np.ndarray | list[float], sources: np.ndarray | None = None,
+    store: FeatureStore,
+    customer_ids: np.ndarray | list[str],
+    article_ids: np.ndarray | list[str],
+    scores: np.ndarray | list[float],
+    sources: np.ndarray | None = None,
 ) -> np.ndarray:
     """Feature matrix ``[n_rows, N_FEATURES]`` (float32, columns in ``FEATURE_NAMES`` order).
 
@@ -564,9 +668,9 @@ def compute_features(
     col = len(CANDIDATE_FEATURES)
     cust = store.customer_matrix[c]
     art = store.article_matrix[a]
-    out[:, col:col + cust.shape[1]] = cust
+    out[:, col : col + cust.shape[1]] = cust
     col += cust.shape[1]
-    out[:, col:col + art.shape[1]] = art
+    out[:, col : col + art.shape[1]] = art
     col += art.shape[1]
 
     known_pair = (c < store.n_customers) & (a < store.n_articles)
@@ -587,8 +691,18 @@ def compute_features(
     price_ratio = np.where(price_missing, 1.0, art_price / np.maximum(cust_price, 1e-6))
     band = store.customer_band[c].astype(np.int64)
     affinity = np.where(band >= 0, store.article_band_lift[a, np.maximum(band, 0)], 1.0)
-    pair_cols = [np.log1p(times), times == 0, days, recency, same_code, same_type, price_ratio,
-                 price_missing, affinity, *taste_features(store, c, a, n_buy)]
+    pair_cols = [
+        np.log1p(times),
+        times == 0,
+        days,
+        recency,
+        same_code,
+        same_type,
+        price_ratio,
+        price_missing,
+        affinity,
+        *taste_features(store, c, a, n_buy),
+    ]
     for j, values in enumerate(pair_cols):
         out[:, col + j] = values
     col += len(pair_cols)
@@ -596,9 +710,10 @@ def compute_features(
         sources = np.zeros((n, len(SOURCE_COLUMNS)), dtype=np.float32)
     if sources.shape != (n, len(SOURCE_COLUMNS)):
         raise ValueError(f"sources must be [{n}, {len(SOURCE_COLUMNS)}], got {sources.shape}")
-    src = np.clip(np.nan_to_num(np.asarray(sources, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0),
-                  0.0, SCORE_LIMIT)
-    out[:, col:col + src.shape[1]] = np.log1p(src)
+    src = np.clip(
+        np.nan_to_num(np.asarray(sources, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0), 0.0, SCORE_LIMIT
+    )
+    out[:, col : col + src.shape[1]] = np.log1p(src)
     out[:, col + src.shape[1]] = (src > 0).sum(axis=1)
     return out
 

@@ -14,6 +14,7 @@ Decision (``GateDecision.action``):
 - ``publish_baseline``: it loses and nothing is published yet: the best baseline's order is
   published as the ranker, so ``/recommend`` serves it through the same services.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -24,7 +25,7 @@ from services.ranker.baseline_order import BASELINE_ORDERINGS
 
 @dataclass
 class GateDecision:
-    action: str                    # publish | keep_incumbent | publish_baseline
+    action: str  # publish | keep_incumbent | publish_baseline
     model_map12: float
     best_baseline: str
     best_baseline_map12: float
@@ -38,12 +39,18 @@ class GateDecision:
         return asdict(self)
 
 
-def decide(metrics: dict[str, float], incumbent: str | None, incumbent_map12: float | None = None,
-           incumbent_passed: bool = True, force: bool = False) -> GateDecision:
+def decide(
+    metrics: dict[str, float],
+    incumbent: str | None,
+    incumbent_map12: float | None = None,
+    incumbent_passed: bool = True,
+    force: bool = False,
+) -> GateDecision:
     """The gate's decision from the trained model's validation ``metrics`` (fit_mmoe's)."""
     model_map = float(metrics["val_map12"])
-    baselines = {n: float(metrics[f"val_map12_baseline_{n}"]) for n in BASELINE_ORDERINGS
-                 if f"val_map12_baseline_{n}" in metrics}
+    baselines = {
+        n: float(metrics[f"val_map12_baseline_{n}"]) for n in BASELINE_ORDERINGS if f"val_map12_baseline_{n}" in metrics
+    }
     best = max(baselines, key=lambda n: baselines[n])
     best_map = baselines[best]
     beats_baseline = model_map >= best_map
@@ -57,11 +64,19 @@ def decide(metrics: dict[str, float], incumbent: str | None, incumbent_map12: fl
             reason += f" and incumbent {incumbent} {incumbent_map12:.4f}"
     elif incumbent is not None and incumbent_passed:
         action = "keep_incumbent"
-        reason = (f"MAP@12 {model_map:.4f} < " + (f"best baseline {best} {best_map:.4f}" if not beats_baseline
-                                                   else f"incumbent {incumbent} {incumbent_map12:.4f}")
-                  + f": {incumbent} stays served")
+        reason = (
+            f"MAP@12 {model_map:.4f} < "
+            + (
+                f"best baseline {best} {best_map:.4f}"
+                if not beats_baseline
+                else f"incumbent {incumbent} {incumbent_map12:.4f}"
+            )
+            + f": {incumbent} stays served"
+        )
     else:
         action = "publish_baseline"
-        reason = (f"MAP@12 {model_map:.4f} < best baseline {best} {best_map:.4f} and no ranker that passed "
-                  f"its gate is published: serving baseline:{best}")
+        reason = (
+            f"MAP@12 {model_map:.4f} < best baseline {best} {best_map:.4f} and no ranker that passed "
+            f"its gate is published: serving baseline:{best}"
+        )
     return GateDecision(action, model_map, best, best_map, baselines, incumbent, incumbent_map12, force, reason)

@@ -3,6 +3,7 @@
 Imported by training alone; serving runs :class:`services.ranker.model.NumpyMMoE` on the
 weights :meth:`MMoERanker.to_numpy` exports, so a serving process never imports TensorFlow.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -34,18 +35,28 @@ def build_mmoe_layer_class() -> Any:
             d = int(input_shape[-1])
             reg = tf.keras.regularizers.l2(self.l2) if self.l2 else None
             self.expert_kernel = self.add_weight(
-                name="expert_kernel", shape=(d, self.expert_units, self.n_experts),
-                initializer="glorot_uniform", regularizer=reg)
+                name="expert_kernel",
+                shape=(d, self.expert_units, self.n_experts),
+                initializer="glorot_uniform",
+                regularizer=reg,
+            )
             self.expert_bias = self.add_weight(
-                name="expert_bias", shape=(self.expert_units, self.n_experts), initializer="zeros")
+                name="expert_bias", shape=(self.expert_units, self.n_experts), initializer="zeros"
+            )
             # Small random gate kernels: gates start near uniform but not identical per task.
-            self.gate_kernels = [self.add_weight(
-                name=f"gate_kernel_{t}", shape=(d, self.n_experts),
-                initializer=tf.keras.initializers.RandomNormal(stddev=0.1, seed=t), regularizer=reg)
-                for t in range(self.n_tasks)]
-            self.gate_biases = [self.add_weight(
-                name=f"gate_bias_{t}", shape=(self.n_experts,), initializer="zeros")
-                for t in range(self.n_tasks)]
+            self.gate_kernels = [
+                self.add_weight(
+                    name=f"gate_kernel_{t}",
+                    shape=(d, self.n_experts),
+                    initializer=tf.keras.initializers.RandomNormal(stddev=0.1, seed=t),
+                    regularizer=reg,
+                )
+                for t in range(self.n_tasks)
+            ]
+            self.gate_biases = [
+                self.add_weight(name=f"gate_bias_{t}", shape=(self.n_experts,), initializer="zeros")
+                for t in range(self.n_tasks)
+            ]
             super().build(input_shape)
 
         def call(self, x: Any) -> Any:
@@ -58,8 +69,13 @@ def build_mmoe_layer_class() -> Any:
             return outputs, gates
 
         def get_config(self) -> dict[str, Any]:
-            return {**super().get_config(), "n_experts": self.n_experts,
-                    "expert_units": self.expert_units, "n_tasks": self.n_tasks, "l2": self.l2}
+            return {
+                **super().get_config(),
+                "n_experts": self.n_experts,
+                "expert_units": self.expert_units,
+                "n_tasks": self.n_tasks,
+                "l2": self.l2,
+            }
 
     return MMoELayer
 
@@ -93,14 +109,14 @@ class MMoERanker:
         tf = _tf()
         losses = {t.name: ("binary_crossentropy" if t.kind == "binary" else "mse") for t in self.config.tasks}
         weights = {t.name: t.loss_weight for t in self.config.tasks}
-        self.keras_model.compile(
-            optimizer=tf.keras.optimizers.Adam(learning_rate), loss=losses, loss_weights=weights)
+        self.keras_model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), loss=losses, loss_weights=weights)
 
     def to_numpy(self) -> dict[str, np.ndarray]:
         """All weights as named arrays (the serving artifact)."""
         mmoe = self.keras_model.get_layer("mmoe")
         out: dict[str, np.ndarray] = {
-            "expert_kernel": mmoe.expert_kernel.numpy(), "expert_bias": mmoe.expert_bias.numpy(),
+            "expert_kernel": mmoe.expert_kernel.numpy(),
+            "expert_bias": mmoe.expert_bias.numpy(),
         }
         for t, spec in enumerate(self.config.tasks):
             out[f"gate_kernel/{spec.name}"] = mmoe.gate_kernels[t].numpy()

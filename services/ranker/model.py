@@ -28,6 +28,7 @@ imports TensorFlow. The Keras model trains in ``keras_mmoe.py`` (training only);
 ``MMoERanker.to_numpy`` exports its weights and :class:`NumpyMMoE` runs the same forward pass
 in NumPy (about 0.1 ms for 200 candidates); a test checks the two agree.
 """
+
 from __future__ import annotations
 
 import json

@@ -7,6 +7,7 @@ beside the target and renamed into place). A customer's rows must be contiguous 
 input (the candidate stage writes them that way); a customer seen twice is an error rather
 than a silently split list.
 """
+
 from __future__ import annotations
 
 import sys
@@ -36,12 +37,15 @@ class RerankStats:
         return self.customers / self.seconds if self.seconds > 0 else float("nan")
 
     def summary(self) -> str:
-        return (f"{self.customers:,} customers, {self.rows_in:,} candidates in, {self.rows_out:,} rows out "
-                f"in {self.seconds:.1f}s ({self.customers_per_s:,.0f} customers/s)")
+        return (
+            f"{self.customers:,} customers, {self.rows_in:,} candidates in, {self.rows_out:,} rows out "
+            f"in {self.seconds:.1f}s ({self.customers_per_s:,.0f} customers/s)"
+        )
 
 
-def customer_chunks(source: Path, chunk_customers: int, customer_ids: list[str] | None = None,
-                    batch_rows: int = 200_000) -> Iterator[pd.DataFrame]:
+def customer_chunks(
+    source: Path, chunk_customers: int, customer_ids: list[str] | None = None, batch_rows: int = 200_000
+) -> Iterator[pd.DataFrame]:
     """Frames holding whole customers (about ``chunk_customers`` each), in file order."""
     file = pq.ParquetFile(source)
     wanted = set(customer_ids) if customer_ids else None
@@ -61,7 +65,7 @@ def customer_chunks(source: Path, chunk_customers: int, customer_ids: list[str] 
         complete, last = order[:-1], order[-1]
         carry = frame[frame["customer_id"] == last]
         for start in range(0, len(complete), chunk_customers):
-            ids = complete[start:start + chunk_customers]
+            ids = complete[start : start + chunk_customers]
             again = seen.intersection(ids)
             if again:
                 raise ValueError(f"{source}: rows of customer {next(iter(again))} are not contiguous")
@@ -83,16 +87,30 @@ def best_candidates(frame: pd.DataFrame, max_candidates: int | None) -> pd.DataF
     return frame[frame.groupby("customer_id", sort=False).cumcount() < max_candidates]
 
 
-def rerank_file(ranker: LoadedRanker, source: Path, target: Path, k: int = 12, max_candidates: int | None = None,
-                customer_ids: list[str] | None = None, chunk_customers: int = 2000,
-                progress: bool = True) -> RerankStats:
+def rerank_file(
+    ranker: LoadedRanker,
+    source: Path,
+    target: Path,
+    k: int = 12,
+    max_candidates: int | None = None,
+    customer_ids: list[str] | None = None,
+    chunk_customers: int = 2000,
+    progress: bool = True,
+) -> RerankStats:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(target)  # unique per run: two runs at once never share it
     task_cols = [f"score_{t}" for t in ranker.task_names]
-    schema = pa.schema([("customer_id", pa.string()), ("article_id", pa.string()), ("score", pa.float64()),
-                        *[(c, pa.float64()) for c in task_cols], ("candidate_score", pa.float64()),
-                        ("rank", pa.int32())])
+    schema = pa.schema(
+        [
+            ("customer_id", pa.string()),
+            ("article_id", pa.string()),
+            ("score", pa.float64()),
+            *[(c, pa.float64()) for c in task_cols],
+            ("candidate_score", pa.float64()),
+            ("rank", pa.int32()),
+        ]
+    )
     stats = RerankStats()
     bar = None
     if progress:

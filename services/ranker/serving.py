@@ -4,6 +4,7 @@ Used by the ``/rank`` route, the batch re-ranker and the evaluation method, so a
 score candidates the same way. Loading checks the artifact's feature schema against this
 code's before anything is served.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,7 @@ SCHEMA_FILE = "feature_schema.json"
 @dataclass
 class RankedList:
     article_ids: list[str]
-    scores: np.ndarray                  # combined score, best first
+    scores: np.ndarray  # combined score, best first
     task_scores: dict[str, np.ndarray]  # per task, same order
 
 
@@ -56,8 +57,11 @@ class LoadedRanker:
         if schema.get("feature_names") != FEATURE_NAMES:
             raise ArtifactError(f"{directory}: feature schema differs from this code's; retrain the ranker")
         ordering = str(meta.get("ordering", "mmoe"))
-        model: NumpyMMoE | BaselineOrder = (BaselineOrder(ordering.split(":", 1)[1]) if ordering.startswith("baseline:")
-                                            else NumpyMMoE.load(directory / MODEL_SUBDIR))
+        model: NumpyMMoE | BaselineOrder = (
+            BaselineOrder(ordering.split(":", 1)[1])
+            if ordering.startswith("baseline:")
+            else NumpyMMoE.load(directory / MODEL_SUBDIR)
+        )
         store = FeatureStore.load(directory / STORE_SUBDIR)
         weights = dict(score_weights or meta.get("score_weights") or DEFAULT_SCORE_WEIGHTS)
         unknown = set(weights) - set(model.task_names)
@@ -76,19 +80,32 @@ class LoadedRanker:
         ids = list(self.store.article_ids[:5]) or ["0000000000"]
         self.rank("0" * 64, ids, np.linspace(1.0, 0.0, len(ids)), k=3)
 
-    def score_rows(self, customer_ids: np.ndarray, article_ids: np.ndarray, scores: np.ndarray,
-                   sources: np.ndarray | None = None, recent: dict[str, list[str]] | None = None
-                   ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def score_rows(
+        self,
+        customer_ids: np.ndarray,
+        article_ids: np.ndarray,
+        scores: np.ndarray,
+        sources: np.ndarray | None = None,
+        recent: dict[str, list[str]] | None = None,
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """(combined score, per-task scores) for candidate rows of any number of customers;
         ``sources``: their stage-one source scores (shared.candidates.source_matrix); ``recent``:
         each customer's session articles (services/ranker/session_features.py)."""
-        features = apply_session(compute_features(self.store, customer_ids, article_ids, scores, sources),
-                                 customer_ids, article_ids, recent)
+        features = apply_session(
+            compute_features(self.store, customer_ids, article_ids, scores, sources), customer_ids, article_ids, recent
+        )
         task_scores = self.model.predict(features)
         return self.model.combined(task_scores, self.score_weights), task_scores
 
-    def rank(self, customer_id: str, article_ids: list[str], scores: np.ndarray | list[float], k: int,
-             sources: np.ndarray | None = None, recent: list[str] | None = None) -> RankedList:
+    def rank(
+        self,
+        customer_id: str,
+        article_ids: list[str],
+        scores: np.ndarray | list[float],
+        k: int,
+        sources: np.ndarray | None = None,
+        recent: list[str] | None = None,
+    ) -> RankedList:
         """The top ``min(k, n)`` of one customer's candidates, best first (duplicates kept once)."""
         if len(set(article_ids)) != len(article_ids):
             first: dict[str, int] = {}
@@ -102,27 +119,41 @@ class LoadedRanker:
         if n == 0:
             return RankedList([], np.zeros(0), {t: np.zeros(0) for t in self.task_names})
         combined, task_scores = self.score_rows(
-            np.full(n, customer_id, dtype=object), np.asarray(article_ids, dtype=object),
-            np.asarray(scores, dtype=np.float64), sources, {customer_id: recent} if recent else None)
+            np.full(n, customer_id, dtype=object),
+            np.asarray(article_ids, dtype=object),
+            np.asarray(scores, dtype=np.float64),
+            sources,
+            {customer_id: recent} if recent else None,
+        )
         top = np.argsort(-combined, kind="stable")[: min(k, n)]
-        return RankedList([article_ids[i] for i in top], combined[top],
-                          {t: s[top] for t, s in task_scores.items()})
+        return RankedList([article_ids[i] for i in top], combined[top], {t: s[top] for t, s in task_scores.items()})
 
-    def answer_json(self, customer_id: str, candidates: Sequence[Candidate], k: int,
-                    recent: list[str] | None = None) -> bytes:
+    def answer_json(
+        self, customer_id: str, candidates: Sequence[Candidate], k: int, recent: list[str] | None = None
+    ) -> bytes:
         """The ``/rank`` answer (shared.schemas.RankResponse) as JSON bytes, written from the
         arrays: as pydantic objects, validated again and encoded, it cost more than scoring."""
-        ranked = self.rank(customer_id, [c.article_id for c in candidates], [c.score for c in candidates], k,
-                           source_matrix_from_dicts(c.sources for c in candidates), recent)
+        ranked = self.rank(
+            customer_id,
+            [c.article_id for c in candidates],
+            [c.score for c in candidates],
+            k,
+            source_matrix_from_dicts(c.sources for c in candidates),
+            recent,
+        )
         tasks = list(ranked.task_scores)
         per_task = [ranked.task_scores[t].astype(np.float64).tolist() for t in tasks]
-        rows = [{"article_id": a, "score": s, "task_scores": dict(zip(tasks, values, strict=True))}
-                for a, s, *values in zip(ranked.article_ids, ranked.scores.astype(np.float64).tolist(), *per_task,
-                                         strict=True)]
+        rows = [
+            {"article_id": a, "score": s, "task_scores": dict(zip(tasks, values, strict=True))}
+            for a, s, *values in zip(
+                ranked.article_ids, ranked.scores.astype(np.float64).tolist(), *per_task, strict=True
+            )
+        ]
         return orjson.dumps({"model_version": self.version, "ordering": self.ordering, "ranked": rows})
 
-    def rerank_frame(self, candidates: pd.DataFrame, k: int | None = None,
-                     recent: dict[str, list[str]] | None = None) -> pd.DataFrame:
+    def rerank_frame(
+        self, candidates: pd.DataFrame, k: int | None = None, recent: dict[str, list[str]] | None = None
+    ) -> pd.DataFrame:
         """Re-rank a candidate frame (customer_id, article_id, score) of many customers.
 
         Returns customer_id, article_id, score (combined), one column per task (``score_<task>``),

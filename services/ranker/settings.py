@@ -1,4 +1,5 @@
 """Ranker service settings (env prefix ``HM_RANKER_``)."""
+
 from __future__ import annotations
 
 from pathlib import Path

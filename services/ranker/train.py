@@ -8,6 +8,7 @@ the monitor (purchase AUC by default, see ``TrainConfig.monitor``) has not impro
 The combined-score weights are then chosen on the same validation customers from a small
 grid (the purchase task always has weight 1).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -88,8 +89,9 @@ class TrainResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def ranked_lists(customer_ids: np.ndarray, article_ids: np.ndarray, score: np.ndarray, k: int = 12
-                 ) -> dict[str, list[str]]:
+def ranked_lists(
+    customer_ids: np.ndarray, article_ids: np.ndarray, score: np.ndarray, k: int = 12
+) -> dict[str, list[str]]:
     """customer -> their article ids sorted by ``score`` (best first), top ``k``."""
     frame = pd.DataFrame({"c": customer_ids.astype(str), "a": article_ids.astype(str), "s": score})
     frame = frame.sort_values(["c", "s"], ascending=[True, False], kind="stable")
@@ -115,8 +117,9 @@ def _standardisation(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), std.astype(np.float32)
 
 
-def _validation_row(ranker: Any, x_val: np.ndarray, val: TrainingData, tasks: list[Any], epoch: int,
-                    loss: float) -> dict[str, float]:
+def _validation_row(
+    ranker: Any, x_val: np.ndarray, val: TrainingData, tasks: list[Any], epoch: int, loss: float
+) -> dict[str, float]:
     """One epoch's validation figures: AUC or RMSE per task, MAP@12 of the purchase head's order."""
     preds = ranker.keras_model.predict(x_val, batch_size=8192, verbose=0)
     preds = {k: np.asarray(v).reshape(-1) for k, v in preds.items()}
@@ -130,15 +133,27 @@ def _validation_row(ranker: Any, x_val: np.ndarray, val: TrainingData, tasks: li
     return row
 
 
-def _final_metrics(val: TrainingData, tasks: list[Any], task_scores: dict[str, np.ndarray], weighted_map: float,
-                   best_map: float, baseline_map: float, best_epoch: int) -> dict[str, float]:
-    metrics = {"val_map12": weighted_map, "val_map12_purchase_only": best_map,
-               "val_map12_two_tower_order": baseline_map, "best_epoch": float(best_epoch)}
+def _final_metrics(
+    val: TrainingData,
+    tasks: list[Any],
+    task_scores: dict[str, np.ndarray],
+    weighted_map: float,
+    best_map: float,
+    baseline_map: float,
+    best_epoch: int,
+) -> dict[str, float]:
+    metrics = {
+        "val_map12": weighted_map,
+        "val_map12_purchase_only": best_map,
+        "val_map12_two_tower_order": baseline_map,
+        "best_epoch": float(best_epoch),
+    }
     # The publish gate's yardsticks: each baseline's order of the same validation lists.
     for name in BASELINE_ORDERINGS:
         order = BaselineOrder(name).predict(val.features)["purchase"]
         metrics[f"val_map12_baseline_{name}"] = map_at_k(
-            ranked_lists(val.customer_ids, val.article_ids, order), val.truth, 12)
+            ranked_lists(val.customer_ids, val.article_ids, order), val.truth, 12
+        )
     for spec in tasks:
         if spec.kind == "binary":
             metrics[f"val_auc_{spec.name}"] = auc(val.labels[spec.name], task_scores[spec.name])
@@ -159,29 +174,40 @@ def fit_mmoe(data: TrainingData, config: TrainConfig, echo: Callable[[str], None
         train_idx = train_idx[kept]
     val = data.subset(np.flatnonzero(is_val))
     if len(train_idx) == 0 or len(val) == 0 or data.labels["purchase"][train_idx].sum() == 0:
-        raise ValueError("not enough labelled candidates to train and validate the ranker "
-                         f"({len(train_idx)} train rows, {len(val)} validation rows)")
+        raise ValueError(
+            "not enough labelled candidates to train and validate the ranker "
+            f"({len(train_idx)} train rows, {len(val)} validation rows)"
+        )
     mean, std = _standardisation(data.features[train_idx])
     x_train = (data.features[train_idx] - mean) / std
     y_train = {t.name: data.labels[t.name][train_idx] for t in tasks}
     x_val = (val.features - mean) / std
 
     mmoe_config = MMoEConfig(
-        n_features=len(FEATURE_NAMES), tasks=tasks, n_experts=config.n_experts,
-        expert_units=config.expert_units, tower_units=config.tower_units,
-        dropout=config.dropout, seed=config.seed)
+        n_features=len(FEATURE_NAMES),
+        tasks=tasks,
+        n_experts=config.n_experts,
+        expert_units=config.expert_units,
+        tower_units=config.tower_units,
+        dropout=config.dropout,
+        seed=config.seed,
+    )
     ranker = MMoERanker(mmoe_config)
     ranker.compile(config.learning_rate)
     baseline_map = map_at_k(ranked_lists(val.customer_ids, val.article_ids, val.scores), val.truth, 12)
-    echo(f"ranker: {len(train_idx):,} train rows ({int(y_train['purchase'].sum()):,} positive), "
-         f"{len(val):,} validation rows over {len(val.truth):,} customers; "
-         f"two-tower order on validation: MAP@12 {baseline_map:.4f}")
+    echo(
+        f"ranker: {len(train_idx):,} train rows ({int(y_train['purchase'].sum()):,} positive), "
+        f"{len(val):,} validation rows over {len(val.truth):,} customers; "
+        f"two-tower order on validation: MAP@12 {baseline_map:.4f}"
+    )
 
     if config.loss == "listwise":
         lists = candidate_lists(data.customer_ids[train_idx], y_train["purchase"])
         step = listwise_step(ranker, tasks, config.learning_rate)
-        echo(f"ranker: listwise purchase loss over {len(lists):,} training lists with a purchase "
-             f"(up to {lists.shape[1]} candidates each)")
+        echo(
+            f"ranker: listwise purchase loss over {len(lists):,} training lists with a purchase "
+            f"(up to {lists.shape[1]} candidates each)"
+        )
     history: list[dict[str, float]] = []
     best_value, best_map, best_epoch, best_weights, waited = -np.inf, -1.0, 0, None, 0
     rng = np.random.default_rng(config.seed)
@@ -190,14 +216,14 @@ def fit_mmoe(data: TrainingData, config: TrainConfig, echo: Callable[[str], None
         if config.loss == "listwise":
             loss = fit_listwise_epoch(step, lists, x_train, y_train, config.lists_per_batch, rng)
         else:
-            fit = ranker.keras_model.fit(x_train, y_train, batch_size=config.batch_size, epochs=1,
-                                         shuffle=True, verbose=config.verbose)
+            fit = ranker.keras_model.fit(
+                x_train, y_train, batch_size=config.batch_size, epochs=1, shuffle=True, verbose=config.verbose
+            )
             loss = float(fit.history["loss"][-1])
         row = _validation_row(ranker, x_val, val, tasks, epoch, loss)
         row["seconds"] = time.perf_counter() - t0
         history.append(row)
-        echo("epoch {epoch}: ".format(**row) + ", ".join(
-            f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch",)))
+        echo("epoch {epoch}: ".format(**row) + ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch",)))
         value = row[config.monitor]
         if value > best_value + 1e-5:
             best_value, best_map, best_epoch = value, row["val_map12"], epoch
@@ -218,11 +244,20 @@ def fit_mmoe(data: TrainingData, config: TrainConfig, echo: Callable[[str], None
     gate_usage = {t: [round(float(v), 4) for v in g.mean(axis=0)] for t, g in gates.items()}
     weights, weighted_map = choose_score_weights(model, task_scores, val)
     metrics = _final_metrics(val, tasks, task_scores, weighted_map, best_map, baseline_map, best_epoch)
-    echo(f"ranker: best epoch {best_epoch}; score weights {weights} -> validation MAP@12 {weighted_map:.4f} "
-         f"(two-tower order {baseline_map:.4f}); gate usage {gate_usage}")
-    return TrainResult(model, history, best_epoch, gate_usage, weights, metrics, config,
-                       {"train_rows": int(len(train_idx)), "val_rows": int(len(val)),
-                        "val_customers": len(val.truth)})
+    echo(
+        f"ranker: best epoch {best_epoch}; score weights {weights} -> validation MAP@12 {weighted_map:.4f} "
+        f"(two-tower order {baseline_map:.4f}); gate usage {gate_usage}"
+    )
+    return TrainResult(
+        model,
+        history,
+        best_epoch,
+        gate_usage,
+        weights,
+        metrics,
+        config,
+        {"train_rows": int(len(train_idx)), "val_rows": int(len(val)), "val_customers": len(val.truth)},
+    )
 
 
 def candidate_lists(customer_ids: np.ndarray, purchase: np.ndarray) -> np.ndarray:
@@ -283,13 +318,19 @@ def listwise_step(ranker: MMoERanker, tasks: list[Any], learning_rate: float) ->
     return step
 
 
-def fit_listwise_epoch(step: Callable[..., Any], lists: np.ndarray, x: np.ndarray, y: dict[str, np.ndarray],
-                       lists_per_batch: int, rng: np.random.Generator) -> float:
+def fit_listwise_epoch(
+    step: Callable[..., Any],
+    lists: np.ndarray,
+    x: np.ndarray,
+    y: dict[str, np.ndarray],
+    lists_per_batch: int,
+    rng: np.random.Generator,
+) -> float:
     """One pass over the lists in random order; returns the mean batch loss."""
     shuffled = lists[rng.permutation(len(lists))]
     losses = []
     for s in range(0, len(shuffled), lists_per_batch):
-        rows = shuffled[s:s + lists_per_batch]
+        rows = shuffled[s : s + lists_per_batch]
         rows = rows[:, : max(1, int((rows >= 0).sum(axis=1).max()))]  # trim padding past the longest list
         mask = (rows >= 0).astype(np.float32)
         safe = np.maximum(rows, 0)
@@ -298,8 +339,9 @@ def fit_listwise_epoch(step: Callable[..., Any], lists: np.ndarray, x: np.ndarra
     return float(np.mean(losses)) if losses else float("nan")
 
 
-def choose_score_weights(model: NumpyMMoE, task_scores: dict[str, np.ndarray], val: TrainingData
-                         ) -> tuple[dict[str, float], float]:
+def choose_score_weights(
+    model: NumpyMMoE, task_scores: dict[str, np.ndarray], val: TrainingData
+) -> tuple[dict[str, float], float]:
     """Best combined-score weights on validation customers (purchase weight fixed at 1)."""
     others = [t for t in model.task_names if t != "purchase"]
     best: tuple[float, dict[str, float]] = (-1.0, {"purchase": 1.0})
@@ -323,7 +365,7 @@ def plot_history(history: list[dict[str, float]], path: Path) -> None:
     axes[0].plot(epochs, [h["loss"] for h in history], marker="o")
     axes[0].set_title("training loss (task-weighted)")
     for key in sorted(k for k in history[0] if k.startswith("val_auc_")):
-        axes[1].plot(epochs, [h[key] for h in history], marker="o", label=key[len("val_auc_"):])
+        axes[1].plot(epochs, [h[key] for h in history], marker="o", label=key[len("val_auc_") :])
     axes[1].set_title("validation AUC per task")
     axes[1].legend()
     axes[2].plot(epochs, [h["val_map12"] for h in history], marker="o")
@@ -335,8 +377,15 @@ def plot_history(history: list[dict[str, float]], path: Path) -> None:
     plt.close(fig)
 
 
-def export_ranker(result: TrainResult, serve_store: FeatureStore, models_dir: Path, version: str,
-                  metadata: dict[str, Any], name: str = MODEL_NAME, make_current: bool = True) -> Path:
+def export_ranker(
+    result: TrainResult,
+    serve_store: FeatureStore,
+    models_dir: Path,
+    version: str,
+    metadata: dict[str, Any],
+    name: str = MODEL_NAME,
+    make_current: bool = True,
+) -> Path:
     """Write ``<models_dir>/<name>/<version>/`` atomically (model, feature store, schema, history)."""
     meta = {
         "cutoff": serve_store.cutoff.isoformat(),
@@ -355,11 +404,16 @@ def export_ranker(result: TrainResult, serve_store: FeatureStore, models_dir: Pa
     with atomic_model_dir(models_dir, name, version, meta) as tmp:
         result.model.save(tmp / MODEL_SUBDIR)
         serve_store.save(tmp / STORE_SUBDIR)
-        (tmp / SCHEMA_FILE).write_text(json.dumps({
-            "feature_names": FEATURE_NAMES,
-            "store_cutoff": serve_store.cutoff.isoformat(),
-            "defaults": "see services/ranker/features.py module docstring",
-        }, indent=2))
+        (tmp / SCHEMA_FILE).write_text(
+            json.dumps(
+                {
+                    "feature_names": FEATURE_NAMES,
+                    "store_cutoff": serve_store.cutoff.isoformat(),
+                    "defaults": "see services/ranker/features.py module docstring",
+                },
+                indent=2,
+            )
+        )
         (tmp / "history.json").write_text(json.dumps(result.history, indent=2))
         plot_history(result.history, tmp / "history.png")
     if make_current:
@@ -367,16 +421,30 @@ def export_ranker(result: TrainResult, serve_store: FeatureStore, models_dir: Pa
     return Path(models_dir) / name / version
 
 
-def export_baseline_ranker(ordering: str, serve_store: FeatureStore, models_dir: Path, version: str,
-                           metadata: dict[str, Any]) -> Path:
+def export_baseline_ranker(
+    ordering: str, serve_store: FeatureStore, models_dir: Path, version: str, metadata: dict[str, Any]
+) -> Path:
     """A ranker artifact that serves ``baseline:<ordering>`` (no network; the same feature store)."""
-    meta = {"cutoff": serve_store.cutoff.isoformat(), "tasks": ["purchase"], "score_weights": {"purchase": 1.0},
-            "feature_schema": FEATURE_NAMES, **metadata, "ordering": f"baseline:{ordering}"}
+    meta = {
+        "cutoff": serve_store.cutoff.isoformat(),
+        "tasks": ["purchase"],
+        "score_weights": {"purchase": 1.0},
+        "feature_schema": FEATURE_NAMES,
+        **metadata,
+        "ordering": f"baseline:{ordering}",
+    }
     with atomic_model_dir(models_dir, MODEL_NAME, version, meta) as tmp:
         serve_store.save(tmp / STORE_SUBDIR)
-        (tmp / SCHEMA_FILE).write_text(json.dumps({
-            "feature_names": FEATURE_NAMES, "store_cutoff": serve_store.cutoff.isoformat(),
-            "defaults": "see services/ranker/features.py module docstring"}, indent=2))
+        (tmp / SCHEMA_FILE).write_text(
+            json.dumps(
+                {
+                    "feature_names": FEATURE_NAMES,
+                    "store_cutoff": serve_store.cutoff.isoformat(),
+                    "defaults": "see services/ranker/features.py module docstring",
+                },
+                indent=2,
+            )
+        )
     return Path(models_dir) / MODEL_NAME / version
 
 
@@ -393,10 +461,18 @@ def _incumbent(models_dir: Path) -> tuple[str | None, bool]:
 
 
 def train_ranker(
-    transactions: pd.DataFrame, customers: pd.DataFrame, articles: pd.DataFrame,
-    candidates_by_week: dict[date, pd.DataFrame], serve_cutoff: date, models_dir: Path,
-    version: str, config: TrainConfig | None = None, with_single_task: bool = True,
-    metadata: dict[str, Any] | None = None, echo: Callable[[str], None] = print, force: bool = False,
+    transactions: pd.DataFrame,
+    customers: pd.DataFrame,
+    articles: pd.DataFrame,
+    candidates_by_week: dict[date, pd.DataFrame],
+    serve_cutoff: date,
+    models_dir: Path,
+    version: str,
+    config: TrainConfig | None = None,
+    with_single_task: bool = True,
+    metadata: dict[str, Any] | None = None,
+    echo: Callable[[str], None] = print,
+    force: bool = False,
 ) -> dict[str, Path]:
     """The whole training step: for each training week (its cutoff -> its candidates), features
     strictly before that cutoff and labels of the week after it; fit; export with a feature store
@@ -414,8 +490,10 @@ def train_ranker(
     for week, candidates in sorted(candidates_by_week.items()):
         store = build_feature_store(transactions, customers, articles, week)
         weeks[week.isoformat()] = build_training_data(candidates, transactions, store, week)
-        echo(f"ranker: {len(weeks[week.isoformat()]):,} labelled candidate rows for the week of {week} "
-             f"({int(weeks[week.isoformat()].labels['purchase'].sum()):,} bought)")
+        echo(
+            f"ranker: {len(weeks[week.isoformat()]):,} labelled candidate rows for the week of {week} "
+            f"({int(weeks[week.isoformat()].labels['purchase'].sum()):,} bought)"
+        )
     meta = {"train_label_weeks": sorted(weeks), "train_label_week_start": max(weeks), **(metadata or {})}
     data = concat_weeks(weeks)
     del weeks
@@ -433,19 +511,22 @@ def train_ranker(
     gate = decide(result.metrics, incumbent, None, incumbent_passed, force)
     meta["publish_gate"] = gate.to_json()
     echo(f"ranker: publish gate: {gate.action.upper()}: {gate.reason}")
-    out: dict[str, Path] = {"mmoe": export_ranker(result, serve_store, models_dir, version, meta,
-                                                  make_current=gate.action == "publish")}
+    out: dict[str, Path] = {
+        "mmoe": export_ranker(result, serve_store, models_dir, version, meta, make_current=gate.action == "publish")
+    }
     echo(f"ranker: exported {out['mmoe']}{' and published' if gate.action == 'publish' else ' (not published)'}")
     if gate.action == "publish_baseline":
-        out["baseline"] = export_baseline_ranker(gate.best_baseline, serve_store, models_dir,
-                                                 f"{version}-baseline-{gate.best_baseline}", meta)
+        out["baseline"] = export_baseline_ranker(
+            gate.best_baseline, serve_store, models_dir, f"{version}-baseline-{gate.best_baseline}", meta
+        )
         publish(models_dir, MODEL_NAME, out["baseline"].name)
-        echo(f"ranker: WARNING: the MMoE lost to baseline {gate.best_baseline}; published {out['baseline']} "
-             f"(serves baseline:{gate.best_baseline}); --force publishes the MMoE anyway")
+        echo(
+            f"ranker: WARNING: the MMoE lost to baseline {gate.best_baseline}; published {out['baseline']} "
+            f"(serves baseline:{gate.best_baseline}); --force publishes the MMoE anyway"
+        )
     elif gate.action == "keep_incumbent":
         echo(f"ranker: WARNING: the MMoE lost ({gate.reason}); CURRENT still names {incumbent}")
     if single is not None:
-        out["single_task"] = export_ranker(single, serve_store, models_dir, version, meta,
-                                           name=SINGLE_TASK_MODEL_NAME)
+        out["single_task"] = export_ranker(single, serve_store, models_dir, version, meta, name=SINGLE_TASK_MODEL_NAME)
         echo(f"ranker: exported single-task ablation {out['single_task']}")
     return out

@@ -13,6 +13,7 @@ Run: ``python -m uvicorn services.search.app:create_app --factory --port 8003``
 Health, metrics, load shedding and hot swap come from ``shared.service``; this module holds
 only the routes.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -40,17 +41,26 @@ from shared.wire import json_bytes
 
 router = APIRouter(tags=["search"])
 
-IMAGE_FORM_SCHEMA = {"requestBody": {
-    "required": True,
-    "content": {"multipart/form-data": {"schema": {
-        "type": "object", "required": ["file"],
-        "properties": {
-            "file": {"type": "string", "format": "binary", "description": "JPEG, PNG or WebP photo"},
-            "k": {"type": "integer", "minimum": 1, "maximum": MAX_RESULTS_K, "default": 12},
-            "filters": {"type": "string", "description": "SearchFilters as JSON"},
-            "customer_id": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-            "mode": {"type": "string", "enum": ["default", "embedder", "colour"], "default": "default"},
-        }}}}}}
+IMAGE_FORM_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary", "description": "JPEG, PNG or WebP photo"},
+                        "k": {"type": "integer", "minimum": 1, "maximum": MAX_RESULTS_K, "default": 12},
+                        "filters": {"type": "string", "description": "SearchFilters as JSON"},
+                        "customer_id": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                        "mode": {"type": "string", "enum": ["default", "embedder", "colour"], "default": "default"},
+                    },
+                }
+            }
+        },
+    }
+}
 
 
 class ImageSearchOptions(BaseModel):
@@ -82,9 +92,12 @@ async def decode(request: Request, data: bytes) -> Any:
     try:
         await asyncio.wait_for(decodes.acquire(), settings.decode_wait_s)
     except TimeoutError:
-        raise HTTPException(503, detail=f"too many photos are being decoded; retry in a second "
-                                        f"(limit {settings.max_concurrent_decodes} at once)",
-                            headers={"Retry-After": "1"}) from None
+        raise HTTPException(
+            503,
+            detail=f"too many photos are being decoded; retry in a second "
+            f"(limit {settings.max_concurrent_decodes} at once)",
+            headers={"Retry-After": "1"},
+        ) from None
     try:
         return await run_in_threadpool(decode_upload, data, settings.max_image_pixels, settings.max_image_side)
     except UploadError as exc:
@@ -108,8 +121,14 @@ async def search_image(request: Request) -> SearchResponse:
     image = await decode(request, data)
     try:
         return await run_in_threadpool(
-            index.image_search, image, options.k, options.filters, options.customer_id, options.mode,
-            hashlib.sha256(data).hexdigest())
+            index.image_search,
+            image,
+            options.k,
+            options.filters,
+            options.customer_id,
+            options.mode,
+            hashlib.sha256(data).hexdigest(),
+        )
     except LookupError as exc:
         raise HTTPException(503, detail=str(exc)) from exc
 
@@ -120,17 +139,24 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
     slot = IndexSlot(settings)
 
     def describe() -> dict[str, Any]:
-        detail: dict[str, Any] = {"index_version": slot.version, "last_error": slot.last_error,
-                                  "index_dir": str(settings.index_dir)}
+        detail: dict[str, Any] = {
+            "index_version": slot.version,
+            "last_error": slot.last_error,
+            "index_dir": str(settings.index_dir),
+        }
         if slot.current is not None:
             detail.update(slot.current.describe())
         return detail
 
     app = model_service_app(
-        "search", settings, [slot], describe, threads={"torch_threads": settings.torch_threads},
+        "search",
+        settings,
+        [slot],
+        describe,
+        threads={"torch_threads": settings.torch_threads},
         title="hmrec search service",
         description="Text (TF-IDF + semantic, hybrid by default) and photo search over the catalogue, "
-                    "with filters, facets and optional personalisation.",
+        "with filters, facets and optional personalisation.",
     )
     app.state.decodes = asyncio.Semaphore(settings.max_concurrent_decodes)
     app.include_router(router)

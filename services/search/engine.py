@@ -3,6 +3,7 @@
 Both the service (app.py) and the CLI (``hmrec search ...``) query through this class, so
 the command line answers exactly what the API answers.
 """
+
 from __future__ import annotations
 
 import logging
@@ -59,18 +60,27 @@ class SearchIndex:
 
     # --- loading ---------------------------------------------------------------------------
     @classmethod
-    def load(cls, index_dir: Path, settings: SearchSettings, with_images: bool = True,
-             encoder: SemanticEncoder | None = None, embedder: ImageEmbedder | None = None) -> SearchIndex:
+    def load(
+        cls,
+        index_dir: Path,
+        settings: SearchSettings,
+        with_images: bool = True,
+        encoder: SemanticEncoder | None = None,
+        embedder: ImageEmbedder | None = None,
+    ) -> SearchIndex:
         index_dir = Path(index_dir)
         manifest = files.read_manifest(index_dir)
         catalogue = Catalogue.from_frame(pd.read_parquet(index_dir / files.CATALOGUE_FILE))
         tfidf = TfidfIndex.load(index_dir / files.TFIDF_FILE)
         text_vectors = np.load(index_dir / files.TEXT_EMBEDDINGS_FILE)
         if len(text_vectors) != len(catalogue) or tfidf.matrix.shape[0] != len(catalogue):
-            raise ValueError(f"{index_dir}: text index rows ({len(text_vectors)}, {tfidf.matrix.shape[0]}) "
-                             f"do not match the catalogue ({len(catalogue)}); rebuild with `hmrec index`")
-        idx = cls(str(manifest["version"]), manifest, catalogue, tfidf, text_vectors,
-                  encoder or SemanticEncoder(), settings)
+            raise ValueError(
+                f"{index_dir}: text index rows ({len(text_vectors)}, {tfidf.matrix.shape[0]}) "
+                f"do not match the catalogue ({len(catalogue)}); rebuild with `hmrec index`"
+            )
+        idx = cls(
+            str(manifest["version"]), manifest, catalogue, tfidf, text_vectors, encoder or SemanticEncoder(), settings
+        )
         if with_images and (index_dir / files.IMAGE_FILE).exists():
             idx._load_images(index_dir, embedder)
         idx.personaliser = idx._load_personaliser(index_dir)
@@ -120,7 +130,8 @@ class SearchIndex:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "index_version": self.version, "articles": len(self.catalogue),
+            "index_version": self.version,
+            "articles": len(self.catalogue),
             "photos": 0 if self.image_rows is None else len(self.image_rows),
             "image_search": self.has_images,
             "personalisation": None if self.personaliser is None else self.personaliser.source,
@@ -153,8 +164,9 @@ class SearchIndex:
             fused[top] = np.where(np.isfinite(fused[top]), fused[top], 0.0) + contribution
         return fused
 
-    def image_relevance(self, image: Image.Image, mode: str, allowed: np.ndarray | None,
-                        photo_sha256: str | None = None) -> np.ndarray:
+    def image_relevance(
+        self, image: Image.Image, mode: str, allowed: np.ndarray | None, photo_sha256: str | None = None
+    ) -> np.ndarray:
         if not self.has_images or self.embedder is None:
             raise LookupError("this index has no photos; build it with `hmrec index images`")
         if mode not in self.image_vectors:
@@ -176,21 +188,38 @@ class SearchIndex:
         return scores
 
     # --- queries -------------------------------------------------------------------------------
-    def text_search(self, query: str, k: int = 12, filters: SearchFilters | None = None,
-                    customer_id: str | None = None, mode: str | None = None) -> SearchResponse:
+    def text_search(
+        self,
+        query: str,
+        k: int = 12,
+        filters: SearchFilters | None = None,
+        customer_id: str | None = None,
+        mode: str | None = None,
+    ) -> SearchResponse:
         mode = mode or self.settings.default_mode
         allowed = self.catalogue.mask(filters)
         return self._answer(self.text_relevance(query, mode, allowed), k, customer_id, mode)
 
-    def image_search(self, image: Image.Image, k: int = 12, filters: SearchFilters | None = None,
-                     customer_id: str | None = None, mode: str = "default",
-                     photo_sha256: str | None = None) -> SearchResponse:
+    def image_search(
+        self,
+        image: Image.Image,
+        k: int = 12,
+        filters: SearchFilters | None = None,
+        customer_id: str | None = None,
+        mode: str = "default",
+        photo_sha256: str | None = None,
+    ) -> SearchResponse:
         allowed = self.catalogue.mask(filters)
-        return self._answer(self.image_relevance(image, mode, allowed, photo_sha256), k, customer_id,
-                            f"image:{mode}")
+        return self._answer(self.image_relevance(image, mode, allowed, photo_sha256), k, customer_id, f"image:{mode}")
 
-    def text_search_json(self, query: str, k: int = 12, filters: SearchFilters | None = None,
-                         customer_id: str | None = None, mode: str | None = None) -> bytes:
+    def text_search_json(
+        self,
+        query: str,
+        k: int = 12,
+        filters: SearchFilters | None = None,
+        customer_id: str | None = None,
+        mode: str | None = None,
+    ) -> bytes:
         """:meth:`text_search`'s answer as JSON bytes (a SearchResponse written without pydantic
         objects: the service's hot path)."""
         mode = mode or self.settings.default_mode
@@ -210,8 +239,12 @@ class SearchIndex:
         pool = top_indices(scores, max(k, self.settings.facet_pool))
         ids = self.catalogue.article_ids
         return {
-            "index_version": self.version, "mode": mode, "personalised": personalised,
+            "index_version": self.version,
+            "mode": mode,
+            "personalised": personalised,
             "results": [{"article_id": ids[i], "score": float(scores[i])} for i in top],
-            "facets": {column: [{"value": v, "count": n} for v, n in present]
-                       for column, present in self.catalogue.facet_counts(pool).items()},
+            "facets": {
+                column: [{"value": v, "count": n} for v, n in present]
+                for column, present in self.catalogue.facet_counts(pool).items()
+            },
         }

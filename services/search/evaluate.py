@@ -17,6 +17,7 @@ catalogue ("black dress"); relevant = articles of that colour and type. p@12 is 
 top 12 divided by min(12, number relevant), so a query with 5 relevant articles can score 1.
 Scored through the same SearchIndex code path the service uses.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -55,8 +56,15 @@ def loo_neighbours(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarr
     return np.take_along_axis(top, order, 1)
 
 
-def image_quality(articles: pd.DataFrame, images_dir: Path, work_dir: Path, batch_size: int = 32,
-                  folds: int = FOLDS, progress: bool = True, embedder: ImageEmbedder | None = None) -> dict[str, Any]:
+def image_quality(
+    articles: pd.DataFrame,
+    images_dir: Path,
+    work_dir: Path,
+    batch_size: int = 32,
+    folds: int = FOLDS,
+    progress: bool = True,
+    embedder: ImageEmbedder | None = None,
+) -> dict[str, Any]:
     """Scores of every image method. Photo embeddings go through the resumable index builder
     into ``work_dir`` (never the served index), so a second evaluation embeds nothing."""
     from sklearn.model_selection import KFold
@@ -64,8 +72,15 @@ def image_quality(articles: pd.DataFrame, images_dir: Path, work_dir: Path, batc
     from services.search.image import load_photo
     from services.search.index import IMAGE_FILE, build_image_index, read_image_embeddings
 
-    built = build_image_index(articles, images_dir, work_dir, batch_size=batch_size, progress=progress,
-                              embedder=embedder, fit_projection=False)
+    built = build_image_index(
+        articles,
+        images_dir,
+        work_dir,
+        batch_size=batch_size,
+        progress=progress,
+        embedder=embedder,
+        fit_projection=False,
+    )
     ids, _, cnn, colour = read_image_embeddings(work_dir / IMAGE_FILE)
     if len(ids) <= IMAGE_K:
         raise ValueError(f"{images_dir}: {len(ids)} article photos; image evaluation needs more than {IMAGE_K}")
@@ -76,8 +91,10 @@ def image_quality(articles: pd.DataFrame, images_dir: Path, work_dir: Path, batc
     everyone = np.arange(len(ids))
 
     def score(neighbours: np.ndarray, queries: np.ndarray) -> dict[str, float]:
-        return {"p@10_product_group": round(precision_at_k(neighbours, groups, queries), 4),
-                "p@10_colour_group": round(precision_at_k(neighbours, colours, queries), 4)}
+        return {
+            "p@10_product_group": round(precision_at_k(neighbours, groups, queries), 4),
+            "p@10_colour_group": round(precision_at_k(neighbours, colours, queries), 4),
+        }
 
     out: dict[str, Any] = {
         "embedder": score(loo_neighbours(l2_normalise(cnn), everyone, IMAGE_K), everyone),
@@ -90,10 +107,14 @@ def image_quality(articles: pd.DataFrame, images_dir: Path, work_dir: Path, batc
         projection = AttributeProjection.fit(cnn[train], colour[train], groups[train], colours[train])
         neighbours[test] = loo_neighbours(projection.project(cnn, colour), test, IMAGE_K)
     out["default"] = score(neighbours, everyone)
-    meta = {"photos": len(ids), "articles_without_photo": built["images_skipped_no_photo"],
-            "photos_embedded_now": built["images_embedded"],
-            "embed_seconds_per_1000": built["embed_seconds_per_1000"],
-            "projection_crossfit_seconds": round(time.perf_counter() - fit_started, 1), "folds": folds}
+    meta = {
+        "photos": len(ids),
+        "articles_without_photo": built["images_skipped_no_photo"],
+        "photos_embedded_now": built["images_embedded"],
+        "embed_seconds_per_1000": built["embed_seconds_per_1000"],
+        "projection_crossfit_seconds": round(time.perf_counter() - fit_started, 1),
+        "folds": folds,
+    }
     return {"scores": out, "meta": meta}
 
 
@@ -132,14 +153,19 @@ def text_quality(articles: pd.DataFrame, progress: bool = False) -> dict[str, An
             answer = index.text_search(query, k=TEXT_K, mode=mode)
             hits = sum(r.article_id in relevant for r in answer.results)
             precisions.append(hits / min(TEXT_K, len(relevant)))
-        out[mode] = {"p@12": round(float(np.mean(precisions)), 4),
-                     "ms_per_query": round(1000 * (time.perf_counter() - started) / len(queries), 2)}
-    return {"scores": out, "meta": {"queries": len(queries), "min_relevant": MIN_RELEVANT,
-                                    "example_queries": [q for q, _ in queries[:5]]}}
+        out[mode] = {
+            "p@12": round(float(np.mean(precisions)), 4),
+            "ms_per_query": round(1000 * (time.perf_counter() - started) / len(queries), 2),
+        }
+    return {
+        "scores": out,
+        "meta": {"queries": len(queries), "min_relevant": MIN_RELEVANT, "example_queries": [q for q, _ in queries[:5]]},
+    }
 
 
-def evaluate_search_quality(data_dir: Path, work_dir: Path, limit: int | None = None,
-                            progress: bool = True) -> dict[str, Any]:
+def evaluate_search_quality(
+    data_dir: Path, work_dir: Path, limit: int | None = None, progress: bool = True
+) -> dict[str, Any]:
     """The JSON the issue asks for, plus a ``meta`` block (sizes, protocol, timings)."""
     from shared.data import load_articles
 
@@ -152,9 +178,11 @@ def evaluate_search_quality(data_dir: Path, work_dir: Path, limit: int | None = 
         articles = articles.head(limit)
     image = image_quality(articles, data_dir / "images", Path(work_dir), progress=progress)
     text = text_quality(articles, progress=False)
-    return {"image": image["scores"], "text": text["scores"],
-            "meta": {"data_dir": str(data_dir), "articles": len(articles), "image": image["meta"],
-                     "text": text["meta"]}}
+    return {
+        "image": image["scores"],
+        "text": text["scores"],
+        "meta": {"data_dir": str(data_dir), "articles": len(articles), "image": image["meta"], "text": text["meta"]},
+    }
 
 
 def format_report(result: dict[str, Any]) -> str:

@@ -4,6 +4,7 @@ Price per article is the mean transaction price when transactions exist (the dat
 list price); an article never sold has no price (NaN). A price-range filter therefore
 excludes never-sold articles — a shopper asking for "under 0.02" wants known prices.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -48,8 +49,7 @@ class Catalogue:
             c, v = pd.factorize(frame[column].astype(str), sort=True)
             codes[column], values[column] = c.astype(np.int32), np.asarray(v, dtype=object)
         ids = frame["article_id"].astype(str).tolist()
-        return cls(frame, codes, values, frame["price"].to_numpy(dtype=np.float32),
-                   {a: i for i, a in enumerate(ids)})
+        return cls(frame, codes, values, frame["price"].to_numpy(dtype=np.float32), {a: i for i, a in enumerate(ids)})
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -88,8 +88,10 @@ class Catalogue:
     def facets(self, rows: np.ndarray) -> dict[str, list[FacetValue]]:
         """For each filter column, the values among ``rows`` with their counts (most frequent
         first, then alphabetical); empty strings are not a value a shopper can pick."""
-        return {column: [FacetValue(value=v, count=n) for v, n in present]
-                for column, present in self.facet_counts(rows).items()}
+        return {
+            column: [FacetValue(value=v, count=n) for v, n in present]
+            for column, present in self.facet_counts(rows).items()
+        }
 
     def facet_counts(self, rows: np.ndarray) -> dict[str, list[tuple[str, int]]]:
         """:meth:`facets` as (value, count) pairs (the service writes them without objects)."""

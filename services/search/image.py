@@ -16,6 +16,7 @@ Three signals, each an L2-normalised vector:
   Bhattacharyya coefficient of the two distributions) are concatenated with the CNN features
   at half weight (which keeps "same style" as the tie-breaker within a group and colour).
 """
+
 from __future__ import annotations
 
 import threading
@@ -30,7 +31,7 @@ EMBEDDER_NAME = "efficientnet-lite0 imagenet, global-avg-pool 1280-d"
 IMAGE_SIZE = 224
 CNN_DIM = 1280
 COLOUR_BINS = 8
-COLOUR_DIM = COLOUR_BINS ** 3
+COLOUR_DIM = COLOUR_BINS**3
 BACKGROUND_DISTANCE = 30.0  # RGB distance from the border median that still counts as background
 # Projection weights: group probabilities, colour probabilities, CNN features.
 PROJECTION_WEIGHTS = (1.0, 1.0, 0.5)
@@ -64,8 +65,9 @@ def to_square_pixels(image: Image.Image, size: int = IMAGE_SIZE) -> np.ndarray:
 def garment_mask(pixels: np.ndarray, threshold: float = BACKGROUND_DISTANCE) -> np.ndarray:
     """bool [H, W]: pixels that differ from the background (median of the 4-pixel border)."""
     f = pixels.astype(np.float32)
-    border = np.concatenate([f[:4].reshape(-1, 3), f[-4:].reshape(-1, 3),
-                             f[:, :4].reshape(-1, 3), f[:, -4:].reshape(-1, 3)])
+    border = np.concatenate(
+        [f[:4].reshape(-1, 3), f[-4:].reshape(-1, 3), f[:, :4].reshape(-1, 3), f[:, -4:].reshape(-1, 3)]
+    )
     background = np.median(border, axis=0)
     return np.sqrt(((f - background) ** 2).sum(-1)) > threshold
 
@@ -175,8 +177,15 @@ class AttributeProjection:
     weights: tuple[float, float, float] = PROJECTION_WEIGHTS
 
     @classmethod
-    def fit(cls, cnn: np.ndarray, colour: np.ndarray, product_groups: np.ndarray, colour_groups: np.ndarray,
-            max_train: int = 30_000, seed: int = 0) -> AttributeProjection:
+    def fit(
+        cls,
+        cnn: np.ndarray,
+        colour: np.ndarray,
+        product_groups: np.ndarray,
+        colour_groups: np.ndarray,
+        max_train: int = 30_000,
+        seed: int = 0,
+    ) -> AttributeProjection:
         group = _fit_head(cnn, product_groups, max_train, seed)
         colour_head = _fit_head(np.hstack([cnn, colour]), colour_groups, max_train, seed)
         return cls(group, colour_head)
@@ -198,10 +207,16 @@ class AttributeProjection:
             self._savez(fh)
 
     def _savez(self, fh: Any) -> None:
-        np.savez(fh, group_classes=self.group.classes, group_coef=self.group.coef,
-                 group_intercept=self.group.intercept, colour_classes=self.colour.classes,
-                 colour_coef=self.colour.coef, colour_intercept=self.colour.intercept,
-                 weights=np.array(self.weights, dtype=np.float32))
+        np.savez(
+            fh,
+            group_classes=self.group.classes,
+            group_coef=self.group.coef,
+            group_intercept=self.group.intercept,
+            colour_classes=self.colour.classes,
+            colour_coef=self.colour.coef,
+            colour_intercept=self.colour.intercept,
+            weights=np.array(self.weights, dtype=np.float32),
+        )
 
     @classmethod
     def load(cls, path: Path) -> AttributeProjection:

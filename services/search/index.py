@@ -14,6 +14,7 @@ Image embedding is the slow step (~45 ms a photo on one busy CPU core pair). It 
 batches and appends each finished chunk to ``image_parts/``, so an interrupted build resumes
 where it stopped; photos whose bytes did not change are never embedded twice.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -74,18 +75,26 @@ def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
 
 
 def _image_schema() -> pa.Schema:
-    return pa.schema([
-        ("article_id", pa.string()), ("sha256", pa.string()),
-        ("cnn", pa.list_(pa.float32(), CNN_DIM)), ("colour", pa.list_(pa.float32(), COLOUR_DIM)),
-    ])
+    return pa.schema(
+        [
+            ("article_id", pa.string()),
+            ("sha256", pa.string()),
+            ("cnn", pa.list_(pa.float32(), CNN_DIM)),
+            ("colour", pa.list_(pa.float32(), COLOUR_DIM)),
+        ]
+    )
 
 
 def _table(ids: list[str], shas: list[str], cnn: np.ndarray, colour: np.ndarray) -> pa.Table:
-    return pa.table({
-        "article_id": pa.array(ids, pa.string()), "sha256": pa.array(shas, pa.string()),
-        "cnn": pa.FixedSizeListArray.from_arrays(pa.array(cnn.astype(np.float32).ravel()), CNN_DIM),
-        "colour": pa.FixedSizeListArray.from_arrays(pa.array(colour.astype(np.float32).ravel()), COLOUR_DIM),
-    }, schema=_image_schema())
+    return pa.table(
+        {
+            "article_id": pa.array(ids, pa.string()),
+            "sha256": pa.array(shas, pa.string()),
+            "cnn": pa.FixedSizeListArray.from_arrays(pa.array(cnn.astype(np.float32).ravel()), CNN_DIM),
+            "colour": pa.FixedSizeListArray.from_arrays(pa.array(colour.astype(np.float32).ravel()), COLOUR_DIM),
+        },
+        schema=_image_schema(),
+    )
 
 
 def read_image_embeddings(path: Path) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
@@ -99,13 +108,23 @@ def read_image_embeddings(path: Path) -> tuple[list[str], list[str], np.ndarray,
         flat = table.column(name).combine_chunks().flatten().to_numpy(zero_copy_only=False)
         return flat.astype(np.float32).reshape(n, dim)
 
-    return (table.column("article_id").to_pylist(), table.column("sha256").to_pylist(),
-            matrix("cnn", CNN_DIM), matrix("colour", COLOUR_DIM))
+    return (
+        table.column("article_id").to_pylist(),
+        table.column("sha256").to_pylist(),
+        matrix("cnn", CNN_DIM),
+        matrix("colour", COLOUR_DIM),
+    )
 
 
-def build_image_index(articles: pd.DataFrame, images_dir: Path, index_dir: Path, batch_size: int = 32,
-                      progress: bool = True, embedder: ImageEmbedder | None = None,
-                      fit_projection: bool = True) -> dict[str, Any]:
+def build_image_index(
+    articles: pd.DataFrame,
+    images_dir: Path,
+    index_dir: Path,
+    batch_size: int = 32,
+    progress: bool = True,
+    embedder: ImageEmbedder | None = None,
+    fit_projection: bool = True,
+) -> dict[str, Any]:
     """Embed every article photo into ``image_embeddings.parquet`` (resumable) and fit the
     attribute projection. Returns counts and timings for the manifest."""
     from tqdm import tqdm
@@ -147,10 +166,10 @@ def build_image_index(articles: pd.DataFrame, images_dir: Path, index_dir: Path,
         next_part = len(list(parts_dir.glob("part-*.parquet")))
         bar = tqdm(total=len(todo), desc="embedding photos", unit="photo", disable=not progress)
         for c in range(0, len(todo), CHUNK):
-            chunk = todo[c:c + CHUNK]
+            chunk = todo[c : c + CHUNK]
             cnn_parts, colour_parts = [], []
             for b in range(0, len(chunk), batch_size):
-                pixels = np.stack([load_photo(paths[a]) for a in chunk[b:b + batch_size]])
+                pixels = np.stack([load_photo(paths[a]) for a in chunk[b : b + batch_size]])
                 cnn, colour = embedder.embed_pixels(pixels)
                 cnn_parts.append(cnn)
                 colour_parts.append(colour)
@@ -165,8 +184,9 @@ def build_image_index(articles: pd.DataFrame, images_dir: Path, index_dir: Path,
     embed_seconds = time.perf_counter() - embed_started
 
     cnn = np.stack([done[(a, hashes[a])][0] for a in with_photo]) if with_photo else np.zeros((0, CNN_DIM), np.float32)
-    colour = (np.stack([done[(a, hashes[a])][1] for a in with_photo]) if with_photo
-              else np.zeros((0, COLOUR_DIM), np.float32))
+    colour = (
+        np.stack([done[(a, hashes[a])][1] for a in with_photo]) if with_photo else np.zeros((0, COLOUR_DIM), np.float32)
+    )
     table = _table(with_photo, [hashes[a] for a in with_photo], cnn, colour)
     _atomic_write(index_dir / IMAGE_FILE, lambda p: pq.write_table(table, p))
     shutil.rmtree(parts_dir, ignore_errors=True)
@@ -175,15 +195,22 @@ def build_image_index(articles: pd.DataFrame, images_dir: Path, index_dir: Path,
     if with_photo and fit_projection:
         labelled = articles.set_index(articles["article_id"].astype(str)).loc[with_photo]
         projection = AttributeProjection.fit(
-            cnn, colour, labelled["product_group_name"].astype(str).to_numpy(),
-            labelled["colour_group_name"].astype(str).to_numpy())
+            cnn,
+            colour,
+            labelled["product_group_name"].astype(str).to_numpy(),
+            labelled["colour_group_name"].astype(str).to_numpy(),
+        )
         _atomic_write(index_dir / PROJECTION_FILE, projection.save)
     return {
-        "images": len(with_photo), "images_skipped_no_photo": skipped, "images_embedded": len(todo),
-        "images_reused": reused, "embed_seconds": round(embed_seconds, 2),
+        "images": len(with_photo),
+        "images_skipped_no_photo": skipped,
+        "images_embedded": len(todo),
+        "images_reused": reused,
+        "embed_seconds": round(embed_seconds, 2),
         "embed_seconds_per_1000": round(1000 * embed_seconds / len(todo), 1) if todo else None,
         "projection_fit_seconds": round(time.perf_counter() - fit_started, 2),
-        "image_seconds_total": round(time.perf_counter() - started, 2), "embedder": EMBEDDER_NAME,
+        "image_seconds_total": round(time.perf_counter() - started, 2),
+        "embedder": EMBEDDER_NAME,
     }
 
 
@@ -192,8 +219,9 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         np.save(fh, array)
 
 
-def build_text_index(articles: pd.DataFrame, transactions: pd.DataFrame | None, index_dir: Path,
-                     progress: bool = True) -> dict[str, Any]:
+def build_text_index(
+    articles: pd.DataFrame, transactions: pd.DataFrame | None, index_dir: Path, progress: bool = True
+) -> dict[str, Any]:
     """Catalogue (with prices), TF-IDF, text embeddings and customer histories."""
     from services.search.semantic import SemanticEncoder
 
@@ -217,9 +245,12 @@ def build_text_index(articles: pd.DataFrame, transactions: pd.DataFrame | None, 
         _atomic_write(index_dir / HISTORY_FILE, lambda p: history.to_parquet(p, index=False))
         histories = int(history["customer_id"].nunique())
     return {
-        "articles": len(catalogue), "priced_articles": int(catalogue["price"].notna().sum()),
-        "customers_with_history": histories, "tfidf_seconds": round(tfidf_seconds, 2),
-        "text_embedding_seconds": round(semantic_seconds, 2), "text_model": TEXT_MODEL_NAME,
+        "articles": len(catalogue),
+        "priced_articles": int(catalogue["price"].notna().sum()),
+        "customers_with_history": histories,
+        "tfidf_seconds": round(tfidf_seconds, 2),
+        "text_embedding_seconds": round(semantic_seconds, 2),
+        "text_model": TEXT_MODEL_NAME,
     }
 
 

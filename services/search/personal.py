@@ -16,6 +16,7 @@ How (switchable with ``HM_SEARCH_PERSONAL_SOURCE`` = auto | two_tower | text | o
    An unknown customer (or one with no purchase in the catalogue) gets the plain ranking and
    ``personalised: false`` — never an error.
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,7 +34,9 @@ HISTORY_FILE = "customer_history.parquet"
 MAX_HISTORY = 50
 
 
-def build_customer_history(transactions: pd.DataFrame, article_ids: pd.Series, max_items: int = MAX_HISTORY) -> pd.DataFrame:
+def build_customer_history(
+    transactions: pd.DataFrame, article_ids: pd.Series, max_items: int = MAX_HISTORY
+) -> pd.DataFrame:
     """customer_id, article_id: each customer's latest ``max_items`` distinct catalogue purchases."""
     tx = transactions[["customer_id", "article_id", "t_dat"]]
     tx = tx[tx["article_id"].isin(set(article_ids.astype(str)))]
@@ -69,7 +72,7 @@ class CustomerHistory:
             i = self.customer_index.get_loc(customer_id)
         except KeyError:
             return np.empty(0, dtype=np.int64)
-        return self.rows[self.offsets[i]:self.offsets[i + 1]]
+        return self.rows[self.offsets[i] : self.offsets[i + 1]]
 
 
 def load_two_tower_vectors(models_dir: Path, article_ids: np.ndarray) -> tuple[np.ndarray, str] | None:

@@ -5,6 +5,7 @@ encoder frees up, the first waiting thread takes every queued query and encodes 
 forward pass, then wakes the others with their rows. Under load a batch of 16 short queries
 costs a few single passes; alone, a query is a batch of one (no added wait, the same result).
 """
+
 from __future__ import annotations
 
 import threading
@@ -46,7 +47,7 @@ class QueryBatcher:
                     return self._result(slot)
                 # The encoder is free: run the queue's head (it holds this query unless more
                 # than max_batch were waiting ahead of it; then run theirs and come round again).
-                batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch:]
+                batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
                 self._busy = True
             self._run(batch)
 

@@ -4,6 +4,7 @@ The package ships the sentence-transformers model folder (weights, tokenizer, po
 inside site-packages; ``get_model_path()`` points at it. HF_HUB_OFFLINE makes sure nothing ever
 tries the network (there is none in production containers either).
 """
+
 from __future__ import annotations
 
 import os
@@ -42,8 +43,13 @@ class SemanticEncoder:
     def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         """float32 [len(texts), 384], unit rows."""
         with self._lock:
-            out = self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
-                                    convert_to_numpy=True, show_progress_bar=progress)
+            out = self.model.encode(
+                texts,
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=progress,
+            )
         return np.asarray(out, dtype=np.float32).reshape(len(texts), EMBEDDING_DIM)
 
     def encode_query(self, query: str) -> np.ndarray:

@@ -1,4 +1,5 @@
 """Search service settings (env prefix ``HM_SEARCH_``) and the tunables the index builder shares."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """The served search index: a folder of files whose manifest names its version."""
+
 from __future__ import annotations
 
 from services.search.engine import SearchIndex
@@ -22,5 +23,6 @@ class IndexSlot(ReloadingSlot[SearchIndex]):
 
     def load(self, wanted: Wanted) -> SearchIndex:
         old = self.current
-        return SearchIndex.load(wanted.folder, self.settings,
-                                encoder=old.encoder if old else None, embedder=old.embedder if old else None)
+        return SearchIndex.load(
+            wanted.folder, self.settings, encoder=old.encoder if old else None, embedder=old.embedder if old else None
+        )

@@ -7,6 +7,7 @@ garment group and the free-text description. Two vectorisers see it: word uni/bi
 L2-normalised and weighted 1/sqrt(2), so a document vector has unit length and the score of
 a query is a cosine in [0, 1].
 """
+
 from __future__ import annotations
 
 import pickle
@@ -53,8 +54,9 @@ class TfidfIndex:
     @classmethod
     def build(cls, documents: list[str]) -> TfidfIndex:
         word = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1, lowercase=True, dtype=np.float32)
-        char = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=1,
-                               lowercase=True, dtype=np.float32)
+        char = TfidfVectorizer(
+            analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=1, lowercase=True, dtype=np.float32
+        )
         matrix = cls._stack(word.fit_transform(documents), char.fit_transform(documents))
         return cls(word, char, matrix)
 

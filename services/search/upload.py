@@ -19,6 +19,7 @@
   when decoding ran out of memory. Nothing a client uploads is a 500.
 The byte-size limit is enforced by the caller while the body streams in (see app.py).
 """
+
 from __future__ import annotations
 
 import io
@@ -72,7 +73,9 @@ def decode_upload(data: bytes, max_image_pixels: int, max_image_side: int = DEFA
     except MemoryError as exc:
         raise UploadError(413, "the image's header asks for more memory than a photo may use") from exc
     except OSError as exc:
-        raise UploadError(400, f"the image is truncated or corrupt (its header does not read: {_describe(exc)})") from exc
+        raise UploadError(
+            400, f"the image is truncated or corrupt (its header does not read: {_describe(exc)})"
+        ) from exc
     except Exception as exc:  # e.g. ValueError past PngImagePlugin.MAX_TEXT_CHUNK, struct.error
         raise UploadError(400, f"the image is corrupt or hostile (its header does not read: {_describe(exc)})") from exc
     try:
@@ -84,11 +87,17 @@ def decode_upload(data: bytes, max_image_pixels: int, max_image_side: int = DEFA
 def _decode_opened(image: Image.Image, max_image_pixels: int, max_image_side: int) -> Image.Image:
     width, height = image.size
     if width * height > max_image_pixels:
-        raise UploadError(413, f"image is {width}x{height} = {width * height:,} pixels; "
-                               f"the limit is {max_image_pixels:,} (decompression bomb?)")
+        raise UploadError(
+            413,
+            f"image is {width}x{height} = {width * height:,} pixels; "
+            f"the limit is {max_image_pixels:,} (decompression bomb?)",
+        )
     if max(width, height) > max_image_side:
-        raise UploadError(413, f"image is {width}x{height}: its longest side is {max(width, height):,} pixels; "
-                               f"the limit is {max_image_side:,} per side")
+        raise UploadError(
+            413,
+            f"image is {width}x{height}: its longest side is {max(width, height):,} pixels; "
+            f"the limit is {max_image_side:,} per side",
+        )
     if width < 8 or height < 8:
         raise UploadError(400, f"image is {width}x{height}; at least 8x8 pixels are needed")
     fmt = image.format
@@ -109,8 +118,9 @@ def _decode_opened(image: Image.Image, max_image_pixels: int, max_image_side: in
         # "image file is truncated", broken Huffman tables, bad PNG chunks...
         raise UploadError(400, f"the image is truncated or corrupt ({fmt}): {_describe(exc)}") from exc
     except Exception as exc:  # whatever else a decoder raises on hostile bytes
-        raise UploadError(400, f"the image is corrupt or hostile ({fmt}): "
-                               f"{exc.__class__.__name__}: {_describe(exc)}") from exc
+        raise UploadError(
+            400, f"the image is corrupt or hostile ({fmt}): {exc.__class__.__name__}: {_describe(exc)}"
+        ) from exc
 
 
 def _draft_box(width: int, height: int) -> tuple[int, int]:

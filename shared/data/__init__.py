@@ -14,6 +14,7 @@ Contract (every other module relies on it):
   ``postal_code``, ``detail_desc``) is the empty string.
 - Broken input raises :class:`DataValidationError` naming file, column and an example row.
 """
+
 from shared.data.loaders import (
     Dataset,
     DataValidationError,

@@ -11,6 +11,7 @@ What we refuse: a missing column, an unparsable date or number, a negative price
 unknown sales channel, malformed ids, transactions whose articles are not in the catalogue
 (beyond ``UNKNOWN_ARTICLE_TOLERANCE``).
 """
+
 from __future__ import annotations
 
 import csv
@@ -67,6 +68,7 @@ class Dataset:
 
 # --- reading -------------------------------------------------------------------------------
 
+
 def _header(path: Path) -> list[str]:
     with open(path, newline="", encoding="utf-8") as fh:
         try:
@@ -87,8 +89,12 @@ def _locate_structural(path: Path) -> DataValidationError | None:
             try:
                 raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                return DataValidationError(path, None, number, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at "
-                                                               f"character {exc.start + 1} of the line)")
+                return DataValidationError(
+                    path,
+                    None,
+                    number,
+                    f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at character {exc.start + 1} of the line)",
+                )
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
         try:
@@ -101,8 +107,9 @@ def _locate_structural(path: Path) -> DataValidationError | None:
         try:
             for row in reader:
                 if row and len(row) != len(header):
-                    return DataValidationError(path, None, start + 1,
-                                               f"row has {len(row)} fields, the header has {len(header)}")
+                    return DataValidationError(
+                        path, None, start + 1, f"row has {len(row)} fields, the header has {len(header)}"
+                    )
                 start = reader.line_num
         except csv.Error as exc:  # e.g. a NUL byte, an unterminated quote at end of file
             return DataValidationError(path, None, reader.line_num, f"row does not parse as CSV: {exc}")
@@ -165,7 +172,9 @@ def _first_bad(path: Path, column: str, bad_mask: pa.Array | np.ndarray, values:
     mask = np.asarray(pc.fill_null(bad_mask, False) if isinstance(bad_mask, pa.Array | pa.ChunkedArray) else bad_mask)
     if mask.any():
         i = int(np.flatnonzero(mask)[0])
-        raise DataValidationError(path, column, _line_of(i), problem, values[i].as_py() if hasattr(values[i], "as_py") else values[i])
+        raise DataValidationError(
+            path, column, _line_of(i), problem, values[i].as_py() if hasattr(values[i], "as_py") else values[i]
+        )
 
 
 def _parse_numeric(path: Path, column: str, values: pa.ChunkedArray, kind: pa.DataType, optional: bool) -> pa.Array:
@@ -206,6 +215,7 @@ def _to_pandas(table: pa.Table) -> pd.DataFrame:
 
 # --- articles ------------------------------------------------------------------------------
 
+
 def load_articles(path: Path | str) -> pd.DataFrame:
     """Read ``articles.csv`` (or its parquet cache): one row per article, ids zero-padded."""
     path = Path(path)
@@ -235,6 +245,7 @@ def load_articles(path: Path | str) -> pd.DataFrame:
 
 # --- customers -----------------------------------------------------------------------------
 
+
 def load_customers(path: Path | str) -> pd.DataFrame:
     """Read ``customers.csv``: FN/Active 1.0 or 0.0, age NaN when unknown, missing text ''."""
     path = Path(path)
@@ -256,18 +267,26 @@ def load_customers(path: Path | str) -> pd.DataFrame:
 
 # --- transactions --------------------------------------------------------------------------
 
-def load_transactions(path: Path | str, article_ids: pd.Series | pd.Index | None = None,
-                      tolerance: float = UNKNOWN_ARTICLE_TOLERANCE) -> pd.DataFrame:
+
+def load_transactions(
+    path: Path | str, article_ids: pd.Series | pd.Index | None = None, tolerance: float = UNKNOWN_ARTICLE_TOLERANCE
+) -> pd.DataFrame:
     """Read ``transactions_train.csv``; with ``article_ids``, refuse unknown articles beyond ``tolerance``."""
     path = Path(path)
     if path.suffix == ".parquet":
         return pd.read_parquet(path)
     header = _header(path)
     _check_columns(path, header, TRANSACTION_COLUMNS)
-    types = {"t_dat": pa.string(), "customer_id": pa.string(), "article_id": pa.string(),
-             "price": pa.float64(), "sales_channel_id": pa.int64()}
-    opts = pacsv.ConvertOptions(column_types=types, include_columns=list(TRANSACTION_COLUMNS),
-                                strings_can_be_null=False)
+    types = {
+        "t_dat": pa.string(),
+        "customer_id": pa.string(),
+        "article_id": pa.string(),
+        "price": pa.float64(),
+        "sales_channel_id": pa.int64(),
+    }
+    opts = pacsv.ConvertOptions(
+        column_types=types, include_columns=list(TRANSACTION_COLUMNS), strings_can_be_null=False
+    )
     try:
         raw = _read_csv(path, convert_options=opts, read_options=pacsv.ReadOptions(block_size=1 << 24))
     except pa.ArrowInvalid as exc:
@@ -288,8 +307,13 @@ def load_transactions(path: Path | str, article_ids: pd.Series | pd.Index | None
     _first_bad(path, "price", pc.is_null(price), price, "price is missing")
     _first_bad(path, "price", pc.less(price, 0), price, "price is negative")
     channel = raw.column("sales_channel_id")
-    _first_bad(path, "sales_channel_id", pc.invert(pc.is_in(channel, pa.array(sorted(SALES_CHANNELS)))), channel,
-               f"sales_channel_id must be one of {sorted(SALES_CHANNELS)}")
+    _first_bad(
+        path,
+        "sales_channel_id",
+        pc.invert(pc.is_in(channel, pa.array(sorted(SALES_CHANNELS)))),
+        channel,
+        f"sales_channel_id must be one of {sorted(SALES_CHANNELS)}",
+    )
 
     aids = _normalise_article_ids(path, "article_id", raw.column("article_id"))
     cids = _check_customer_ids(path, "customer_id", raw.column("customer_id"))
@@ -300,26 +324,38 @@ def load_transactions(path: Path | str, article_ids: pd.Series | pd.Index | None
         if share > tolerance:
             i = int(np.flatnonzero(np.asarray(unknown))[0])
             raise DataValidationError(
-                path, "article_id", _line_of(i),
+                path,
+                "article_id",
+                _line_of(i),
                 f"{share:.2%} of transactions name articles absent from articles.csv (tolerance {tolerance:.2%})",
-                aids[i].as_py())
-    table = pa.table({
-        "t_dat": pc.cast(parsed, pa.timestamp("ns")),
-        "customer_id": cids,
-        "article_id": aids,
-        "price": pc.cast(price, pa.float32()),
-        "sales_channel_id": pc.cast(channel, pa.int8()),
-    })
+                aids[i].as_py(),
+            )
+    table = pa.table(
+        {
+            "t_dat": pc.cast(parsed, pa.timestamp("ns")),
+            "customer_id": cids,
+            "article_id": aids,
+            "price": pc.cast(price, pa.float32()),
+            "sales_channel_id": pc.cast(channel, pa.int8()),
+        }
+    )
     return _to_pandas(table)
 
 
 def _empty_transactions() -> pa.Table:
-    return pa.table({"t_dat": pa.array([], pa.timestamp("ns")), "customer_id": pa.array([], pa.string()),
-                     "article_id": pa.array([], pa.string()), "price": pa.array([], pa.float32()),
-                     "sales_channel_id": pa.array([], pa.int8())})
+    return pa.table(
+        {
+            "t_dat": pa.array([], pa.timestamp("ns")),
+            "customer_id": pa.array([], pa.string()),
+            "article_id": pa.array([], pa.string()),
+            "price": pa.array([], pa.float32()),
+            "sales_channel_id": pa.array([], pa.int8()),
+        }
+    )
 
 
 # --- dataset + parquet cache ---------------------------------------------------------------
+
 
 def _source_stamp(path: Path) -> dict[str, object]:
     st = path.stat()
@@ -338,8 +374,12 @@ def _cached(path: Path, cache_dir: Path | None, loader, **kwargs) -> pd.DataFram
     marker_file = cache_dir / (path.stem + ".source.json")
     stamp = _source_stamp(path)
     marker = read_marker(marker_file)
-    if (marker is not None and target.exists() and marker.get("source") == stamp
-            and marker.get("parquet") == file_stamp(target)):
+    if (
+        marker is not None
+        and target.exists()
+        and marker.get("source") == stamp
+        and marker.get("parquet") == file_stamp(target)
+    ):
         return pd.read_parquet(target)
     df = loader(path, **kwargs)
     # A unique temporary name per write: two runs at once each rename a whole file into place.
@@ -359,14 +399,23 @@ def load_dataset(data_dir: Path | str, cache_dir: Path | str | None = None) -> D
     cache = Path(cache_dir) if cache_dir is not None else None
     articles_path = data_dir / ARTICLES_FILE
     if not articles_path.exists():
-        raise FileNotFoundError(f"{articles_path} not found: a data folder needs articles.csv, customers.csv and "
-                                f"transactions_train.csv (try `hmrec data synth --scale small --out {data_dir}`)")
+        raise FileNotFoundError(
+            f"{articles_path} not found: a data folder needs articles.csv, customers.csv and "
+            f"transactions_train.csv (try `hmrec data synth --scale small --out {data_dir}`)"
+        )
     articles = _cached(articles_path, cache, load_articles)
     customers_path = data_dir / CUSTOMERS_FILE
-    customers = (_cached(customers_path, cache, load_customers) if customers_path.exists()
-                 else pd.DataFrame({c: pd.Series(dtype="float32" if c in ("FN", "Active", "age") else "str")
-                                    for c in CUSTOMER_COLUMNS}))
+    customers = (
+        _cached(customers_path, cache, load_customers)
+        if customers_path.exists()
+        else pd.DataFrame(
+            {c: pd.Series(dtype="float32" if c in ("FN", "Active", "age") else "str") for c in CUSTOMER_COLUMNS}
+        )
+    )
     tx_path = data_dir / TRANSACTIONS_FILE
-    transactions = (_cached(tx_path, cache, load_transactions, article_ids=articles["article_id"])
-                    if tx_path.exists() else _to_pandas(_empty_transactions()))
+    transactions = (
+        _cached(tx_path, cache, load_transactions, article_ids=articles["article_id"])
+        if tx_path.exists()
+        else _to_pandas(_empty_transactions())
+    )
     return Dataset(articles=articles, customers=customers, transactions=transactions)

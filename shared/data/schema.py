@@ -1,4 +1,5 @@
 """Columns and types of the public H&M files (Kaggle "H&M Personalized Fashion Recommendations")."""
+
 from __future__ import annotations
 
 ARTICLES_FILE = "articles.csv"

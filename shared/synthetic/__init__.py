@@ -4,6 +4,7 @@
 ``customers.csv``, ``transactions_train.csv`` (exact public format) and
 ``images/<first 3 digits>/<10-digit id>.jpg``. The generative story is in docs/synthetic.md.
 """
+
 from shared.synthetic.scales import SCALES, get_scale
 from shared.synthetic.world import generate_world
 

@@ -1,6 +1,7 @@
 """The article catalogue: real H&M value sets, product codes with colour variants, and the
 hidden per-article traits (launch, lifetime, base popularity, season, trend shocks, price,
 bought-with partners) that drive sales."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,28 +21,100 @@ from shared.synthetic.vocab_data import (
 )
 
 ARTICLE_COLUMNS = [
-    "article_id", "product_code", "prod_name", "product_type_no", "product_type_name", "product_group_name",
-    "graphical_appearance_no", "graphical_appearance_name", "colour_group_code", "colour_group_name",
-    "perceived_colour_value_id", "perceived_colour_value_name", "perceived_colour_master_id",
-    "perceived_colour_master_name", "department_no", "department_name", "index_code", "index_name",
-    "index_group_no", "index_group_name", "section_no", "section_name", "garment_group_no", "garment_group_name",
+    "article_id",
+    "product_code",
+    "prod_name",
+    "product_type_no",
+    "product_type_name",
+    "product_group_name",
+    "graphical_appearance_no",
+    "graphical_appearance_name",
+    "colour_group_code",
+    "colour_group_name",
+    "perceived_colour_value_id",
+    "perceived_colour_value_name",
+    "perceived_colour_master_id",
+    "perceived_colour_master_name",
+    "department_no",
+    "department_name",
+    "index_code",
+    "index_name",
+    "index_group_no",
+    "index_group_name",
+    "section_no",
+    "section_name",
+    "garment_group_no",
+    "garment_group_name",
     "detail_desc",
 ]
 
 # Typical shelf price (in the data set's pre-normalisation units, /590 afterwards) per product type.
 TYPE_PRICE = {
-    "T-shirt": 9.99, "Vest top": 7.99, "Top": 12.99, "Socks": 4.99, "Underwear bottom": 6.99, "Bra": 19.99,
-    "Trousers": 24.99, "Dress": 29.99, "Sweater": 24.99, "Jacket": 44.99, "Coat": 69.99, "Blazer": 44.99,
-    "Shirt": 24.99, "Blouse": 22.99, "Skirt": 22.99, "Shorts": 17.99, "Leggings/Tights": 12.99, "Hoodie": 24.99,
-    "Cardigan": 24.99, "Boots": 49.99, "Sneakers": 34.99, "Bag": 24.99, "Earring": 7.99, "Necklace": 9.99,
-    "Swimwear bottom": 12.99, "Bikini top": 17.99, "Swimsuit": 24.99, "Jumpsuit/Playsuit": 29.99,
-    "Hat/beanie": 9.99, "Scarf": 14.99, "Belt": 12.99, "Sunglasses": 9.99, "Hair/alice band": 4.99,
+    "T-shirt": 9.99,
+    "Vest top": 7.99,
+    "Top": 12.99,
+    "Socks": 4.99,
+    "Underwear bottom": 6.99,
+    "Bra": 19.99,
+    "Trousers": 24.99,
+    "Dress": 29.99,
+    "Sweater": 24.99,
+    "Jacket": 44.99,
+    "Coat": 69.99,
+    "Blazer": 44.99,
+    "Shirt": 24.99,
+    "Blouse": 22.99,
+    "Skirt": 22.99,
+    "Shorts": 17.99,
+    "Leggings/Tights": 12.99,
+    "Hoodie": 24.99,
+    "Cardigan": 24.99,
+    "Boots": 49.99,
+    "Sneakers": 34.99,
+    "Bag": 24.99,
+    "Earring": 7.99,
+    "Necklace": 9.99,
+    "Swimwear bottom": 12.99,
+    "Bikini top": 17.99,
+    "Swimsuit": 24.99,
+    "Jumpsuit/Playsuit": 29.99,
+    "Hat/beanie": 9.99,
+    "Scarf": 14.99,
+    "Belt": 12.99,
+    "Sunglasses": 9.99,
+    "Hair/alice band": 4.99,
 }
 INDEX_GROUP_PRICE = {"Ladieswear": 1.0, "Divided": 0.7, "Menswear": 1.1, "Baby/Children": 0.6, "Sport": 1.0}
-SUMMER_TYPES = {"Shorts", "Swimwear bottom", "Bikini top", "Swimsuit", "Sandals", "Heeled sandals", "Dress",
-                "Vest top", "Sunglasses", "Flip flop", "Sarong", "Swimwear set", "Hat/brim"}
-WINTER_TYPES = {"Sweater", "Jacket", "Coat", "Cardigan", "Hoodie", "Boots", "Beanie", "Hat/beanie", "Gloves",
-                "Scarf", "Outdoor Waistcoat", "Outdoor overall", "Pyjama set"}
+SUMMER_TYPES = {
+    "Shorts",
+    "Swimwear bottom",
+    "Bikini top",
+    "Swimsuit",
+    "Sandals",
+    "Heeled sandals",
+    "Dress",
+    "Vest top",
+    "Sunglasses",
+    "Flip flop",
+    "Sarong",
+    "Swimwear set",
+    "Hat/brim",
+}
+WINTER_TYPES = {
+    "Sweater",
+    "Jacket",
+    "Coat",
+    "Cardigan",
+    "Hoodie",
+    "Boots",
+    "Beanie",
+    "Hat/beanie",
+    "Gloves",
+    "Scarf",
+    "Outdoor Waistcoat",
+    "Outdoor overall",
+    "Pyjama set",
+}
 PRICE_LEVEL = 0.88  # brings the price quantiles onto the real ones (p50 0.0254)
 PRICE_SCALE = 590.0  # real prices are shelf prices divided by a constant; p50 ~ 14.99/590 = 0.0254
 N_PARTNERS = 6
@@ -53,36 +126,36 @@ PARTNER_P = (0.65, 0.15, 0.08, 0.06, 0.04, 0.02)
 TREND_SLOTS = 2
 TREND_P = 0.5
 TREND_AMPLITUDE = (np.log(3.0), 0.6)  # lognormal (log median, sigma): peak lift ~3x demand
-TREND_RISE = (4, 12)                  # days from the start of a burst to its peak
-N_AGE_SEGMENTS = 4                    # customers.AGE_SEGMENTS: <25, 25-34, 35-49, 50+
-TREND_GLOBAL = 0.05                   # share of bursts that lift every age segment alike; the rest
-                                      # lift one segment fully and the others by TREND_SPILL
+TREND_RISE = (4, 12)  # days from the start of a burst to its peak
+N_AGE_SEGMENTS = 4  # customers.AGE_SEGMENTS: <25, 25-34, 35-49, 50+
+TREND_GLOBAL = 0.05  # share of bursts that lift every age segment alike; the rest
+# lift one segment fully and the others by TREND_SPILL
 # Spread of base popularity per product code and per colour variant (log scale): the long tail.
 POPULARITY_SIGMA = (0.5, 0.3)
 
 
 @dataclass
 class Catalogue:
-    frame: pd.DataFrame        # articles.csv rows, all columns as strings, public column order
-    code: np.ndarray           # product code per article
-    dept: np.ndarray           # index into DEPARTMENTS
-    ptype: np.ndarray          # index into PRODUCT_TYPES
-    colour: np.ndarray         # index into COLOURS
-    appearance: np.ndarray     # index into APPEARANCES
-    index_group: np.ndarray    # index into INDEX_GROUPS
-    launch: np.ndarray         # first day on sale (day 0 = 2018-09-20; negative = before the data starts)
-    end: np.ndarray            # first day no longer on sale
-    popularity: np.ndarray     # base popularity (long-tailed)
-    season_peak: np.ndarray    # day of year of peak demand
-    season_amp: np.ndarray     # 0 for all-year articles
-    price_units: np.ndarray    # shelf price before normalisation
-    partners: np.ndarray       # (n, N_PARTNERS) articles bought with it (same basket or next visits)
+    frame: pd.DataFrame  # articles.csv rows, all columns as strings, public column order
+    code: np.ndarray  # product code per article
+    dept: np.ndarray  # index into DEPARTMENTS
+    ptype: np.ndarray  # index into PRODUCT_TYPES
+    colour: np.ndarray  # index into COLOURS
+    appearance: np.ndarray  # index into APPEARANCES
+    index_group: np.ndarray  # index into INDEX_GROUPS
+    launch: np.ndarray  # first day on sale (day 0 = 2018-09-20; negative = before the data starts)
+    end: np.ndarray  # first day no longer on sale
+    popularity: np.ndarray  # base popularity (long-tailed)
+    season_peak: np.ndarray  # day of year of peak demand
+    season_amp: np.ndarray  # 0 for all-year articles
+    price_units: np.ndarray  # shelf price before normalisation
+    partners: np.ndarray  # (n, N_PARTNERS) articles bought with it (same basket or next visits)
     variant_start: np.ndarray  # first article of its product code
     variant_count: np.ndarray  # colour variants of its product code
-    variant_no: np.ndarray     # its position among them
-    trend_start: np.ndarray    # (n, TREND_SLOTS) day a trend burst starts
-    trend_rise: np.ndarray     # (n, TREND_SLOTS) days to the burst's peak
-    trend_amp: np.ndarray      # (n, TREND_SLOTS) peak lift (0 = no burst)
+    variant_no: np.ndarray  # its position among them
+    trend_start: np.ndarray  # (n, TREND_SLOTS) day a trend burst starts
+    trend_rise: np.ndarray  # (n, TREND_SLOTS) days to the burst's peak
+    trend_amp: np.ndarray  # (n, TREND_SLOTS) peak lift (0 = no burst)
     trend_segment: np.ndarray  # (n, TREND_SLOTS) age segment the burst lifts (-1 = all)
 
     def __len__(self) -> int:
@@ -123,8 +196,11 @@ def build_catalogue(rng: np.random.Generator, n_articles: int) -> Catalogue:
     code_app = rng.choice(len(APPEARANCES), size=n_codes, p=_weights(APPEARANCES))
 
     colour = rng.choice(len(COLOURS), size=n_articles, p=_weights(COLOURS))
-    appearance = np.where(rng.random(n_articles) < 0.8, code_app[code_of],
-                          rng.choice(len(APPEARANCES), size=n_articles, p=_weights(APPEARANCES)))
+    appearance = np.where(
+        rng.random(n_articles) < 0.8,
+        code_app[code_of],
+        rng.choice(len(APPEARANCES), size=n_articles, p=_weights(APPEARANCES)),
+    )
     dept, ptype = code_dept[code_of], code_type[code_of]
     launch = code_launch[code_of] + np.where(variant_no > 0, rng.integers(0, 60, n_articles), 0)
     end = np.maximum(code_end[code_of], launch + 14)
@@ -137,8 +213,11 @@ def build_catalogue(rng: np.random.Generator, n_articles: int) -> Catalogue:
     season_amp = np.where(seasonal, 0.9, 0.0) * rng.uniform(0.6, 1.2, n_articles)
     ig_names = np.array([DEPARTMENTS[d][5] for d in dept], dtype=object)
     index_group = np.searchsorted(np.array(INDEX_GROUPS, dtype=object), ig_names)
-    base_price = PRICE_LEVEL * np.array([TYPE_PRICE.get(t, 14.99) for t in type_names]) * np.array(
-        [INDEX_GROUP_PRICE.get(g, 1.0) for g in ig_names])
+    base_price = (
+        PRICE_LEVEL
+        * np.array([TYPE_PRICE.get(t, 14.99) for t in type_names])
+        * np.array([INDEX_GROUP_PRICE.get(g, 1.0) for g in ig_names])
+    )
     code_price = base_price[np.searchsorted(code_of, np.arange(n_codes))][code_of]
     price_units = snap_price(code_price * rng.lognormal(0.0, 0.3, n_codes)[code_of])
 
@@ -159,13 +238,35 @@ def build_catalogue(rng: np.random.Generator, n_articles: int) -> Catalogue:
     t_start = code_launch[:, None] + (rng.random((n_codes, TREND_SLOTS)) * np.minimum(life, 2 * N_DAYS)[:, None])
     t_amp = np.where(has, rng.lognormal(*TREND_AMPLITUDE, size=(n_codes, TREND_SLOTS)), 0.0)
     t_rise = rng.integers(TREND_RISE[0], TREND_RISE[1] + 1, size=(n_codes, TREND_SLOTS))
-    t_seg = np.where(rng.random((n_codes, TREND_SLOTS)) < TREND_GLOBAL, -1,
-                     rng.integers(0, N_AGE_SEGMENTS, size=(n_codes, TREND_SLOTS)))
+    t_seg = np.where(
+        rng.random((n_codes, TREND_SLOTS)) < TREND_GLOBAL,
+        -1,
+        rng.integers(0, N_AGE_SEGMENTS, size=(n_codes, TREND_SLOTS)),
+    )
     starts = np.cumsum(variants) - variants
-    return Catalogue(frame, code_of, dept, ptype, colour, appearance, index_group, launch, end, popularity,
-                     season_peak, season_amp, price_units, partners, starts[code_of], variants[code_of],
-                     variant_no, t_start.astype(np.int64)[code_of], t_rise[code_of].astype(np.int64),
-                     t_amp[code_of].astype(np.float32), t_seg[code_of].astype(np.int64))
+    return Catalogue(
+        frame,
+        code_of,
+        dept,
+        ptype,
+        colour,
+        appearance,
+        index_group,
+        launch,
+        end,
+        popularity,
+        season_peak,
+        season_amp,
+        price_units,
+        partners,
+        starts[code_of],
+        variants[code_of],
+        variant_no,
+        t_start.astype(np.int64)[code_of],
+        t_rise[code_of].astype(np.int64),
+        t_amp[code_of].astype(np.float32),
+        t_seg[code_of].astype(np.int64),
+    )
 
 
 def snap_price(units: np.ndarray) -> np.ndarray:
@@ -173,8 +274,16 @@ def snap_price(units: np.ndarray) -> np.ndarray:
     return np.maximum(np.round(units * 2) / 2, 1.0) - 0.01
 
 
-def _frame(article_ids: np.ndarray, codes: np.ndarray, names: np.ndarray, ptype: np.ndarray,
-           appearance: np.ndarray, colour: np.ndarray, dept: np.ndarray, descs: np.ndarray) -> pd.DataFrame:
+def _frame(
+    article_ids: np.ndarray,
+    codes: np.ndarray,
+    names: np.ndarray,
+    ptype: np.ndarray,
+    appearance: np.ndarray,
+    colour: np.ndarray,
+    dept: np.ndarray,
+    descs: np.ndarray,
+) -> pd.DataFrame:
     def col(table: list[tuple], idx: np.ndarray, j: int) -> np.ndarray:
         return np.array([str(r[j]) for r in table], dtype=object)[idx]
 
@@ -182,7 +291,8 @@ def _frame(article_ids: np.ndarray, codes: np.ndarray, names: np.ndarray, ptype:
         "article_id": np.char.zfill(article_ids.astype(str), 10).astype(object),
         "product_code": codes.astype(str).astype(object),  # the public file writes it unpadded
         "prod_name": names,
-        "product_type_no": col(PRODUCT_TYPES, ptype, 0), "product_type_name": col(PRODUCT_TYPES, ptype, 1),
+        "product_type_no": col(PRODUCT_TYPES, ptype, 0),
+        "product_type_name": col(PRODUCT_TYPES, ptype, 1),
         "product_group_name": col(PRODUCT_TYPES, ptype, 2),
         "graphical_appearance_no": col(APPEARANCES, appearance, 0),
         "graphical_appearance_name": col(APPEARANCES, appearance, 1),

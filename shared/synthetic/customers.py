@@ -8,6 +8,7 @@ belongs to depends on age. But only a fifth of fresh draws follow the cluster
 So taste is noisy and only weakly personal, and age-band popularity beats global
 popularity a little.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,11 +19,15 @@ import pandas as pd
 from shared.synthetic.catalogue import Catalogue
 from shared.synthetic.vocab_data import APPEARANCES, COLOURS, DEPARTMENTS
 
-CUSTOMER_COLUMNS = ["customer_id", "FN", "Active", "club_member_status", "fashion_news_frequency", "age",
-                    "postal_code"]
+CUSTOMER_COLUMNS = ["customer_id", "FN", "Active", "club_member_status", "fashion_news_frequency", "age", "postal_code"]
 # Age centre and share of each index group's taste clusters; a cluster's audience is centred there.
-INDEX_GROUP_AUDIENCE = {"Divided": (21, 0.30), "Ladieswear": (45, 0.40), "Menswear": (35, 0.12),
-                        "Baby/Children": (34, 0.10), "Sport": (28, 0.08)}
+INDEX_GROUP_AUDIENCE = {
+    "Divided": (21, 0.30),
+    "Ladieswear": (45, 0.40),
+    "Menswear": (35, 0.12),
+    "Baby/Children": (34, 0.10),
+    "Sport": (28, 0.08),
+}
 
 
 # Gamma shapes of a cluster's weights over departments, colours and patterns: smaller = pickier.
@@ -33,29 +38,31 @@ OUTSIDE_TASTE = 0.1  # weight of departments outside the cluster's index group
 # leans to, the part of taste that age explains. Lift of each index group per segment, in
 # INDEX_GROUPS order (Baby/Children, Divided, Ladieswear, Menswear, Sport).
 AGE_SEGMENTS = (25, 35, 50)
-SEGMENT_LIFT = ((0.5, 2.2, 0.8, 1.0, 1.2),
-                (1.6, 1.0, 1.0, 1.1, 1.2),
-                (1.6, 0.6, 1.3, 1.1, 0.9),
-                (0.8, 0.4, 1.6, 0.9, 0.8))
+SEGMENT_LIFT = (
+    (0.5, 2.2, 0.8, 1.0, 1.2),
+    (1.6, 1.0, 1.0, 1.1, 1.2),
+    (1.6, 0.6, 1.3, 1.1, 0.9),
+    (0.8, 0.4, 1.6, 0.9, 0.8),
+)
 SEGMENT_DEPT_NOISE = 0.8  # lognormal sigma of a segment's extra lift per department
 
 
 @dataclass
 class Customers:
     frame: pd.DataFrame
-    age: np.ndarray           # float, NaN when unknown
-    primary: np.ndarray       # main taste cluster
-    secondary: np.ndarray     # second taste cluster
-    online: np.ndarray        # probability a basket is bought online
-    activity: np.ndarray      # relative number of shopping days
-    fan: np.ndarray           # FN == 1 (reads fashion news, shops more)
-    segment: np.ndarray       # age segment (unknown age: the 25-34 one)
+    age: np.ndarray  # float, NaN when unknown
+    primary: np.ndarray  # main taste cluster
+    secondary: np.ndarray  # second taste cluster
+    online: np.ndarray  # probability a basket is bought online
+    activity: np.ndarray  # relative number of shopping days
+    fan: np.ndarray  # FN == 1 (reads fashion news, shops more)
+    segment: np.ndarray  # age segment (unknown age: the 25-34 one)
 
 
 @dataclass
 class Tastes:
-    affinity: np.ndarray      # (n_clusters, n_articles) relative preference
-    centre_age: np.ndarray    # (n_clusters,)
+    affinity: np.ndarray  # (n_clusters, n_articles) relative preference
+    centre_age: np.ndarray  # (n_clusters,)
     segment_affinity: np.ndarray  # (N_AGE_SEGMENTS, n_articles) what each age segment leans to
 
 
@@ -69,8 +76,9 @@ def hex_ids(rng: np.random.Generator, n: int) -> np.ndarray:
 def build_tastes(rng: np.random.Generator, catalogue: Catalogue, n_clusters: int) -> Tastes:
     groups = list(INDEX_GROUP_AUDIENCE)
     shares = np.array([INDEX_GROUP_AUDIENCE[g][1] for g in groups])
-    cluster_group = np.array([groups[i] for i in rng.choice(len(groups), size=n_clusters, p=shares / shares.sum())],
-                             dtype=object)
+    cluster_group = np.array(
+        [groups[i] for i in rng.choice(len(groups), size=n_clusters, p=shares / shares.sum())], dtype=object
+    )
     cluster_group[: min(n_clusters, len(groups))] = groups[: min(n_clusters, len(groups))]
     centre = np.array([INDEX_GROUP_AUDIENCE[g][0] for g in cluster_group], dtype=float)
     centre += rng.normal(0, 6, n_clusters)
@@ -105,7 +113,7 @@ def build_customers(rng: np.random.Generator, n: int, tastes: Tastes) -> Custome
     age = _ages(rng, n)
     known_age = np.where(np.isnan(age), 32.0, age)
     # Cluster membership: prior share x closeness of the customer's age to the cluster's audience.
-    logits = -((known_age[:, None] - tastes.centre_age[None, :]) ** 2) / (2 * AGE_SPREAD ** 2)
+    logits = -((known_age[:, None] - tastes.centre_age[None, :]) ** 2) / (2 * AGE_SPREAD**2)
     probs = np.exp(logits - logits.max(axis=1, keepdims=True))
     cdf = np.cumsum(probs / probs.sum(axis=1, keepdims=True), axis=1)
     primary = (cdf < rng.random((n, 1))).sum(axis=1).clip(0, len(tastes.centre_age) - 1)
@@ -113,22 +121,26 @@ def build_customers(rng: np.random.Generator, n: int, tastes: Tastes) -> Custome
 
     fan = rng.random(n) < 0.33
     active = fan & (rng.random(n) < 0.96)
-    status = rng.choice(np.array(["ACTIVE", "PRE-CREATE", "LEFT CLUB", ""], dtype=object), size=n,
-                        p=[0.9147, 0.08, 0.0003, 0.005])
+    status = rng.choice(
+        np.array(["ACTIVE", "PRE-CREATE", "LEFT CLUB", ""], dtype=object), size=n, p=[0.9147, 0.08, 0.0003, 0.005]
+    )
     news = np.where(fan, "Regularly", "NONE").astype(object)
     news[rng.random(n) < 0.001] = "Monthly"
     news[rng.random(n) < 0.005] = ""
     postal_pool = hex_ids(rng, max(1, n // 3))
     postal = postal_pool[np.minimum(rng.zipf(1.3, size=n) - 1, len(postal_pool) - 1)]
-    frame = pd.DataFrame({
-        "customer_id": ids,
-        "FN": np.where(fan, "1.0", ""),
-        "Active": np.where(active, "1.0", ""),
-        "club_member_status": status,
-        "fashion_news_frequency": news,
-        "age": np.where(np.isnan(age), "", np.nan_to_num(age).astype(np.int64).astype(str)),
-        "postal_code": postal,
-    }, columns=CUSTOMER_COLUMNS)
+    frame = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "FN": np.where(fan, "1.0", ""),
+            "Active": np.where(active, "1.0", ""),
+            "club_member_status": status,
+            "fashion_news_frequency": news,
+            "age": np.where(np.isnan(age), "", np.nan_to_num(age).astype(np.int64).astype(str)),
+            "postal_code": postal,
+        },
+        columns=CUSTOMER_COLUMNS,
+    )
     online = rng.beta(0.9, 0.37, size=n)
     activity = rng.lognormal(0.0, 1.0, n) * np.where(fan, 1.5, 1.0) * np.where(status == "PRE-CREATE", 0.6, 1.0)
     segment = np.searchsorted(np.array(AGE_SEGMENTS), known_age, side="right")

@@ -4,6 +4,7 @@ SHAPE follows the product group/type (trousers, dress, top, shoe, bag, ...), COL
 colour group (RGB close to its name) and TEXTURE the graphical appearance (stripes, dots,
 checks, melange noise, denim twill...), so an image model can recover all three.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -16,40 +17,121 @@ from shared.synthetic.colours import colour_rgb
 
 # (x, y) polygons in a unit box; scaled to the image size.
 SHAPES: dict[str, list[list[tuple[float, float]]]] = {
-    "trousers": [[(.30, .10), (.70, .10), (.74, .92), (.56, .92), (.50, .38), (.44, .92), (.26, .92)]],
-    "shorts": [[(.28, .30), (.72, .30), (.76, .66), (.54, .66), (.50, .50), (.46, .66), (.24, .66)]],
-    "skirt": [[(.36, .22), (.64, .22), (.78, .80), (.22, .80)]],
-    "dress": [[(.40, .08), (.60, .08), (.62, .35), (.80, .92), (.20, .92), (.38, .35)]],
-    "top": [[(.32, .15), (.42, .12), (.58, .12), (.68, .15), (.88, .40), (.78, .46), (.70, .34), (.70, .85),
-             (.30, .85), (.30, .34), (.22, .46), (.12, .40)]],
-    "vest": [[(.38, .12), (.44, .12), (.46, .25), (.54, .25), (.56, .12), (.62, .12), (.66, .85), (.34, .85)]],
-    "jacket": [[(.30, .12), (.70, .12), (.90, .80), (.78, .82), (.72, .40), (.72, .90), (.28, .90), (.28, .40),
-                (.22, .82), (.10, .80)]],
-    "bra": [[(.18, .40), (.34, .30), (.50, .44), (.66, .30), (.82, .40), (.78, .58), (.22, .58)]],
-    "briefs": [[(.22, .36), (.78, .36), (.62, .66), (.38, .66)]],
-    "socks": [[(.40, .15), (.56, .15), (.56, .62), (.76, .72), (.72, .85), (.40, .80)]],
-    "shoe": [[(.12, .55), (.42, .50), (.60, .38), (.72, .38), (.88, .62), (.88, .72), (.12, .72)]],
-    "bag": [[(.22, .40), (.78, .40), (.82, .85), (.18, .85)],
-            [(.36, .40), (.40, .22), (.60, .22), (.64, .40), (.58, .40), (.56, .28), (.44, .28), (.42, .40)]],
-    "hat": [[(.16, .62), (.30, .60), (.34, .36), (.50, .28), (.66, .36), (.70, .60), (.84, .62), (.84, .68),
-             (.16, .68)]],
-    "bikini": [[(.26, .24), (.46, .24), (.36, .40)], [(.54, .24), (.74, .24), (.64, .40)],
-               [(.30, .56), (.70, .56), (.56, .74), (.44, .74)]],
-    "jewellery": [[(.50, .30), (.64, .40), (.64, .60), (.50, .70), (.36, .60), (.36, .40)]],
-    "box": [[(.25, .25), (.75, .25), (.75, .75), (.25, .75)]],
+    "trousers": [[(0.30, 0.10), (0.70, 0.10), (0.74, 0.92), (0.56, 0.92), (0.50, 0.38), (0.44, 0.92), (0.26, 0.92)]],
+    "shorts": [[(0.28, 0.30), (0.72, 0.30), (0.76, 0.66), (0.54, 0.66), (0.50, 0.50), (0.46, 0.66), (0.24, 0.66)]],
+    "skirt": [[(0.36, 0.22), (0.64, 0.22), (0.78, 0.80), (0.22, 0.80)]],
+    "dress": [[(0.40, 0.08), (0.60, 0.08), (0.62, 0.35), (0.80, 0.92), (0.20, 0.92), (0.38, 0.35)]],
+    "top": [
+        [
+            (0.32, 0.15),
+            (0.42, 0.12),
+            (0.58, 0.12),
+            (0.68, 0.15),
+            (0.88, 0.40),
+            (0.78, 0.46),
+            (0.70, 0.34),
+            (0.70, 0.85),
+            (0.30, 0.85),
+            (0.30, 0.34),
+            (0.22, 0.46),
+            (0.12, 0.40),
+        ]
+    ],
+    "vest": [
+        [(0.38, 0.12), (0.44, 0.12), (0.46, 0.25), (0.54, 0.25), (0.56, 0.12), (0.62, 0.12), (0.66, 0.85), (0.34, 0.85)]
+    ],
+    "jacket": [
+        [
+            (0.30, 0.12),
+            (0.70, 0.12),
+            (0.90, 0.80),
+            (0.78, 0.82),
+            (0.72, 0.40),
+            (0.72, 0.90),
+            (0.28, 0.90),
+            (0.28, 0.40),
+            (0.22, 0.82),
+            (0.10, 0.80),
+        ]
+    ],
+    "bra": [[(0.18, 0.40), (0.34, 0.30), (0.50, 0.44), (0.66, 0.30), (0.82, 0.40), (0.78, 0.58), (0.22, 0.58)]],
+    "briefs": [[(0.22, 0.36), (0.78, 0.36), (0.62, 0.66), (0.38, 0.66)]],
+    "socks": [[(0.40, 0.15), (0.56, 0.15), (0.56, 0.62), (0.76, 0.72), (0.72, 0.85), (0.40, 0.80)]],
+    "shoe": [[(0.12, 0.55), (0.42, 0.50), (0.60, 0.38), (0.72, 0.38), (0.88, 0.62), (0.88, 0.72), (0.12, 0.72)]],
+    "bag": [
+        [(0.22, 0.40), (0.78, 0.40), (0.82, 0.85), (0.18, 0.85)],
+        [
+            (0.36, 0.40),
+            (0.40, 0.22),
+            (0.60, 0.22),
+            (0.64, 0.40),
+            (0.58, 0.40),
+            (0.56, 0.28),
+            (0.44, 0.28),
+            (0.42, 0.40),
+        ],
+    ],
+    "hat": [
+        [
+            (0.16, 0.62),
+            (0.30, 0.60),
+            (0.34, 0.36),
+            (0.50, 0.28),
+            (0.66, 0.36),
+            (0.70, 0.60),
+            (0.84, 0.62),
+            (0.84, 0.68),
+            (0.16, 0.68),
+        ]
+    ],
+    "bikini": [
+        [(0.26, 0.24), (0.46, 0.24), (0.36, 0.40)],
+        [(0.54, 0.24), (0.74, 0.24), (0.64, 0.40)],
+        [(0.30, 0.56), (0.70, 0.56), (0.56, 0.74), (0.44, 0.74)],
+    ],
+    "jewellery": [[(0.50, 0.30), (0.64, 0.40), (0.64, 0.60), (0.50, 0.70), (0.36, 0.60), (0.36, 0.40)]],
+    "box": [[(0.25, 0.25), (0.75, 0.25), (0.75, 0.75), (0.25, 0.75)]],
 }
 TYPE_SHAPE = {
-    "Trousers": "trousers", "Leggings/Tights": "trousers", "Shorts": "shorts", "Skirt": "skirt",
-    "Vest top": "vest", "Jacket": "jacket", "Coat": "jacket", "Blazer": "jacket", "Cardigan": "jacket",
-    "Bra": "bra", "Bikini top": "bikini", "Swimwear bottom": "briefs", "Underwear bottom": "briefs",
-    "Socks": "socks", "Underwear Tights": "trousers", "Hat/beanie": "hat", "Beanie": "hat", "Hat/brim": "hat",
-    "Cap/peaked": "hat", "Felt hat": "hat", "Bag": "bag", "Earring": "jewellery", "Necklace": "jewellery",
-    "Ring": "jewellery", "Bracelet": "jewellery", "Dungarees": "trousers", "Pyjama bottom": "trousers",
+    "Trousers": "trousers",
+    "Leggings/Tights": "trousers",
+    "Shorts": "shorts",
+    "Skirt": "skirt",
+    "Vest top": "vest",
+    "Jacket": "jacket",
+    "Coat": "jacket",
+    "Blazer": "jacket",
+    "Cardigan": "jacket",
+    "Bra": "bra",
+    "Bikini top": "bikini",
+    "Swimwear bottom": "briefs",
+    "Underwear bottom": "briefs",
+    "Socks": "socks",
+    "Underwear Tights": "trousers",
+    "Hat/beanie": "hat",
+    "Beanie": "hat",
+    "Hat/brim": "hat",
+    "Cap/peaked": "hat",
+    "Felt hat": "hat",
+    "Bag": "bag",
+    "Earring": "jewellery",
+    "Necklace": "jewellery",
+    "Ring": "jewellery",
+    "Bracelet": "jewellery",
+    "Dungarees": "trousers",
+    "Pyjama bottom": "trousers",
 }
 GROUP_SHAPE = {
-    "Garment Upper body": "top", "Garment Lower body": "trousers", "Garment Full body": "dress",
-    "Underwear": "briefs", "Socks & Tights": "socks", "Swimwear": "bikini", "Shoes": "shoe",
-    "Accessories": "jewellery", "Bags": "bag", "Nightwear": "top",
+    "Garment Upper body": "top",
+    "Garment Lower body": "trousers",
+    "Garment Full body": "dress",
+    "Underwear": "briefs",
+    "Socks & Tights": "socks",
+    "Swimwear": "bikini",
+    "Shoes": "shoe",
+    "Accessories": "jewellery",
+    "Bags": "bag",
+    "Nightwear": "top",
 }
 BACKGROUND = np.array([238, 236, 233], dtype=np.float32)
 
@@ -122,8 +204,14 @@ def texture(appearance: str, width: int, height: int, rng: np.random.Generator) 
     return flat
 
 
-def render(product_type: str, product_group: str, colour_name: str, appearance: str,
-           size: tuple[int, int], rng: np.random.Generator) -> Image.Image:
+def render(
+    product_type: str,
+    product_group: str,
+    colour_name: str,
+    appearance: str,
+    size: tuple[int, int],
+    rng: np.random.Generator,
+) -> Image.Image:
     width, height = size
     mask = silhouette(shape_for(product_type, product_group), width, height)
     rgb = np.array(colour_rgb(colour_name), dtype=np.float32)
@@ -146,8 +234,9 @@ def image_path(images_dir: Path, article_id: str) -> Path:
 def write_images(images_dir: Path, articles, size: tuple[int, int], seed: int) -> int:
     """Write one JPEG per article row (a DataFrame with the public columns); returns the count."""
     rng = np.random.default_rng([seed, 7])
-    cols = articles[["article_id", "product_type_name", "product_group_name", "colour_group_name",
-                     "graphical_appearance_name"]].to_numpy(dtype=object)
+    cols = articles[
+        ["article_id", "product_type_name", "product_group_name", "colour_group_name", "graphical_appearance_name"]
+    ].to_numpy(dtype=object)
     made: set[str] = set()
     for article_id, ptype, group, colour, app in cols:
         folder = article_id[:3]

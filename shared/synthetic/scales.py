@@ -1,6 +1,7 @@
 """World sizes. ``kaggle`` matches the public data set row for row; ``sparse`` has the shape of
 a customer-sampled extract of it (a few thousand customers' complete histories over a
 sub-catalogue), what an analyst often has on a laptop."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ class Scale:
     n_articles: int
     n_customers: int
     n_transactions: int
-    n_clusters: int          # customer taste clusters
+    n_clusters: int  # customer taste clusters
     image_size: tuple[int, int]  # (width, height) of product photos
 
 

@@ -16,6 +16,7 @@ The story of one purchase day (a basket):
    the customer's habit.
 Nothing loops per transaction: each day is a handful of vectorised numpy operations.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -40,7 +41,7 @@ from shared.synthetic.customers import Customers, Tastes
 from shared.synthetic.scales import FIRST_DAY, N_DAYS
 
 TRANSACTION_COLUMNS = ["t_dat", "customer_id", "article_id", "price", "sales_channel_id"]
-MONTHLY_SHARE = np.array([.075, .064, .075, .088, .101, .107, .107, .084, .082, .079, .070, .069])
+MONTHLY_SHARE = np.array([0.075, 0.064, 0.075, 0.088, 0.101, 0.107, 0.107, 0.084, 0.082, 0.079, 0.070, 0.069])
 MEMORY = 12  # recent purchases remembered per customer (rows, newest overwrite oldest)
 TREND_SPILL = 0.05  # a burst of one age segment lifts the others (and taste draws) this much
 
@@ -49,20 +50,21 @@ TREND_SPILL = 0.05  # a burst of one age segment lifts the others (and taste dra
 class Behaviour:
     """Knobs of the purchase story (tuned toward shared.stats.REAL_STATS and the real
     ordering of methods; docs/synthetic.md gives each knob's target and measured value)."""
+
     mean_rows_per_basket: float = 3.3
-    taste_share: float = 0.20       # fresh draws weighted by the customer's taste cluster (else by
-                                    # what their age segment leans to)
-    primary_share: float = 0.80     # ... of those, from the primary cluster (else the secondary)
-    extra_unit: float = 0.11        # a further row is another unit of the previous article
-    together: float = 0.22          # ... or a partner / other colour of the basket's first article
-    together_colour: float = 0.3    # share of those that are another colour
+    taste_share: float = 0.20  # fresh draws weighted by the customer's taste cluster (else by
+    # what their age segment leans to)
+    primary_share: float = 0.80  # ... of those, from the primary cluster (else the secondary)
+    extra_unit: float = 0.11  # a further row is another unit of the previous article
+    together: float = 0.22  # ... or a partner / other colour of the basket's first article
+    together_colour: float = 0.3  # share of those that are another colour
     # Rows from the customer's own earlier purchases (first row of a basket, later rows):
-    rebuy: tuple[float, float] = (0.10, 0.025)    # the same article again
-    partner: tuple[float, float] = (0.40, 0.16)   # a partner of it (bought next)
-    colour: tuple[float, float] = (0.18, 0.07)    # another colour of its product code
-    recent_pick: float = 0.50       # the k-th latest purchase is picked with prob. ~ (1 - p)^(k-1) ...
-    recency_days: float = 30.0      # an earlier purchase is kept with prob. exp(-age / recency_days) ...
-    old_keep: float = 0.03          # ... or this floor, whatever its age
+    rebuy: tuple[float, float] = (0.10, 0.025)  # the same article again
+    partner: tuple[float, float] = (0.40, 0.16)  # a partner of it (bought next)
+    colour: tuple[float, float] = (0.18, 0.07)  # another colour of its product code
+    recent_pick: float = 0.50  # the k-th latest purchase is picked with prob. ~ (1 - p)^(k-1) ...
+    recency_days: float = 30.0  # an earlier purchase is kept with prob. exp(-age / recency_days) ...
+    old_keep: float = 0.03  # ... or this floor, whatever its age
     no_purchase_share: float = 0.007  # customers in customers.csv who never buy
 
 
@@ -75,11 +77,12 @@ def daily_volume() -> np.ndarray:
     return w / w.sum()
 
 
-def draw_baskets(rng: np.random.Generator, customers: Customers, n_rows: int,
-                 behaviour: Behaviour) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def draw_baskets(
+    rng: np.random.Generator, customers: Customers, n_rows: int, behaviour: Behaviour
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(customer, day, rows) per basket, sorted by day then customer; rows sum to n_rows."""
     n = len(customers.activity)
-    raw = customers.activity ** 1.3
+    raw = customers.activity**1.3
     target_baskets = n_rows / behaviour.mean_rows_per_basket
     shopping_days = np.maximum(1, np.round(raw * target_baskets / raw.sum())).astype(np.int64)
     shopping_days = np.minimum(shopping_days, N_DAYS // 3)
@@ -124,8 +127,9 @@ def _adjust_total(rng: np.random.Generator, rows: np.ndarray, total: int) -> np.
 class DayGenerator:
     """Draws the articles of one day's baskets and remembers each customer's recent purchases."""
 
-    def __init__(self, rng: np.random.Generator, catalogue: Catalogue, customers: Customers, tastes: Tastes,
-                 behaviour: Behaviour) -> None:
+    def __init__(
+        self, rng: np.random.Generator, catalogue: Catalogue, customers: Customers, tastes: Tastes, behaviour: Behaviour
+    ) -> None:
         self.rng, self.cat, self.cust, self.tastes, self.b = rng, catalogue, customers, tastes, behaviour
         n = len(customers.activity)
         self.memory = np.full((n, MEMORY), -1, dtype=np.int32)
@@ -148,13 +152,16 @@ class DayGenerator:
         season = np.exp(cat.season_amp[on_sale] * np.cos(2 * np.pi * (doy - cat.season_peak[on_sale]) / 365.25))
         base = cat.popularity[on_sale] * ramp * fade * closing * season
         x = np.maximum(day - cat.trend_start[on_sale], 0) / cat.trend_rise[on_sale]
-        burst = cat.trend_amp[on_sale] * x * np.exp(1.0 - x)           # (n_on_sale, TREND_SLOTS)
+        burst = cat.trend_amp[on_sale] * x * np.exp(1.0 - x)  # (n_on_sale, TREND_SLOTS)
         seg = cat.trend_segment[on_sale]
         everywhere = seg < 0
         taste = base * (1.0 + (burst * np.where(everywhere, 1.0, TREND_SPILL)).sum(axis=1))
-        segments = np.stack([
-            base * (1.0 + (burst * np.where(everywhere | (seg == s), 1.0, TREND_SPILL)).sum(axis=1))
-            for s in range(N_AGE_SEGMENTS)])
+        segments = np.stack(
+            [
+                base * (1.0 + (burst * np.where(everywhere | (seg == s), 1.0, TREND_SPILL)).sum(axis=1))
+                for s in range(N_AGE_SEGMENTS)
+            ]
+        )
         return taste, segments
 
     def day(self, day: int, cust: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -163,8 +170,9 @@ class DayGenerator:
         on_sale = np.flatnonzero((cat.launch <= day) & (cat.end > day))
         taste, segments = self.demand(day, on_sale)
         # One cumulative table: a row per taste cluster, then a row per age segment.
-        weights = np.vstack([self.tastes.affinity[:, on_sale] * taste[None, :],
-                             self.tastes.segment_affinity[:, on_sale] * segments])
+        weights = np.vstack(
+            [self.tastes.affinity[:, on_sale] * taste[None, :], self.tastes.segment_affinity[:, on_sale] * segments]
+        )
         k = weights.shape[0]
         cdf = np.cumsum(weights, axis=1)
         cdf = (cdf / cdf[:, -1:] + np.arange(k)[:, None]).ravel()
@@ -193,9 +201,11 @@ class DayGenerator:
         p_partner = p_rebuy + np.where(first, b.partner[0], b.partner[1])
         p_colour = p_partner + np.where(first, b.colour[0], b.colour[1])
         kind = rng.random(n_rows)
-        from_memory = np.where(kind < p_rebuy, remembered,
-                               np.where(kind < p_partner, self._partner_of(remembered, n_rows),
-                                        self._other_colour(remembered, n_rows)))
+        from_memory = np.where(
+            kind < p_rebuy,
+            remembered,
+            np.where(kind < p_partner, self._partner_of(remembered, n_rows), self._other_colour(remembered, n_rows)),
+        )
         use = kept & (kind < p_colour) & self._on_sale(from_memory, day)
         use &= (kind < p_partner) | (cat.variant_count[remembered] > 1)  # a one-colour code has no other
         article = np.where(use, from_memory, article)
@@ -239,8 +249,9 @@ class DayGenerator:
         units = np.where(factor < 1.0, snap_price(cat.price_units[article] * factor), cat.price_units[article])
         return units / PRICE_SCALE
 
-    def _remember(self, row_cust: np.ndarray, article: np.ndarray, pos: np.ndarray, basket_rows: np.ndarray,
-                  day: int) -> None:
+    def _remember(
+        self, row_cust: np.ndarray, article: np.ndarray, pos: np.ndarray, basket_rows: np.ndarray, day: int
+    ) -> None:
         """Write the day's rows into each customer's ring of MEMORY slots (the last MEMORY rows
         of a bigger basket), so every slot index is written at most once per customer."""
         keep = pos >= basket_rows - MEMORY
@@ -252,8 +263,14 @@ class DayGenerator:
         np.add.at(self.memory_next, c, 1)
 
 
-def generate_transactions(rng: np.random.Generator, catalogue: Catalogue, customers: Customers, tastes: Tastes,
-                          n_rows: int, behaviour: Behaviour | None = None) -> Iterator[pa.Table]:
+def generate_transactions(
+    rng: np.random.Generator,
+    catalogue: Catalogue,
+    customers: Customers,
+    tastes: Tastes,
+    n_rows: int,
+    behaviour: Behaviour | None = None,
+) -> Iterator[pa.Table]:
     """Yield transactions as arrow tables of a few days each, in date order."""
     behaviour = behaviour or Behaviour()
     cust, day, rows = draw_baskets(rng, customers, n_rows, behaviour)
@@ -279,16 +296,19 @@ def generate_transactions(rng: np.random.Generator, catalogue: Catalogue, custom
         yield _table(pending, customer_ids, article_ids, dates)
 
 
-def _table(parts: list[tuple[np.ndarray, ...]], customer_ids: pa.Array, article_ids: pa.Array,
-           dates: pa.Array) -> pa.Table:
+def _table(
+    parts: list[tuple[np.ndarray, ...]], customer_ids: pa.Array, article_ids: pa.Array, dates: pa.Array
+) -> pa.Table:
     d, c, a, p, ch = (np.concatenate(x) for x in zip(*parts, strict=True))
-    return pa.table({
-        "t_dat": pc.take(dates, pa.array(d)),
-        "customer_id": pc.take(customer_ids, pa.array(c)),
-        "article_id": pc.take(article_ids, pa.array(a)),
-        "price": pa.array(p, pa.float64()),
-        "sales_channel_id": pa.array(ch, pa.int64()),
-    })
+    return pa.table(
+        {
+            "t_dat": pc.take(dates, pa.array(d)),
+            "customer_id": pc.take(customer_ids, pa.array(c)),
+            "article_id": pc.take(article_ids, pa.array(a)),
+            "price": pa.array(p, pa.float64()),
+            "sales_channel_id": pa.array(ch, pa.int64()),
+        }
+    )
 
 
 def write_transactions(path: Path, tables: Iterator[pa.Table]) -> int:

@@ -1,4 +1,5 @@
 """Assemble a world: catalogue -> tastes -> customers -> transactions (streamed) -> images."""
+
 from __future__ import annotations
 
 import logging
@@ -35,15 +36,30 @@ def generate_world(out_dir: Path, scale: str = "tiny", seed: int = 0, images: bo
     tastes = build_tastes(rng_customers, catalogue, spec.n_clusters)
     customers = build_customers(rng_customers, spec.n_customers, tastes)
     _write_plain_csv(out_dir / "customers.csv", customers.frame)
-    rows = write_transactions(out_dir / "transactions_train.csv",
-                              generate_transactions(rng_transactions, catalogue, customers, tastes,
-                                                    spec.n_transactions))
-    log.info("wrote %d articles, %d customers, %d transactions to %s in %.1fs", len(catalogue),
-             spec.n_customers, rows, out_dir, time.perf_counter() - started)
+    rows = write_transactions(
+        out_dir / "transactions_train.csv",
+        generate_transactions(rng_transactions, catalogue, customers, tastes, spec.n_transactions),
+    )
+    log.info(
+        "wrote %d articles, %d customers, %d transactions to %s in %.1fs",
+        len(catalogue),
+        spec.n_customers,
+        rows,
+        out_dir,
+        time.perf_counter() - started,
+    )
     if images:
         write_images(out_dir / "images", catalogue.frame, spec.image_size, seed)
-    write_marker(out_dir / WORLD_MARKER, {"state": "complete", "scale": scale, "seed": seed, "images": images,
-                                          "files": {name: file_stamp(out_dir / name) for name in WORLD_FILES}})
+    write_marker(
+        out_dir / WORLD_MARKER,
+        {
+            "state": "complete",
+            "scale": scale,
+            "seed": seed,
+            "images": images,
+            "files": {name: file_stamp(out_dir / name) for name in WORLD_FILES},
+        },
+    )
     return out_dir
 
 

@@ -1,6 +1,7 @@
 """The parts of the long benchmarks that can be checked in seconds: publishing a copied model
 version (hot_swap), finding a process by its listening port (soak), and running one pipeline
 stage with its own peak memory and resume marker (kaggle_pipeline)."""
+
 from __future__ import annotations
 
 import importlib.util

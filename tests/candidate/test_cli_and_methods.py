@@ -1,4 +1,5 @@
 """``hmrec train candidate`` / ``hmrec infer`` on `tiny`, and the evaluation methods."""
+
 from __future__ import annotations
 
 import shutil
@@ -23,16 +24,43 @@ def output_dir(trained, tmp_path):
 
 def test_train_command_writes_a_published_version(tiny_world, tmp_path):
     out = tmp_path / "out"
-    r = CliRunner().invoke(cli, ["train", "candidate", "--data-dir", str(tiny_world), "--output-dir", str(out),
-                                 "--model-version", "cli1", "--epochs", "1", "--train-weeks", "4"])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "candidate",
+            "--data-dir",
+            str(tiny_world),
+            "--output-dir",
+            str(out),
+            "--model-version",
+            "cli1",
+            "--epochs",
+            "1",
+            "--train-weeks",
+            "4",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert (out / "models" / "two_tower" / "CURRENT").read_text().strip() == "cli1"
     assert "strictly before" in r.output
 
 
 def test_infer_command_writes_stage_one_with_top_k(tiny_world, output_dir):
-    r = CliRunner().invoke(cli, ["infer", "--data-dir", str(tiny_world), "--output-dir", str(output_dir),
-                                 "--top-k", "7", "--not-sold-weeks", "0"])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "infer",
+            "--data-dir",
+            str(tiny_world),
+            "--output-dir",
+            str(output_dir),
+            "--top-k",
+            "7",
+            "--not-sold-weeks",
+            "0",
+        ],
+    )
     assert r.exit_code == 0, r.output
     frame = pd.read_parquet(output_dir / "inference" / "inference_results.parquet")
     assert list(frame.columns)[:5] == ["customer_id", "article_id", "score", "rank", "source"]

@@ -1,4 +1,5 @@
 """Feature building: hand-worked values, and the leakage proof (the label week changes nothing)."""
+
 from __future__ import annotations
 
 import math
@@ -101,7 +102,8 @@ def _everything(ds):
     return {
         "customer_ids": space.customer_ids.tolist(),
         "query": query_features(space, ds.customers, ds.transactions, ids, CUTOFF),
-        "train_x": x, "train_y": y,
+        "train_x": x,
+        "train_y": y,
         "dynamic": article_dynamic_features(space, ds.transactions, CUTOFF),
         "stats": article_stats(space.article_ids, ds.transactions, CUTOFF),
         "band": customer_price_band(ds.transactions, ids, CUTOFF),
@@ -133,11 +135,15 @@ def test_no_feature_sees_the_label_week():
     # and a purchase of the never-sold article 5 on the cutoff day itself.
     tx.loc[label, "article_id"] = aid(5)
     tx.loc[label, "price"] = 9.99
-    extra = pd.DataFrame({
-        "t_dat": pd.to_datetime(["2020-09-16", "2020-09-22", "2020-09-30"]),
-        "customer_id": [cid(4), cid(1), cid(2)], "article_id": [aid(5), aid(2), aid(3)],
-        "price": np.array([0.5, 0.5, 0.5], np.float32), "sales_channel_id": np.array([1, 1, 1], np.int8),
-    })
+    extra = pd.DataFrame(
+        {
+            "t_dat": pd.to_datetime(["2020-09-16", "2020-09-22", "2020-09-30"]),
+            "customer_id": [cid(4), cid(1), cid(2)],
+            "article_id": [aid(5), aid(2), aid(3)],
+            "price": np.array([0.5, 0.5, 0.5], np.float32),
+            "sales_channel_id": np.array([1, 1, 1], np.int8),
+        }
+    )
     tampered.transactions = pd.concat([tx, extra], ignore_index=True)
     _assert_same(_everything(clean), _everything(tampered))
     # ... and the check has teeth: moving one row from before the cutoff into it changes features.

@@ -1,4 +1,5 @@
 """Training on `tiny`, the exported artifact, save -> load -> same scores, determinism."""
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,9 @@ def test_save_load_gives_the_same_scores(trained, tiny_dataset, tiny_cutoff):
     a, b = load_two_tower(folder), load_two_tower(folder)
     # The stored index was computed by the trained model; the reloaded weights recompute it.
     dynamic = np.load(folder / "article_dynamic.npy")
-    np.testing.assert_allclose(a.model.article_embeddings(dynamic), np.load(folder / "article_embeddings.npy"),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        a.model.article_embeddings(dynamic), np.load(folder / "article_embeddings.npy"), atol=1e-5
+    )
     customers = sorted(tiny_dataset.transactions["customer_id"].astype(str).unique())[:50]
     fa = generate_candidates(a, tiny_dataset, tiny_cutoff, customers, top_k=20, filters=NO_FILTERS)
     fb = generate_candidates(b, tiny_dataset, tiny_cutoff, customers, top_k=20, filters=NO_FILTERS)
@@ -53,10 +55,14 @@ def test_save_load_gives_the_same_scores(trained, tiny_dataset, tiny_cutoff):
 
 
 def test_same_seed_same_model(tmp_path, tiny_dataset, tiny_cutoff, trained):
-    again = train_two_tower(tiny_dataset, tiny_cutoff, tmp_path, "again", seed=0, config=FAST_CONFIG,
-                            progress=False, publish_model=False)
-    np.testing.assert_allclose(np.load(again / "article_embeddings.npy"),
-                               np.load(trained / "two_tower" / "v1" / "article_embeddings.npy"), atol=1e-6)
+    again = train_two_tower(
+        tiny_dataset, tiny_cutoff, tmp_path, "again", seed=0, config=FAST_CONFIG, progress=False, publish_model=False
+    )
+    np.testing.assert_allclose(
+        np.load(again / "article_embeddings.npy"),
+        np.load(trained / "two_tower" / "v1" / "article_embeddings.npy"),
+        atol=1e-6,
+    )
     assert not (tmp_path / "two_tower" / "CURRENT").exists()  # publish_model=False
 
 

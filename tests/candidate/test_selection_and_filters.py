@@ -1,4 +1,5 @@
 """Threshold / top-k semantics, the exact index and each rule of the candidate filter."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -37,9 +38,14 @@ def test_exact_index_scores_are_dot_products_and_mask_removes_articles():
 def test_select_keeps_scores_above_threshold_up_to_top_k():
     # three customers, results of a search for top_k + 1 = 4, best first
     idx = np.array([[5, 6, 7, 8], [5, 6, 7, 8], [5, 6, -1, -1]])
-    scores = np.array([[0.9, 0.8, 0.7, 0.6],      # 4 pass 0.5 > top_k 3: hits the cap, keeps 3
-                       [0.6, 0.4, 0.2, 0.1],      # 1 passes: keeps 1
-                       [0.2, 0.1, -np.inf, -np.inf]], np.float32)  # none passes: falls back
+    scores = np.array(
+        [
+            [0.9, 0.8, 0.7, 0.6],  # 4 pass 0.5 > top_k 3: hits the cap, keeps 3
+            [0.6, 0.4, 0.2, 0.1],  # 1 passes: keeps 1
+            [0.2, 0.1, -np.inf, -np.inf],
+        ],
+        np.float32,
+    )  # none passes: falls back
     keep, hit_cap, fell_back = select(idx, scores, top_k=3, threshold=0.5, fallback_k=1)
     assert keep.tolist() == [[True, True, True, False], [True, False, False, False], [True, False, False, False]]
     assert hit_cap.tolist() == [True, False, False]
@@ -81,8 +87,9 @@ def test_exclusion_rules(toy):
     stats = article_stats(space.article_ids, toy.transactions, CUTOFF)
     by_id = FilterConfig(not_sold_weeks=None, exclude_article_ids=["2", aid(3), "999"])  # unpadded ids work
     assert allowed_articles(model, stats, by_id, CUTOFF).tolist() == [True, False, False, True, True]
-    by_attr = FilterConfig(not_sold_weeks=None,
-                           exclude_attributes={"index_name": ["Baby Sizes 50-98"], "colour_group_name": ["Red"]})
+    by_attr = FilterConfig(
+        not_sold_weeks=None, exclude_attributes={"index_name": ["Baby Sizes 50-98"], "colour_group_name": ["Red"]}
+    )
     assert allowed_articles(model, stats, by_attr, CUTOFF).tolist() == [True, True, True, False, False]
     with pytest.raises(ValueError, match="cannot exclude by 'price'"):
         allowed_articles(model, stats, FilterConfig(exclude_attributes={"price": ["1"]}), CUTOFF)
@@ -112,7 +119,7 @@ def test_one_mask_for_all_queries_scores_only_allowed_columns_with_the_same_answ
     # -1 / -inf padding when fewer articles are allowed than asked for.
     rng = np.random.default_rng(3)
     emb = rng.normal(size=(50, 8)).astype(np.float32)
-    emb[10] = emb[20]                                   # a tie, broken by position
+    emb[10] = emb[20]  # a tie, broken by position
     index = ExactIndex(emb)
     queries = rng.normal(size=(7, 8)).astype(np.float32)
     for allowed_share, k in ((0.6, 12), (0.1, 12), (0.0, 4)):

@@ -1,4 +1,5 @@
 """The candidate service contract (TestClient, lifespan runs) and hot swap."""
+
 from __future__ import annotations
 
 import shutil
@@ -79,21 +80,25 @@ def test_unknown_customer_is_cold_start_with_trending_and_best_sellers(client, m
 def test_unknown_customer_with_history_gets_a_personal_vector(client, models):
     arts = pd.read_parquet(models / "two_tower" / "v1" / "articles_vocab.parquet")["article_id"]
     r1 = client.post("/candidates", json={"customer_id": UNKNOWN, "k": 10, "recent_article_ids": [arts.iloc[0]]})
-    r2 = client.post("/candidates", json={"customer_id": UNKNOWN, "k": 10,
-                                          "recent_article_ids": [arts.iloc[-1].lstrip("0")]})  # unpadded id
+    r2 = client.post(
+        "/candidates", json={"customer_id": UNKNOWN, "k": 10, "recent_article_ids": [arts.iloc[-1].lstrip("0")]}
+    )  # unpadded id
     assert r1.status_code == r2.status_code == 200
     assert r1.json()["cold_start"] is True and len(r1.json()["candidates"]) == 10
     # a different history gives a different list: the vector comes from the history
     assert r1.json()["candidates"] != r2.json()["candidates"]
 
 
-@pytest.mark.parametrize("payload", [
-    {"customer_id": UNKNOWN, "k": 0},
-    {"customer_id": UNKNOWN, "k": 1001},
-    {"customer_id": "not-a-customer", "k": 5},
-    {"customer_id": UNKNOWN, "k": 5, "extra": 1},
-    {"customer_id": UNKNOWN, "k": 5, "recent_article_ids": ["abc"]},
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"customer_id": UNKNOWN, "k": 0},
+        {"customer_id": UNKNOWN, "k": 1001},
+        {"customer_id": "not-a-customer", "k": 5},
+        {"customer_id": UNKNOWN, "k": 5, "extra": 1},
+        {"customer_id": UNKNOWN, "k": 5, "recent_article_ids": ["abc"]},
+    ],
+)
 def test_bad_requests_are_422(client, payload):
     r = client.post("/candidates", json=payload)
     assert r.status_code == 422, r.text

@@ -1,5 +1,6 @@
 """Stage one (services/candidate/stage_one.py): every source worked out by hand on the toy
 data, no leakage from the label week, and the service answering what the batch computes."""
+
 from __future__ import annotations
 
 import math

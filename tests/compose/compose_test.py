@@ -9,6 +9,7 @@ operational routes and build files not public, a replica run (2 candidates, 2 ra
 of each killed under load: tests/compose/replica_run.py), and ``down -v`` leaving nothing behind.
 Prints a table; exits 1 if any check failed. Standard library only (runs on the system python).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,8 +63,7 @@ class Report:
         for name in BUILT:
             b = self.builds.get(name)
             s = self.sizes.get(name)
-            lines.append(f"{name:<12} {b if b is None else f'{b:.0f}':>8} "
-                         f"{'-' if s is None else f'{s / 1e6:.0f}':>9}")
+            lines.append(f"{name:<12} {b if b is None else f'{b:.0f}':>8} {'-' if s is None else f'{s / 1e6:.0f}':>9}")
         lines.append("-" * 78)
         for name, seconds in self.timings.items():
             lines.append(f"{name:<40} {seconds:>8.0f} s")
@@ -83,19 +83,26 @@ def log(message: str) -> None:
 
 # --- the copy of the repository ------------------------------------------------------------------
 
+
 def clean_copy(source: str, dest: Path) -> None:
     """HEAD as committed (``git archive``), or the working tree's tracked and unignored files."""
     if source == "head":
-        archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", "HEAD"],
-                                 check=True, capture_output=True).stdout
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", "--format=tar", "HEAD"], check=True, capture_output=True
+        ).stdout
         with tempfile.TemporaryFile() as tmp:
             tmp.write(archive)
             tmp.seek(0)
             with tarfile.open(fileobj=tmp) as tar:
                 tar.extractall(dest, filter="tar")
         return
-    files = subprocess.run(["git", "-C", str(REPO), "ls-files", "-co", "--exclude-standard", "-z"],
-                           check=True, capture_output=True).stdout.decode().split("\0")
+    files = (
+        subprocess.run(
+            ["git", "-C", str(REPO), "ls-files", "-co", "--exclude-standard", "-z"], check=True, capture_output=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, files):
         src = REPO / rel
         if src.is_file():
@@ -126,18 +133,22 @@ def local_torch_wheel() -> Path | None:
 
 # --- docker --------------------------------------------------------------------------------------
 
+
 class Compose:
     def __init__(self, workdir: Path, env: dict[str, str]):
         self.workdir = workdir
         self.env = env
 
-    def run(self, *args: str, check: bool = True, capture: bool = False, timeout: float = 1800) -> subprocess.CompletedProcess:
+    def run(
+        self, *args: str, check: bool = True, capture: bool = False, timeout: float = 1800
+    ) -> subprocess.CompletedProcess:
         cmd = ["docker", "compose", "-p", PROJECT, *args]
-        result = subprocess.run(cmd, cwd=self.workdir, env=self.env, text=True, timeout=timeout,
-                                capture_output=capture)
+        result = subprocess.run(cmd, cwd=self.workdir, env=self.env, text=True, timeout=timeout, capture_output=capture)
         if check and result.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} exited {result.returncode}"
-                               + (f"\n{result.stdout}\n{result.stderr}" if capture else ""))
+            raise RuntimeError(
+                f"{' '.join(cmd)} exited {result.returncode}"
+                + (f"\n{result.stdout}\n{result.stderr}" if capture else "")
+            )
         return result
 
     def states(self) -> dict[str, dict]:
@@ -153,8 +164,7 @@ class Compose:
 
 
 def image_size(name: str) -> int | None:
-    out = subprocess.run(["docker", "image", "inspect", "--format", "{{.Size}}", name],
-                         capture_output=True, text=True)
+    out = subprocess.run(["docker", "image", "inspect", "--format", "{{.Size}}", name], capture_output=True, text=True)
     return int(out.stdout.strip()) if out.returncode == 0 else None
 
 
@@ -179,12 +189,14 @@ def wait_healthy(compose: Compose, timeout_s: float) -> tuple[bool, str]:
 
 # --- HTTP through the page port ------------------------------------------------------------------
 
+
 class Page:
     def __init__(self, port: int):
         self.base = f"http://127.0.0.1:{port}"
 
-    def request(self, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-                timeout: float = 30) -> tuple[int, bytes]:
+    def request(
+        self, path: str, body: bytes | None = None, headers: dict[str, str] | None = None, timeout: float = 30
+    ) -> tuple[int, bytes]:
         req = urllib.request.Request(self.base + path, data=body, headers=headers or {})
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
@@ -204,8 +216,14 @@ class Page:
 
     def multipart(self, path: str, filename: str, content: bytes, content_type: str) -> tuple[int, dict | None]:
         boundary = uuid.uuid4().hex
-        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n"
-                f"Content-Type: {content_type}\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+                f"Content-Type: {content_type}\r\n\r\n"
+            ).encode()
+            + content
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
         status, raw = self.request(path, body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
         try:
             return status, json.loads(raw)
@@ -225,10 +243,14 @@ def poll(what, timeout_s: float, interval_s: float = 2.0):
 
 # --- the checks ----------------------------------------------------------------------------------
 
+
 def run_checks(compose: Compose, page: Page, report: Report) -> None:
     status, raw = page.request("/")
-    report.check("page loads (GET /)", status == 200 and b"<html" in raw.lower() and b"app.js" in raw,
-                 f"HTTP {status}, {len(raw)} bytes")
+    report.check(
+        "page loads (GET /)",
+        status == 200 and b"<html" in raw.lower() and b"app.js" in raw,
+        f"HTTP {status}, {len(raw)} bytes",
+    )
     status, _ = page.request("/app.js")
     report.check("page script (GET /app.js)", status == 200, f"HTTP {status}")
 
@@ -244,8 +266,11 @@ def run_checks(compose: Compose, page: Page, report: Report) -> None:
 
     status, body = feed(ids[0])
     items = body.get("items", [])
-    report.check("/recommend: 12 items from the ranker", status == 200 and len(items) == 12 and body.get("source") == "ranker",
-                 f"HTTP {status}, {len(items)} items, source={body.get('source')}, degraded={body.get('degraded')}")
+    report.check(
+        "/recommend: 12 items from the ranker",
+        status == 200 and len(items) == 12 and body.get("source") == "ranker",
+        f"HTTP {status}, {len(items)} items, source={body.get('source')}, degraded={body.get('degraded')}",
+    )
     versions = body.get("model_versions", {})
 
     status, body = page.json("/search", {"query": "black dress", "k": 12})
@@ -254,32 +279,54 @@ def run_checks(compose: Compose, page: Page, report: Report) -> None:
 
     article = (items or results or [{}])[0].get("article_id")
     status, photo = page.request(f"/articles/{article}/image") if article else (0, b"")
-    if report.check("article photo (GET /articles/<id>/image)", status == 200 and photo[:2] == b"\xff\xd8",
-                    f"HTTP {status}, {len(photo)} bytes"):
+    if report.check(
+        "article photo (GET /articles/<id>/image)",
+        status == 200 and photo[:2] == b"\xff\xd8",
+        f"HTTP {status}, {len(photo)} bytes",
+    ):
         status, body = page.multipart("/search", "photo.jpg", photo, "image/jpeg")
         results = (body or {}).get("items", [])
-        report.check("/search photo upload", status == 200 and (body or {}).get("kind") == "image" and results,
-                     f"HTTP {status}, {len(results)} results")
+        report.check(
+            "/search photo upload",
+            status == 200 and (body or {}).get("kind") == "image" and results,
+            f"HTTP {status}, {len(results)} results",
+        )
 
     leaks = {}
     for path in ("/Dockerfile", "/nginx.conf", "/readyz", "/metrics", "/docs", "/openapi.json"):
         leaks[path], _ = page.request(path)
-    report.check("build files and ops routes not public", all(s == 404 for s in leaks.values()),
-                 " ".join(f"{p}={s}" for p, s in leaks.items()))
+    report.check(
+        "build files and ops routes not public",
+        all(s == 404 for s in leaks.values()),
+        " ".join(f"{p}={s}" for p, s in leaks.items()),
+    )
 
     # The ranker down: the feed still answers, in candidate order.
     compose.run("kill", "ranker")
     started = time.monotonic()
-    got = poll(lambda: (lambda r: r if r[0] == 200 and r[1].get("source") == "candidates" else None)(
-        feed(ids[1], next(fresh))), 60)
-    report.check("ranker killed -> 200, source=candidates", bool(got),
-                 f"after {time.monotonic() - started:.1f} s" if got else "never")
+    got = poll(
+        lambda: (lambda r: r if r[0] == 200 and r[1].get("source") == "candidates" else None)(
+            feed(ids[1], next(fresh))
+        ),
+        60,
+    )
+    report.check(
+        "ranker killed -> 200, source=candidates",
+        bool(got),
+        f"after {time.monotonic() - started:.1f} s" if got else "never",
+    )
     compose.run("start", "ranker")
     started = time.monotonic()
-    got = poll(lambda: (lambda r: r if r[0] == 200 and r[1].get("source") == "ranker" else None)(
-        feed(ids[2], next(fresh))), 180, 3)
-    report.check("ranker started -> source=ranker again", bool(got),
-                 f"after {time.monotonic() - started:.1f} s" if got else "never")
+    got = poll(
+        lambda: (lambda r: r if r[0] == 200 and r[1].get("source") == "ranker" else None)(feed(ids[2], next(fresh))),
+        180,
+        3,
+    )
+    report.check(
+        "ranker started -> source=ranker again",
+        bool(got),
+        f"after {time.monotonic() - started:.1f} s" if got else "never",
+    )
 
     # A retrained ranker, published by the pipeline job, is swapped in without a restart.
     old = versions.get("ranker")
@@ -288,16 +335,47 @@ def run_checks(compose: Compose, page: Page, report: Report) -> None:
     # --force where the CLI has it: publish even if the gate prefers a baseline (what is checked
     # here is the swap, not the gate; tiny worlds are too small to judge models by).
     force = ["--force"] if '"--force"' in (compose.workdir / "pipeline/commands/ranker.py").read_text() else []
-    result = compose.run("run", "--rm", "--no-deps", "pipeline", "python", "-m", "pipeline.cli",
-                         "train", "ranker", "--model-version", new, *force, check=False, capture=True)
+    result = compose.run(
+        "run",
+        "--rm",
+        "--no-deps",
+        "pipeline",
+        "python",
+        "-m",
+        "pipeline.cli",
+        "train",
+        "ranker",
+        "--model-version",
+        new,
+        *force,
+        check=False,
+        capture=True,
+    )
     report.timings["pipeline job: retrain the ranker"] = time.monotonic() - started
-    if report.check("pipeline job re-run (train ranker) exits 0", result.returncode == 0,
-                    (result.stderr or result.stdout).strip().splitlines()[-1][:60] if result.returncode else new):
+    if report.check(
+        "pipeline job re-run (train ranker) exits 0",
+        result.returncode == 0,
+        (result.stderr or result.stdout).strip().splitlines()[-1][:60] if result.returncode else new,
+    ):
         started = time.monotonic()
-        got = poll(lambda: (lambda r: r if r[0] == 200 and r[1].get("model_versions", {}).get("ranker") == new
-                            and r[1].get("source") == "ranker" else None)(feed(ids[3], next(fresh))), 180, 3)
-        report.check("new ranker version hot-swapped", bool(got),
-                     f"{old} -> {new} after {time.monotonic() - started:.0f} s" if got else f"still {old}")
+        got = poll(
+            lambda: (
+                lambda r: (
+                    r
+                    if r[0] == 200
+                    and r[1].get("model_versions", {}).get("ranker") == new
+                    and r[1].get("source") == "ranker"
+                    else None
+                )
+            )(feed(ids[3], next(fresh))),
+            180,
+            3,
+        )
+        report.check(
+            "new ranker version hot-swapped",
+            bool(got),
+            f"{old} -> {new} after {time.monotonic() - started:.0f} s" if got else f"still {old}",
+        )
 
 
 def run_replica_checks(compose: Compose, page: Page, report: Report) -> list[replica_run.Phase]:
@@ -319,9 +397,11 @@ def run_replica_checks(compose: Compose, page: Page, report: Report) -> list[rep
 def left_behind() -> list[str]:
     label = f"label=com.docker.compose.project={PROJECT}"
     found = []
-    for kind, cmd in (("container", ["docker", "ps", "-aq", "--filter", label]),
-                      ("volume", ["docker", "volume", "ls", "-q", "--filter", label]),
-                      ("network", ["docker", "network", "ls", "-q", "--filter", label])):
+    for kind, cmd in (
+        ("container", ["docker", "ps", "-aq", "--filter", label]),
+        ("volume", ["docker", "volume", "ls", "-q", "--filter", label]),
+        ("network", ["docker", "network", "ls", "-q", "--filter", label]),
+    ):
         out = subprocess.run(cmd, capture_output=True, text=True).stdout.split()
         found += [f"{kind} {x}" for x in out]
     return found
@@ -335,8 +415,12 @@ def free_port() -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", choices=["head", "worktree"], default="head",
-                        help="head: git archive of HEAD (CI); worktree: tracked + unignored files")
+    parser.add_argument(
+        "--source",
+        choices=["head", "worktree"],
+        default="head",
+        help="head: git archive of HEAD (CI); worktree: tracked + unignored files",
+    )
     parser.add_argument("--scale", default="tiny")
     parser.add_argument("--health-timeout", type=float, default=900)
     parser.add_argument("--keep", action="store_true", help="leave the stack running (no down -v)")
@@ -348,9 +432,15 @@ def main() -> int:
     phases: list[replica_run.Phase] = []
     workdir = Path(tempfile.mkdtemp(prefix="hmrec-compose-"))
     port = free_port()
-    env = dict(os.environ, HM_SCALE=args.scale, HM_FRONTEND_BIND="127.0.0.1", HM_FRONTEND_PORT=str(port),
-               DOCKER_BUILDKIT="0", COMPOSE_DOCKER_CLI_BUILD="0",
-               HM_GATEWAY_READYZ_DETAILS="true")  # the replica run reads who served what there
+    env = dict(
+        os.environ,
+        HM_SCALE=args.scale,
+        HM_FRONTEND_BIND="127.0.0.1",
+        HM_FRONTEND_PORT=str(port),
+        DOCKER_BUILDKIT="0",
+        COMPOSE_DOCKER_CLI_BUILD="0",
+        HM_GATEWAY_READYZ_DETAILS="true",
+    )  # the replica run reads who served what there
     compose = Compose(workdir, env)
     try:
         clean_copy(args.source, workdir)
@@ -358,8 +448,9 @@ def main() -> int:
         if "HM_PIP_EXTRA_INDEX_URL" not in os.environ and not reachable(TORCH_INDEX):
             wheel = local_torch_wheel()
             if wheel:
-                os.link(wheel, workdir / "wheels" / wheel.name) if os.stat(wheel).st_dev == os.stat(workdir).st_dev \
-                    else shutil.copy2(wheel, workdir / "wheels" / wheel.name)
+                os.link(wheel, workdir / "wheels" / wheel.name) if os.stat(wheel).st_dev == os.stat(
+                    workdir
+                ).st_dev else shutil.copy2(wheel, workdir / "wheels" / wheel.name)
                 env["HM_PIP_EXTRA_INDEX_URL"] = ""
                 report.notes.append(f"PyTorch index unreachable: torch from wheels/{wheel.name}, no extra index")
         compose.run("down", "-v", "--remove-orphans", check=False, capture=True)  # a previous run's leftovers

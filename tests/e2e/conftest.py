@@ -7,6 +7,7 @@ where the digest covers every source file under shared/, services/ and pipeline/
 it through the CLI. ``HM_E2E_FRESH=1`` always rebuilds (in a temp dir); ``HM_E2E_WORK_DIR``
 names a folder to use instead. Service logs land in ``test-artifacts/e2e/logs/``.
 """
+
 from __future__ import annotations
 
 import fcntl

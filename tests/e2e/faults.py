@@ -7,6 +7,7 @@ window, removes the fault and measures how long until the normal path serves aga
 
 Used by ``test_fault_injection.py`` (short windows) and ``benchmarks/fault_table.py`` (longer).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -21,9 +22,9 @@ import httpx
 
 @dataclass
 class Sample:
-    started: float   # time.monotonic() when the request was sent
+    started: float  # time.monotonic() when the request was sent
     latency_s: float
-    status: int      # 0: no HTTP answer (connection error, client timeout)
+    status: int  # 0: no HTTP answer (connection error, client timeout)
     source: str | None
     cached: bool | None
     error: str | None = None
@@ -45,9 +46,7 @@ class SteadyLoad:
         self.concurrency = concurrency
         self.pause_s = pause_s
         self.client_timeout_s = client_timeout_s
-        self._pairs: Iterator[tuple[str, int]] = itertools.cycle(
-            [(c, k) for k in ks for c in customer_ids]
-        )
+        self._pairs: Iterator[tuple[str, int]] = itertools.cycle([(c, k) for k in ks for c in customer_ids])
         self._pairs_lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -67,8 +66,14 @@ class SteadyLoad:
                     r = client.get("/recommend", params={"customer_id": customer, "k": k})
                     latency = time.monotonic() - started
                     body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
-                    sample = Sample(started, latency, r.status_code, body.get("source"), body.get("cached"),
-                                    None if r.status_code < 400 else r.text[:200])
+                    sample = Sample(
+                        started,
+                        latency,
+                        r.status_code,
+                        body.get("source"),
+                        body.get("cached"),
+                        None if r.status_code < 400 else r.text[:200],
+                    )
                 except httpx.HTTPError as exc:
                     sample = Sample(started, time.monotonic() - started, 0, None, None, repr(exc)[:200])
                 with self._samples_lock:
@@ -107,9 +112,9 @@ class FaultResult:
     expected_source: str
     budget_s: float
     requests: int = 0
-    server_errors: int = 0          # 5xx
-    other_failures: int = 0         # 4xx or no answer
-    expected_share: float = 0.0     # of uncached answers in the fault window
+    server_errors: int = 0  # 5xx
+    other_failures: int = 0  # 4xx or no answer
+    expected_share: float = 0.0  # of uncached answers in the fault window
     p50_s: float = 0.0
     p99_s: float = 0.0
     max_s: float = 0.0
@@ -119,8 +124,12 @@ class FaultResult:
     @property
     def ok(self) -> bool:
         return (
-            self.requests > 0 and self.server_errors == 0 and self.other_failures == 0
-            and self.expected_share == 1.0 and self.p99_s <= self.budget_s and self.recovery_s is not None
+            self.requests > 0
+            and self.server_errors == 0
+            and self.other_failures == 0
+            and self.expected_share == 1.0
+            and self.p99_s <= self.budget_s
+            and self.recovery_s is not None
         )
 
 
@@ -149,7 +158,7 @@ def run_fault(
         if note:
             result.notes.append(note)
     t_restore_begin = time.monotonic()
-    restore()                       # returns once the dependency itself is back (ready)
+    restore()  # returns once the dependency itself is back (ready)
     t_back = time.monotonic()
     window = load.window(t_fault, t_restore_begin)
     result.requests = len(window)
@@ -167,8 +176,11 @@ def run_fault(
 
     deadline = t_back + recovery_timeout_s
     while time.monotonic() < deadline:
-        normal = [s for s in load.window(t_back, time.monotonic())
-                  if s.status == 200 and not s.cached and s.source == normal_source]
+        normal = [
+            s
+            for s in load.window(t_back, time.monotonic())
+            if s.status == 200 and not s.cached and s.source == normal_source
+        ]
         if normal:
             result.recovery_s = max(0.0, min(s.started + s.latency_s for s in normal) - t_back)
             break
@@ -177,8 +189,10 @@ def run_fault(
 
 
 def format_table(results: list[FaultResult]) -> str:
-    header = (f"{'fault':<26} {'expected':<10} {'reqs':>5} {'5xx':>4} {'fail':>4} {'fallback%':>9} "
-              f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'budget':>7} {'recover s':>9}  ok")
+    header = (
+        f"{'fault':<26} {'expected':<10} {'reqs':>5} {'5xx':>4} {'fail':>4} {'fallback%':>9} "
+        f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'budget':>7} {'recover s':>9}  ok"
+    )
     lines = [header, "-" * len(header)]
     for r in results:
         rec = f"{r.recovery_s:.2f}" if r.recovery_s is not None else "never"

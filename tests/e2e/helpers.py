@@ -1,4 +1,5 @@
 """Small client-side helpers the e2e tests share (plain HTTP against the running gateway)."""
+
 from __future__ import annotations
 
 import itertools

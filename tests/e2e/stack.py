@@ -8,6 +8,7 @@ machine's shared Redis at 127.0.0.1:6379 is never touched.
 
 Every child is started in its own session and ended by its own pid (never by name).
 """
+
 from __future__ import annotations
 
 import os
@@ -96,6 +97,7 @@ def base_env() -> dict[str, str]:
 
 
 # --- offline pipeline -----------------------------------------------------------------------
+
 
 def _start_cli(args: list[str], env: Mapping[str, str], log_dir: Path) -> tuple[subprocess.Popen[bytes], Path, float]:
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -264,6 +266,7 @@ def _supported_options(args: list[str], wanted: dict[str, str | None]) -> list[s
 
 # --- processes ----------------------------------------------------------------------------------
 
+
 @dataclass
 class ServiceProcess:
     """One uvicorn process of a service on a fixed loopback port."""
@@ -290,12 +293,26 @@ class ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         fh = self.log_path.open("ab")
         cmd = [
-            PYTHON, "-m", "uvicorn", f"{self.module}:create_app", "--factory",
-            "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
-            "--timeout-graceful-shutdown", "2",
+            PYTHON,
+            "-m",
+            "uvicorn",
+            f"{self.module}:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+            "--timeout-graceful-shutdown",
+            "2",
         ]
         self.proc = subprocess.Popen(
-            cmd, cwd=REPO_ROOT, env=self.env, stdout=fh, stderr=subprocess.STDOUT,
+            cmd,
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         fh.close()
@@ -309,7 +326,9 @@ class ServiceProcess:
         error_since: float | None = None
         while time.monotonic() < deadline:
             if not self.running:
-                raise RuntimeError(f"{self.name} exited (rc={self.proc and self.proc.returncode}):\n{_tail(self.log_path)}")
+                raise RuntimeError(
+                    f"{self.name} exited (rc={self.proc and self.proc.returncode}):\n{_tail(self.log_path)}"
+                )
             try:
                 r = httpx.get(self.url + path, timeout=2.0)
                 if r.status_code == 200:
@@ -321,7 +340,8 @@ class ServiceProcess:
                     if time.monotonic() - error_since > LOAD_ERROR_GRACE_S:
                         raise RuntimeError(
                             f"{self.name} cannot load its model: {load_error}\n(if the code changed after the "
-                            f"e2e world was prepared, rerun: the world is rebuilt for the new code)")
+                            f"e2e world was prepared, rerun: the world is rebuilt for the new code)"
+                        )
             except httpx.HTTPError as exc:
                 last = repr(exc)
             time.sleep(0.25)
@@ -379,7 +399,9 @@ class PrivateRedis:
         fh = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         fh.close()
         import redis
@@ -425,7 +447,10 @@ class Stack:
         ports = {name: free_port() for name in SERVICES}
         for name in MODEL_SERVICES:
             self.procs[name] = ServiceProcess(
-                name, f"services.{name}.app", ports[name], self._service_env(name),
+                name,
+                f"services.{name}.app",
+                ports[name],
+                self._service_env(name),
                 self.log_dir / f"{name}.log",
             )
         self.procs["gateway"] = self.make_gateway("gateway", ports["gateway"], self.redis_url)
@@ -440,32 +465,38 @@ class Stack:
         env = self._common_env()
         upper = name.upper()
         models_dir = str(self.output_dir / "models")
-        env.update({
-            f"HM_{upper}_MODELS_DIR": models_dir,
-            f"HM_{upper}_DATA_DIR": str(self.data_dir),
-            f"HM_{upper}_OUTPUT_DIR": str(self.output_dir),
-            f"HM_{upper}_INDEX_DIR": str(self.output_dir / "search"),
-            f"HM_{upper}_POLL_INTERVAL_S": "2",
-            f"HM_{upper}_LOG_LEVEL": "INFO",
-            f"HM_{upper}_TORCH_THREADS": "1",
-        })
+        env.update(
+            {
+                f"HM_{upper}_MODELS_DIR": models_dir,
+                f"HM_{upper}_DATA_DIR": str(self.data_dir),
+                f"HM_{upper}_OUTPUT_DIR": str(self.output_dir),
+                f"HM_{upper}_INDEX_DIR": str(self.output_dir / "search"),
+                f"HM_{upper}_POLL_INTERVAL_S": "2",
+                f"HM_{upper}_LOG_LEVEL": "INFO",
+                f"HM_{upper}_TORCH_THREADS": "1",
+            }
+        )
         return env
 
-    def make_gateway(self, name: str, port: int, redis_url: str, extra: Mapping[str, str] | None = None) -> ServiceProcess:
+    def make_gateway(
+        self, name: str, port: int, redis_url: str, extra: Mapping[str, str] | None = None
+    ) -> ServiceProcess:
         env = self._common_env()
         env.update(GATEWAY_TEST_SETTINGS)
-        env.update({
-            "HM_GATEWAY_PORT": str(port),
-            "HM_GATEWAY_CANDIDATE_URL": self.url("candidate"),
-            "HM_GATEWAY_RANKER_URL": self.url("ranker"),
-            "HM_GATEWAY_SEARCH_URL": self.url("search"),
-            "HM_GATEWAY_REDIS_URL": redis_url,
-            "HM_GATEWAY_CACHE_PREFIX": self.cache_prefix,
-            "HM_EVENTS_PREFIX": f"{self.cache_prefix}:ev",  # sessions removed with the cache at the end
-            "HM_GATEWAY_DATA_DIR": str(self.data_dir),
-            "HM_GATEWAY_OUTPUT_DIR": str(self.output_dir),
-            "HM_GATEWAY_LOG_LEVEL": "INFO",
-        })
+        env.update(
+            {
+                "HM_GATEWAY_PORT": str(port),
+                "HM_GATEWAY_CANDIDATE_URL": self.url("candidate"),
+                "HM_GATEWAY_RANKER_URL": self.url("ranker"),
+                "HM_GATEWAY_SEARCH_URL": self.url("search"),
+                "HM_GATEWAY_REDIS_URL": redis_url,
+                "HM_GATEWAY_CACHE_PREFIX": self.cache_prefix,
+                "HM_EVENTS_PREFIX": f"{self.cache_prefix}:ev",  # sessions removed with the cache at the end
+                "HM_GATEWAY_DATA_DIR": str(self.data_dir),
+                "HM_GATEWAY_OUTPUT_DIR": str(self.output_dir),
+                "HM_GATEWAY_LOG_LEVEL": "INFO",
+            }
+        )
         env.update(extra or {})
         return ServiceProcess(name, "services.gateway.app", port, env, self.log_dir / f"{name}.log")
 

@@ -4,6 +4,7 @@ Steps: pick a customer -> 12 photos; text search "dress" -> dresses; upload a re
 photo -> results; apply a colour filter -> every shown item has that colour; clear -> the
 same feed as before. A screenshot of each step goes to ``test-artifacts/browser/``.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -40,8 +41,13 @@ def browser_page(stack) -> Iterator:
             user_data,
             executable_path=str(CHROMIUM),
             headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
             # Tall enough that all 12 lazily loaded photos are in view.
             viewport={"width": 1280, "height": 2200},
         )
@@ -67,8 +73,9 @@ def _cards(page) -> list[dict[str, str]]:
 def _colour_of(hm_sample_dir: Path, article_id: str) -> str:
     import pandas as pd
 
-    articles = pd.read_csv(hm_sample_dir / "articles.csv", dtype={"article_id": str},
-                           usecols=["article_id", "colour_group_name"])
+    articles = pd.read_csv(
+        hm_sample_dir / "articles.csv", dtype={"article_id": str}, usecols=["article_id", "colour_group_name"]
+    )
     return str(articles.loc[articles["article_id"] == article_id, "colour_group_name"].iloc[0])
 
 
@@ -129,7 +136,8 @@ def test_pick_search_upload_filter_clear(browser_page, stack, hm_sample_dir):
 
     # 4. Filter by a colour none of the results has: the grid changes, every item has it.
     options = page.eval_on_selector_all(
-        "[data-testid=facet-colour_group_name] option", "opts => opts.map(o => o.value).filter(v => v)")
+        "[data-testid=facet-colour_group_name] option", "opts => opts.map(o => o.value).filter(v => v)"
+    )
     colour = next(v for v in options if v not in {c["colour"] for c in similar})
     with page.expect_response(lambda r: r.url.endswith("/search") and r.status == 200, timeout=60_000):
         page.get_by_test_id("facet-colour_group_name").select_option(colour)

@@ -5,6 +5,7 @@ in the fault window, p99 within the timeout budget, and the normal path returns 
 once the dependency is back. The table is printed (``pytest -s`` shows it) and written to
 ``test-artifacts/e2e/fault_table.txt``. ``benchmarks/fault_table.py`` runs longer windows.
 """
+
 from __future__ import annotations
 
 import time
@@ -48,32 +49,62 @@ def test_faults_under_steady_load(live_stack, gateway_private_redis, private_red
         assert baseline and all(s.status == 200 for s in baseline), baseline[:3]
         base_p99 = percentile([s.latency_s for s in baseline], 99)
 
-        results.append(run_fault(
-            load, "ranker killed (SIGKILL)",
-            inject=lambda: stack.kill("ranker"), restore=lambda: stack.start("ranker"),
-            expected_source="candidates", budget_s=FAST_FAIL_BUDGET_S, fault_window_s=FAULT_WINDOW_S,
-        ))
-        results.append(run_fault(
-            load, "ranker hung (SIGSTOP)",
-            inject=lambda: stack.procs["ranker"].pause(), restore=lambda: stack.procs["ranker"].resume(),
-            expected_source="candidates", budget_s=RECOMMEND_BUDGET_S, fault_window_s=FAULT_WINDOW_S,
-        ))
-        results.append(run_fault(
-            load, "candidate killed (SIGKILL)",
-            inject=lambda: stack.kill("candidate"), restore=lambda: stack.start("candidate"),
-            expected_source="popular", budget_s=FAST_FAIL_BUDGET_S, fault_window_s=FAULT_WINDOW_S,
-        ))
-        results.append(run_fault(
-            load, "candidate hung (SIGSTOP)",
-            inject=lambda: stack.procs["candidate"].pause(), restore=lambda: stack.procs["candidate"].resume(),
-            expected_source="popular", budget_s=RECOMMEND_BUDGET_S, fault_window_s=FAULT_WINDOW_S,
-        ))
-        results.append(run_fault(
-            load, "redis stopped",
-            inject=private_redis.stop, restore=private_redis.start,
-            expected_source="ranker", budget_s=FAST_FAIL_BUDGET_S, fault_window_s=FAULT_WINDOW_S,
-            check_during=lambda: _cache_backend(gw),
-        ))
+        results.append(
+            run_fault(
+                load,
+                "ranker killed (SIGKILL)",
+                inject=lambda: stack.kill("ranker"),
+                restore=lambda: stack.start("ranker"),
+                expected_source="candidates",
+                budget_s=FAST_FAIL_BUDGET_S,
+                fault_window_s=FAULT_WINDOW_S,
+            )
+        )
+        results.append(
+            run_fault(
+                load,
+                "ranker hung (SIGSTOP)",
+                inject=lambda: stack.procs["ranker"].pause(),
+                restore=lambda: stack.procs["ranker"].resume(),
+                expected_source="candidates",
+                budget_s=RECOMMEND_BUDGET_S,
+                fault_window_s=FAULT_WINDOW_S,
+            )
+        )
+        results.append(
+            run_fault(
+                load,
+                "candidate killed (SIGKILL)",
+                inject=lambda: stack.kill("candidate"),
+                restore=lambda: stack.start("candidate"),
+                expected_source="popular",
+                budget_s=FAST_FAIL_BUDGET_S,
+                fault_window_s=FAULT_WINDOW_S,
+            )
+        )
+        results.append(
+            run_fault(
+                load,
+                "candidate hung (SIGSTOP)",
+                inject=lambda: stack.procs["candidate"].pause(),
+                restore=lambda: stack.procs["candidate"].resume(),
+                expected_source="popular",
+                budget_s=RECOMMEND_BUDGET_S,
+                fault_window_s=FAULT_WINDOW_S,
+            )
+        )
+        results.append(
+            run_fault(
+                load,
+                "redis stopped",
+                inject=private_redis.stop,
+                restore=private_redis.start,
+                expected_source="ranker",
+                budget_s=FAST_FAIL_BUDGET_S,
+                fault_window_s=FAULT_WINDOW_S,
+                check_during=lambda: _cache_backend(gw),
+            )
+        )
 
     table = format_table(results)
     table = f"baseline p99 {1000 * base_p99:.0f} ms over {len(baseline)} requests\n" + table

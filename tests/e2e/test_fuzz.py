@@ -7,6 +7,7 @@
    non-images, truncated / oversized images, a decompression bomb, multipart abuse. Every
    one must be a 4xx with a message, and the gateway must still serve afterwards.
 """
+
 from __future__ import annotations
 
 import re
@@ -47,8 +48,13 @@ def _fuzz_service(base_url: str) -> dict[str, int]:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
             @given(case=operation.as_strategy(generation_mode=mode))
-            @settings(max_examples=EXAMPLES_PER_MODE, deadline=None, database=None, derandomize=True,
-                      suppress_health_check=list(HealthCheck))
+            @settings(
+                max_examples=EXAMPLES_PER_MODE,
+                deadline=None,
+                database=None,
+                derandomize=True,
+                suppress_health_check=list(HealthCheck),
+            )
             def run(case: schemathesis.Case) -> None:
                 response = case.call(base_url=base_url, timeout=30)
                 status = f"{response.status_code // 100}xx"
@@ -97,11 +103,11 @@ BAD_IDS = [
     "/etc/passwd",
     "C:\\Windows\\win.ini",
     "\u202eevil\u0000",
-    "ÄÖÜ" * 21 + "x",              # 64 characters, none hex
+    "ÄÖÜ" * 21 + "x",  # 64 characters, none hex
     "😀" * 64,
     "A" * 10_000,
-    "0" * 63,                      # one short of a customer id
-    "F" * 64,                      # upper case hex: ids are lower case
+    "0" * 63,  # one short of a customer id
+    "F" * 64,  # upper case hex: ids are lower case
     "abc\nINJECTED-LOG-LINE",
     "",
 ]
@@ -123,8 +129,9 @@ def test_bad_ids_are_4xx_with_a_message(live_stack, bad):
         _assert_refused(httpx.get(quoted + "/image", timeout=10), "image id")
     if not re.fullmatch(r"[0-9a-fA-F]{0,64}", bad):  # hex prefixes (any case) are legitimate searches
         _assert_refused(httpx.get(gw + "/customers", params={"prefix": bad}, timeout=10), "customer prefix")
-    _assert_refused(httpx.post(gw + "/search", json={"query": "dress", "customer_id": bad}, timeout=10),
-                    "search customer_id")
+    _assert_refused(
+        httpx.post(gw + "/search", json={"query": "dress", "customer_id": bad}, timeout=10), "search customer_id"
+    )
 
 
 BAD_QUERY_STRINGS = [
@@ -161,10 +168,11 @@ def _quote(value: str) -> bytes:
 
 def _png_bomb(side: int = 40_000) -> bytes:
     """A valid 1-bit PNG of side x side black pixels: ~200 KB on disk, 1.6 G pixels decoded."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    row = b"\x00" + b"\x00" * ((side + 7) // 8)   # filter byte + packed bits
+    row = b"\x00" + b"\x00" * ((side + 7) // 8)  # filter byte + packed bits
     comp = zlib.compressobj(9)
     idat = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
     header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
@@ -181,9 +189,13 @@ def _hostile_uploads(real_photo: bytes) -> dict[str, dict]:
     """name -> httpx request kwargs for POST /search."""
     too_big = 11 * 1024 * 1024  # over both the gateway's (8 MiB) and the search service's (10 MiB) limit
     many_fields = {f"f{i}": "x" for i in range(2000)}
-    preamble_body = (b"J" * (too_big)) + b"\r\n--XBOUNDARY\r\nContent-Disposition: form-data; name=\"k\"\r\n\r\n12\r\n--XBOUNDARY--\r\n"
+    preamble_body = (
+        b"J" * (too_big)
+    ) + b'\r\n--XBOUNDARY\r\nContent-Disposition: form-data; name="k"\r\n\r\n12\r\n--XBOUNDARY--\r\n'
     return {
-        "pdf as jpg": {"files": {"file": ("photo.jpg", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n", "image/jpeg")}},
+        "pdf as jpg": {
+            "files": {"file": ("photo.jpg", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n", "image/jpeg")}
+        },
         "text file": {"files": {"file": ("notes.txt", b"just some text, not a picture\n" * 20, "text/plain")}},
         "html with script": {"files": {"file": ("x.png", b"<html><script>alert(1)</script></html>", "image/png")}},
         "truncated jpeg": {"files": {"file": ("cut.jpg", real_photo[: len(real_photo) // 3], "image/jpeg")}},
@@ -199,13 +211,19 @@ def _hostile_uploads(real_photo: bytes) -> dict[str, dict]:
         },
         "bad k in form": {"data": {"k": "-5"}, "files": {"file": ("p.jpg", real_photo, "image/jpeg")}},
         "filters not json": {"data": {"filters": "{not json"}, "files": {"file": ("p.jpg", real_photo, "image/jpeg")}},
-        "unknown content type": {"content": b"query=dress", "headers": {"content-type": "application/x-www-form-urlencoded"}},
+        "unknown content type": {
+            "content": b"query=dress",
+            "headers": {"content-type": "application/x-www-form-urlencoded"},
+        },
         "json too long query": {"json": {"query": "A" * 10_000}},
         "json empty query": {"json": {"query": "   "}},
         "json unknown field": {"json": {"query": "dress", "drop": "table"}},
         "json k too big": {"json": {"query": "dress", "k": 10_000}},
-        "json not json": {"content": b"{\"query\": ", "headers": {"content-type": "application/json"}},
-        "json 1 MiB": {"content": b"{\"query\": \"" + b"a" * (1 << 20) + b"\"}", "headers": {"content-type": "application/json"}},
+        "json not json": {"content": b'{"query": ', "headers": {"content-type": "application/json"}},
+        "json 1 MiB": {
+            "content": b'{"query": "' + b"a" * (1 << 20) + b'"}',
+            "headers": {"content-type": "application/json"},
+        },
     }
 
 
@@ -239,10 +257,12 @@ def test_injected_text_never_forges_a_log_line(live_stack):
     """No log line of any service (app logs at INFO) *starts* with text we injected after a newline."""
     httpx.get(live_stack.gateway + "/recommend", params={"customer_id": "abc\nINJECTED-LOG-LINE"}, timeout=10)
     httpx.post(live_stack.gateway + "/search", json={"query": "dress\nINJECTED-LOG-LINE"}, timeout=10)
-    httpx.post(live_stack.gateway + "/search", timeout=10,
-               files={"file": ("x\nINJECTED-LOG-LINE.jpg", b"not an image", "image/jpeg")})
+    httpx.post(
+        live_stack.gateway + "/search",
+        timeout=10,
+        files={"file": ("x\nINJECTED-LOG-LINE.jpg", b"not an image", "image/jpeg")},
+    )
     for proc in live_stack.procs.values():
         text = proc.log_path.read_text(errors="replace") if proc.log_path.exists() else ""
         forged = [line for line in text.splitlines() if line.startswith("INJECTED-LOG-LINE")]
         assert not forged, f"{proc.name} log has a forged line: {forged[:2]}"
-

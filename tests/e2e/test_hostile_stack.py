@@ -7,6 +7,7 @@
 - a client hanging up mid-upload: a 499 line in the log, no traceback, and service goes on;
 - the 8 x 60,000 PNG: the search service's peak RSS grows by less than 100 MB.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -62,8 +63,10 @@ def _post(client: httpx.Client, url: str, kwargs: dict) -> httpx.Response:
     return client.post(url, **kwargs)
 
 
-@pytest.mark.parametrize(("service", "image_path", "text_path"), [
-    ("gateway", "/search", "/search"), ("search", "/search/image", "/search/text")])
+@pytest.mark.parametrize(
+    ("service", "image_path", "text_path"),
+    [("gateway", "/search", "/search"), ("search", "/search/image", "/search/text")],
+)
 def test_every_hostile_request_is_a_4xx_with_a_message(live_stack, service, image_path, text_path):
     base = live_stack.url(service)
     outcomes = []
@@ -97,6 +100,7 @@ def test_text_search_answers_throughout_a_storm_of_50_bad_images(live_stack):
     for t in texters:
         t.start()
     try:
+
         def send(case: tuple[str, dict]) -> tuple[str, int, bool]:
             with httpx.Client(timeout=30) as client:
                 r = client.post(gw + "/search", **case[1])
@@ -119,9 +123,12 @@ def test_text_search_answers_throughout_a_storm_of_50_bad_images(live_stack):
 def _hang_up_mid_upload(url: str, path: str) -> None:
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port))) as s:
-        s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-                  "Content-Length: 4000000\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"file\"; "
-                  "filename=\"p.jpg\"\r\n\r\n".encode() + b"\xff" * 100_000)
+        s.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            'Content-Length: 4000000\r\n\r\n--b\r\nContent-Disposition: form-data; name="file"; '
+            'filename="p.jpg"\r\n\r\n'.encode()
+            + b"\xff" * 100_000
+        )
         time.sleep(0.3)
 
 

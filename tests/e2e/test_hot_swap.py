@@ -6,6 +6,7 @@ ones under new names). Both services must switch with zero failed requests, and 
 gateway reports the new versions every answer, cached ones included, must carry them (cache
 keys carry versions). The old versions are put back afterwards for the other e2e tests.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -33,8 +34,13 @@ def test_publishing_new_models_under_load_fails_nothing_and_serves_nothing_stale
     hot_swap = _hot_swap_module()
     stack = live_stack
     result = hot_swap.run_hot_swap(
-        stack.gateway, {"candidate": stack.url("candidate"), "ranker": stack.url("ranker")},
-        stack.output_dir / "models", concurrency=4, warm_s=1.5, after_s=3.0, swap_timeout_s=40.0,
+        stack.gateway,
+        {"candidate": stack.url("candidate"), "ranker": stack.url("ranker")},
+        stack.output_dir / "models",
+        concurrency=4,
+        warm_s=1.5,
+        after_s=3.0,
+        swap_timeout_s=40.0,
         customers=customers[:8],
     )
     table = hot_swap.format_table(result)
@@ -44,8 +50,9 @@ def test_publishing_new_models_under_load_fails_nothing_and_serves_nothing_stale
 
     assert result.new["candidate"] != result.old["candidate"] and result.new["ranker"] != result.old["ranker"]
     before = [s for s in result.samples if result.phase(s) == "before publish"]
-    assert before and all(s.candidate == result.old["candidate"] and s.ranker == result.old["ranker"]
-                          for s in before if s.status == 200), table
+    assert before and all(
+        s.candidate == result.old["candidate"] and s.ranker == result.old["ranker"] for s in before if s.status == 200
+    ), table
     assert not result.failed, table
     assert all(t is not None for t in result.service_swapped_at.values()), table
     assert result.gateway_switched_at is not None, table
@@ -77,15 +84,38 @@ def test_retraining_the_ranker_while_it_serves_swaps_in_a_new_version_and_misses
     env.update(HM_DATA_DIR=str(stack.data_dir), HM_OUTPUT_DIR=str(stack.output_dir))
     try:
         # --force: this test is about the swap, not the gate's verdict (tests/ranker covers that)
-        run_cli(["train", "ranker", "--data-dir", str(stack.data_dir), "--output-dir", str(stack.output_dir),
-                 "--epochs", "1", "--two-tower-epochs", "1", "--train-weeks", "1", "--no-single-task", "--force"],
-                env, stack.log_dir)
+        run_cli(
+            [
+                "train",
+                "ranker",
+                "--data-dir",
+                str(stack.data_dir),
+                "--output-dir",
+                str(stack.output_dir),
+                "--epochs",
+                "1",
+                "--two-tower-epochs",
+                "1",
+                "--train-weeks",
+                "1",
+                "--no-single-task",
+                "--force",
+            ],
+            env,
+            stack.log_dir,
+        )
         new = resolve_version(models, "mmoe")
         assert new != old
-        body = wait_until(lambda: (b := recommend(stack.gateway, customers[0]).json())["model_versions"]["ranker"] == new
-                          and b, timeout_s=60, what=f"gateway serving ranker {new}")
+        body = wait_until(
+            lambda: (b := recommend(stack.gateway, customers[0]).json())["model_versions"]["ranker"] == new and b,
+            timeout_s=60,
+            what=f"gateway serving ranker {new}",
+        )
         assert body["cached"] is False and body["source"] == "ranker"
     finally:
         publish(models, "mmoe", old)
-        wait_until(lambda: recommend(stack.gateway, customers[1]).json()["model_versions"]["ranker"] == old,
-                   timeout_s=60, what="old ranker back")
+        wait_until(
+            lambda: recommend(stack.gateway, customers[1]).json()["model_versions"]["ranker"] == old,
+            timeout_s=60,
+            what="old ranker back",
+        )

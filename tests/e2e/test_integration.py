@@ -3,6 +3,7 @@
 Every test leaves the stack whole (``live_stack`` restarts whatever it stopped). Requests
 that must miss the cache use a k never used before (``fresh_k``).
 """
+
 from __future__ import annotations
 
 import re
@@ -109,7 +110,8 @@ def test_ranker_stopped_serves_candidate_order_then_ranker_again(live_stack, cus
     # The same request again: a degraded answer is never cached, so it gets the ranker now.
     back = wait_until(
         lambda: (b := recommend(live_stack.gateway, customers[3], k=k_degraded).json())["source"] == "ranker" and b,
-        RECOVERY_S, what="source=ranker after the ranker came back",
+        RECOVERY_S,
+        what="source=ranker after the ranker came back",
     )
     assert back["cached"] is False and back["degraded"] == []
 
@@ -128,7 +130,8 @@ def test_candidate_stopped_serves_popular_then_ranker_again(live_stack, customer
     live_stack.start("candidate")
     back = wait_until(
         lambda: (b := recommend(live_stack.gateway, customers[4], k=k).json())["source"] == "ranker" and b,
-        RECOVERY_S, what="source=ranker after the candidate service came back",
+        RECOVERY_S,
+        what="source=ranker after the candidate service came back",
     )
     assert back["cached"] is False and back["degraded"] == []
 
@@ -146,8 +149,12 @@ def test_search_stopped_is_503_for_search_only(live_stack, customers):
 
     live_stack.start("search")
     wait_until(
-        lambda: httpx.post(live_stack.gateway + "/search", json={"query": "dress", "k": fresh_k()}, timeout=15).status_code == 200,
-        RECOVERY_S, what="/search 200 after the search service came back",
+        lambda: (
+            httpx.post(live_stack.gateway + "/search", json={"query": "dress", "k": fresh_k()}, timeout=15).status_code
+            == 200
+        ),
+        RECOVERY_S,
+        what="/search 200 after the search service came back",
     )
 
 

@@ -1,4 +1,5 @@
 """Fixtures: the three fake services (module-wide), and a gateway wired to them per test."""
+
 from __future__ import annotations
 
 import sys

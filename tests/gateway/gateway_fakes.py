@@ -6,6 +6,7 @@ gateway timeout), and counts its calls, so tests can break one dependency at a t
 The fakes are deliberately different in order so a test can tell who served a list:
 candidates come in id order 1..8, the ranker reverses them.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -26,15 +27,15 @@ from services.gateway.catalogue import Catalogue, build_catalogue
 from shared.schemas import CandidateRequest, RankRequest, TextSearchRequest
 
 ARTICLES = [f"01000000{i:02d}" for i in range(1, 9)]
-CUSTOMER_YOUNG = "a" * 63 + "1"   # age 22 -> band 16-24
-CUSTOMER_MID = "a" * 63 + "2"     # age 40 -> band 35-44
-CUSTOMER_UNKNOWN_AGE = "b" * 64   # age NaN -> band unknown
-CUSTOMER_NEW = "c" * 64           # not in customers.csv
+CUSTOMER_YOUNG = "a" * 63 + "1"  # age 22 -> band 16-24
+CUSTOMER_MID = "a" * 63 + "2"  # age 40 -> band 35-44
+CUSTOMER_UNKNOWN_AGE = "b" * 64  # age NaN -> band unknown
+CUSTOMER_NEW = "c" * 64  # not in customers.csv
 
 
 @dataclass
 class FakeControl:
-    behaviour: str = "ok"           # ok | error | slow | empty (candidate: no candidates)
+    behaviour: str = "ok"  # ok | error | slow | empty (candidate: no candidates)
     calls: int = 0
     last_request: dict[str, Any] = field(default_factory=dict)
     version: str = "v1"
@@ -62,11 +63,19 @@ def fake_candidate(control: FakeControl) -> FastAPI:
         ids = ARTICLES[:2] + ["0999999999"] + ARTICLES[2:]
         if control.behaviour == "empty":
             ids = []
-        return {"customer_id": req.customer_id, "model_version": control.version,
-                "cold_start": req.customer_id == CUSTOMER_NEW,
-                "candidates": [{"article_id": a, "score": round(0.9 - 0.1 * i, 2),
-                                "sources": {"two_tower": round(0.9 - 0.1 * i, 2), **({"repurchase": 1.0} if i == 0 else {})}}
-                               for i, a in enumerate(ids)][: req.k]}
+        return {
+            "customer_id": req.customer_id,
+            "model_version": control.version,
+            "cold_start": req.customer_id == CUSTOMER_NEW,
+            "candidates": [
+                {
+                    "article_id": a,
+                    "score": round(0.9 - 0.1 * i, 2),
+                    "sources": {"two_tower": round(0.9 - 0.1 * i, 2), **({"repurchase": 1.0} if i == 0 else {})},
+                }
+                for i, a in enumerate(ids)
+            ][: req.k],
+        }
 
     return app
 
@@ -83,9 +92,13 @@ def fake_ranker(control: FakeControl) -> FastAPI:
         await control.act()
         control.last_request = req.model_dump()
         ranked = list(reversed(req.candidates))[: req.k]
-        return {"model_version": control.version,
-                "ranked": [{"article_id": c.article_id, "score": float(i), "task_scores": {"purchase": 0.5}}
-                           for i, c in enumerate(ranked)]}
+        return {
+            "model_version": control.version,
+            "ranked": [
+                {"article_id": c.article_id, "score": float(i), "task_scores": {"purchase": 0.5}}
+                for i, c in enumerate(ranked)
+            ],
+        }
 
     return app
 
@@ -103,21 +116,36 @@ def fake_search(control: FakeControl) -> FastAPI:
         await control.act()
         control.last_request = req.model_dump()
         results = [ARTICLES[2], "0999999999", ARTICLES[0], ARTICLES[4]][: req.k]
-        return {"index_version": control.version, "mode": req.mode, "personalised": req.customer_id is not None,
-                "results": [{"article_id": a, "score": 1.0 - 0.1 * i} for i, a in enumerate(results)],
-                "facets": facets}
+        return {
+            "index_version": control.version,
+            "mode": req.mode,
+            "personalised": req.customer_id is not None,
+            "results": [{"article_id": a, "score": 1.0 - 0.1 * i} for i, a in enumerate(results)],
+            "facets": facets,
+        }
 
     @app.post("/search/image")
-    async def image(file: UploadFile = File(...), k: int = Form(12), filters: str = Form("{}"),
-                    customer_id: str | None = Form(None)) -> Any:
+    async def image(
+        file: UploadFile = File(...), k: int = Form(12), filters: str = Form("{}"), customer_id: str | None = Form(None)
+    ) -> Any:
         await control.act()
         data = await file.read()
-        control.last_request = {"bytes": len(data), "k": k, "filters": filters, "customer_id": customer_id,
-                                "filename": file.filename}
+        control.last_request = {
+            "bytes": len(data),
+            "k": k,
+            "filters": filters,
+            "customer_id": customer_id,
+            "filename": file.filename,
+        }
         if not data.startswith(b"\xff\xd8"):
             return JSONResponse({"detail": "not a JPEG, PNG or WebP image"}, status_code=415)
-        return {"index_version": control.version, "mode": "image", "personalised": False,
-                "results": [{"article_id": a, "score": 0.5} for a in ARTICLES[5:7]][:k], "facets": facets}
+        return {
+            "index_version": control.version,
+            "mode": "image",
+            "personalised": False,
+            "results": [{"article_id": a, "score": 0.5} for a in ARTICLES[5:7]][:k],
+            "facets": facets,
+        }
 
     return app
 
@@ -126,8 +154,9 @@ class ServerThread:
     """Runs an ASGI app with uvicorn on a free loopback port in a daemon thread."""
 
     def __init__(self, app: FastAPI) -> None:
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                                    lifespan="off", access_log=False))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", access_log=False)
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> ServerThread:
@@ -169,23 +198,27 @@ def tiny_frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """8 articles, 3 customers, transactions over 3 weeks (last day 2020-09-22)."""
     types = ["Dress", "Dress", "Trousers", "Sweater", "Dress", "Trousers", "Sweater", "Dress"]
     colours = ["Black", "Red", "Black", "Blue", "Red", "Black", "Blue", "Black"]
-    articles = pd.DataFrame({
-        "article_id": ARTICLES,
-        "prod_name": [f"Item {i}" for i in range(1, 9)],
-        "product_type_name": types,
-        "product_group_name": ["Garment Full body" if t == "Dress" else "Garment Upper body" for t in types],
-        "colour_group_name": colours,
-        "perceived_colour_master_name": colours,
-        "department_name": ["Dept"] * 8,
-        "index_group_name": ["Ladieswear"] * 8,
-        "graphical_appearance_name": ["Solid"] * 8,
-        "garment_group_name": ["Jersey"] * 8,
-        "detail_desc": [f"Description {i}" for i in range(1, 9)],
-    })
-    customers = pd.DataFrame({
-        "customer_id": [CUSTOMER_YOUNG, CUSTOMER_MID, CUSTOMER_UNKNOWN_AGE],
-        "age": np.array([22, 40, np.nan], dtype=np.float32),
-    })
+    articles = pd.DataFrame(
+        {
+            "article_id": ARTICLES,
+            "prod_name": [f"Item {i}" for i in range(1, 9)],
+            "product_type_name": types,
+            "product_group_name": ["Garment Full body" if t == "Dress" else "Garment Upper body" for t in types],
+            "colour_group_name": colours,
+            "perceived_colour_master_name": colours,
+            "department_name": ["Dept"] * 8,
+            "index_group_name": ["Ladieswear"] * 8,
+            "graphical_appearance_name": ["Solid"] * 8,
+            "garment_group_name": ["Jersey"] * 8,
+            "detail_desc": [f"Description {i}" for i in range(1, 9)],
+        }
+    )
+    customers = pd.DataFrame(
+        {
+            "customer_id": [CUSTOMER_YOUNG, CUSTOMER_MID, CUSTOMER_UNKNOWN_AGE],
+            "age": np.array([22, 40, np.nan], dtype=np.float32),
+        }
+    )
     rows = [
         # young: article 5 twice, 6 once in the last two weeks
         ("2020-09-22", CUSTOMER_YOUNG, ARTICLES[4], 0.02),
@@ -211,5 +244,6 @@ def tiny_catalogue(images_dir: Path) -> Catalogue:
         (images_dir / aid[:3]).mkdir(parents=True, exist_ok=True)
         (images_dir / aid[:3] / f"{aid}.jpg").write_bytes(b"\xff\xd8fake-jpeg-" + aid.encode())
     articles, customers, transactions = tiny_frames()
-    return build_catalogue(articles, customers, transactions, images_dir, popular_weeks=2, popular_per_band=5,
-                           version="cat1")
+    return build_catalogue(
+        articles, customers, transactions, images_dir, popular_weeks=2, popular_per_band=5, version="cat1"
+    )

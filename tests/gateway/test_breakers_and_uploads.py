@@ -1,5 +1,6 @@
 """Breakers per operation, client errors that never count against a dependency, and the
 hostile upload corpus (its form layer) at the gateway."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,5 +1,6 @@
 """The gateway cache's resource bounds: bytes in the local cache, and a busy Redis pool that
 is not mistaken for Redis being down."""
+
 from __future__ import annotations
 
 import asyncio

@@ -5,6 +5,7 @@ generated requests: a key is a pure function of (kind, versions, parameters), bl
 order of parameters and of filter values and to unset (None) parameters, and different for
 any change of a version or of a parameter's value.
 """
+
 from __future__ import annotations
 
 import string
@@ -20,12 +21,14 @@ version = st.text(alphabet=string.ascii_letters + string.digits + "._-", min_siz
 versions = st.fixed_dictionaries({"candidate": version, "ranker": version, "catalogue": version})
 filter_values = st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=4, unique=True)
 filters = st.dictionaries(st.sampled_from(FILTER_COLUMNS), filter_values, max_size=3)
-params = st.fixed_dictionaries({
-    "customer_id": st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
-    "k": st.integers(1, 100),
-    "offset": st.integers(0, 500),
-    "filters": filters,
-})
+params = st.fixed_dictionaries(
+    {
+        "customer_id": st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
+        "k": st.integers(1, 100),
+        "offset": st.integers(0, 500),
+        "filters": filters,
+    }
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -62,8 +65,7 @@ def test_any_new_version_gives_a_new_key(vs, ps, name, new):
 @given(versions, params, params)
 def test_different_requests_never_share_a_key(vs, a, b):
     def canonical(p: dict) -> tuple:
-        return (p["customer_id"], p["k"], p["offset"],
-                sorted((c, tuple(sorted(v))) for c, v in p["filters"].items()))
+        return (p["customer_id"], p["k"], p["offset"], sorted((c, tuple(sorted(v))) for c, v in p["filters"].items()))
 
     same_request = canonical(a) == canonical(b)
     assert (cache_key("p", "rec", vs, a) == cache_key("p", "rec", vs, b)) == same_request

@@ -1,5 +1,6 @@
 """A client that hangs up mid-upload: one 499 log line, no 500, no traceback, and the server
 keeps serving (shared/uploads.py, used by the gateway and the search service)."""
+
 from __future__ import annotations
 
 import logging
@@ -29,9 +30,11 @@ def test_hang_up_mid_upload_is_a_499_line_not_a_500(caplog):
     with ServerThread(_app()) as server:
         host, port = server.url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port))) as s:
-            s.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-                      b"Content-Length: 500000\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"file\"; "
-                      b"filename=\"p.jpg\"\r\n\r\n" + b"\xff" * 20_000)
+            s.sendall(
+                b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                b'Content-Length: 500000\r\n\r\n--b\r\nContent-Disposition: form-data; name="file"; '
+                b'filename="p.jpg"\r\n\r\n' + b"\xff" * 20_000
+            )
             time.sleep(0.3)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and not any("499" in r.getMessage() for r in caplog.records):
@@ -41,5 +44,6 @@ def test_hang_up_mid_upload_is_a_499_line_not_a_500(caplog):
     lines = [r for r in caplog.records if "client closed the request" in r.getMessage()]
     assert len(lines) == 1 and "499" in lines[0].getMessage() and lines[0].levelno == logging.WARNING
     assert lines[0].exc_info is None
-    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], \
-        [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], [
+        r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR
+    ]

@@ -3,6 +3,7 @@
 These run everywhere, without Docker; the real `docker compose up` is tests/compose
 (`make compose-test`), which CI runs after `make test`.
 """
+
 from __future__ import annotations
 
 import re
@@ -131,8 +132,13 @@ def test_dockerignore_keeps_local_state_out():
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 HEAVY = ("tensorflow", "tf-keras", "torch", "scikit-learn", "scipy", "matplotlib")
 # What each image installs from pyproject: `dependencies` plus these optional groups.
-IMAGE_GROUPS = {"gateway": [], "candidate": ["tf"], "ranker": [], "search": ["search"],
-                "pipeline": ["search", "tf", "train"]}
+IMAGE_GROUPS = {
+    "gateway": [],
+    "candidate": ["tf"],
+    "ranker": [],
+    "search": ["search"],
+    "pipeline": ["search", "tf", "train"],
+}
 
 
 def _name(requirement: str) -> str:
@@ -169,8 +175,18 @@ def test_each_image_installs_only_its_groups(services, name):
 def test_core_services_import_without_training_or_torch_packages(module):
     """The gateway and ranker images lack TF, torch, sklearn, scipy, matplotlib: their apps
     must import (and build) without them (loading a model is the compose test's to prove)."""
-    blocked = ["tensorflow", "tf_keras", "tensorflow_recommenders", "torch", "sklearn", "scipy",
-               "matplotlib", "PIL", "click", "tqdm"]
+    blocked = [
+        "tensorflow",
+        "tf_keras",
+        "tensorflow_recommenders",
+        "torch",
+        "sklearn",
+        "scipy",
+        "matplotlib",
+        "PIL",
+        "click",
+        "tqdm",
+    ]
     code = (
         "import sys\n"
         f"BLOCKED = {blocked!r}\n"
@@ -197,6 +213,7 @@ def test_gateway_healthcheck_means_it_can_answer_recommend(services):
 def test_no_setting_that_nothing_reads(services):
     """Every HM_SEARCH_* variable compose sets is a SearchSettings field."""
     from services.search.settings import SearchSettings
+
     fields = {f.upper() for f in SearchSettings.model_fields}
     for var in services["search"]["environment"]:
         if var.startswith("HM_SEARCH_"):

@@ -1,4 +1,5 @@
 """/recommend through the gateway against fake services on loopback: paths, fallbacks, cache."""
+
 from __future__ import annotations
 
 import time
@@ -138,8 +139,15 @@ def test_filters_apply_to_every_item(make_gateway):
     gw = make_gateway()
     body = gw.get("/recommend", params={"customer_id": CUSTOMER_YOUNG, "colour_group_name": "Black"}).json()
     assert ids(body) == [A[7], A[5], A[2], A[0]] and all(i["colour"] == "Black" for i in body["items"])
-    two = gw.get("/recommend", params=[("customer_id", CUSTOMER_YOUNG), ("colour_group_name", "Red"),
-                                       ("colour_group_name", "Blue"), ("product_type_name", "Sweater")]).json()
+    two = gw.get(
+        "/recommend",
+        params=[
+            ("customer_id", CUSTOMER_YOUNG),
+            ("colour_group_name", "Red"),
+            ("colour_group_name", "Blue"),
+            ("product_type_name", "Sweater"),
+        ],
+    ).json()
     assert ids(two) == [A[6], A[3]]  # the Blue sweaters; no Red sweater exists
     # mean prices: A1 .10, A2 .05, A3 .01, A5 .03, A6 .03; the rest never sold (excluded)
     priced = gw.get("/recommend", params={"customer_id": CUSTOMER_YOUNG, "price_min": 0.03}).json()
@@ -154,19 +162,22 @@ def test_paging(make_gateway):
     assert past_end["items"] == [] and past_end["total"] == 8
 
 
-@pytest.mark.parametrize("params", [
-    {"customer_id": "not-hex"},
-    {"customer_id": "A" * 64},                      # upper case is not a valid id
-    {"customer_id": "a" * 65},
-    {},
-    {"customer_id": "a" * 64, "k": 0},
-    {"customer_id": "a" * 64, "k": 101},
-    {"customer_id": "a" * 64, "k": "ten"},
-    {"customer_id": "a" * 64, "offset": -1},
-    {"customer_id": "a" * 64, "offset": 1001},
-    {"customer_id": "a" * 64, "price_min": -1},
-    {"customer_id": "a" * 64, "colour_group_name": "x" * 101},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"customer_id": "not-hex"},
+        {"customer_id": "A" * 64},  # upper case is not a valid id
+        {"customer_id": "a" * 65},
+        {},
+        {"customer_id": "a" * 64, "k": 0},
+        {"customer_id": "a" * 64, "k": 101},
+        {"customer_id": "a" * 64, "k": "ten"},
+        {"customer_id": "a" * 64, "offset": -1},
+        {"customer_id": "a" * 64, "offset": 1001},
+        {"customer_id": "a" * 64, "price_min": -1},
+        {"customer_id": "a" * 64, "colour_group_name": "x" * 101},
+    ],
+)
 def test_bad_input_is_422_with_a_message(make_gateway, fakes, params):
     gw = make_gateway()
     r = gw.get("/recommend", params=params)

@@ -1,4 +1,5 @@
 """`hmrec run`: which offline steps it runs, and that it starts, waits for and stops its children."""
+
 from __future__ import annotations
 
 import os
@@ -54,12 +55,20 @@ def test_flags_that_exclude_each_other():
 
 
 def test_stop_children_terminates_and_kills_the_stubborn(tmp_path):
-    polite = run_module.start_child("polite", [sys.executable, "-c", "import time; time.sleep(60)"], dict(os.environ),
-                                    tmp_path)
+    polite = run_module.start_child(
+        "polite", [sys.executable, "-c", "import time; time.sleep(60)"], dict(os.environ), tmp_path
+    )
     stubborn = run_module.start_child(
-        "stubborn", [sys.executable, "-c",
-                     "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); "
-                     "time.sleep(60)"], dict(os.environ), tmp_path)
+        "stubborn",
+        [
+            sys.executable,
+            "-c",
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); "
+            "time.sleep(60)",
+        ],
+        dict(os.environ),
+        tmp_path,
+    )
     deadline = time.monotonic() + 10
     while "up" not in stubborn.tail() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -118,8 +127,9 @@ def test_serve_starts_waits_for_readyz_and_stops_everything_on_sigterm(hm_sample
 
 
 def test_run_help_lists_the_flags():
-    out = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--help"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "run", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0
     for flag in ("--skip-pipeline", "--services-only", "--pipeline-only", "--port", "--scale"):
         assert flag in out.stdout

@@ -1,4 +1,5 @@
 """/search (text JSON and image multipart), catalogue routes, health and metrics."""
+
 from __future__ import annotations
 
 import json
@@ -15,6 +16,7 @@ def ids(body: dict) -> list[str]:
 
 
 # --- text search ---------------------------------------------------------------------------------
+
 
 def test_text_search_is_proxied_enriched_and_cached(make_gateway, fakes):
     gw = make_gateway()
@@ -62,18 +64,21 @@ def test_search_down_is_503_for_search_only(make_gateway, fakes):
     assert unreachable.get("/recommend", params={"customer_id": CUSTOMER_YOUNG}).json()["source"] == "ranker"
 
 
-@pytest.mark.parametrize("payload", [
-    {"query": ""},
-    {"query": "   "},
-    {"query": "x" * 257},
-    {"query": "dress", "k": 0},
-    {"query": "dress", "k": 101},
-    {"query": "dress", "mode": "magic"},
-    {"query": "dress", "customer_id": "nope"},
-    {"query": "dress", "filters": {"colour": ["Black"]}},
-    {"query": "dress", "unexpected": 1},
-    {"k": 3},
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"query": ""},
+        {"query": "   "},
+        {"query": "x" * 257},
+        {"query": "dress", "k": 0},
+        {"query": "dress", "k": 101},
+        {"query": "dress", "mode": "magic"},
+        {"query": "dress", "customer_id": "nope"},
+        {"query": "dress", "filters": {"colour": ["Black"]}},
+        {"query": "dress", "unexpected": 1},
+        {"k": 3},
+    ],
+)
 def test_bad_text_queries_are_422(make_gateway, fakes, payload):
     gw = make_gateway()
     r = gw.post("/search", json=payload)
@@ -89,25 +94,31 @@ def test_not_json_not_multipart_is_415_and_broken_json_422(make_gateway):
 
 def test_oversized_json_body_is_413(make_gateway):
     gw = make_gateway()
-    r = gw.post("/search", content=b'{"query": "' + b"a" * 70_000 + b'"}',
-                headers={"content-type": "application/json"})
+    r = gw.post("/search", content=b'{"query": "' + b"a" * 70_000 + b'"}', headers={"content-type": "application/json"})
     assert r.status_code == 413
 
 
 # --- image search --------------------------------------------------------------------------------
 
+
 def test_image_search_forwards_the_photo_and_options(make_gateway, fakes):
     gw = make_gateway()
-    r = gw.post("/search", files={"file": ("red.jpg", JPEG, "image/jpeg")},
-                data={"k": "2", "filters": json.dumps({"product_type_name": ["Dress"]})})
+    r = gw.post(
+        "/search",
+        files={"file": ("red.jpg", JPEG, "image/jpeg")},
+        data={"k": "2", "filters": json.dumps({"product_type_name": ["Dress"]})},
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["kind"] == "image" and ids(body) == [A[5], A[6]]
     sent = fakes.controls["search"].last_request
     assert sent["bytes"] == len(JPEG) and sent["k"] == 100 and sent["filename"] == "red.jpg"
     assert json.loads(sent["filters"]) == {"product_type_name": ["Dress"]}
-    again = gw.post("/search", files={"file": ("other-name.jpg", JPEG, "image/jpeg")}, data={"k": "2",
-                    "filters": json.dumps({"product_type_name": ["Dress"]})}).json()
+    again = gw.post(
+        "/search",
+        files={"file": ("other-name.jpg", JPEG, "image/jpeg")},
+        data={"k": "2", "filters": json.dumps({"product_type_name": ["Dress"]})},
+    ).json()
     assert again["cached"] is True  # same bytes, same options: keyed by the image's hash
 
 
@@ -126,13 +137,16 @@ def test_image_over_the_limit_is_413_before_any_upstream_call(make_gateway, fake
     assert fakes.controls["search"].calls == 0
 
 
-@pytest.mark.parametrize("files,data", [
-    (None, {"k": "3"}),                                                  # no file
-    ({"file": ("e.jpg", b"", "image/jpeg")}, {}),                        # empty file
-    ({"file": ("x.jpg", JPEG, "image/jpeg")}, {"filters": "{nope"}),     # filters not JSON
-    ({"file": ("x.jpg", JPEG, "image/jpeg")}, {"k": "lots"}),
-    ({"file": ("x.jpg", JPEG, "image/jpeg")}, {"customer_id": "zz"}),
-])
+@pytest.mark.parametrize(
+    "files,data",
+    [
+        (None, {"k": "3"}),  # no file
+        ({"file": ("e.jpg", b"", "image/jpeg")}, {}),  # empty file
+        ({"file": ("x.jpg", JPEG, "image/jpeg")}, {"filters": "{nope"}),  # filters not JSON
+        ({"file": ("x.jpg", JPEG, "image/jpeg")}, {"k": "lots"}),
+        ({"file": ("x.jpg", JPEG, "image/jpeg")}, {"customer_id": "zz"}),
+    ],
+)
 def test_bad_image_requests_are_4xx(make_gateway, fakes, files, data):
     gw = make_gateway()
     if files is None:
@@ -151,6 +165,7 @@ def test_malformed_multipart_is_400(make_gateway):
 
 # --- catalogue routes ----------------------------------------------------------------------------
 
+
 def test_article_detail_pads_short_ids(make_gateway):
     gw = make_gateway()
     r = gw.get("/articles/100000001")  # a real copy lost the leading zero
@@ -168,19 +183,22 @@ def test_image_served_by_id_only(make_gateway):
     r = gw.get(f"/articles/{A[0]}/image")
     assert r.status_code == 200 and r.content == b"\xff\xd8fake-jpeg-" + A[0].encode()
     assert r.headers["content-type"] == "image/jpeg"
-    assert gw.get(f"/articles/{A[2]}/image").status_code == 404   # article without a photo
+    assert gw.get(f"/articles/{A[2]}/image").status_code == 404  # article without a photo
     assert gw.get("/articles/0999999999/image").status_code == 404  # unknown article
 
 
-@pytest.mark.parametrize("path", [
-    "/articles/..%2F..%2F..%2Fetc%2Fpasswd/image",
-    "/articles/%2e%2e/image",
-    "/articles/../../etc/passwd",
-    "/articles/100000001/image",        # 9 digits: images need the exact 10-digit id
-    "/articles/010000000a/image",
-    "/articles/0100000001.jpg/image",
-    "/articles/0100000001%00/image",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/articles/..%2F..%2F..%2Fetc%2Fpasswd/image",
+        "/articles/%2e%2e/image",
+        "/articles/../../etc/passwd",
+        "/articles/100000001/image",  # 9 digits: images need the exact 10-digit id
+        "/articles/010000000a/image",
+        "/articles/0100000001.jpg/image",
+        "/articles/0100000001%00/image",
+    ],
+)
 def test_image_route_refuses_path_tricks(make_gateway, path):
     gw = make_gateway()
     r = gw.get(path)
@@ -213,6 +231,7 @@ def test_facets_count_the_catalogue(make_gateway):
 
 
 # --- health, metrics, page -----------------------------------------------------------------------
+
 
 def test_readyz_reports_each_dependency(make_gateway):
     gw = make_gateway()

@@ -1,4 +1,5 @@
 """Units of the gateway: breaker states, cache keys, TTL cache, Redis fallback and return, catalogue."""
+
 from __future__ import annotations
 
 import asyncio
@@ -27,6 +28,7 @@ class FakeClock:
 
 
 # --- breaker ---------------------------------------------------------------------------------------
+
 
 def test_breaker_cycle():
     clock = FakeClock()
@@ -116,6 +118,7 @@ def test_recommend_key_includes_every_filter_field():
 
 # --- in-process cache ------------------------------------------------------------------------------
 
+
 def test_local_ttl_cache_expires_and_evicts_least_recent():
     clock = FakeClock()
     c = LocalTTLCache(max_entries=2, clock=clock)
@@ -132,8 +135,13 @@ def test_redis_at_a_closed_port_falls_back_without_slowing_requests():
     events: list[tuple[str, str]] = []
 
     async def scenario() -> None:
-        cache = ResultCache(f"redis://127.0.0.1:{closed_port()}/0", ttl_s=60, socket_timeout_s=0.05,
-                            retry_interval_s=60, on_event=lambda e, b: events.append((e, b)))
+        cache = ResultCache(
+            f"redis://127.0.0.1:{closed_port()}/0",
+            ttl_s=60,
+            socket_timeout_s=0.05,
+            retry_interval_s=60,
+            on_event=lambda e, b: events.append((e, b)),
+        )
         started = time.perf_counter()
         assert await cache.get("k") is None
         await cache.set("k", {"x": 1})
@@ -169,8 +177,11 @@ def test_redis_used_again_when_it_returns(tmp_path):
         cache = ResultCache(f"redis://127.0.0.1:{port}/0", ttl_s=60, socket_timeout_s=0.05, retry_interval_s=0.2)
         assert await cache.probe() is False and cache.backend == LOCAL
         await cache.set("k", {"where": "local"})
-        proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                 "--appendonly", "no"], stdout=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             deadline = time.monotonic() + 10
             while not await cache.probe():
@@ -190,6 +201,7 @@ def test_redis_used_again_when_it_returns(tmp_path):
 
 
 # --- catalogue --------------------------------------------------------------------------------------
+
 
 def test_popular_by_band_counts_only_the_last_weeks():
     articles, customers, transactions = tiny_frames()
@@ -234,8 +246,12 @@ def test_catalogue_from_the_real_sample(hm_sample_dir, tmp_path):
 def test_mark_cached_flips_only_the_top_level_flag():
     from services.gateway.cache import dumps, mark_cached
 
-    body = {"customer_id": "a" * 64, "source": "ranker", "cached": False,
-            "items": [{"name": '"cached":false', "cached": False}]}
+    body = {
+        "customer_id": "a" * 64,
+        "source": "ranker",
+        "cached": False,
+        "items": [{"name": '"cached":false', "cached": False}],
+    }
     flipped = __import__("json").loads(mark_cached(dumps(body)))
     assert flipped["cached"] is True
     assert flipped["items"] == body["items"]  # nested text and keys untouched

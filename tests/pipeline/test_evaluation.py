@@ -1,4 +1,5 @@
 """The evaluation framework: split, method discovery, leakage refusal, JSON and the CLI."""
+
 from __future__ import annotations
 
 import json
@@ -38,7 +39,8 @@ def hand_made_dataset() -> Dataset:
     rows = [
         ("2020-09-01", "c4", "D"),
         ("2020-09-15", "c1", "A"),
-        ("2020-09-16", "c1", "A"), ("2020-09-17", "c1", "B"),
+        ("2020-09-16", "c1", "A"),
+        ("2020-09-17", "c1", "B"),
         ("2020-09-18", "c2", "C"),
         ("2020-09-22", "c3", "A"),
     ]
@@ -46,8 +48,12 @@ def hand_made_dataset() -> Dataset:
     tx["t_dat"] = pd.to_datetime(tx["t_dat"])
     for col in ("customer_id", "article_id"):
         tx[col] = tx[col].astype("str")
-    customers = pd.DataFrame({"customer_id": pd.array(["c1", "c2", "c3", "c4"], dtype="str"),
-                              "age": np.array([22, 35, np.nan, 60], dtype="float32")})
+    customers = pd.DataFrame(
+        {
+            "customer_id": pd.array(["c1", "c2", "c3", "c4"], dtype="str"),
+            "age": np.array([22, 35, np.nan, 60], dtype="float32"),
+        }
+    )
     articles = pd.DataFrame({"article_id": pd.array(["A", "B", "C", "D"], dtype="str")})
     return Dataset(articles=articles, customers=customers, transactions=tx)
 
@@ -109,8 +115,12 @@ def test_evaluate_scores_methods_and_refuses_a_model_trained_on_the_scored_week(
     def broken(c: EvalContext):  # type: ignore[no-untyped-def]
         raise RuntimeError("artifact is corrupt")
 
-    modules = [fake_module("good", good), fake_module("leaky", leaky), fake_module("broken", broken),
-               fake_module("empty", lambda c: {})]
+    modules = [
+        fake_module("good", good),
+        fake_module("leaky", leaky),
+        fake_module("broken", broken),
+        fake_module("empty", lambda c: {}),
+    ]
     result = evaluate(ctx, modules=modules)
     assert set(result.metrics) == {"always_acb"}
     assert result.metrics["always_acb"]["map@12"] == pytest.approx(7 / 9)
@@ -126,6 +136,7 @@ def test_a_method_refusing_at_call_time_is_refused_not_scored(ctx: EvalContext):
         def predict(customers: list[str]) -> dict[str, list[str]]:
             check_model_cutoff(date(2020, 9, 20), c.cutoff, "late_model")
             return {}
+
         return {"late": predict}
 
     result = evaluate(ctx, modules=[fake_module("late", late)])
@@ -192,9 +203,22 @@ def test_cli_on_the_tiny_world(tiny_world: Path, tmp_path: Path, monkeypatch: py
     assert data["metrics"]["popular"]["map@12"] > data["metrics"]["random"]["map@12"]
 
     explicit = tmp_path / "m.json"
-    again = CliRunner().invoke(cli, ["evaluate", "--data-dir", str(tiny_world), "--output-dir", str(out),
-                                     "--methods", "popular", "--json", str(explicit),
-                                     "--cutoff", f"{cutoff - pd.Timedelta(days=7):%Y-%m-%d}"])
+    again = CliRunner().invoke(
+        cli,
+        [
+            "evaluate",
+            "--data-dir",
+            str(tiny_world),
+            "--output-dir",
+            str(out),
+            "--methods",
+            "popular",
+            "--json",
+            str(explicit),
+            "--cutoff",
+            f"{cutoff - pd.Timedelta(days=7):%Y-%m-%d}",
+        ],
+    )
     assert again.exit_code == 0, again.output
     earlier = json.loads(explicit.read_text())
     assert set(earlier["metrics"]) == {"popular"}
@@ -207,15 +231,14 @@ def test_cli_rejects_bad_options(tmp_path: Path):
     assert none.exit_code == 2 and "evaluation needs a held-out week" in none.output
     bad = runner.invoke(cli, ["evaluate", "--data-dir", str(tmp_path), "--cutoff", "16/09/2020"])
     assert bad.exit_code == 2 and "expected YYYY-MM-DD" in bad.output
-    missing = runner.invoke(cli, ["evaluate", "--data-dir", str(tmp_path / "nothing"),
-                                  "--output-dir", str(tmp_path / "out")])
+    missing = runner.invoke(
+        cli, ["evaluate", "--data-dir", str(tmp_path / "nothing"), "--output-dir", str(tmp_path / "out")]
+    )
     assert missing.exit_code == 1 and "Error:" in missing.output
 
 
 @pytest.mark.parametrize("evaluate_registers_first", [True, False])
-def test_evaluate_group_runs_a_subcommand_without_the_default_action(
-    tmp_path: Path, evaluate_registers_first: bool
-):
+def test_evaluate_group_runs_a_subcommand_without_the_default_action(tmp_path: Path, evaluate_registers_first: bool):
     # `hmrec evaluate search` belongs to another module; whichever module creates the group,
     # a subcommand must run alone, and bare `evaluate` must still evaluate.
     import click

@@ -1,4 +1,5 @@
 """The ranker service contract: /rank, unknown ids, 422s, readiness, hot swap."""
+
 from __future__ import annotations
 
 import json
@@ -52,7 +53,7 @@ def test_unknown_customer_and_articles_are_ranked_not_errors(models_dir: Path) -
         resp = client.post("/rank", json=body(UNKNOWN_CUSTOMER, 5, [("123", 0.3), (A1, 0.2), ("9999999999", 0.1)]))
         assert resp.status_code == 200, resp.text
         ids = [r["article_id"] for r in resp.json()["ranked"]]
-        assert sorted(ids) == sorted(["0000000123", A1, "9999999999"])   # k=5 > n=3: all of them
+        assert sorted(ids) == sorted(["0000000123", A1, "9999999999"])  # k=5 > n=3: all of them
 
 
 def test_empty_candidate_list_gives_empty_ranking(models_dir: Path) -> None:
@@ -61,15 +62,18 @@ def test_empty_candidate_list_gives_empty_ranking(models_dir: Path) -> None:
         assert resp.status_code == 200 and resp.json()["ranked"] == []
 
 
-@pytest.mark.parametrize("bad", [
-    {"customer_id": "not-hex", "k": 3, "candidates": []},
-    {"customer_id": C1, "k": 0, "candidates": []},
-    {"customer_id": C1, "k": 2001, "candidates": []},
-    {"customer_id": C1, "k": 3, "candidates": [{"article_id": "12ab", "score": 1.0}]},
-    {"customer_id": C1, "k": 3, "candidates": [{"article_id": A1}]},
-    {"customer_id": C1, "k": 3, "candidates": [{"article_id": A1, "score": 1.0}] * 2001},
-    {"customer_id": C1, "k": 3, "candidates": [], "extra": 1},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"customer_id": "not-hex", "k": 3, "candidates": []},
+        {"customer_id": C1, "k": 0, "candidates": []},
+        {"customer_id": C1, "k": 2001, "candidates": []},
+        {"customer_id": C1, "k": 3, "candidates": [{"article_id": "12ab", "score": 1.0}]},
+        {"customer_id": C1, "k": 3, "candidates": [{"article_id": A1}]},
+        {"customer_id": C1, "k": 3, "candidates": [{"article_id": A1, "score": 1.0}] * 2001},
+        {"customer_id": C1, "k": 3, "candidates": [], "extra": 1},
+    ],
+)
 def test_bad_requests_are_422(models_dir: Path, bad: dict) -> None:
     with client_for(models_dir) as client:
         resp = client.post("/rank", json=bad)
@@ -119,7 +123,7 @@ def test_hot_swap_to_a_new_version_and_a_broken_one_keeps_serving(models_dir: Pa
     with TestClient(app) as client:
         before = client.post("/rank", json=body(k=4)).json()
         assert before["model_version"] == "v1"
-        export_random_ranker(models_dir, shop_store, "v2", seed=7)   # publishes CURRENT = v2
+        export_random_ranker(models_dir, shop_store, "v2", seed=7)  # publishes CURRENT = v2
         assert app.state.slot.reload() is True
         after = client.post("/rank", json=body(k=4)).json()
         assert after["model_version"] == "v2"

@@ -1,5 +1,6 @@
 """The real two-stage path on the tiny world: `hmrec train ranker` with two-tower candidates,
 then the `pipeline` evaluation method (two-tower for the scored week -> MMoE)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,9 +24,26 @@ def test_train_ranker_command_then_pipeline_method(tiny_world: Path, tmp_path: P
     from shared.split import shift_cutoff
 
     out = tmp_path / "out"
-    result = CliRunner().invoke(cli, ["train", "ranker", "--data-dir", str(tiny_world), "--output-dir", str(out),
-                                      "--epochs", "2", "--two-tower-epochs", "1",
-                                      "--no-single-task", "--model-version", "it", "--train-weeks", "1"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "ranker",
+            "--data-dir",
+            str(tiny_world),
+            "--output-dir",
+            str(out),
+            "--epochs",
+            "2",
+            "--two-tower-epochs",
+            "1",
+            "--no-single-task",
+            "--model-version",
+            "it",
+            "--train-weeks",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     paths = get_paths(tiny_world, out)
     ctx = load_context(paths, k=50)
@@ -82,8 +100,21 @@ def test_gate_keeps_a_passing_incumbent_and_force_publishes(tiny_world: Path, tm
     from pipeline.cli import cli
 
     out = tmp_path / "out"
-    base = ["train", "ranker", "--data-dir", str(tiny_world), "--output-dir", str(out), "--epochs", "1",
-            "--two-tower-epochs", "1", "--no-single-task", "--train-weeks", "1"]
+    base = [
+        "train",
+        "ranker",
+        "--data-dir",
+        str(tiny_world),
+        "--output-dir",
+        str(out),
+        "--epochs",
+        "1",
+        "--two-tower-epochs",
+        "1",
+        "--no-single-task",
+        "--train-weeks",
+        "1",
+    ]
     first = CliRunner().invoke(cli, [*base, "--model-version", "a", "--force"])
     assert first.exit_code == 0, first.output
     assert resolve_version(out / "models", "mmoe") == "a"

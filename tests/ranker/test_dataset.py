@@ -1,4 +1,5 @@
 """Training data: labels by hand, hard-negative down-sampling, customer-level validation split."""
+
 from __future__ import annotations
 
 import math
@@ -15,13 +16,28 @@ from tests.ranker.conftest import A1, A2, A3, A4, C1, C2, C3, CUTOFF, hand_shop
 def test_labels_by_hand() -> None:
     articles, customers, tx = hand_shop()
     # Label week from 2020-09-16: C3 bought A2 online (0.04), C1 bought A4 online (0.10).
-    tx = pd.concat([tx, pd.DataFrame({
-        "t_dat": pd.to_datetime(["2020-09-18", "2020-09-23"]),  # C1 A1 in store; 09-23 is after the week
-        "customer_id": [C1, C1], "article_id": [A1, A3],
-        "price": np.array([0.03, 0.05], dtype=np.float32), "sales_channel_id": np.array([1, 2], dtype=np.int8)})])
+    tx = pd.concat(
+        [
+            tx,
+            pd.DataFrame(
+                {
+                    "t_dat": pd.to_datetime(["2020-09-18", "2020-09-23"]),  # C1 A1 in store; 09-23 is after the week
+                    "customer_id": [C1, C1],
+                    "article_id": [A1, A3],
+                    "price": np.array([0.03, 0.05], dtype=np.float32),
+                    "sales_channel_id": np.array([1, 2], dtype=np.int8),
+                }
+            ),
+        ]
+    )
     store = build_feature_store(tx, customers, articles, CUTOFF)
-    cands = pd.DataFrame({"customer_id": [C1, C1, C1, C2, C3, C3],
-                          "article_id": [A1, A3, A4, A1, A2, A1], "score": [0.9, 0.8, 0.1, 0.5, 0.4, 0.3]})
+    cands = pd.DataFrame(
+        {
+            "customer_id": [C1, C1, C1, C2, C3, C3],
+            "article_id": [A1, A3, A4, A1, A2, A1],
+            "score": [0.9, 0.8, 0.1, 0.5, 0.4, 0.3],
+        }
+    )
     data = build_training_data(cands, tx, store, CUTOFF)
     # C2 bought nothing that week: dropped (not scored by the evaluation either).
     assert C2 not in set(data.customer_ids) and len(data) == 5
@@ -39,16 +55,20 @@ def test_store_of_another_cutoff_is_refused() -> None:
     articles, customers, tx = hand_shop()
     store = build_feature_store(tx, customers, articles, CUTOFF)
     with pytest.raises(ValueError, match="cutoff"):
-        build_training_data(pd.DataFrame({"customer_id": [C1], "article_id": [A1], "score": [1.0]}), tx, store,
-                            pd.Timestamp("2020-09-09").date())
+        build_training_data(
+            pd.DataFrame({"customer_id": [C1], "article_id": [A1], "score": [1.0]}),
+            tx,
+            store,
+            pd.Timestamp("2020-09-09").date(),
+        )
 
 
 def test_downsampling_keeps_every_positive() -> None:
     labels = np.array([1] * 10 + [0] * 990, dtype=np.float32)
     kept = downsample_negatives(labels, 5.0, seed=0)
-    assert (labels[kept] == 1).sum() == 10 and (labels[kept] == 0).sum() == 50   # 5 per positive
+    assert (labels[kept] == 1).sum() == 10 and (labels[kept] == 0).sum() == 50  # 5 per positive
     assert len(np.unique(kept)) == len(kept)
-    assert len(downsample_negatives(labels, 1000.0, seed=0)) == 1000              # fewer negatives than allowed
+    assert len(downsample_negatives(labels, 1000.0, seed=0)) == 1000  # fewer negatives than allowed
 
 
 def test_validation_split_is_per_customer() -> None:

@@ -1,4 +1,5 @@
 """Ranker features: hand-worked numbers, documented defaults, no leakage, save/load."""
+
 from __future__ import annotations
 
 import math
@@ -35,12 +36,12 @@ def test_customer_features_by_hand(shop_store: FeatureStore) -> None:
     f = rows(shop_store, [(C1, A1, 1.0), (C2, A1, 1.0), (C3, A1, 1.0), (UNKNOWN_C, A1, 1.0)])
     c1, c2, c3, unknown = (f.iloc[i] for i in range(4))
     assert c1.cust_age == 30 and c1.cust_age_missing == 0
-    assert c1.cust_log_purchases == pytest.approx(math.log(4))      # log1p(3)
-    assert c1.cust_log_purchases_4w == pytest.approx(math.log(4))   # all 3 within 28 days
+    assert c1.cust_log_purchases == pytest.approx(math.log(4))  # log1p(3)
+    assert c1.cust_log_purchases_4w == pytest.approx(math.log(4))  # all 3 within 28 days
     assert c1.cust_days_since_last == 1
     assert c1.cust_log_spend == pytest.approx(math.log(4), rel=1e-5)  # log1p(0.09 / 0.03)
     assert c1.cust_online_share == pytest.approx(2 / 3)
-    assert c1.cust_price_level == pytest.approx(1.0)                 # 0.03 / 0.03
+    assert c1.cust_price_level == pytest.approx(1.0)  # 0.03 / 0.03
     # C2: age unknown -> median of known ages (30, 60) = 45, flagged.
     assert c2.cust_age == 45 and c2.cust_age_missing == 1
     assert c2.cust_log_purchases_4w == 0 and c2.cust_days_since_last == 37
@@ -60,7 +61,7 @@ def test_article_features_by_hand(shop_store: FeatureStore) -> None:
     assert (a1.art_log_sales_1w, a1.art_log_sales_2w) == pytest.approx((math.log(2), math.log(2)))
     assert a1.art_log_sales_4w == pytest.approx(math.log(3))
     assert a1.art_log_sales_total == pytest.approx(math.log(4))
-    assert a1.art_trend == pytest.approx((1 + 1) / (2 / 4 + 1))      # 1.333
+    assert a1.art_trend == pytest.approx((1 + 1) / (2 / 4 + 1))  # 1.333
     assert a1.art_days_since_first_sale == 37 and a1.art_days_since_last_sale == 6
     assert a1.art_price_level == pytest.approx(0.07 / 3 / 0.03, rel=1e-5)  # 0.778
     assert a1.art_online_share == pytest.approx(1 / 3)
@@ -68,7 +69,7 @@ def test_article_features_by_hand(shop_store: FeatureStore) -> None:
     assert a2.art_never_sold == 1 and a2.art_unknown == 0 and a2.art_log_sales_total == 0
     assert a2.art_days_since_first_sale == 0 and a2.art_days_since_last_sale == DAYS_CAP
     assert a2.art_price_level == 1.0 and a2.art_trend == 1.0
-    assert a3.art_trend == pytest.approx(2 / 1.25)                   # (1 + 1) / (1/4 + 1)
+    assert a3.art_trend == pytest.approx(2 / 1.25)  # (1 + 1) / (1/4 + 1)
     assert unknown.art_unknown == 1 and unknown.art_never_sold == 1
     assert unknown.art_online_share == pytest.approx(0.5)
 
@@ -79,7 +80,7 @@ def test_pair_and_candidate_features_by_hand(shop_store: FeatureStore) -> None:
     # Candidate ranks within C1's list by score 0.9 > 0.7 > 0.5 > 0.1: A1 0, A3 1, A2 2, A4 3.
     assert list(f.cand_log_rank[:4]) == pytest.approx(np.log1p([0, 2, 1, 3]).tolist())
     assert list(f.cand_score_gap[:4]) == pytest.approx([0.0, 0.4, 0.2, 0.8])
-    assert c3a4.cand_log_rank == 0 and c3a4.cand_score_gap == 0   # C3's own list has one row
+    assert c3a4.cand_log_rank == 0 and c3a4.cand_score_gap == 0  # C3's own list has one row
     # C1 bought A1 twice, last 6 days ago.
     assert a1.pair_log_times_bought == pytest.approx(math.log(3)) and a1.pair_never_bought == 0
     assert a1.pair_days_since_bought == 6
@@ -94,21 +95,34 @@ def test_pair_and_candidate_features_by_hand(shop_store: FeatureStore) -> None:
     assert a3.pair_price_ratio == pytest.approx(5 / 3, rel=1e-5) and a3.pair_price_ratio_missing == 0
     # A2 never sold: no price level -> neutral ratio, flagged.
     assert a2.pair_price_ratio == 1.0 and a2.pair_price_ratio_missing == 1
-    assert c3a4.pair_price_ratio_missing == 1                          # C3 has no history
+    assert c3a4.pair_price_ratio_missing == 1  # C3 has no history
 
 
 def test_age_band_affinity_by_hand() -> None:
     young, older = "1" * 64, "2" * 64
-    articles = pd.DataFrame({"article_id": ["0000000010", "0000000020"], "product_code": [10, 20],
-                             "product_type_name": ["Top", "Top"]})
+    articles = pd.DataFrame(
+        {"article_id": ["0000000010", "0000000020"], "product_code": [10, 20], "product_type_name": ["Top", "Top"]}
+    )
     customers = pd.DataFrame({"customer_id": [young, older], "age": np.array([20, 50], dtype=np.float32)})
-    tx = pd.DataFrame({
-        "t_dat": pd.to_datetime(["2020-01-01"] * 4), "customer_id": [young, young, older, older],
-        "article_id": ["0000000010", "0000000010", "0000000020", "0000000020"],
-        "price": np.float32(0.01), "sales_channel_id": np.int8(1)})
+    tx = pd.DataFrame(
+        {
+            "t_dat": pd.to_datetime(["2020-01-01"] * 4),
+            "customer_id": [young, young, older, older],
+            "article_id": ["0000000010", "0000000010", "0000000020", "0000000020"],
+            "price": np.float32(0.01),
+            "sales_channel_id": np.int8(1),
+        }
+    )
     store = build_feature_store(tx, customers, articles, CUTOFF)
-    f = rows(store, [(young, "0000000010", 1.0), (older, "0000000010", 1.0), ("f" * 64, "0000000010", 1.0),
-                     (young, "0000000099", 1.0)])
+    f = rows(
+        store,
+        [
+            (young, "0000000010", 1.0),
+            (older, "0000000010", 1.0),
+            ("f" * 64, "0000000010", 1.0),
+            (young, "0000000099", 1.0),
+        ],
+    )
     # Shop: half the purchases by band 0 (<25), half by band 3 (45-54). Article 10: 2 of 2 by band 0.
     # Smoothed with 20 pseudo-buyers: band 0 (2 + 20*0.5) / 22 = 0.5454 -> lift 0.5454 / 0.5 = 1.0909;
     # band 3 (0 + 10) / 22 = 0.4545 -> lift 0.9091.
@@ -142,10 +156,15 @@ def test_no_leakage_rows_on_or_after_the_cutoff_change_nothing() -> None:
     articles, customers, tx = hand_shop()
     base = build_feature_store(tx, customers, articles, CUTOFF)
     # Flood the label week and the future with purchases by everyone of everything.
-    future = pd.DataFrame({
-        "t_dat": pd.to_datetime(["2020-09-16", "2020-09-17", "2020-10-30"] * 4),
-        "customer_id": [C1, C2, C3] * 4, "article_id": [A1, A2, A3, A4] * 3,
-        "price": np.float32(9.0), "sales_channel_id": np.int8(2)})
+    future = pd.DataFrame(
+        {
+            "t_dat": pd.to_datetime(["2020-09-16", "2020-09-17", "2020-10-30"] * 4),
+            "customer_id": [C1, C2, C3] * 4,
+            "article_id": [A1, A2, A3, A4] * 3,
+            "price": np.float32(9.0),
+            "sales_channel_id": np.int8(2),
+        }
+    )
     flooded = build_feature_store(pd.concat([tx, future], ignore_index=True), customers, articles, CUTOFF)
     pairs = [(c, a, 0.5) for c in (C1, C2, C3) for a in (A1, A2, A3, A4)]
     assert np.array_equal(rows(base, pairs).to_numpy(), rows(flooded, pairs).to_numpy())
@@ -174,24 +193,40 @@ def test_works_on_the_real_resaved_sample(hm_sample_dir) -> None:  # type: ignor
     sample = tx.head(200)
     f = features_frame(compute_features(store, sample["customer_id"], sample["article_id"], np.zeros(len(sample))))
     assert np.isfinite(f.to_numpy()).all()
-    assert (f.pair_never_bought == 0).all()      # every row was a real purchase
+    assert (f.pair_never_bought == 0).all()  # every row was a real purchase
     assert (f.cust_has_history == 1).all() and (f.art_never_sold == 0).all()
-    assert (f.art_unknown == 0).all()            # ids that lost their leading zero still match
+    assert (f.art_unknown == 0).all()  # ids that lost their leading zero still match
 
 
 def test_taste_shares_and_neighbour_sales_by_hand(shop) -> None:  # type: ignore[no-untyped-def]
     # Same shop with departments, colours and prints. Before the cutoff C1 bought A1 twice (15
     # and 6 days ago) and A3 (1 day ago); C2 bought A1 37 days ago; C3 nothing.
     articles, customers, tx = shop
-    articles = articles.assign(department_no=[10, 10, 20, 20], colour_group_code=[9, 9, 9, 5],
-                               graphical_appearance_no=[1, 2, 1, 2])
+    articles = articles.assign(
+        department_no=[10, 10, 20, 20], colour_group_code=[9, 9, 9, 5], graphical_appearance_no=[1, 2, 1, 2]
+    )
     store = build_feature_store(tx, customers, articles, CUTOFF)
-    f = rows(store, [(C1, A2, 0.5), (C1, A4, 0.4), (C1, A1, 0.9), (C2, A1, 0.9), (C3, A1, 0.9),
-                     (C2, A2, 0.1), (UNKNOWN_C, A1, 0.1), (C1, UNKNOWN_A, 0.1)])
+    f = rows(
+        store,
+        [
+            (C1, A2, 0.5),
+            (C1, A4, 0.4),
+            (C1, A1, 0.9),
+            (C2, A1, 0.9),
+            (C3, A1, 0.9),
+            (C2, A2, 0.1),
+            (UNKNOWN_C, A1, 0.1),
+            (C1, UNKNOWN_A, 0.1),
+        ],
+    )
     c1a2, c1a4, c1a1, c2a1, c3a1, c2a2, unknown_c, unknown_a = (f.iloc[i] for i in range(8))
     # C1's 3 purchases: department 10 twice, 20 once; colour 9 three times; print 1 three times.
-    assert (c1a2.pair_department_share, c1a2.pair_colour_share, c1a2.pair_graphic_share) == pytest.approx((2 / 3, 1.0, 0.0))
-    assert (c1a4.pair_department_share, c1a4.pair_colour_share, c1a4.pair_graphic_share) == pytest.approx((1 / 3, 0.0, 0.0))
+    assert (c1a2.pair_department_share, c1a2.pair_colour_share, c1a2.pair_graphic_share) == pytest.approx(
+        (2 / 3, 1.0, 0.0)
+    )
+    assert (c1a4.pair_department_share, c1a4.pair_colour_share, c1a4.pair_graphic_share) == pytest.approx(
+        (1 / 3, 0.0, 0.0)
+    )
     # A1's buyers within 7 and within 28 days: C1 only (C2's purchase is 37 days old).
     # C2's taste (1, 1, 1 on dept 10, colour 9, print 1) . C1's (2, 3, 3 there; 1 on dept 20)
     # = 8, over the norms sqrt(3) * sqrt(23).
@@ -205,7 +240,9 @@ def test_taste_shares_and_neighbour_sales_by_hand(shop) -> None:  # type: ignore
     assert (unknown_a.pair_department_share, unknown_a.pair_colour_share) == (0, 0)
 
 
-def test_taste_features_do_not_depend_on_the_chunk_size(shop_store: FeatureStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_taste_features_do_not_depend_on_the_chunk_size(
+    shop_store: FeatureStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import services.ranker.features as features
 
     triples = [(c, a, 0.1 * i) for i, (c, a) in enumerate((c, a) for c in (C1, C2, C3) for a in (A1, A2, A3, A4))]

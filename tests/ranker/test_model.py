@@ -1,4 +1,5 @@
 """The MMoE: hand-checked forward pass, gate softmax, task-weighted loss, NumPy export."""
+
 from __future__ import annotations
 
 import math
@@ -15,8 +16,15 @@ pytest.importorskip("tensorflow")
 
 def hand_model() -> MMoERanker:
     """2 features, 4 one-unit experts, a purchase (binary) and a revenue (regression) task."""
-    cfg = MMoEConfig(n_features=2, tasks=[TaskSpec("purchase", "binary", 1.0), TaskSpec("revenue", "regression", 0.5)],
-                     n_experts=4, expert_units=1, tower_units=1, dropout=0.0, l2=0.0)
+    cfg = MMoEConfig(
+        n_features=2,
+        tasks=[TaskSpec("purchase", "binary", 1.0), TaskSpec("revenue", "regression", 0.5)],
+        n_experts=4,
+        expert_units=1,
+        tower_units=1,
+        dropout=0.0,
+        l2=0.0,
+    )
     ranker = MMoERanker(cfg)
     mmoe = ranker.keras_model.get_layer("mmoe")
     # Experts e0 = relu(x0), e1 = relu(x1), e2 = relu(x0 + x1), e3 = relu(-x0).
@@ -60,8 +68,9 @@ def test_loss_is_task_weighted() -> None:
     x = np.array([[1.0, 2.0]], dtype=np.float32)
     # purchase label 1: bce = -ln(0.8176) = 0.2014; revenue label 0: mse = 1.8^2 = 3.24;
     # total = 1.0 * 0.2014 + 0.5 * 3.24 = 1.8214.
-    result = ranker.keras_model.evaluate(x, {"purchase": np.ones(1), "revenue": np.zeros(1)}, verbose=0,
-                                         return_dict=True)
+    result = ranker.keras_model.evaluate(
+        x, {"purchase": np.ones(1), "revenue": np.zeros(1)}, verbose=0, return_dict=True
+    )
     assert result["purchase_loss"] == pytest.approx(0.2014, abs=1e-3)
     assert result["revenue_loss"] == pytest.approx(3.24, rel=1e-4)
     assert result["loss"] == pytest.approx(0.2014 + 0.5 * 3.24, abs=1e-3)

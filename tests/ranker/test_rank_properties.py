@@ -1,5 +1,6 @@
 """Property tests of ranking: the output is a permutation of a subset of the input, scores are
 finite and sorted, and its length is min(k, n) (n counting distinct articles)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,7 +20,9 @@ def ranker() -> LoadedRanker:
 
         articles, customers, tx = hand_shop()
         store = build_feature_store(tx, customers, articles, CUTOFF)
-        _RANKER = LoadedRanker("prop", random_model(seed=5), store, {"purchase": 1.0, "online": 0.5, "revenue": 0.2}, {})
+        _RANKER = LoadedRanker(
+            "prop", random_model(seed=5), store, {"purchase": 1.0, "online": 0.5, "revenue": 0.2}, {}
+        )
     return _RANKER
 
 
@@ -36,11 +39,11 @@ def test_ranked_output_is_a_permutation_of_a_subset(customer: str, items: list[t
     out = ranker().rank(customer, ids, [s for _, s in items], k)
     distinct = set(ids)
     assert len(out.article_ids) == min(k, len(distinct))
-    assert len(set(out.article_ids)) == len(out.article_ids)          # no repeats
-    assert set(out.article_ids) <= distinct                           # nothing invented
+    assert len(set(out.article_ids)) == len(out.article_ids)  # no repeats
+    assert set(out.article_ids) <= distinct  # nothing invented
     assert np.isfinite(out.scores).all()
     assert all(np.isfinite(v).all() and len(v) == len(out.article_ids) for v in out.task_scores.values())
-    assert (np.diff(out.scores) <= 1e-12).all()                       # best first
+    assert (np.diff(out.scores) <= 1e-12).all()  # best first
 
 
 @settings(max_examples=60, deadline=None)

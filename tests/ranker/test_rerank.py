@@ -1,4 +1,5 @@
 """Batch re-ranking of the candidate file and the `hmrec rerank` / `hmrec explain ranker` commands."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,18 +23,25 @@ def test_rerank_file_writes_top_k_per_customer(tmp_path: Path, models_dir: Path)
     src = candidate_file(tmp_path / "in.parquet", [C1, C2, C3], [A1, A2, A3, A4, "0000000077"])
     ranker = LoadedRanker.load(models_dir / "mmoe" / "v1")
     # Tiny batches and chunks: customers straddle record batches and are carried over.
-    stats = rerank_file(ranker, src, tmp_path / "out.parquet", k=3, max_candidates=4, chunk_customers=1,
-                        progress=False)
+    stats = rerank_file(ranker, src, tmp_path / "out.parquet", k=3, max_candidates=4, chunk_customers=1, progress=False)
     import pyarrow.parquet as pq
 
     out = pq.read_table(tmp_path / "out.parquet").to_pandas()
     assert stats.customers == 3 and stats.rows_in == 12 and stats.rows_out == 9
-    assert list(out.columns) == ["customer_id", "article_id", "score", "score_purchase", "score_online",
-                                 "score_revenue", "candidate_score", "rank"]
+    assert list(out.columns) == [
+        "customer_id",
+        "article_id",
+        "score",
+        "score_purchase",
+        "score_online",
+        "score_revenue",
+        "candidate_score",
+        "rank",
+    ]
     for _, g in out.groupby("customer_id"):
         assert g["rank"].tolist() == [1, 2, 3]
         assert g["score"].is_monotonic_decreasing
-        assert "0000000077" not in set(g["article_id"])   # 5th by two-tower score: beyond max_candidates=4
+        assert "0000000077" not in set(g["article_id"])  # 5th by two-tower score: beyond max_candidates=4
     direct = ranker.rank(C2, [A1, A2, A3, A4], [1.0, 0.9, 0.8, 0.7], 3)
     assert out[out.customer_id == C2]["article_id"].tolist() == direct.article_ids
 
@@ -48,8 +56,9 @@ def test_chunks_carry_customers_across_batches_and_refuse_split_customers(tmp_pa
     only = list(customer_chunks(src, 10, customer_ids=[C2]))
     assert set(pd.concat(only).customer_id) == {C2}
     bad = tmp_path / "bad.parquet"
-    pd.DataFrame({"customer_id": [C1, C2, C1], "article_id": [A1, A1, A2], "score": [1.0, 1.0, 0.5],
-                  "rank": [1, 1, 2]}).to_parquet(bad, index=False)
+    pd.DataFrame(
+        {"customer_id": [C1, C2, C1], "article_id": [A1, A1, A2], "score": [1.0, 1.0, 0.5], "rank": [1, 1, 2]}
+    ).to_parquet(bad, index=False)
     with pytest.raises(ValueError, match="not contiguous"):
         list(customer_chunks(bad, 1, batch_rows=1))
 

@@ -1,4 +1,5 @@
 """Training end to end on the tiny synthetic world (stand-in candidates: no two-tower needed)."""
+
 from __future__ import annotations
 
 import json
@@ -26,23 +27,38 @@ def test_train_export_and_serve_on_tiny_world(tiny_data, tmp_path: Path) -> None
     cands = standin_candidates(tx, train_cutoff, buyers)
     models = tmp_path / "models"
     lines: list[str] = []
-    out = train_ranker(tx, tiny_data.customers, tiny_data.articles, {train_cutoff: cands}, serve_cutoff, models, "t1",
-                       TrainConfig(epochs=3, patience=5, verbose=0, batch_size=256), echo=lines.append,
-                       force=True)  # stand-in candidates: the gate's verdict is tested in test_cli_pipeline
+    out = train_ranker(
+        tx,
+        tiny_data.customers,
+        tiny_data.articles,
+        {train_cutoff: cands},
+        serve_cutoff,
+        models,
+        "t1",
+        TrainConfig(epochs=3, patience=5, verbose=0, batch_size=256),
+        echo=lines.append,
+        force=True,
+    )  # stand-in candidates: the gate's verdict is tested in test_cli_pipeline
     assert set(out) == {"mmoe", "single_task"}
     assert read_metadata(out["mmoe"])["publish_gate"]["forced"] is True
     assert any(line.startswith("epoch 3:") and "val_auc_purchase" in line and "val_map12" in line for line in lines)
     folder = out["mmoe"]
-    assert resolve_version(models, "mmoe") == "t1"                          # published
-    for name in ("history.json", "history.png", "feature_schema.json", "model/mmoe_weights.npz",
-                 "feature_store/feature_store.npz", "metadata.json"):
+    assert resolve_version(models, "mmoe") == "t1"  # published
+    for name in (
+        "history.json",
+        "history.png",
+        "feature_schema.json",
+        "model/mmoe_weights.npz",
+        "feature_store/feature_store.npz",
+        "metadata.json",
+    ):
         assert (folder / name).exists(), name
     meta = read_metadata(folder)
     assert meta["cutoff"] == serve_cutoff.isoformat()
     assert meta["train_label_week_start"] == train_cutoff.isoformat()
-    assert train_cutoff + timedelta(days=7) <= serve_cutoff                   # labels end before serving features
+    assert train_cutoff + timedelta(days=7) <= serve_cutoff  # labels end before serving features
     assert meta["tasks"] == ["purchase", "online", "revenue"]
-    for task, usage in meta["gate_usage"].items():                            # mean softmax gate per task
+    for task, usage in meta["gate_usage"].items():  # mean softmax gate per task
         assert len(usage) == 6 and sum(usage) == pytest.approx(1.0, abs=1e-3), task
     history = json.loads((folder / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3]

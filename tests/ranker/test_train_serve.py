@@ -1,4 +1,5 @@
 """Training and serving compute the same features for the same rows; evaluation refuses leaks."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -18,8 +19,13 @@ from tests.ranker.conftest import A1, A2, A3, A4, C1, C3, CUTOFF, export_random_
 def test_training_rows_and_served_rows_get_identical_features_and_scores(tmp_path: Path) -> None:
     articles, customers, tx = hand_shop()
     train_store = build_feature_store(tx, customers, articles, CUTOFF)
-    cands = pd.DataFrame({"customer_id": [C1, C1, C1, C1, C3, C3], "article_id": [A4, A1, A2, A3, A2, A4],
-                          "score": [0.2, 0.9, 0.4, 0.6, 0.8, 0.1]})
+    cands = pd.DataFrame(
+        {
+            "customer_id": [C1, C1, C1, C1, C3, C3],
+            "article_id": [A4, A1, A2, A3, A2, A4],
+            "score": [0.2, 0.9, 0.4, 0.6, 0.8, 0.1],
+        }
+    )
     data = build_training_data(cands, tx, train_store, CUTOFF)
     # Serving: the store travels inside the artifact (saved, loaded) and is queried one customer
     # at a time, the candidates in another order than at training time.
@@ -52,14 +58,14 @@ def test_evaluation_methods_refuse_leaky_models(tmp_path: Path) -> None:
     paths = get_paths(tmp_path / "data", tmp_path / "out")
     early = date(2020, 9, 9)
     ctx = make_context(Dataset(articles, customers, tx), paths, cutoff=early)  # C1 bought A1 on 09-10
-    assert build_methods(ctx) == {}                                            # no artifacts yet
+    assert build_methods(ctx) == {}  # no artifacts yet
     _fake_two_tower(paths.models_dir, "v1", early)
     # The ranker's feature store reaches up to 09-16: it has seen the week starting 09-09.
     export_random_ranker(paths.models_dir, build_feature_store(tx, customers, articles, CUTOFF), "v1")
     with pytest.raises(LeakageError, match="ranker"):
         build_methods(ctx)
     late = make_context(Dataset(articles, customers, tx), paths, cutoff=CUTOFF)
-    _fake_two_tower(paths.models_dir, "v2", None)                               # trained on everything
+    _fake_two_tower(paths.models_dir, "v2", None)  # trained on everything
     with pytest.raises(LeakageError, match="two-tower"):
         build_methods(late)
     _fake_two_tower(paths.models_dir, "v3", CUTOFF)

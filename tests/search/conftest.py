@@ -5,6 +5,7 @@ machine), photos linked from the sample, one article whose photo is removed (ski
 counted), and a hand-written transactions file whose prices and histories the tests check.
 Indexes are built once per session.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,13 +43,15 @@ def sample_world(tmp_path_factory: pytest.TempPathFactory, hm_sample_dir: Path, 
         dst.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(src, dst)
     # Prices: ids[0] sold at 0.01 and 0.03 (mean 0.02), ids[1] at 0.05 (mean 0.05); the rest never sold.
-    tx = pd.DataFrame({
-        "t_dat": ["2020-09-01", "2020-09-02", "2020-09-03"],
-        "customer_id": [CUSTOMER_A, CUSTOMER_A, CUSTOMER_B],
-        "article_id": [ids[0], ids[1], ids[0]],
-        "price": [0.01, 0.05, 0.03],
-        "sales_channel_id": [2, 1, 2],
-    })
+    tx = pd.DataFrame(
+        {
+            "t_dat": ["2020-09-01", "2020-09-02", "2020-09-03"],
+            "customer_id": [CUSTOMER_A, CUSTOMER_A, CUSTOMER_B],
+            "article_id": [ids[0], ids[1], ids[0]],
+            "price": [0.01, 0.05, 0.03],
+            "sales_channel_id": [2, 1, 2],
+        }
+    )
     tx.to_csv(root / "transactions_train.csv", index=False)
     return root
 
@@ -70,8 +73,12 @@ def search_settings(index_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     from services.search.settings import SearchSettings
 
     # An empty models dir: personalisation uses the text vectors (no two-tower model).
-    return SearchSettings(index_dir=index_dir, models_dir=tmp_path_factory.mktemp("no_models"),
-                          max_upload_bytes=256 * 1024, log_level="WARNING")
+    return SearchSettings(
+        index_dir=index_dir,
+        models_dir=tmp_path_factory.mktemp("no_models"),
+        max_upload_bytes=256 * 1024,
+        log_level="WARNING",
+    )
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """`hmrec search text|image`, `hmrec index`, `hmrec evaluate search` (JSON shape), and the
 indexes on a synthetic world."""
+
 from __future__ import annotations
 
 import json
@@ -22,9 +23,24 @@ def cli_output(index_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 def test_search_text_command_prints_and_writes_json(cli_output: Path, sample_world: Path) -> None:
-    result = CliRunner().invoke(cli, ["search", "text", "black dress", "--k", "3", "--mode", "tfidf",
-                                      "--filter", "colour_group_name=Black", "--output-dir", str(cli_output),
-                                      "--data-dir", str(sample_world)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "search",
+            "text",
+            "black dress",
+            "--k",
+            "3",
+            "--mode",
+            "tfidf",
+            "--filter",
+            "colour_group_name=Black",
+            "--output-dir",
+            str(cli_output),
+            "--data-dir",
+            str(sample_world),
+        ],
+    )
     assert result.exit_code == 0, result.output
     written = json.loads((cli_output / "final_recs_text_query.json").read_text())
     assert written["query"]["query"] == "black dress" and written["query"]["filters"]["colour_group_name"] == ["Black"]
@@ -64,8 +80,21 @@ def test_search_without_an_index_says_how_to_build_one(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_evaluate_search_json_shape(sample_world: Path, tmp_path: Path) -> None:
     target = tmp_path / "eval.json"
-    result = CliRunner().invoke(cli, ["evaluate", "search", "--data-dir", str(sample_world),
-                                      "--json", str(target), "--limit", "60", "--work-dir", str(tmp_path / "work")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "evaluate",
+            "search",
+            "--data-dir",
+            str(sample_world),
+            "--json",
+            str(target),
+            "--limit",
+            "60",
+            "--work-dir",
+            str(tmp_path / "work"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     body = json.loads(target.read_text())
     for method in ("embedder", "colour_histogram", "default"):

@@ -1,4 +1,5 @@
 """Filters, facets and prices: hand-made catalogues with hand-counted answers, then the real sample."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,12 +12,14 @@ from shared.schemas import FILTER_COLUMNS, SearchFilters
 
 def _articles() -> pd.DataFrame:
     base = {c: ["x"] * 5 for c in FILTER_COLUMNS}
-    base.update({
-        "article_id": ["0000000001", "0000000002", "0000000003", "0000000004", "0000000005"],
-        "prod_name": ["a", "b", "c", "d", "e"],
-        "product_type_name": ["Dress", "Dress", "Trousers", "Dress", "Sweater"],
-        "colour_group_name": ["Black", "White", "Black", "Black", "Red"],
-    })
+    base.update(
+        {
+            "article_id": ["0000000001", "0000000002", "0000000003", "0000000004", "0000000005"],
+            "prod_name": ["a", "b", "c", "d", "e"],
+            "product_type_name": ["Dress", "Dress", "Trousers", "Dress", "Sweater"],
+            "colour_group_name": ["Black", "White", "Black", "Black", "Red"],
+        }
+    )
     return pd.DataFrame(base)
 
 
@@ -53,7 +56,13 @@ def test_values_or_within_a_column_and_across_columns(catalogue: Catalogue) -> N
 
 
 def test_price_range_keeps_priced_articles_inside_it(catalogue: Catalogue) -> None:
-    assert catalogue.mask(SearchFilters(price_min=0.015, price_max=0.025)).tolist() == [True, False, False, False, False]
+    assert catalogue.mask(SearchFilters(price_min=0.015, price_max=0.025)).tolist() == [
+        True,
+        False,
+        False,
+        False,
+        False,
+    ]
     assert catalogue.mask(SearchFilters(price_min=0.03)).tolist() == [False, False, True, False, False]
     # Never-sold articles have no price, so any price filter leaves them out.
     assert catalogue.mask(SearchFilters(price_max=1.0)).tolist() == [True, False, True, False, False]

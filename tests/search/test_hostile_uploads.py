@@ -1,6 +1,7 @@
 """The hostile corpus (tests/hostile_corpus.py) against the search service in process: every
 case a 4xx with a message, the decoder's limits and reduced-size decoding, and the bound on
 concurrent decodes. The same corpus runs against real processes in tests/e2e/test_hostile_stack.py."""
+
 from __future__ import annotations
 
 import io
@@ -101,10 +102,14 @@ def test_decodes_wait_for_a_turn_then_shed_with_retry_after(search_settings, sea
         with TestClient(search_app.create_app(settings)) as c:
             c.app.state.slot.current, c.app.state.slot.version = search_index, search_index.version
             results: list[int] = []
-            first = threading.Thread(target=lambda: results.append(
-                c.post("/search/image", files={"file": ("p.jpg", jpeg(), "image/jpeg")}).status_code))
+            first = threading.Thread(
+                target=lambda: results.append(
+                    c.post("/search/image", files={"file": ("p.jpg", jpeg(), "image/jpeg")}).status_code
+                )
+            )
             first.start()
             import time
+
             time.sleep(0.3)
             shed = c.post("/search/image", files={"file": ("p.jpg", jpeg(), "image/jpeg")})
             assert shed.status_code == 503 and shed.headers["retry-after"] == "1", shed.text

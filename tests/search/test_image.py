@@ -1,4 +1,5 @@
 """Image features, the attribute projection, the resumable index build and photo queries."""
+
 from __future__ import annotations
 
 import hashlib
@@ -90,8 +91,13 @@ def _tiny_photo_world(root: Path, n: int) -> pd.DataFrame:
     for i, a in enumerate(ids[:-1]):  # the last article has no photo
         (root / "images" / a[:3]).mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (30, 45), (10 * i, 100, 200)).save(root / "images" / a[:3] / f"{a}.jpg")
-    return pd.DataFrame({"article_id": ids, "product_group_name": ["Garment Upper body", "Shoes"] * (n // 2),
-                         "colour_group_name": ["Blue", "Red"] * (n // 2)})
+    return pd.DataFrame(
+        {
+            "article_id": ids,
+            "product_group_name": ["Garment Upper body", "Shoes"] * (n // 2),
+            "colour_group_name": ["Blue", "Red"] * (n // 2),
+        }
+    )
 
 
 def test_index_build_skips_missing_photos_and_resumes_without_re_embedding(tmp_path: Path) -> None:
@@ -156,8 +162,9 @@ def test_catalogue_photo_finds_similar_articles_but_never_itself(search_index, s
     for article_id in big.groupby("product_group_name").head(4)["article_id"]:
         data = _photo(hm_sample_dir, article_id)
         with Image.open(io.BytesIO(data)) as image:
-            answer = search_index.image_search(image.convert("RGB"), k=10,
-                                               photo_sha256=hashlib.sha256(data).hexdigest())
+            answer = search_index.image_search(
+                image.convert("RGB"), k=10, photo_sha256=hashlib.sha256(data).hexdigest()
+            )
         ids = [r.article_id for r in answer.results]
         assert article_id not in ids and len(ids) == 10
         group = frame.loc[article_id, "product_group_name"]

@@ -1,4 +1,5 @@
 """Personalisation: the blend by hand, histories, and reading two-tower article vectors."""
+
 from __future__ import annotations
 
 import json
@@ -41,11 +42,13 @@ def test_blend_by_hand(tmp_path: Path) -> None:
 
 
 def test_history_keeps_the_latest_distinct_catalogue_purchases() -> None:
-    tx = pd.DataFrame({
-        "customer_id": [A, A, A, A, B],
-        "article_id": ["0000000001", "0000000002", "0000000001", "0000000009", "0000000003"],
-        "t_dat": pd.to_datetime(["2020-01-01", "2020-01-02", "2020-01-03", "2020-01-04", "2020-01-01"]),
-    })
+    tx = pd.DataFrame(
+        {
+            "customer_id": [A, A, A, A, B],
+            "article_id": ["0000000001", "0000000002", "0000000001", "0000000009", "0000000003"],
+            "t_dat": pd.to_datetime(["2020-01-01", "2020-01-02", "2020-01-03", "2020-01-04", "2020-01-01"]),
+        }
+    )
     history = build_customer_history(tx, pd.Series(["0000000001", "0000000002", "0000000003"]), max_items=2)
     # A: 0000000009 is not in the catalogue; latest distinct: 0000000001 (01-03), 0000000002 (01-02)
     assert history[history["customer_id"] == A]["article_id"].tolist() == ["0000000001", "0000000002"]

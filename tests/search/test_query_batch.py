@@ -1,4 +1,5 @@
 """Concurrent queries share batched passes and each gets its own row; failures reach every waiter."""
+
 from __future__ import annotations
 
 import threading
@@ -15,6 +16,7 @@ def _slow_encoder(calls: list[list[str]]):
         calls.append(list(queries))
         time.sleep(0.05)  # a forward pass: long enough for the other threads to queue up
         return np.array([[len(q), ord(q[0])] for q in queries], dtype=np.float32)
+
     return encode
 
 
@@ -41,8 +43,8 @@ def test_concurrent_queries_share_passes_and_get_their_own_rows() -> None:
         t.join(timeout=10)
     assert results == {q: [float(len(q)), float(ord("q"))] for q in queries}
     assert sorted(q for batch in calls for q in batch) == sorted(queries)  # each query encoded once
-    assert len(calls) < len(queries)          # some shared a pass
-    assert max(len(b) for b in calls) <= 8    # never more than max_batch at once
+    assert len(calls) < len(queries)  # some shared a pass
+    assert max(len(b) for b in calls) <= 8  # never more than max_batch at once
 
 
 def test_a_failed_pass_raises_in_every_waiting_thread_and_the_next_one_runs() -> None:

@@ -1,4 +1,5 @@
 """Text search: the scoring pieces by hand, then retrieval sanity on real H&M articles."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,9 +27,15 @@ def test_top_indices_skips_non_matches_and_breaks_ties_by_position() -> None:
 
 
 def test_documents_join_the_catalogue_words_and_skip_unknown() -> None:
-    articles = pd.DataFrame({"prod_name": ["Tilly dress"], "product_type_name": ["Dress"],
-                             "colour_group_name": ["Black"], "department_name": ["Unknown"],
-                             "detail_desc": [""]})
+    articles = pd.DataFrame(
+        {
+            "prod_name": ["Tilly dress"],
+            "product_type_name": ["Dress"],
+            "colour_group_name": ["Black"],
+            "department_name": ["Unknown"],
+            "detail_desc": [""],
+        }
+    )
     assert article_documents(articles) == ["Tilly dress. Dress. Black"]
 
 

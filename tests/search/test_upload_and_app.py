@@ -1,5 +1,6 @@
 """The search service over HTTP: health, text and image routes, and every bad-input case
 with its status and message."""
+
 from __future__ import annotations
 
 import io
@@ -24,6 +25,7 @@ def _jpeg(size: tuple[int, int] = (60, 90), colour: tuple[int, int, int] = (200,
 def _png_claiming(width: int, height: int) -> bytes:
     """A valid PNG header that claims width x height pixels, with a tiny (empty) data chunk:
     ~60 bytes on the wire, gigapixels if a decoder believed it."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
@@ -39,6 +41,7 @@ def _gif() -> bytes:
 
 # --- decode_upload on its own -----------------------------------------------------------------
 
+
 def test_decode_accepts_jpeg_png_webp() -> None:
     for fmt in ("JPEG", "PNG", "WEBP"):
         buf = io.BytesIO()
@@ -46,14 +49,17 @@ def test_decode_accepts_jpeg_png_webp() -> None:
         assert decode_upload(buf.getvalue(), 40_000_000).size == (32, 48)
 
 
-@pytest.mark.parametrize(("data", "status", "message"), [
-    (b"", 400, "empty"),
-    (b"this is plain text, not a photo", 415, "JPEG, PNG or WebP"),
-    (_gif(), 415, "JPEG, PNG or WebP"),  # a real image, but not a decoder we allow
-    (_png_claiming(100_000, 100_000), 413, "pixels"),  # 10 gigapixels
-    (_jpeg()[:300], 400, "truncated"),  # cut inside the header
-    (_jpeg()[:-50], 400, "truncated"),  # header fine, image data cut short
-])
+@pytest.mark.parametrize(
+    ("data", "status", "message"),
+    [
+        (b"", 400, "empty"),
+        (b"this is plain text, not a photo", 415, "JPEG, PNG or WebP"),
+        (_gif(), 415, "JPEG, PNG or WebP"),  # a real image, but not a decoder we allow
+        (_png_claiming(100_000, 100_000), 413, "pixels"),  # 10 gigapixels
+        (_jpeg()[:300], 400, "truncated"),  # cut inside the header
+        (_jpeg()[:-50], 400, "truncated"),  # header fine, image data cut short
+    ],
+)
 def test_decode_refuses_bad_uploads(data: bytes, status: int, message: str) -> None:
     with pytest.raises(UploadError) as info:
         decode_upload(data, 40_000_000)
@@ -76,6 +82,7 @@ def test_decode_bomb_limit_is_the_product_photo_limit_not_pillows() -> None:
 
 # --- over HTTP --------------------------------------------------------------------------------
 
+
 def test_health(client) -> None:
     assert client.get("/livez").json() == {"status": "ok", "service": "search"}
     ready = client.get("/readyz")
@@ -85,8 +92,10 @@ def test_health(client) -> None:
 
 
 def test_text_search_over_http(client) -> None:
-    r = client.post("/search/text", json={"query": "black dress", "k": 4, "mode": "tfidf",
-                                          "filters": {"colour_group_name": ["Black"]}})
+    r = client.post(
+        "/search/text",
+        json={"query": "black dress", "k": 4, "mode": "tfidf", "filters": {"colour_group_name": ["Black"]}},
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["mode"] == "tfidf" and len(body["results"]) == 4 and body["personalised"] is False
@@ -94,17 +103,20 @@ def test_text_search_over_http(client) -> None:
     assert body["index_version"]
 
 
-@pytest.mark.parametrize(("payload", "where"), [
-    ({"query": ""}, "query"),
-    ({"query": "   "}, "query"),  # whitespace is stripped first
-    ({"query": "x" * 257}, "query"),
-    ({"query": "dress", "k": 0}, "k"),
-    ({"query": "dress", "k": 101}, "k"),
-    ({"query": "dress", "mode": "fuzzy"}, "mode"),
-    ({"query": "dress", "customer_id": "not-a-customer"}, "customer_id"),
-    ({"query": "dress", "filters": {"shoe_size": ["42"]}}, "shoe_size"),
-    ({"query": "dress", "filters": {"price_min": -1}}, "price_min"),
-])
+@pytest.mark.parametrize(
+    ("payload", "where"),
+    [
+        ({"query": ""}, "query"),
+        ({"query": "   "}, "query"),  # whitespace is stripped first
+        ({"query": "x" * 257}, "query"),
+        ({"query": "dress", "k": 0}, "k"),
+        ({"query": "dress", "k": 101}, "k"),
+        ({"query": "dress", "mode": "fuzzy"}, "mode"),
+        ({"query": "dress", "customer_id": "not-a-customer"}, "customer_id"),
+        ({"query": "dress", "filters": {"shoe_size": ["42"]}}, "shoe_size"),
+        ({"query": "dress", "filters": {"price_min": -1}}, "price_min"),
+    ],
+)
 def test_bad_text_requests_are_422_naming_the_field(client, payload, where) -> None:
     r = client.post("/search/text", json=payload)
     assert r.status_code == 422
@@ -124,8 +136,11 @@ def test_personalised_text_search(client) -> None:
 def test_image_search_over_http(client, sample_articles, hm_sample_dir: Path) -> None:
     article_id = sample_articles["article_id"].iloc[0]
     photo = (hm_sample_dir / "images" / article_id[:3] / f"{article_id}.jpg").read_bytes()
-    r = client.post("/search/image", files={"file": ("p.jpg", photo, "image/jpeg")},
-                    data={"k": "5", "filters": json.dumps({"index_group_name": ["Ladieswear"]})})
+    r = client.post(
+        "/search/image",
+        files={"file": ("p.jpg", photo, "image/jpeg")},
+        data={"k": "5", "filters": json.dumps({"index_group_name": ["Ladieswear"]})},
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["mode"] == "image:default" and len(body["results"]) == 5
@@ -137,17 +152,20 @@ def _post_image(client, data: bytes, **fields):
     return client.post("/search/image", files={"file": ("upload", data, "application/octet-stream")}, data=fields)
 
 
-@pytest.mark.parametrize(("data", "fields", "status", "message"), [
-    (b"%PDF-1.4 not an image", {}, 415, "JPEG, PNG or WebP"),
-    (_gif(), {}, 415, "JPEG, PNG or WebP"),
-    (_png_claiming(100_000, 100_000), {}, 413, "pixels"),
-    (_jpeg()[:300], {}, 400, "truncated"),
-    (_jpeg(), {"k": "0"}, 422, "invalid image search options"),
-    (_jpeg(), {"mode": "sketch"}, 422, "invalid image search options"),
-    (_jpeg(), {"customer_id": "xyz"}, 422, "invalid image search options"),
-    (_jpeg(), {"filters": "{not json"}, 422, "not valid JSON"),
-    (_jpeg(), {"filters": json.dumps({"colour": ["Red"]})}, 422, "invalid image search options"),
-])
+@pytest.mark.parametrize(
+    ("data", "fields", "status", "message"),
+    [
+        (b"%PDF-1.4 not an image", {}, 415, "JPEG, PNG or WebP"),
+        (_gif(), {}, 415, "JPEG, PNG or WebP"),
+        (_png_claiming(100_000, 100_000), {}, 413, "pixels"),
+        (_jpeg()[:300], {}, 400, "truncated"),
+        (_jpeg(), {"k": "0"}, 422, "invalid image search options"),
+        (_jpeg(), {"mode": "sketch"}, 422, "invalid image search options"),
+        (_jpeg(), {"customer_id": "xyz"}, 422, "invalid image search options"),
+        (_jpeg(), {"filters": "{not json"}, 422, "not valid JSON"),
+        (_jpeg(), {"filters": json.dumps({"colour": ["Red"]})}, 422, "invalid image search options"),
+    ],
+)
 def test_bad_image_requests(client, data, fields, status, message) -> None:
     r = _post_image(client, data, **fields)
     assert r.status_code == status, r.text
@@ -158,8 +176,10 @@ def test_upload_over_the_limit_is_413_even_without_content_length(client) -> Non
     # The fixture's limit is 256 KiB. A multipart body streamed in chunks (no Content-Length):
     # the service must count the bytes itself.
     boundary = "b0undary"
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.jpg\"\r\n"
-            "Content-Type: image/jpeg\r\n\r\n").encode()
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    ).encode()
 
     def body():
         yield head
@@ -167,8 +187,9 @@ def test_upload_over_the_limit_is_413_even_without_content_length(client) -> Non
             yield b"\xff" * 16_384  # 640 KiB in all
         yield f"\r\n--{boundary}--\r\n".encode()
 
-    r = client.post("/search/image", content=body(),
-                    headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    r = client.post(
+        "/search/image", content=body(), headers={"content-type": f"multipart/form-data; boundary={boundary}"}
+    )
     assert r.status_code == 413 and "limit" in r.json()["detail"]
 
 

@@ -1,4 +1,5 @@
 """Data writes that cannot corrupt, and CSV parse failures that name the file and the line."""
+
 from __future__ import annotations
 
 import os
@@ -33,12 +34,20 @@ def _rows(n: int) -> bytes:
 
 # --- CSV parse failures: the file and the line ---------------------------------------------------
 
-@pytest.mark.parametrize(("body", "line", "words"), [
-    (_rows(5) + f"2020-09-06,{CID},108775015,0.01,2,EXTRA\n".encode() + _rows(3), 7, "6 fields, the header has 5"),
-    (_rows(5) + f"2020-09-06,{CID},108775015\n".encode(), 7, "3 fields, the header has 5"),
-    (_rows(2) + f"2020-09-06,{CID},10877\xe95015,0.01,2\n".encode("latin-1") + _rows(2), 4, "not valid UTF-8 (byte 0xe9"),
-    (_rows(3) + b"2020-09-06,\xff\xfe,1,0.01,2\n", 5, "not valid UTF-8 (byte 0xff"),
-])
+
+@pytest.mark.parametrize(
+    ("body", "line", "words"),
+    [
+        (_rows(5) + f"2020-09-06,{CID},108775015,0.01,2,EXTRA\n".encode() + _rows(3), 7, "6 fields, the header has 5"),
+        (_rows(5) + f"2020-09-06,{CID},108775015\n".encode(), 7, "3 fields, the header has 5"),
+        (
+            _rows(2) + f"2020-09-06,{CID},10877\xe95015,0.01,2\n".encode("latin-1") + _rows(2),
+            4,
+            "not valid UTF-8 (byte 0xe9",
+        ),
+        (_rows(3) + b"2020-09-06,\xff\xfe,1,0.01,2\n", 5, "not valid UTF-8 (byte 0xff"),
+    ],
+)
 def test_transactions_parse_failures_name_file_and_line(tmp_path: Path, body: bytes, line: int, words: str) -> None:
     p = _tx(tmp_path, body)
     with pytest.raises(DataValidationError) as info:
@@ -72,6 +81,7 @@ def test_a_nul_byte_is_named(tmp_path: Path) -> None:
 
 # --- unique temporary names, atomic renames, markers ----------------------------------------------
 
+
 def test_temporary_names_are_unique_per_write(tmp_path: Path) -> None:
     target = tmp_path / "x.parquet"
     names = {temp_path_for(target) for _ in range(100)}
@@ -96,7 +106,7 @@ def test_concurrent_writers_never_mix(tmp_path: Path) -> None:
         for _ in range(5):
             with atomic_path(target, durable=False) as tmp, open(tmp, "wb") as fh:
                 for k in range(0, len(data), 4096):
-                    fh.write(data[k:k + 4096])
+                    fh.write(data[k : k + 4096])
 
     threads = [threading.Thread(target=write, args=(p,)) for p in payloads]
     for t in threads:

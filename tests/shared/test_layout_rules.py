@@ -1,4 +1,5 @@
 """The rules of the house (docs/architecture.md), checked on the source tree itself."""
+
 from __future__ import annotations
 
 import ast
@@ -24,8 +25,10 @@ def _python_files(folder: str) -> list[Path]:
 
 
 def test_shared_never_imports_services_or_the_cli():
-    offenders = {str(p.relative_to(REPO)): sorted(m for m in _imports(p) if m.split(".")[0] in ("services", "pipeline"))
-                 for p in _python_files("shared")}
+    offenders = {
+        str(p.relative_to(REPO)): sorted(m for m in _imports(p) if m.split(".")[0] in ("services", "pipeline"))
+        for p in _python_files("shared")
+    }
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
@@ -33,8 +36,11 @@ def test_a_service_never_imports_another_service_or_the_cli():
     offenders = {}
     for service in SERVICES:
         for path in _python_files(f"services/{service}"):
-            bad = [m for m in _imports(path) if m.startswith("pipeline")
-                   or (m.startswith("services.") and m.split(".")[1] != service)]
+            bad = [
+                m
+                for m in _imports(path)
+                if m.startswith("pipeline") or (m.startswith("services.") and m.split(".")[1] != service)
+            ]
             if bad:
                 offenders[str(path.relative_to(REPO))] = bad
     assert offenders == {}
@@ -55,9 +61,16 @@ def test_product_files_never_point_outside_the_repository():
     """Team material beside the repo (../shared, its design notes) is not the product's."""
     product = [*REPO.glob("*.md"), *REPO.glob("*.toml"), *REPO.glob("*.yml"), REPO / "Makefile"]
     for folder in ("shared", "services", "pipeline", "frontend", "docs", "benchmarks"):
-        product += [p for p in (REPO / folder).rglob("*") if p.is_file() and p.suffix in (".py", ".md", ".yml", ".sh", ".js", ".html", ".toml", "")]
-    hits = [str(p.relative_to(REPO)) for p in product
-            if "example-report" not in p.parts and ("../shared" in _text(p) or "DESIGN.md" in _text(p))]
+        product += [
+            p
+            for p in (REPO / folder).rglob("*")
+            if p.is_file() and p.suffix in (".py", ".md", ".yml", ".sh", ".js", ".html", ".toml", "")
+        ]
+    hits = [
+        str(p.relative_to(REPO))
+        for p in product
+        if "example-report" not in p.parts and ("../shared" in _text(p) or "DESIGN.md" in _text(p))
+    ]
     assert hits == []
 
 

@@ -1,4 +1,5 @@
 """The data layer loads real copies and refuses broken ones with a precise message."""
+
 from __future__ import annotations
 
 import shutil
@@ -28,6 +29,7 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 # --- real sample -----------------------------------------------------------------------------
+
 
 def test_loads_genuine_kaggle_articles(hm_sample_dir: Path) -> None:
     a = load_articles(hm_sample_dir / "articles.csv")
@@ -72,36 +74,51 @@ def test_parquet_cache_round_trip_and_refresh(hm_sample_dir: Path, tmp_path: Pat
 
 # --- refusals ----------------------------------------------------------------------------------
 
+
 def test_missing_column_is_named(tmp_path: Path) -> None:
     p = write(tmp_path, "transactions_train.csv", f"t_dat,customer_id,article_id,price\n2020-01-01,{CID},1,0.1\n")
-    with pytest.raises(DataValidationError, match=r"transactions_train.csv, column 'sales_channel_id', line 1: required column is missing"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"transactions_train.csv, column 'sales_channel_id', line 1: required column is missing",
+    ):
         load_transactions(p)
 
 
 def test_unparsable_date_names_row(tmp_path: Path) -> None:
-    p = write(tmp_path, "transactions_train.csv",
-              HEADER_TX + f"2020-01-01,{CID},0123456789,0.1,2\n2020-13-45,{CID},0123456789,0.1,2\n")
+    p = write(
+        tmp_path,
+        "transactions_train.csv",
+        HEADER_TX + f"2020-01-01,{CID},0123456789,0.1,2\n2020-13-45,{CID},0123456789,0.1,2\n",
+    )
     with pytest.raises(DataValidationError, match=r"column 't_dat', line 3: not a date .*'2020-13-45'"):
         load_transactions(p)
 
 
 def test_negative_price_names_row(tmp_path: Path) -> None:
-    p = write(tmp_path, "transactions_train.csv",
-              HEADER_TX + f"2020-01-01,{CID},0123456789,0.1,2\n2020-01-02,{CID},0123456789,-0.5,1\n")
+    p = write(
+        tmp_path,
+        "transactions_train.csv",
+        HEADER_TX + f"2020-01-01,{CID},0123456789,0.1,2\n2020-01-02,{CID},0123456789,-0.5,1\n",
+    )
     with pytest.raises(DataValidationError, match=r"column 'price', line 3: price is negative"):
         load_transactions(p)
 
 
 def test_non_numeric_price_names_row(tmp_path: Path) -> None:
-    p = write(tmp_path, "transactions_train.csv",
-              HEADER_TX + f"2020-01-01,{CID},0123456789,0.1,2\n2020-01-02,{CID},0123456789,abc,1\n")
+    p = write(
+        tmp_path,
+        "transactions_train.csv",
+        HEADER_TX + f"2020-01-01,{CID},0123456789,0.1,2\n2020-01-02,{CID},0123456789,abc,1\n",
+    )
     with pytest.raises(DataValidationError, match=r"column 'price', line 3: not a number.*'abc'"):
         load_transactions(p)
 
 
 def test_bad_channel_and_bad_ids(tmp_path: Path) -> None:
     p = write(tmp_path, "t1.csv", HEADER_TX + f"2020-01-01,{CID},0123456789,0.1,3\n")
-    with pytest.raises(DataValidationError, match=r"column 'sales_channel_id', line 2: sales_channel_id must be one of \[1, 2\]"):
+    with pytest.raises(
+        DataValidationError, match=r"column 'sales_channel_id', line 2: sales_channel_id must be one of \[1, 2\]"
+    ):
         load_transactions(p)
     p = write(tmp_path, "t2.csv", HEADER_TX + "2020-01-01,not-a-customer,0123456789,0.1,1\n")
     with pytest.raises(DataValidationError, match=r"column 'customer_id', line 2: customer_id must be 64"):
@@ -122,9 +139,12 @@ def test_unknown_articles_beyond_tolerance(tmp_path: Path) -> None:
 
 
 def test_customers_age_out_of_range(tmp_path: Path) -> None:
-    p = write(tmp_path, "customers.csv",
-              "customer_id,FN,Active,club_member_status,fashion_news_frequency,age,postal_code\n"
-              f"{CID},1.0,,ACTIVE,NONE,250,x\n")
+    p = write(
+        tmp_path,
+        "customers.csv",
+        "customer_id,FN,Active,club_member_status,fashion_news_frequency,age,postal_code\n"
+        f"{CID},1.0,,ACTIVE,NONE,250,x\n",
+    )
     with pytest.raises(DataValidationError, match=r"column 'age', line 2: age outside 0..120"):
         load_customers(p)
 
@@ -139,8 +159,17 @@ def test_duplicate_article_refused(hm_sample_dir: Path, tmp_path: Path) -> None:
 
 def test_data_check_cli_reports(hm_sample_dir: Path, tmp_path: Path) -> None:
     runner = CliRunner()
-    ok = runner.invoke(cli, ["data", "check", "--data-dir", str(hm_sample_dir / "resaved_by_pandas"),
-                             "--output-dir", str(tmp_path / "out")])
+    ok = runner.invoke(
+        cli,
+        [
+            "data",
+            "check",
+            "--data-dir",
+            str(hm_sample_dir / "resaved_by_pandas"),
+            "--output-dir",
+            str(tmp_path / "out"),
+        ],
+    )
     assert ok.exit_code == 0, ok.output
     assert "transactions        10,000" in ok.output
     assert "2018-09-20 .. 2018-09-20" in ok.output

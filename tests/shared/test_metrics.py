@@ -1,4 +1,5 @@
 """MAP@12 and recall@k against cases worked out by hand, plus properties that must always hold."""
+
 from __future__ import annotations
 
 import time
@@ -112,8 +113,9 @@ def test_property_disjoint_list_scores_zero(truth, other):
     assert recall_at_k(predictions, truth, k=12) == 0.0
 
 
-@given(truths, st.dictionaries(st.text(alphabet="uvw", min_size=1, max_size=3),
-                               st.lists(article, max_size=12), max_size=5))
+@given(
+    truths, st.dictionaries(st.text(alphabet="uvw", min_size=1, max_size=3), st.lists(article, max_size=12), max_size=5)
+)
 def test_property_customers_without_purchases_do_not_change_the_score(truth, extra_predictions):
     # Customers absent from truth (they bought nothing in the week) are never scored.
     predictions = {c: sorted(bought)[::-1] + ["a"] for c, bought in truth.items()}
@@ -122,8 +124,10 @@ def test_property_customers_without_purchases_do_not_change_the_score(truth, ext
     assert recall_at_k(with_extra, truth) == pytest.approx(recall_at_k(predictions, truth))
 
 
-@given(st.sets(article, min_size=1, max_size=7),
-       st.lists(st.text(alphabet="PQ", min_size=1), min_size=1, max_size=5, unique=True))
+@given(
+    st.sets(article, min_size=1, max_size=7),
+    st.lists(st.text(alphabet="PQ", min_size=1), min_size=1, max_size=5, unique=True),
+)
 def test_property_order_matters(bought, misses):
     # Moving every miss ahead of the hits lowers AP (strictly: each hit's precision drops)
     # but leaves recall@12 unchanged, since all (<= 7 + 5) items fit in the top 12.
@@ -148,7 +152,7 @@ def test_scoring_50k_customers_with_500_predictions_takes_seconds():
     n = 50_000
     pool = [f"{i:010d}" for i in range(3000)]
     truth = {f"c{i}": {pool[i % 1000], pool[i % 1000 + 1]} for i in range(n)}
-    predictions = {f"c{i}": pool[i % 7: i % 7 + 500] for i in range(n)}
+    predictions = {f"c{i}": pool[i % 7 : i % 7 + 500] for i in range(n)}
     start = time.perf_counter()
     result = evaluate_rankings(predictions, truth)
     assert time.perf_counter() - start < 20.0  # generous: CI machines are shared
@@ -163,13 +167,13 @@ def test_average_precisions_mean_is_map_and_paired_interval_brackets_the_ratio()
     truth = {"c1": {"a"}, "c2": {"b", "c"}, "c3": {"z"}}
     preds = {"c1": ["a", "x"], "c2": ["x", "c", "b"]}
     aps = average_precisions(preds, truth, 12)
-    assert aps.tolist() == [1.0, (1 / 2 + 2 / 3) / 2, 0.0]        # c3 has no prediction: 0
+    assert aps.tolist() == [1.0, (1 / 2 + 2 / 3) / 2, 0.0]  # c3 has no prediction: 0
     assert aps.mean() == map_at_k(preds, truth, 12)
     rng = np.random.default_rng(1)
     base = rng.random(2000)
     ratio, low, high = paired_ratio_interval(base * 1.2, base)
     assert ratio == low == high == 1.2 or (low <= 1.2 <= high and high - low < 1e-9)
-    noisy = base * rng.uniform(0.5, 1.7, 2000)                      # mean ratio ~1.1, noisy per customer
+    noisy = base * rng.uniform(0.5, 1.7, 2000)  # mean ratio ~1.1, noisy per customer
     ratio, low, high = paired_ratio_interval(noisy, base)
     assert low < ratio < high and high - low > 0.02
     assert np.isnan(paired_ratio_interval(base, np.zeros(2000))[0])

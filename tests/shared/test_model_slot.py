@@ -1,4 +1,5 @@
 """shared.service.ModelSlot: swap, failed load, pinned version, a rewritten folder noticed."""
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,7 @@ def test_swap_failed_load_pin_and_rewritten_metadata(tmp_path: Path) -> None:
     publish(models, "toy", "v1")
     slot: ModelSlot[str] = ModelSlot(name="toy", models_dir=models, loader=_loader)
     assert slot.reload() and slot.current == "one" and slot.version == "v1"
-    assert not slot.reload()                      # nothing changed: no reload
+    assert not slot.reload()  # nothing changed: no reload
     _write(models, "v2", "two")
     publish(models, "toy", "v2")
     assert slot.reload() and slot.current == "two"

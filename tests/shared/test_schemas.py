@@ -1,4 +1,5 @@
 """Wire models at the edge: bad numbers are refused, candidates carry their sources."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """shared.service's app factories: every model service gets the same health, metrics, shedding
 and hot-swap behaviour from one place."""
+
 from __future__ import annotations
 
 import json
@@ -35,9 +36,13 @@ def _toy_app(models: Path) -> TestClient:
     def boom() -> None:
         raise RuntimeError("a bug")
 
-    app = model_service_app("toy", ServiceSettings(poll_interval_s=3600), [slot],
-                            lambda: {"model_version": slot.version, "last_error": slot.last_error},
-                            threads={"blas": 1})
+    app = model_service_app(
+        "toy",
+        ServiceSettings(poll_interval_s=3600),
+        [slot],
+        lambda: {"model_version": slot.version, "last_error": slot.last_error},
+        threads={"blas": 1},
+    )
     app.include_router(router)
     return TestClient(app, raise_server_exceptions=False)
 
@@ -73,7 +78,7 @@ def test_metrics_names_and_500_without_a_traceback(tmp_path: Path) -> None:
     assert 'hm_http_requests_total{method="GET",route="/boom",service="toy",status="500"} 1.0' in text
     assert 'hm_served_version_info{service="toy",slot="toy",version="v1"} 1.0' in text
     assert 'hm_slot_ready{service="toy",slot="toy"} 1.0' in text
-    assert 'hm_http_shed_total' in text
+    assert "hm_http_shed_total" in text
 
 
 def test_sheds_are_counted(tmp_path: Path) -> None:
@@ -107,14 +112,17 @@ def test_every_model_service_has_the_same_shape(service: str, tmp_path: Path) ->
     if service == "candidate":
         from services.candidate.app import create_app
         from services.candidate.settings import CandidateSettings as Settings
+
         kwargs = {"models_dir": tmp_path}
     elif service == "ranker":
         from services.ranker.app import create_app  # type: ignore[assignment]
         from services.ranker.settings import RankerSettings as Settings  # type: ignore[assignment]
+
         kwargs = {"models_dir": tmp_path}
     else:
         from services.search.app import create_app  # type: ignore[assignment]
         from services.search.settings import SearchSettings as Settings  # type: ignore[assignment]
+
         kwargs = {"index_dir": tmp_path / "search", "models_dir": tmp_path}
     with TestClient(create_app(Settings(**kwargs))) as client:
         assert client.get("/livez").json()["service"] == service

@@ -1,4 +1,5 @@
 """Load shedding shared by every service: over the in-flight limit, 503 + Retry-After at once."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,4 +1,5 @@
 """The synthetic world: exact public format, determinism, and the structure models must learn."""
+
 from __future__ import annotations
 
 import csv
@@ -49,11 +50,13 @@ def sparse(tmp_path_factory: pytest.TempPathFactory):
 def visits(ds) -> pd.DataFrame:
     """Distinct (customer c, day d, article a) of a world, articles as catalogue indices."""
     tx = ds.transactions
-    return pd.DataFrame({
-        "c": pd.factorize(tx["customer_id"])[0],
-        "d": (tx["t_dat"] - tx["t_dat"].min()).dt.days.to_numpy(),
-        "a": pd.Index(ds.articles["article_id"]).get_indexer(tx["article_id"]),
-    }).drop_duplicates()
+    return pd.DataFrame(
+        {
+            "c": pd.factorize(tx["customer_id"])[0],
+            "d": (tx["t_dat"] - tx["t_dat"].min()).dt.days.to_numpy(),
+            "a": pd.Index(ds.articles["article_id"]).get_indexer(tx["article_id"]),
+        }
+    ).drop_duplicates()
 
 
 def next_visit_rows(ds, catalogue) -> pd.DataFrame:
@@ -70,11 +73,13 @@ def next_visit_rows(ds, catalogue) -> pd.DataFrame:
     joined["rebuy"] = pa == a
     joined["partner"] = (catalogue.partners[pa] == a[:, None]).any(axis=1)
     joined["colour"] = (catalogue.code[pa] == catalogue.code[a]) & (pa != a)
-    return joined.groupby(["c", "d", "a"]).agg(gap=("gap", "first"), rebuy=("rebuy", "any"),
-                                                partner=("partner", "any"), colour=("colour", "any"))
+    return joined.groupby(["c", "d", "a"]).agg(
+        gap=("gap", "first"), rebuy=("rebuy", "any"), partner=("partner", "any"), colour=("colour", "any")
+    )
 
 
 # --- format ----------------------------------------------------------------------------------
+
 
 def test_headers_equal_the_public_files(tiny_world: Path, hm_sample_dir: Path) -> None:
     assert header(tiny_world / "articles.csv") == header(hm_sample_dir / "articles.csv") == ARTICLE_COLUMNS
@@ -87,7 +92,10 @@ def test_headers_equal_the_public_files(tiny_world: Path, hm_sample_dir: Path) -
 
 def test_row_counts_match_the_scale(tiny) -> None:
     assert (len(tiny.articles), len(tiny.customers), len(tiny.transactions)) == (
-        TINY.n_articles, TINY.n_customers, TINY.n_transactions)
+        TINY.n_articles,
+        TINY.n_customers,
+        TINY.n_transactions,
+    )
 
 
 def test_ids_are_written_like_kaggle(tiny_world: Path) -> None:
@@ -139,6 +147,7 @@ def test_every_article_has_a_photo(tiny_world: Path, tiny) -> None:
 
 # --- determinism -----------------------------------------------------------------------------
 
+
 def test_same_seed_gives_identical_files(tiny_world: Path, tmp_path: Path) -> None:
     again = generate_world(tmp_path / "again", scale="tiny", seed=0, images=True)
     for name in ["articles.csv", "customers.csv", "transactions_train.csv"]:
@@ -166,6 +175,7 @@ def test_unknown_scale_is_refused(tmp_path: Path) -> None:
 
 
 # --- structure -------------------------------------------------------------------------------
+
 
 def test_tastes_depend_on_age(tiny) -> None:
     tx = tiny.transactions.merge(tiny.customers[["customer_id", "age"]], on="customer_id")
@@ -237,9 +247,9 @@ def test_trend_bursts_rise_and_fade(sparse) -> None:
         strong = (cat.trend_amp[:, slot] >= 3) & (cat.trend_start[:, slot] > 100) & (cat.trend_start[:, slot] < 600)
         for i in np.flatnonzero(strong):
             start, rise = cat.trend_start[i, slot], cat.trend_rise[i, slot]
-            before += sales[i, start - 28:start].mean()
-            peak += sales[i, start + rise // 2:start + 2 * rise].mean()
-            after += sales[i, start + 6 * rise:start + 6 * rise + 28].mean()
+            before += sales[i, start - 28 : start].mean()
+            peak += sales[i, start + rise // 2 : start + 2 * rise].mean()
+            after += sales[i, start + 6 * rise : start + 6 * rise + 28].mean()
     assert peak > 1.5 * before and after < 0.5 * peak, (before, peak, after)
 
 
@@ -267,11 +277,11 @@ def test_photos_follow_shape_colour_and_pattern() -> None:
 
 # --- command line ----------------------------------------------------------------------------
 
+
 def test_cli_synth_and_stats(tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "world"
-    result = runner.invoke(cli, ["data", "synth", "--scale", "tiny", "--out", str(out), "--seed", "2",
-                                 "--no-images"])
+    result = runner.invoke(cli, ["data", "synth", "--scale", "tiny", "--out", str(out), "--seed", "2", "--no-images"])
     assert result.exit_code == 0, result.output
     assert (out / "transactions_train.csv").exists() and not (out / "images").exists()
     result = runner.invoke(cli, ["data", "stats", "--data-dir", str(out), "--json", str(tmp_path / "s.json")])

@@ -7,6 +7,7 @@ these tests guard the baseline part on `small` (seed 0, the world `make run` bui
 `sparse` (1,500 customers' complete histories, scored over six weekly cutoffs like the real
 extract). The two-tower part needs training and is measured in docs/synthetic.md instead.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

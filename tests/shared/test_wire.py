@@ -1,5 +1,6 @@
 """The internal hops' JSON helpers: one-pass body validation with FastAPI's 422s, and a
 documented body schema that needs no component references."""
+
 from __future__ import annotations
 
 from typing import Annotated
@@ -25,8 +26,9 @@ def _app() -> FastAPI:
 
 def test_a_valid_body_is_parsed_with_the_models_own_normalisation() -> None:
     with TestClient(_app()) as client:
-        r = client.post("/rank", json={"customer_id": "a" * 64, "k": 2,
-                                       "candidates": [{"article_id": "108775015", "score": 0.5}]})
+        r = client.post(
+            "/rank", json={"customer_id": "a" * 64, "k": 2, "candidates": [{"article_id": "108775015", "score": 0.5}]}
+        )
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "application/json"
     assert r.json() == {"n": 1, "first": "0108775015"}  # ids padded to 10 digits, as before

@@ -1,4 +1,5 @@
 """A synthetic world is trusted only once its completion marker says so (written last)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """What the page needs from the catalogue: customers, article details and photos, facets."""
+
 from __future__ import annotations
 
 from typing import Annotated, Any
@@ -35,8 +36,9 @@ async def article(state: StateDep, article_id: Annotated[str, Path(pattern=ARTIC
     return detail
 
 
-@router.get("/articles/{article_id}/image", response_class=FileResponse,
-            responses={200: {"content": {"image/jpeg": {}}}})
+@router.get(
+    "/articles/{article_id}/image", response_class=FileResponse, responses={200: {"content": {"image/jpeg": {}}}}
+)
 def article_image(
     state: StateDep,
     article_id: Annotated[str, Path(pattern=IMAGE_ID_PATH, description="Exactly 10 digits")],

@@ -1,4 +1,5 @@
 """What every gateway route depends on: the state built in the app's lifespan."""
+
 from __future__ import annotations
 
 from typing import Annotated

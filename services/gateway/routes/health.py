@@ -1,5 +1,6 @@
 """The gateway's ``/readyz`` detail: its dependencies and cache (``/livez``, ``/readyz`` and
 ``/metrics`` themselves come from ``shared.service.service_app``)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -19,8 +20,10 @@ def gateway_readiness(app: FastAPI) -> tuple[bool, dict[str, Any]]:
 
 def public_readiness(detail: dict[str, Any]) -> dict[str, Any]:
     """/readyz for anonymous callers: states and versions, no internal URLs or error text."""
-    deps = {name: {k: v for k, v in dep.items() if k not in ("url", "detail", "replicas")}
-            for name, dep in detail.get("dependencies", {}).items()}
+    deps = {
+        name: {k: v for k, v in dep.items() if k not in ("url", "detail", "replicas")}
+        for name, dep in detail.get("dependencies", {}).items()
+    }
     cache = dict(detail.get("cache", {}))
     if cache.get("error"):
         cache["error"] = str(cache["error"]).split(":", 1)[0]  # the exception's class only

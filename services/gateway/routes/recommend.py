@@ -1,4 +1,5 @@
 """``GET /recommend``: the customer's feed."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request
@@ -12,8 +13,12 @@ from services.gateway.routes.deps import StateDep
 router = APIRouter(tags=["recommend"])
 
 
-@router.get("/recommend", response_model=RecommendResponse, openapi_extra={"parameters": RECOMMEND_PARAMETERS},
-            responses={422: {"description": "Invalid customer id, k, offset or filter"}})
+@router.get(
+    "/recommend",
+    response_model=RecommendResponse,
+    openapi_extra={"parameters": RECOMMEND_PARAMETERS},
+    responses={422: {"description": "Invalid customer id, k, offset or filter"}},
+)
 async def recommend(state: StateDep, request: Request) -> Response:
     """The customer's feed, filtered by catalogue attributes (each repeatable: any of).
 
@@ -23,6 +28,7 @@ async def recommend(state: StateDep, request: Request) -> Response:
     if query.offset > state.settings.max_offset:
         raise HTTPException(422, detail=f"offset must be <= {state.settings.max_offset}")
     session = await events_api.session_view(request, query.customer_id, query.session_id)
-    body = await recommend_flow.recommend(state, query.served_customer_id(), query.k, query.offset,
-                                          query.filters(), session)
+    body = await recommend_flow.recommend(
+        state, query.served_customer_id(), query.k, query.offset, query.filters(), session
+    )
     return Response(body, media_type="application/json")

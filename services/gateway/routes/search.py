@@ -1,4 +1,5 @@
 """``POST /search``: text (JSON body) or image (multipart) search, proxied to the search service."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
