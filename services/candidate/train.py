@@ -285,6 +285,42 @@ def _export(
     _plot(history, out / "training_curves.png")
 
 
+def _metadata(
+    dataset: Any,
+    cut: pd.Timestamp,
+    validated: bool,
+    last_day: pd.Timestamp,
+    cfg: TrainConfig,
+    shape: Any,
+    space: FeatureSpace,
+    metrics: dict[str, Any],
+    stage_config: StageOneConfig,
+) -> dict[str, Any]:
+    """The model's metadata.json: what it is, how and on what it was trained, how it scored."""
+    tx = dataset.transactions
+    return {
+        "model_kind": "two_tower",
+        "artifact_format": ARTIFACT_FORMAT,
+        "cutoff": cut.date().isoformat() if validated else None,
+        "features_as_of": cut.date().isoformat(),
+        "config": cfg.to_dict(),
+        "model_shape": shape.__dict__,
+        "feature_schema": space.schema(),
+        "libraries": library_versions("tensorflow", "tf-keras", "tensorflow-recommenders", "numpy", "pandas"),
+        "data_fingerprint": data_fingerprint(dataset),
+        "data_summary": {
+            "transactions": int(len(tx)),
+            "first_day": str(tx["t_dat"].min().date()),
+            "last_day": str(last_day.date()),
+            "articles": space.n_articles,
+            "customers": int(len(dataset.customers)),
+        },
+        "metrics": metrics,
+        "score": "cosine similarity of L2-normalised tower outputs, in [-1, 1]",
+        "stage_one": stage_config.to_dict(),
+    }
+
+
 def train_two_tower(
     dataset: Any,
     cutoff: date | None,
@@ -340,27 +376,7 @@ def train_two_tower(
         "train_examples_per_s": float(np.median(history["examples_per_s"])),
         "train_seconds": time.perf_counter() - t0,
     }
-    metadata: dict[str, Any] = {
-        "model_kind": "two_tower",
-        "artifact_format": ARTIFACT_FORMAT,
-        "cutoff": cut.date().isoformat() if cutoff is not None else None,
-        "features_as_of": cut.date().isoformat(),
-        "config": cfg.to_dict(),
-        "model_shape": shape.__dict__,
-        "feature_schema": space.schema(),
-        "libraries": library_versions("tensorflow", "tf-keras", "tensorflow-recommenders", "numpy", "pandas"),
-        "data_fingerprint": data_fingerprint(dataset),
-        "data_summary": {
-            "transactions": int(len(tx)),
-            "first_day": str(tx["t_dat"].min().date()),
-            "last_day": str(last_day.date()),
-            "articles": space.n_articles,
-            "customers": int(len(dataset.customers)),
-        },
-        "metrics": metrics,
-        "score": "cosine similarity of L2-normalised tower outputs, in [-1, 1]",
-        "stage_one": stage_config.to_dict(),
-    }
+    metadata = _metadata(dataset, cut, cutoff is not None, last_day, cfg, shape, space, metrics, stage_config)
     with atomic_model_dir(models_dir, MODEL_NAME, version, metadata) as out:
         _export(out, model, prep, dataset, cut, stage_config, history)
     final = Path(models_dir) / MODEL_NAME / version

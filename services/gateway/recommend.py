@@ -15,6 +15,7 @@ full pipeline again. Cache keys carry the versions the services report (polled f
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from services.gateway.cache import cache_key, dumps, mark_cached
@@ -44,34 +45,27 @@ def recommend_key(
     return cache_key(state.settings.cache_prefix, "rec", versions, params)
 
 
-async def recommend(
-    state: GatewayState,
-    customer_id: str,
-    k: int,
-    offset: int,
-    filters: SearchFilters,
-    session: SessionView | None = None,
-) -> bytes:
-    """The response body as JSON bytes (cached bytes are served as they are)."""
-    catalogue = state.catalogue
-    known = {
-        "candidate": state.versions.get("candidate"),
-        "ranker": state.versions.get("ranker"),
-        "catalogue": catalogue.version,
-    }
-    key = recommend_key(state, known, customer_id, k, offset, filters, session)
-    hit = await state.cache.get_raw(key)
-    if hit is not None:
-        return mark_cached(hit)
+@dataclass
+class _Feed:
+    """What one /recommend answer is made of, filled in as the dependencies answer or fail."""
 
-    degraded: list[str] = []
-    used = {"candidate": None, "ranker": None, "catalogue": catalogue.version}
+    used: dict[str, str | None]
+    source: str = "ranker"
+    ordering: str | None = None
+    ordered: list[tuple[str, float | None]] = field(default_factory=list)
+    degraded: list[str] = field(default_factory=list)
     cold_start: bool | None = None
     band: str | None = None
-    ordered: list[tuple[str, float | None]] = []
-    candidates: list[dict[str, Any]] = []
-    source = "ranker"
-    ordering: str | None = None
+
+    def popular(self, state: GatewayState, customer_id: str) -> None:
+        self.band, items = state.catalogue.popular_for(customer_id)
+        self.source, self.ordered = "popular", [(a, None) for a in items]
+
+
+async def _stage_one(
+    state: GatewayState, feed: _Feed, customer_id: str, session: SessionView | None
+) -> list[dict[str, Any]]:
+    """The candidate service's list; on failure the age band's best sellers (degraded)."""
     try:
         answer = await state.clients["candidate"].post_json(
             "/candidates",
@@ -81,67 +75,107 @@ async def recommend(
                 **(session.candidate_fields() if session is not None else {}),
             },
         )
-        candidates = answer["candidates"]
-        used["candidate"] = state.note_version("candidate", answer.get("model_version"))
-        cold_start = bool(answer.get("cold_start", False))
+        candidates: list[dict[str, Any]] = answer["candidates"]
+        feed.used["candidate"] = state.note_version("candidate", answer.get("model_version"))
+        feed.cold_start = bool(answer.get("cold_start", False))
     except (DependencyUnavailable, DependencyRejected, KeyError, TypeError) as exc:
-        degraded.append("candidate")
+        feed.degraded.append("candidate")
         state.metrics.fallbacks.labels("/recommend", "candidate", "popular").inc()
         state.log_fallback("candidate", exc)
-        band, items = catalogue.popular_for(customer_id)
-        source, ordered = "popular", [(a, None) for a in items]
-    else:
-        if not candidates:
-            # Nothing to rank (a service that never returns empty lists should not get here):
-            # the age band's best sellers beat an empty page. Not a failure, so not degraded.
-            band, items = catalogue.popular_for(customer_id)
-            source, ordered = "popular", [(a, None) for a in items]
-    if source != "popular":
-        try:
-            ranked = await state.clients["ranker"].post_json(
-                "/rank",
-                {
-                    "customer_id": customer_id,
-                    "candidates": candidates[:MAX_RANK_INPUT],
-                    "k": max(1, min(len(candidates), MAX_RANK_INPUT)),
-                    **(session.candidate_fields() if session is not None else {}),
-                },
-            )
-            ordered = [(r["article_id"], r["score"]) for r in ranked["ranked"]]
-            used["ranker"] = state.note_version("ranker", ranked.get("model_version"))
-            ordering = ranked.get("ordering", "mmoe")
-            source = "ranker"
-        except (DependencyUnavailable, DependencyRejected, KeyError, TypeError) as exc:
-            degraded.append("ranker")
-            state.metrics.fallbacks.labels("/recommend", "ranker", "candidates").inc()
-            state.log_fallback("ranker", exc)
-            source, ordered = "candidates", [(c["article_id"], c["score"]) for c in candidates]
-            ordering = "stage_one"
+        feed.popular(state, customer_id)
+        return []
+    if not candidates:
+        # Nothing to rank (a service that never returns empty lists should not get here):
+        # the age band's best sellers beat an empty page. Not a failure, so not degraded.
+        feed.popular(state, customer_id)
+    return candidates
 
+
+async def _rank(
+    state: GatewayState, feed: _Feed, customer_id: str, candidates: list[dict[str, Any]], session: SessionView | None
+) -> None:
+    """The ranker's order of the candidates; on failure stage-one order as is (degraded)."""
+    try:
+        ranked = await state.clients["ranker"].post_json(
+            "/rank",
+            {
+                "customer_id": customer_id,
+                "candidates": candidates[:MAX_RANK_INPUT],
+                "k": max(1, min(len(candidates), MAX_RANK_INPUT)),
+                **(session.candidate_fields() if session is not None else {}),
+            },
+        )
+        feed.ordered = [(r["article_id"], r["score"]) for r in ranked["ranked"]]
+        feed.used["ranker"] = state.note_version("ranker", ranked.get("model_version"))
+        feed.ordering = ranked.get("ordering", "mmoe")
+        feed.source = "ranker"
+    except (DependencyUnavailable, DependencyRejected, KeyError, TypeError) as exc:
+        feed.degraded.append("ranker")
+        state.metrics.fallbacks.labels("/recommend", "ranker", "candidates").inc()
+        state.log_fallback("ranker", exc)
+        feed.source, feed.ordered = "candidates", [(c["article_id"], c["score"]) for c in candidates]
+        feed.ordering = "stage_one"
+
+
+def _response(
+    state: GatewayState,
+    feed: _Feed,
+    customer_id: str,
+    k: int,
+    offset: int,
+    filters: SearchFilters,
+    session: SessionView | None,
+) -> dict[str, Any]:
     # Filter on ids first, then build cards for the requested page only.
+    catalogue = state.catalogue
     matches = catalogue.compile_filter(filters)
     visible = [
-        (a, score) for a, score in ordered if a in catalogue and (matches is None or matches(a))
+        (a, score) for a, score in feed.ordered if a in catalogue and (matches is None or matches(a))
     ]  # unknown articles cannot be shown
-    cards = [catalogue.card(a, score) for a, score in visible[offset : offset + k]]
-    response: dict[str, Any] = {
+    return {
         "customer_id": customer_id,
-        "source": source,
-        "ordering": ordering,
+        "source": feed.source,
+        "ordering": feed.ordering,
         "cached": False,
-        "degraded": degraded,
-        "cold_start": cold_start,
-        "age_band": band,
-        "model_versions": {"candidate": used["candidate"], "ranker": used["ranker"]},
+        "degraded": feed.degraded,
+        "cold_start": feed.cold_start,
+        "age_band": feed.band,
+        "model_versions": {"candidate": feed.used["candidate"], "ranker": feed.used["ranker"]},
         "k": k,
         "offset": offset,
         "total": len(visible),
-        "items": cards,
+        "items": [catalogue.card(a, score) for a, score in visible[offset : offset + k]],
         "session": session.summary() if session is not None else None,
     }
-    body = dumps(response)
-    if not degraded:
+
+
+async def recommend(
+    state: GatewayState,
+    customer_id: str,
+    k: int,
+    offset: int,
+    filters: SearchFilters,
+    session: SessionView | None = None,
+) -> bytes:
+    """The response body as JSON bytes (cached bytes are served as they are)."""
+    known = {
+        "candidate": state.versions.get("candidate"),
+        "ranker": state.versions.get("ranker"),
+        "catalogue": state.catalogue.version,
+    }
+    key = recommend_key(state, known, customer_id, k, offset, filters, session)
+    hit = await state.cache.get_raw(key)
+    if hit is not None:
+        return mark_cached(hit)
+
+    feed = _Feed(used={"candidate": None, "ranker": None, "catalogue": state.catalogue.version})
+    candidates = await _stage_one(state, feed, customer_id, session)
+    if feed.source != "popular":
+        await _rank(state, feed, customer_id, candidates, session)
+    body = dumps(_response(state, feed, customer_id, k, offset, filters, session))
+    if not feed.degraded:
         # The versions that answered are nearly always the ones known before: same key, not hashed again.
+        used = feed.used
         await state.cache.set_raw(
             key if used == known else recommend_key(state, used, customer_id, k, offset, filters, session), body
         )

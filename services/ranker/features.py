@@ -628,6 +628,43 @@ def candidate_ranks(customer_ids: np.ndarray, scores: np.ndarray) -> tuple[np.nd
     return ranks, best
 
 
+def _pair_columns(
+    store: FeatureStore, c: np.ndarray, a: np.ndarray, cust: np.ndarray, art: np.ndarray
+) -> list[np.ndarray]:
+    """The customer x article columns: own purchases of the article, of its product code and
+    type, price against the customer's level, age-band affinity and taste (PAIR_FEATURES order)."""
+    known_pair = (c < store.n_customers) & (a < store.n_articles)
+    pair_key = np.where(known_pair, c * store.n_articles + a, -1)
+    times = _lookup_sorted(store.pair_keys, store.pair_count, pair_key, 0.0)
+    days = _lookup_sorted(store.pair_keys, store.pair_days, pair_key, DAYS_CAP)
+    recency = _lookup_sorted(store.pair_keys, store.pair_recency, pair_key, RECENCY_CAP)
+    n_buy = np.maximum(store.customer_n_purchases[c], 1.0)
+    code = store.article_code[a]
+    typ = store.article_type[a]
+    code_key = np.where(code >= 0, c * store.n_codes + code, -1)
+    type_key = np.where(typ >= 0, c * store.n_types + typ, -1)
+    same_code = _lookup_sorted(store.code_keys, store.code_count, code_key, 0.0) / n_buy
+    same_type = _lookup_sorted(store.type_keys, store.type_count, type_key, 0.0) / n_buy
+    cust_price = cust[:, _C["cust_price_level"]]
+    art_price = art[:, _A["art_price_level"]]
+    price_missing = (cust[:, _C["cust_has_history"]] == 0) | (art[:, _A["art_never_sold"]] == 1)
+    price_ratio = np.where(price_missing, 1.0, art_price / np.maximum(cust_price, 1e-6))
+    band = store.customer_band[c].astype(np.int64)
+    affinity = np.where(band >= 0, store.article_band_lift[a, np.maximum(band, 0)], 1.0)
+    return [
+        np.log1p(times),
+        times == 0,
+        days,
+        recency,
+        same_code,
+        same_type,
+        price_ratio,
+        price_missing,
+        affinity,
+        *taste_features(store, c, a, n_buy),
+    ]
+
+
 def compute_features(
     store: FeatureStore,
     customer_ids: np.ndarray | list[str],
@@ -673,36 +710,7 @@ def compute_features(
     out[:, col : col + art.shape[1]] = art
     col += art.shape[1]
 
-    known_pair = (c < store.n_customers) & (a < store.n_articles)
-    pair_key = np.where(known_pair, c * store.n_articles + a, -1)
-    times = _lookup_sorted(store.pair_keys, store.pair_count, pair_key, 0.0)
-    days = _lookup_sorted(store.pair_keys, store.pair_days, pair_key, DAYS_CAP)
-    recency = _lookup_sorted(store.pair_keys, store.pair_recency, pair_key, RECENCY_CAP)
-    n_buy = np.maximum(store.customer_n_purchases[c], 1.0)
-    code = store.article_code[a]
-    typ = store.article_type[a]
-    code_key = np.where(code >= 0, c * store.n_codes + code, -1)
-    type_key = np.where(typ >= 0, c * store.n_types + typ, -1)
-    same_code = _lookup_sorted(store.code_keys, store.code_count, code_key, 0.0) / n_buy
-    same_type = _lookup_sorted(store.type_keys, store.type_count, type_key, 0.0) / n_buy
-    cust_price = cust[:, _C["cust_price_level"]]
-    art_price = art[:, _A["art_price_level"]]
-    price_missing = (cust[:, _C["cust_has_history"]] == 0) | (art[:, _A["art_never_sold"]] == 1)
-    price_ratio = np.where(price_missing, 1.0, art_price / np.maximum(cust_price, 1e-6))
-    band = store.customer_band[c].astype(np.int64)
-    affinity = np.where(band >= 0, store.article_band_lift[a, np.maximum(band, 0)], 1.0)
-    pair_cols = [
-        np.log1p(times),
-        times == 0,
-        days,
-        recency,
-        same_code,
-        same_type,
-        price_ratio,
-        price_missing,
-        affinity,
-        *taste_features(store, c, a, n_buy),
-    ]
+    pair_cols = _pair_columns(store, c, a, cust, art)
     for j, values in enumerate(pair_cols):
         out[:, col + j] = values
     col += len(pair_cols)

@@ -160,6 +160,58 @@ def _final_metrics(
     return metrics
 
 
+def _epochs(
+    ranker: Any,
+    config: TrainConfig,
+    tasks: list[Any],
+    x_train: np.ndarray,
+    y_train: dict[str, np.ndarray],
+    x_val: np.ndarray,
+    val: TrainingData,
+    train_customers: np.ndarray,
+    echo: Callable[[str], None],
+) -> tuple[list[dict[str, float]], int, float]:
+    """The epoch loop with early stopping on ``config.monitor``; the ranker ends on its best
+    epoch's weights. Returns (history, best epoch, that epoch's validation MAP@12)."""
+    if config.loss == "listwise":
+        lists = candidate_lists(train_customers, y_train["purchase"])
+        step = listwise_step(ranker, tasks, config.learning_rate)
+        echo(
+            f"ranker: listwise purchase loss over {len(lists):,} training lists with a purchase "
+            f"(up to {lists.shape[1]} candidates each)"
+        )
+    history: list[dict[str, float]] = []
+    best_value, best_map, best_epoch, best_weights, waited = -np.inf, -1.0, 0, None, 0
+    rng = np.random.default_rng(config.seed)
+    for epoch in range(1, config.epochs + 1):
+        t0 = time.perf_counter()
+        if config.loss == "listwise":
+            loss = fit_listwise_epoch(step, lists, x_train, y_train, config.lists_per_batch, rng)
+        else:
+            fit = ranker.keras_model.fit(
+                x_train, y_train, batch_size=config.batch_size, epochs=1, shuffle=True, verbose=config.verbose
+            )
+            loss = float(fit.history["loss"][-1])
+        row = _validation_row(ranker, x_val, val, tasks, epoch, loss)
+        row["seconds"] = time.perf_counter() - t0
+        history.append(row)
+        echo("epoch {epoch}: ".format(**row) + ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch",)))
+        value = row[config.monitor]
+        if value > best_value + 1e-5:
+            best_value, best_map, best_epoch = value, row["val_map12"], epoch
+            best_weights, waited = ranker.keras_model.get_weights(), 0
+        else:
+            waited += 1
+            if waited >= config.patience:
+                echo(f"early stop: no {config.monitor} gain for {config.patience} epochs; best epoch {best_epoch}")
+                break
+    if best_weights is None:  # the monitor was never defined (e.g. no positive in validation)
+        best_epoch, best_map = len(history), history[-1]["val_map12"]
+    else:
+        ranker.keras_model.set_weights(best_weights)
+    return history, best_epoch, best_map
+
+
 def fit_mmoe(data: TrainingData, config: TrainConfig, echo: Callable[[str], None] = print) -> TrainResult:
     """Train on ``data`` (already labelled candidates), validating on held-out customers."""
     import tensorflow as tf
@@ -201,42 +253,9 @@ def fit_mmoe(data: TrainingData, config: TrainConfig, echo: Callable[[str], None
         f"two-tower order on validation: MAP@12 {baseline_map:.4f}"
     )
 
-    if config.loss == "listwise":
-        lists = candidate_lists(data.customer_ids[train_idx], y_train["purchase"])
-        step = listwise_step(ranker, tasks, config.learning_rate)
-        echo(
-            f"ranker: listwise purchase loss over {len(lists):,} training lists with a purchase "
-            f"(up to {lists.shape[1]} candidates each)"
-        )
-    history: list[dict[str, float]] = []
-    best_value, best_map, best_epoch, best_weights, waited = -np.inf, -1.0, 0, None, 0
-    rng = np.random.default_rng(config.seed)
-    for epoch in range(1, config.epochs + 1):
-        t0 = time.perf_counter()
-        if config.loss == "listwise":
-            loss = fit_listwise_epoch(step, lists, x_train, y_train, config.lists_per_batch, rng)
-        else:
-            fit = ranker.keras_model.fit(
-                x_train, y_train, batch_size=config.batch_size, epochs=1, shuffle=True, verbose=config.verbose
-            )
-            loss = float(fit.history["loss"][-1])
-        row = _validation_row(ranker, x_val, val, tasks, epoch, loss)
-        row["seconds"] = time.perf_counter() - t0
-        history.append(row)
-        echo("epoch {epoch}: ".format(**row) + ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch",)))
-        value = row[config.monitor]
-        if value > best_value + 1e-5:
-            best_value, best_map, best_epoch = value, row["val_map12"], epoch
-            best_weights, waited = ranker.keras_model.get_weights(), 0
-        else:
-            waited += 1
-            if waited >= config.patience:
-                echo(f"early stop: no {config.monitor} gain for {config.patience} epochs; best epoch {best_epoch}")
-                break
-    if best_weights is None:  # the monitor was never defined (e.g. no positive in validation)
-        best_epoch, best_map = len(history), history[-1]["val_map12"]
-    else:
-        ranker.keras_model.set_weights(best_weights)
+    history, best_epoch, best_map = _epochs(
+        ranker, config, tasks, x_train, y_train, x_val, val, data.customer_ids[train_idx], echo
+    )
     tf.keras.backend.clear_session()
 
     model = NumpyMMoE(mmoe_config, ranker.to_numpy(), mean, std)

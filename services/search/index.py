@@ -116,6 +116,61 @@ def read_image_embeddings(path: Path) -> tuple[list[str], list[str], np.ndarray,
     )
 
 
+Embeddings = dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]
+
+
+def _reusable_embeddings(index_dir: Path, parts_dir: Path) -> Embeddings:
+    # Reuse: the finished file from an earlier build and any parts of an interrupted one,
+    # keyed by (article, photo bytes), so a replaced photo is embedded again.
+    done: Embeddings = {}
+    sources = sorted(parts_dir.glob("part-*.parquet"))
+    if (index_dir / IMAGE_FILE).exists():
+        sources.insert(0, index_dir / IMAGE_FILE)
+    for src in sources:
+        try:
+            a_ids, shas, cnn, colour = read_image_embeddings(src)
+        except Exception as exc:
+            log.warning("ignoring unreadable %s: %s", src, exc)
+            continue
+        for i, (a, s) in enumerate(zip(a_ids, shas, strict=True)):
+            done[(a, s)] = (cnn[i], colour[i])
+    return done
+
+
+def _embed_into(
+    done: Embeddings,
+    todo: list[str],
+    paths: dict[str, Path],
+    hashes: dict[str, str],
+    parts_dir: Path,
+    embedder: ImageEmbedder,
+    batch_size: int,
+    progress: bool,
+) -> None:
+    """Embed ``todo``'s photos in chunks, each chunk written as a part file as soon as it is done
+    (an interrupted build resumes from the parts), and add them to ``done``."""
+    from tqdm import tqdm
+
+    next_part = len(list(parts_dir.glob("part-*.parquet")))
+    bar = tqdm(total=len(todo), desc="embedding photos", unit="photo", disable=not progress)
+    for c in range(0, len(todo), CHUNK):
+        chunk = todo[c : c + CHUNK]
+        cnn_parts, colour_parts = [], []
+        for b in range(0, len(chunk), batch_size):
+            pixels = np.stack([load_photo(paths[a]) for a in chunk[b : b + batch_size]])
+            cnn, colour = embedder.embed_pixels(pixels)
+            cnn_parts.append(cnn)
+            colour_parts.append(colour)
+            bar.update(len(pixels))
+        cnn, colour = np.concatenate(cnn_parts), np.concatenate(colour_parts)
+        table = _table(chunk, [hashes[a] for a in chunk], cnn, colour)
+        _atomic_write(parts_dir / f"part-{next_part:05d}.parquet", partial(_write_parquet, table))
+        next_part += 1
+        for i, a in enumerate(chunk):
+            done[(a, hashes[a])] = (cnn[i], colour[i])
+    bar.close()
+
+
 def build_image_index(
     articles: pd.DataFrame,
     images_dir: Path,
@@ -127,7 +182,6 @@ def build_image_index(
 ) -> dict[str, Any]:
     """Embed every article photo into ``image_embeddings.parquet`` (resumable) and fit the
     attribute projection. Returns counts and timings for the manifest."""
-    from tqdm import tqdm
 
     index_dir.mkdir(parents=True, exist_ok=True)
     parts_dir = index_dir / PARTS_DIR
@@ -142,45 +196,13 @@ def build_image_index(
     def sha(a: str) -> str:
         return hashlib.sha256(paths[a].read_bytes()).hexdigest()
 
-    # Reuse: the finished file from an earlier build and any parts of an interrupted one,
-    # keyed by (article, photo bytes), so a replaced photo is embedded again.
-    done: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
-    sources = sorted(parts_dir.glob("part-*.parquet"))
-    if (index_dir / IMAGE_FILE).exists():
-        sources.insert(0, index_dir / IMAGE_FILE)
-    for src in sources:
-        try:
-            a_ids, shas, cnn, colour = read_image_embeddings(src)
-        except Exception as exc:
-            log.warning("ignoring unreadable %s: %s", src, exc)
-            continue
-        for i, (a, s) in enumerate(zip(a_ids, shas, strict=True)):
-            done[(a, s)] = (cnn[i], colour[i])
-
+    done = _reusable_embeddings(index_dir, parts_dir)
     hashes = {a: sha(a) for a in with_photo}
     todo = [a for a in with_photo if (a, hashes[a]) not in done]
     reused = len(with_photo) - len(todo)
     embed_started = time.perf_counter()
     if todo:
-        embedder = embedder or ImageEmbedder()
-        next_part = len(list(parts_dir.glob("part-*.parquet")))
-        bar = tqdm(total=len(todo), desc="embedding photos", unit="photo", disable=not progress)
-        for c in range(0, len(todo), CHUNK):
-            chunk = todo[c : c + CHUNK]
-            cnn_parts, colour_parts = [], []
-            for b in range(0, len(chunk), batch_size):
-                pixels = np.stack([load_photo(paths[a]) for a in chunk[b : b + batch_size]])
-                cnn, colour = embedder.embed_pixels(pixels)
-                cnn_parts.append(cnn)
-                colour_parts.append(colour)
-                bar.update(len(pixels))
-            cnn, colour = np.concatenate(cnn_parts), np.concatenate(colour_parts)
-            table = _table(chunk, [hashes[a] for a in chunk], cnn, colour)
-            _atomic_write(parts_dir / f"part-{next_part:05d}.parquet", partial(_write_parquet, table))
-            next_part += 1
-            for i, a in enumerate(chunk):
-                done[(a, hashes[a])] = (cnn[i], colour[i])
-        bar.close()
+        _embed_into(done, todo, paths, hashes, parts_dir, embedder or ImageEmbedder(), batch_size, progress)
     embed_seconds = time.perf_counter() - embed_started
 
     cnn = np.stack([done[(a, hashes[a])][0] for a in with_photo]) if with_photo else np.zeros((0, CNN_DIM), np.float32)

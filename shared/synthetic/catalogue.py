@@ -170,6 +170,45 @@ def _weights(rows: list[tuple]) -> np.ndarray:
     return w / w.sum()
 
 
+def _names_and_descriptions(
+    rng: np.random.Generator,
+    n_codes: int,
+    code_of: np.ndarray,
+    variant_no: np.ndarray,
+    type_names: np.ndarray,
+    groups: np.ndarray,
+    appearance: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Names: one stem per code; later variants sometimes carry " (1)" like real re-issues."""
+    n_articles = len(code_of)
+    code_names = texts.prod_names(rng, NAME_STEMS, type_names[np.searchsorted(code_of, np.arange(n_codes))])
+    names = code_names[code_of].copy()
+    suffix = (variant_no > 0) & (rng.random(n_articles) < 0.15)
+    names[suffix] = [f"{n} (1)" for n in names[suffix]]
+    app_names = np.array([APPEARANCES[a][1] for a in appearance], dtype=object)
+    descs = texts.detail_descs(rng, type_names, groups, app_names)
+
+    return names, descs
+
+
+def _trend_bursts(
+    rng: np.random.Generator, n_codes: int, code_launch: np.ndarray, code_end: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Trend bursts per product code (all its colours trend together), inside its life:
+    (start day, rise days, amplitude, age segment or -1 for everyone), [n_codes, TREND_SLOTS]."""
+    has = rng.random((n_codes, TREND_SLOTS)) < TREND_P
+    life = np.maximum(code_end - code_launch, 1)
+    t_start = code_launch[:, None] + (rng.random((n_codes, TREND_SLOTS)) * np.minimum(life, 2 * N_DAYS)[:, None])
+    t_amp = np.where(has, rng.lognormal(*TREND_AMPLITUDE, size=(n_codes, TREND_SLOTS)), 0.0)
+    t_rise = rng.integers(TREND_RISE[0], TREND_RISE[1] + 1, size=(n_codes, TREND_SLOTS))
+    t_seg = np.where(
+        rng.random((n_codes, TREND_SLOTS)) < TREND_GLOBAL,
+        -1,
+        rng.integers(0, N_AGE_SEGMENTS, size=(n_codes, TREND_SLOTS)),
+    )
+    return t_start, t_rise, t_amp, t_seg
+
+
 def build_catalogue(rng: np.random.Generator, n_articles: int) -> Catalogue:
     # Product codes carry 1..k colour variants (real: 105,542 articles over 47,224 codes).
     variants = 1 + rng.poisson(1.3, size=n_articles)
@@ -221,29 +260,11 @@ def build_catalogue(rng: np.random.Generator, n_articles: int) -> Catalogue:
     code_price = base_price[np.searchsorted(code_of, np.arange(n_codes))][code_of]
     price_units = snap_price(code_price * rng.lognormal(0.0, 0.3, n_codes)[code_of])
 
-    # Names: one stem per code; later variants sometimes carry " (1)" like real re-issues.
-    code_names = texts.prod_names(rng, NAME_STEMS, type_names[np.searchsorted(code_of, np.arange(n_codes))])
-    names = code_names[code_of].copy()
-    suffix = (variant_no > 0) & (rng.random(n_articles) < 0.15)
-    names[suffix] = [f"{n} (1)" for n in names[suffix]]
-    app_names = np.array([APPEARANCES[a][1] for a in appearance], dtype=object)
-    descs = texts.detail_descs(rng, type_names, groups, app_names)
-
+    names, descs = _names_and_descriptions(rng, n_codes, code_of, variant_no, type_names, groups, appearance)
     article_ids = code_numbers[code_of] * 1000 + 1 + variant_no
     frame = _frame(article_ids, code_numbers[code_of], names, ptype, appearance, colour, dept, descs)
     partners = _partners(rng, code_of, dept, launch)
-    # Trend bursts, per product code (all its colours trend together), inside its life.
-    has = rng.random((n_codes, TREND_SLOTS)) < TREND_P
-    life = np.maximum(code_end - code_launch, 1)
-    t_start = code_launch[:, None] + (rng.random((n_codes, TREND_SLOTS)) * np.minimum(life, 2 * N_DAYS)[:, None])
-    t_amp = np.where(has, rng.lognormal(*TREND_AMPLITUDE, size=(n_codes, TREND_SLOTS)), 0.0)
-    t_rise = rng.integers(TREND_RISE[0], TREND_RISE[1] + 1, size=(n_codes, TREND_SLOTS))
-    t_seg = np.where(
-        rng.random((n_codes, TREND_SLOTS)) < TREND_GLOBAL,
-        -1,
-        rng.integers(0, N_AGE_SEGMENTS, size=(n_codes, TREND_SLOTS)),
-    )
-    starts = np.cumsum(variants) - variants
+    t_start, t_rise, t_amp, t_seg = _trend_bursts(rng, n_codes, code_launch, code_end)
     return Catalogue(
         frame,
         code_of,
@@ -259,7 +280,7 @@ def build_catalogue(rng: np.random.Generator, n_articles: int) -> Catalogue:
         season_amp,
         price_units,
         partners,
-        starts[code_of],
+        (np.cumsum(variants) - variants)[code_of],
         variants[code_of],
         variant_no,
         t_start.astype(np.int64)[code_of],
