@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from shared.data.schema import ARTICLE_COLUMNS as SCHEMA_ARTICLE_COLUMNS
 from shared.synthetic import texts
 from shared.synthetic.scales import N_DAYS
 from shared.synthetic.vocab_data import (
@@ -20,33 +21,8 @@ from shared.synthetic.vocab_data import (
     PRODUCT_TYPES,
 )
 
-ARTICLE_COLUMNS = [
-    "article_id",
-    "product_code",
-    "prod_name",
-    "product_type_no",
-    "product_type_name",
-    "product_group_name",
-    "graphical_appearance_no",
-    "graphical_appearance_name",
-    "colour_group_code",
-    "colour_group_name",
-    "perceived_colour_value_id",
-    "perceived_colour_value_name",
-    "perceived_colour_master_id",
-    "perceived_colour_master_name",
-    "department_no",
-    "department_name",
-    "index_code",
-    "index_name",
-    "index_group_no",
-    "index_group_name",
-    "section_no",
-    "section_name",
-    "garment_group_no",
-    "garment_group_name",
-    "detail_desc",
-]
+# The public articles.csv's columns, in order (one list for the loaders and the generator).
+ARTICLE_COLUMNS = list(SCHEMA_ARTICLE_COLUMNS)
 
 # Typical shelf price (in the data set's pre-normalisation units, /590 afterwards) per product type.
 TYPE_PRICE = {
