@@ -336,8 +336,8 @@ class EventStore:
         try:
             await self.redis.xgroup_create(self.stream_key, self.config.group, id="0", mkstream=True)
         except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+            if "BUSYGROUP" not in str(exc):  # any other refusal (e.g. protected mode): buffer, never crash
+                self._failed(exc)
         except (RedisError, OSError) as exc:
             self._failed(exc)
 
