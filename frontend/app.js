@@ -95,6 +95,40 @@ function formatPrice(price) {
   return price === null || price === undefined ? "" : price.toFixed(4);
 }
 
+// --- warming up ------------------------------------------------------------------------------
+// A fresh `make run` serves quick models and text search first and reaches full quality in the
+// background; /status says which parts are still warming up. Polled only while something is.
+
+const STATUS_POLL_MS = 5000;
+
+function renderStatus(status) {
+  const banner = $("warming");
+  const warming = Object.entries(status.parts || {}).filter(([, part]) => part.state === "warming");
+  banner.replaceChildren();
+  for (const [name, part] of warming) {
+    const line = document.createElement("span");
+    line.dataset.part = name;
+    line.textContent = `${name.replace("_", " ")}: ${part.message}`;
+    banner.append(line);
+  }
+  banner.hidden = warming.length === 0;
+  const image = (status.parts || {}).image_search;
+  const hint = $("image-warming");
+  hint.hidden = !image || image.state === "ready";
+  hint.textContent = image && image.state !== "ready" ? `Not yet: ${image.message}` : "";
+  return warming.length > 0;
+}
+
+async function pollStatus() {
+  let again = true;
+  try {
+    again = renderStatus(await api("/status"));
+  } catch (_) {
+    again = true; // the gateway may be restarting: try again later, quietly
+  }
+  if (again) setTimeout(pollStatus, STATUS_POLL_MS);
+}
+
 // --- rendering ---------------------------------------------------------------------------
 
 function renderCards(items) {
@@ -528,3 +562,4 @@ if (window.matchMedia("(max-width: 799px)").matches) $("filters-panel").open = f
 
 wire();
 loadFacets();
+pollStatus();

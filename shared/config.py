@@ -18,6 +18,9 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+WARMUP_FILE = "warmup.json"
+
+
 class PathSettings(BaseSettings):
     """Where input data lives and where every generated artifact goes."""
 
@@ -41,6 +44,11 @@ class PathSettings(BaseSettings):
     @property
     def search_dir(self) -> Path:
         return self.output_dir / "search"
+
+    @property
+    def warmup_file(self) -> Path:
+        """``hmrec run``'s record of its first-page and full-quality steps (the page's /status)."""
+        return self.output_dir / WARMUP_FILE
 
 
 def get_paths(data_dir: Path | str | None = None, output_dir: Path | str | None = None) -> PathSettings:

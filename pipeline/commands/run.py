@@ -1,12 +1,17 @@
 """``hmrec run``: the whole product on this machine (what ``make run`` calls).
 
 1. Data: a synthetic world (``small`` by default) if the data folder has no CSVs.
-2. Every missing artifact, each by its own ``hmrec`` step in a subprocess: two-tower
-   model, batch inference, MMoE ranker, re-ranked file, search indexes.
+2. The first page: each missing servable artifact by its quick step (a one-epoch two-tower,
+   a one-week ranker, the text search index; ``pipeline.warmup``), each an ``hmrec`` step in
+   a subprocess. ``--full-first`` (and ``--pipeline-only``, Docker's job) trains everything at
+   full quality here instead.
 3. The services as uvicorn processes (candidate, ranker, search, then the gateway, which
    also serves the page), Redis if reachable (or started here if ``redis-server`` exists).
-4. Waits for the gateway's ``/readyz``, prints the URL, and on Ctrl-C / SIGTERM stops every
-   child it started (by its own pid), gateway first.
+4. Waits for the gateway's ``/readyz`` and prints the URL; then the full-quality phase runs
+   in the background (photo index, full two-tower and ranker, batch files), each swapped in
+   by the services' hot swap, its progress in ``output/warmup.json`` (the page shows it).
+   On Ctrl-C / SIGTERM the background step stops first, then every child it started (by its
+   own pid), gateway first.
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.error import URLError
@@ -28,7 +32,7 @@ from urllib.request import urlopen
 import click
 
 from pipeline.options import path_options, paths_from
-from shared.artifacts import ArtifactError, resolve_version
+from pipeline.warmup import FULL_QUALITY, FullQualityWorker, WarmupRecord, run_quick_steps
 from shared.config import PathSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -41,49 +45,6 @@ def echo(message: str) -> None:
 
 
 # --- offline steps ------------------------------------------------------------------------------
-
-
-def _has_model(paths: PathSettings, name: str) -> bool:
-    try:
-        resolve_version(paths.models_dir, name, None)
-        return True
-    except (ArtifactError, OSError):
-        return False
-
-
-# What `hmrec index` leaves when both halves finished (manifest.json is written last).
-SEARCH_INDEX_FILES = ("manifest.json", "catalogue.parquet", "image_embeddings.parquet")
-
-
-def _has_search_index(paths: PathSettings) -> bool:
-    return all((paths.search_dir / name).exists() for name in SEARCH_INDEX_FILES)
-
-
-@dataclass
-class Step:
-    name: str
-    args: list[str]  # hmrec arguments
-    done: Callable[[PathSettings], bool]
-    serving: bool = True  # the services load its output (else: a batch file)
-
-
-STEPS: list[Step] = [
-    Step("two-tower model", ["train", "candidate"], lambda p: _has_model(p, "two_tower")),
-    Step(
-        "candidates for every customer",
-        ["infer"],
-        lambda p: (p.inference_dir / "inference_results.parquet").exists(),
-        serving=False,
-    ),
-    Step("MMoE ranker", ["train", "ranker"], lambda p: _has_model(p, "mmoe")),
-    Step(
-        "re-ranked recommendations",
-        ["rerank"],
-        lambda p: (p.output_dir / "reranked_recommendations.parquet").exists(),
-        serving=False,
-    ),
-    Step("search indexes", ["index"], _has_search_index),
-]
 
 
 def _has_data(data_dir: Path) -> bool:
@@ -111,22 +72,40 @@ def _run_step(args: list[str], env: dict[str, str], label: str) -> None:
     echo(f"{label}: done in {time.monotonic() - started:.0f}s")
 
 
-def prepare(paths: PathSettings, scale: str, env: dict[str, str], serving_only: bool = False) -> None:
-    """Synthesise data if the folder is empty, then run every offline step whose output is missing
-    (``serving_only``: only the steps whose output the services load, not the batch files)."""
+def _ensure_data(paths: PathSettings, scale: str, env: dict[str, str]) -> None:
     if not _has_data(paths.data_dir):
         _run_step(
             ["data", "synth", "--scale", scale, "--out", str(paths.data_dir)],
             env,
             f"no data in {paths.data_dir}: synthetic `{scale}` world",
         )
-    for step in STEPS:
+
+
+def prepare(paths: PathSettings, scale: str, env: dict[str, str], serving_only: bool = False) -> None:
+    """Full quality before anything serves (``--pipeline-only``, ``--full-first``): synthesise data
+    if the folder is empty, then every full-quality step whose output is missing (or is still a
+    quick model); ``serving_only``: only what the services load, not the batch files."""
+    _ensure_data(paths, scale, env)
+    record = WarmupRecord(paths.warmup_file)
+    for step in FULL_QUALITY:
         if serving_only and not step.serving:
             continue
-        if step.done(paths):
+        if not step.needed(paths, record):
             echo(f"{step.name}: present")
             continue
-        _run_step(step.args, env, step.name)
+        _run_step(step.args(paths), env, step.name)
+
+
+def prepare_first_page(paths: PathSettings, scale: str, env: dict[str, str]) -> WarmupRecord:
+    """What the page needs, fast (pipeline.warmup): data, then a quick step for each missing
+    servable artifact. The rest is the background's (:class:`FullQualityWorker`)."""
+    _ensure_data(paths, scale, env)
+    record = WarmupRecord(paths.warmup_file)
+    try:
+        run_quick_steps(paths, env, record, echo)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return record
 
 
 # --- processes ---------------------------------------------------------------------------------
@@ -244,7 +223,10 @@ def serve(
     env: dict[str, str],
     ready_timeout_s: float,
     start_redis: bool,
+    background: FullQualityWorker | None = None,
 ) -> int:
+    """Start every service, wait for the gateway, then (``background``) start the full-quality
+    phase; on Ctrl-C / SIGTERM stop the background step first, then the services."""
     children: list[Child] = []
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -347,6 +329,10 @@ def serve(
             f"\n  The H&M recommender is running: {gateway_url}/   (API docs: {gateway_url}/docs)\n"
             f"  Logs in {log_dir}. Ctrl-C stops everything.\n"
         )
+        if background is not None and background.pending():
+            names = ", ".join(step.name for step in background.pending())
+            click.echo(f"  Warming up to full quality in the background ({names}); the page says how far.\n")
+            background.start()
         while True:
             for child in children:
                 if child.proc.poll() is not None:
@@ -363,6 +349,9 @@ def serve(
         # Ignore further Ctrl-C while children stop, so none is left behind.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if background is not None and background.is_alive():
+            echo("stopping the background step (the served models stay as they are)")
+            background.stop()
         stop_children(children)
         for s, handler in previous.items():
             signal.signal(s, handler)
@@ -390,6 +379,11 @@ def _which(exe: str) -> str | None:
     is_flag=True,
     help="Only the steps the services need (models, search index); skip the batch files.",
 )
+@click.option(
+    "--full-first",
+    is_flag=True,
+    help="Train every model and index at full quality before starting the services (no quick first page).",
+)
 @click.option("--host", default=None, help="Gateway host (default $HM_GATEWAY_HOST or 127.0.0.1).")
 @click.option(
     "--port", type=click.IntRange(1, 65535), default=None, help="Gateway port (default $HM_GATEWAY_PORT or 8000)."
@@ -413,6 +407,7 @@ def run_command(
     ready_timeout: float,
     no_redis_start: bool,
     serving_only: bool,
+    full_first: bool,
 ) -> None:
     """Data, models and indexes if missing, then every service and the page; Ctrl-C stops all."""
     if skip_pipeline and pipeline_only:
@@ -427,15 +422,19 @@ def run_command(
         PYTHONUNBUFFERED="1",
     )
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if not skip_pipeline:
+    background = None
+    if pipeline_only or (full_first and not skip_pipeline):
         prepare(paths, scale, env, serving_only)
+    elif not skip_pipeline:
+        record = prepare_first_page(paths, scale, env)
+        background = FullQualityWorker(paths, env, record, paths.output_dir / "logs", echo)
     if pipeline_only:
         echo("pipeline finished")
         return
     host = host or os.environ.get("HM_GATEWAY_HOST", "127.0.0.1")
     port = port or int(os.environ.get("HM_GATEWAY_PORT", "8000"))
     ports = {"candidate": candidate_port, "ranker": ranker_port, "search": search_port}
-    code = serve(paths, host, port, ports, env, ready_timeout, start_redis=not no_redis_start)
+    code = serve(paths, host, port, ports, env, ready_timeout, start_redis=not no_redis_start, background=background)
     if code:
         sys.exit(code)
 

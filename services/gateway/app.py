@@ -28,6 +28,7 @@ from services.gateway.models import GatewaySearchRequest
 from services.gateway.routes import catalogue as catalogue_routes
 from services.gateway.routes import recommend as recommend_routes
 from services.gateway.routes import search as search_routes
+from services.gateway.routes import status as status_routes
 from services.gateway.routes.health import gateway_readiness
 from services.gateway.settings import GatewaySettings
 from services.gateway.state import build_state, close_state
@@ -77,7 +78,7 @@ def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | N
         "search, and the catalogue the web page needs. Degrades instead of failing: "
         "see `source` and `degraded` in each response.",
     )
-    for module in (recommend_routes, search_routes, catalogue_routes, events_api):
+    for module in (recommend_routes, search_routes, catalogue_routes, status_routes, events_api):
         app.include_router(module.router)
     app.openapi = lambda: openapi_with_search_body(app)  # type: ignore[method-assign]
     if settings.frontend_dir.is_dir():

@@ -160,3 +160,27 @@ class CustomerSummary(BaseModel):
 class FacetsResponse(BaseModel):
     facets: dict[str, list[dict[str, str | int]]]
     price: dict[str, float | None]
+
+
+class PartStatus(BaseModel):
+    state: Literal["ready", "warming", "unavailable"]
+    message: str
+    progress: float | None = Field(None, ge=0, le=1, description="How far a warming part is (photos indexed).")
+
+
+class BackgroundStep(BaseModel):
+    name: str
+    state: str
+    seconds: float | None = None
+
+
+class BackgroundStatus(BaseModel):
+    phase: str | None
+    steps: list[BackgroundStep]
+
+
+class StatusResponse(BaseModel):
+    ready: bool = Field(description="Every part serves at full quality.")
+    warming: bool = Field(description="Some part is still warming up (the page shows a notice).")
+    parts: dict[str, PartStatus] = Field(description="feed, text_search, image_search")
+    background: BackgroundStatus | None = Field(None, description="The full-quality steps of a running `hmrec run`.")

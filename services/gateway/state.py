@@ -61,6 +61,8 @@ class GatewayState:
                 "model_version": version if ready else self.versions.get(name),
                 "breaker": breaker.state,
                 "url": self.clients[name].base_url,
+                # What the page's /status reads: a part still warming up, the ranker's ordering.
+                **{k: body[k] for k in ("warming", "ordering") if ready and k in body},
                 **({} if ready else {"detail": body.get("error") or body.get("detail") or body}),
             }
             self.metrics.dependency_ready.labels(name).set(1 if ready else 0)

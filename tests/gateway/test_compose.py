@@ -263,4 +263,4 @@ def test_the_compose_job_runs_only_what_serving_loads(services, tmp_path, monkey
     ran: list[list[str]] = []
     monkeypatch.setattr(run_module, "_run_step", lambda args, env, label: ran.append(args))
     run_module.prepare(PathSettings(data_dir=data, output_dir=tmp_path / "output"), "tiny", {}, serving_only=True)
-    assert ran == [["train", "candidate"], ["train", "ranker"], ["index"]]
+    assert ran == [["index"], ["train", "candidate"], ["train", "ranker"]]

@@ -20,29 +20,32 @@ from shared.config import PathSettings
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_prepare_runs_only_missing_steps_in_order(tmp_path, monkeypatch):
+def _data(tmp_path: Path) -> PathSettings:
     data = tmp_path / "data"
     data.mkdir()
     for name in ("articles.csv", "transactions_train.csv"):
         (data / name).write_text("x\n")
-    paths = PathSettings(data_dir=data, output_dir=tmp_path / "output")
-    # the inference file and a search index exist; models and the re-ranked file do not
+    return PathSettings(data_dir=data, output_dir=tmp_path / "output")
+
+
+def test_prepare_runs_only_missing_steps_in_order(tmp_path, monkeypatch):
+    paths = _data(tmp_path)
+    # the inference file and a text-only search index exist; models and the re-ranked file do not
     (paths.inference_dir).mkdir(parents=True)
     (paths.inference_dir / "inference_results.parquet").write_bytes(b"")
     paths.search_dir.mkdir(parents=True)
-    for name in run_module.SEARCH_INDEX_FILES:
-        (paths.search_dir / name).write_text("{}")
+    (paths.search_dir / "manifest.json").write_text('{"version": "s1"}')
     ran: list[list[str]] = []
     monkeypatch.setattr(run_module, "_run_step", lambda args, env, label: ran.append(args))
     run_module.prepare(paths, "small", {})
-    assert ran == [["train", "candidate"], ["train", "ranker"], ["rerank"]]
+    assert ran == [["index", "images"], ["train", "candidate"], ["train", "ranker"], ["rerank"]]
 
 
 def test_prepare_synthesises_data_when_the_folder_is_empty(tmp_path, monkeypatch):
     paths = PathSettings(data_dir=tmp_path / "data", output_dir=tmp_path / "output")
     ran: list[list[str]] = []
     monkeypatch.setattr(run_module, "_run_step", lambda args, env, label: ran.append(args))
-    monkeypatch.setattr(run_module, "STEPS", [])
+    monkeypatch.setattr(run_module, "FULL_QUALITY", [])
     run_module.prepare(paths, "tiny", {})
     assert ran == [["data", "synth", "--scale", "tiny", "--out", str(tmp_path / "data")]]
 
@@ -131,5 +134,5 @@ def test_run_help_lists_the_flags():
         [sys.executable, "-m", "pipeline.cli", "run", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0
-    for flag in ("--skip-pipeline", "--services-only", "--pipeline-only", "--port", "--scale"):
+    for flag in ("--skip-pipeline", "--services-only", "--pipeline-only", "--full-first", "--port", "--scale"):
         assert flag in out.stdout
