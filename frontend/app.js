@@ -101,7 +101,7 @@ function formatPrice(price) {
 
 const STATUS_POLL_MS = 5000;
 
-function renderStatus(status) {
+function renderWarming(status) {
   const banner = $("warming");
   const warming = Object.entries(status.parts || {}).filter(([, part]) => part.state === "warming");
   banner.replaceChildren();
@@ -122,7 +122,7 @@ function renderStatus(status) {
 async function pollStatus() {
   let again = true;
   try {
-    again = renderStatus(await api("/status"));
+    again = renderWarming(await api("/status"));
   } catch (_) {
     again = true; // the gateway may be restarting: try again later, quietly
   }
