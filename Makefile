@@ -5,6 +5,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
@@ -12,16 +13,23 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 
 LINT_PATHS := shared services pipeline tests benchmarks
 
-$(STAMP): pyproject.toml
+# `make run` installs what running needs (serving, search, TensorFlow, the CLI), `make test` adds
+# the test and lint tools; whichever comes first creates the venv. pip writes ~3.4 GB here, so
+# its byte-compile pass over TensorFlow and torch is skipped: Python compiles what it imports.
+$(RUN_STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --no-compile -e ".[search,tf,train]"
+	@touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
+	$(BIN)/pip install --quiet --no-compile -e ".[dev]"
 	@touch $(STAMP)
 
 venv: $(STAMP)
 
 ## make run: data (synthetic `small` if data/ is empty), models and indexes if missing, then every service and the page
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/hmrec run
 
 ## make test: every test (unit, integration with real Redis and processes, browser)

@@ -180,6 +180,35 @@ def test_page_at_phone_width_shows_the_feed(browser_page, stack, customers):
         page.set_viewport_size({"width": 1280, "height": 2200})
 
 
+def test_the_page_says_what_is_still_warming_up(browser_page, stack):
+    """A live `hmrec run` record with full-quality training still running: the page shows a
+    notice naming it; once the record is gone (full quality reached), a fresh page shows none."""
+    import json
+    import os
+    import socket
+
+    page = browser_page
+    record = stack.output_dir / "warmup.json"
+    steps = [{"name": "photo index", "state": "done"}, {"name": "ranker (full)", "state": "running"}]
+    record.write_text(
+        json.dumps({"phase": "full_quality", "pid": os.getpid(), "host": socket.gethostname(), "steps": steps})
+    )
+    try:
+        page.goto(stack.gateway + "/")
+        notice = page.get_by_test_id("warming")
+        notice.wait_for(state="visible")
+        assert "a quick model serves the feed" in notice.inner_text()
+        assert "training the ranker now" in notice.inner_text()
+        _shot(page, "07_warming_up")
+    finally:
+        record.unlink()
+    with page.expect_response(lambda r: r.url.endswith("/status") and r.status == 200):
+        page.goto(stack.gateway + "/")
+    page.wait_for_timeout(300)
+    assert page.get_by_test_id("warming").is_hidden()
+    assert page_errors == []
+
+
 DROP_FILE = """async ([b64, name]) => {
   const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
   const data = new DataTransfer();
