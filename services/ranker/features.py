@@ -608,9 +608,10 @@ def _neighbour_dots(store: FeatureStore, c: np.ndarray, a: np.ndarray) -> np.nda
 
 def _neighbour_dots_one(store: FeatureStore, c: int, a: np.ndarray) -> np.ndarray:
     """:func:`_neighbour_dots` for rows of one customer, bit for bit: the customer's entries
-    are gathered once as an [entries, rows] block and summed down the entries in their order
-    (``cumsum`` is sequential by definition, as ``bincount``'s accumulation is), instead of
-    expanding every row to the same entries. A request's 200 rows: ~10x less CPU."""
+    are gathered once as a [windows, entries, rows] block of the same float32 products and
+    summed down the entries in their order (a reduction over a C-contiguous array's outer axis
+    adds row after row, sequentially, as ``bincount`` accumulates), instead of expanding every
+    row to the same entries. A request's 200 rows: ~5x less CPU."""
     n_taste = store.neighbour_taste.shape[2]
     lo = int(np.searchsorted(store.taste_keys, c * n_taste))
     hi = int(np.searchsorted(store.taste_keys, (c + 1) * n_taste))
@@ -618,12 +619,9 @@ def _neighbour_dots_one(store: FeatureStore, c: int, a: np.ndarray) -> np.ndarra
         return np.zeros((len(NEIGHBOUR_WINDOWS), len(a)))
     taste_col = store.taste_keys[lo:hi] % n_taste
     weight = store.taste_count[lo:hi] / np.maximum(store.taste_norm[c], 1e-12)
-    out = np.empty((len(NEIGHBOUR_WINDOWS), len(a)))
-    for w in range(len(NEIGHBOUR_WINDOWS)):
-        block = store.neighbour_taste[w][np.ix_(a, taste_col)]  # [rows, entries] float32
-        terms = np.ascontiguousarray((block * weight).T, dtype=np.float64)  # the float32 products bincount sums
-        out[w] = np.cumsum(terms, axis=0)[-1]
-    return out
+    block = store.neighbour_taste[:, a][:, :, taste_col]  # [windows, rows, entries]: rows first, then columns
+    terms = (block * weight).transpose(0, 2, 1).astype(np.float64, order="C")
+    return terms.sum(axis=1)
 
 
 def _count_keys(customer_rows: np.ndarray, group: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
