@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from services.ranker.serving import LoadedRanker
 from services.ranker.settings import MODEL_NAME, RankerSettings
@@ -38,21 +37,22 @@ _parse_columns = json_body(RankColumnsRequest)
 )
 async def rank(request: Request, wire: Wire = "objects") -> Response:
     """Re-order a customer's candidates; ``wire=columns``: candidates in and ranking out as
-    columns (shared.wire.RankColumnsRequest / RankColumns, what the gateway sends)."""
+    columns (shared.wire.RankColumnsRequest / RankColumns, what the gateway sends).
+
+    Scored on the event loop, not in FastAPI's threadpool: a request's scoring is ~1-2 ms of
+    NumPy on small arrays, which holds the GIL for most of it, so a worker thread bought no
+    parallelism and its handoff (anyio's queue, two thread switches) cost ~15 % of this
+    process's CPU per request (py-spy, docs/gateway.md). Health routes wait one request at most."""
     if wire == "columns":
         columns = await _parse_columns(request)
         model = _model(request)
         scores = np.asarray(columns.scores, dtype=np.float64)
         _refuse_non_finite([columns.article_ids[i] for i in np.flatnonzero(~np.isfinite(scores))])
-        # Scoring is CPU work: FastAPI's threadpool, as for a plain-def route.
-        return json_bytes(await run_in_threadpool(model.answer_columns, columns))
+        return json_bytes(model.answer_columns(columns))
     body = await _parse_objects(request)
     model = _model(request)
     _refuse_non_finite([c.article_id for c in body.candidates if not math.isfinite(c.score)])
-    answer = model.answer_json
-    return json_bytes(
-        await run_in_threadpool(answer, body.customer_id, body.candidates, body.k, body.recent_article_ids)
-    )
+    return json_bytes(model.answer_json(body.customer_id, body.candidates, body.k, body.recent_article_ids))
 
 
 def _model(request: Request) -> LoadedRanker:
