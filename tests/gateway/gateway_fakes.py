@@ -70,7 +70,7 @@ def fake_candidate(control: FakeControl) -> FastAPI:
             ids = []
         ids = ids[: req.k]
         scores = [round(0.9 - 0.1 * i, 2) for i in range(len(ids))]
-        head = {"customer_id": req.customer_id, "model_version": control.version}
+        head: dict[str, Any] = {"customer_id": req.customer_id, "model_version": control.version}
         head["cold_start"] = req.customer_id == CUSTOMER_NEW
         if wire == "columns" and control.columns:
             repurchase = [1.0 if i == 0 else 0.0 for i in range(len(ids))]
