@@ -31,6 +31,7 @@ from services.candidate.stage_one import (
 )
 from services.candidate.two_tower_source import TwoTowerSource, merge_history
 from shared.schemas import CANDIDATE_SOURCES
+from shared.wire import Wire
 
 __all__ = ["ServingModel", "merge_history"]
 
@@ -87,11 +88,16 @@ class ServingModel:
         ]
         return cold, items
 
-    def answer_json(self, customer_id: str, k: int, recent_article_ids: list[str] | None) -> bytes:
-        """The ``/candidates`` answer (shared.schemas.CandidateResponse) as JSON bytes.
+    def answer_json(
+        self, customer_id: str, k: int, recent_article_ids: list[str] | None, wire: Wire = "objects"
+    ) -> bytes:
+        """The ``/candidates`` answer (shared.schemas.CandidateResponse, or with ``wire="columns"``
+        shared.wire.CandidateColumns) as JSON bytes.
 
         Written straight from the lists: building 200 pydantic objects, validating them
         again as the route's response and encoding them took longer than stage one itself."""
+        if wire == "columns":
+            return self.answer_columns(customer_id, k, recent_article_ids)
         cold, items = self.recommend(customer_id, k, recent_article_ids)
         return orjson.dumps(
             {
@@ -100,4 +106,26 @@ class ServingModel:
                 "cold_start": cold,
                 "candidates": [{"article_id": a, "score": s, "sources": src} for a, s, src in items],
             }
+        )
+
+    def answer_columns(self, customer_id: str, k: int, recent_article_ids: list[str] | None) -> bytes:
+        """The same list as :meth:`answer_json`'s objects, as columns (shared.wire.CandidateColumns):
+        no per-candidate dicts at all. Scores are the float64 the objects carry; sources the
+        float32 the ranker reads (shared.candidates), 0 where the objects leave a source out
+        (not proposed, or not > 0)."""
+        recent = [list(recent_article_ids)] if recent_article_ids else None
+        lists = stage_one_lists(self.tables, self.source, [customer_id], self.config, recent)
+        cold = bool((self.tables.customer_rows(np.array([customer_id], dtype=object)) < 0)[0])
+        values = lists.values[:k]
+        sources = np.ascontiguousarray(np.where(values > 0, values, 0.0).astype(np.float32).T)
+        return orjson.dumps(
+            {
+                "customer_id": customer_id,
+                "model_version": self.version,
+                "cold_start": cold,
+                "article_ids": self.tables.article_ids[lists.article[:k]].tolist(),
+                "scores": lists.cosine[:k].astype(np.float64).tolist(),
+                "sources": {name: sources[j] for j, name in enumerate(CANDIDATE_SOURCES)},
+            },
+            option=orjson.OPT_SERIALIZE_NUMPY,
         )

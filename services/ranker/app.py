@@ -13,34 +13,59 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
+import numpy as np
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 
 from services.ranker.serving import LoadedRanker
 from services.ranker.settings import MODEL_NAME, RankerSettings
 from shared.schemas import RankRequest, RankResponse
 from shared.service import ModelSlot, model_service_app, served
-from shared.wire import body_openapi, json_body, json_bytes
+from shared.wire import RankColumns, RankColumnsRequest, Wire, body_openapi, json_body, json_bytes
 
 router = APIRouter(tags=["rank"])
 
 
-# The body validated in one pass from its bytes (see shared.wire.json_body).
-RankBody = Annotated[RankRequest, Depends(json_body(RankRequest))]
+# The body validated in one pass from its bytes (see shared.wire.json_body), in either wire.
+_parse_objects = json_body(RankRequest)
+_parse_columns = json_body(RankColumnsRequest)
 
 
-@router.post("/rank", response_model=RankResponse, openapi_extra=body_openapi(RankRequest))
-def rank(body: RankBody, request: Request) -> Response:
-    # Plain def: scoring is CPU work, FastAPI runs it in its threadpool.
+@router.post(
+    "/rank", response_model=RankResponse | RankColumns, openapi_extra=body_openapi(RankRequest, RankColumnsRequest)
+)
+async def rank(request: Request, wire: Wire = "objects") -> Response:
+    """Re-order a customer's candidates; ``wire=columns``: candidates in and ranking out as
+    columns (shared.wire.RankColumnsRequest / RankColumns, what the gateway sends).
+
+    Scored on the event loop, not in FastAPI's threadpool: a request's scoring is ~1-2 ms of
+    NumPy on small arrays, which holds the GIL for most of it, so a worker thread bought no
+    parallelism and its handoff (anyio's queue, two thread switches) cost ~15 % of this
+    process's CPU per request (py-spy, docs/gateway.md). Health routes wait one request at most."""
+    if wire == "columns":
+        columns = await _parse_columns(request)
+        model = _model(request)
+        scores = np.asarray(columns.scores, dtype=np.float64)
+        _refuse_non_finite([columns.article_ids[i] for i in np.flatnonzero(~np.isfinite(scores))])
+        return json_bytes(model.answer_columns(columns))
+    body = await _parse_objects(request)
+    model = _model(request)
+    _refuse_non_finite([c.article_id for c in body.candidates if not math.isfinite(c.score)])
+    return json_bytes(model.answer_json(body.customer_id, body.candidates, body.k, body.recent_article_ids))
+
+
+def _model(request: Request) -> LoadedRanker:
     model: LoadedRanker = served(request.app.state.slot, "ranker model")
-    bad = [c.article_id for c in body.candidates if not math.isfinite(c.score)]
+    return model
+
+
+def _refuse_non_finite(bad: list[str]) -> None:
     if bad:
         raise HTTPException(
             status_code=422,
             detail=f"candidate scores must be finite numbers; got {len(bad)} non-finite, e.g. article {bad[0]}",
         )
-    return json_bytes(model.answer_json(body.customer_id, body.candidates, body.k, body.recent_article_ids))
 
 
 def create_app(settings: RankerSettings | None = None) -> FastAPI:

@@ -572,6 +572,10 @@ def taste_features(store: FeatureStore, c: np.ndarray, a: np.ndarray, n_buy: np.
         col = store.article_taste[a, j]
         key = np.where((col >= 0) & (c < store.n_customers), c * n_taste + col, -1)
         out.append(_lookup_sorted(store.taste_keys, store.taste_count, key, 0.0) / n_buy)
+    if len(c) and (c == c[0]).all():
+        # One customer (a /rank request): the same entries for every row, summed in the same order.
+        out.extend(np.log1p(np.maximum(dot, 0.0)) for dot in _neighbour_dots_one(store, int(c[0]), a))
+        return out
     dots = np.zeros((len(NEIGHBOUR_WINDOWS), len(c)))
     # Rows in chunks: each row expands to its customer's non-zero taste entries (up to a few
     # hundred), and 5.9M training rows expanded at once took 12 GiB at Kaggle scale.
@@ -602,6 +606,24 @@ def _neighbour_dots(store: FeatureStore, c: np.ndarray, a: np.ndarray) -> np.nda
     )
 
 
+def _neighbour_dots_one(store: FeatureStore, c: int, a: np.ndarray) -> np.ndarray:
+    """:func:`_neighbour_dots` for rows of one customer, bit for bit: the customer's entries
+    are gathered once as a [windows, entries, rows] block of the same float32 products and
+    summed down the entries in their order (a reduction over a C-contiguous array's outer axis
+    adds row after row, sequentially, as ``bincount`` accumulates), instead of expanding every
+    row to the same entries. A request's 200 rows: ~5x less CPU."""
+    n_taste = store.neighbour_taste.shape[2]
+    lo = int(np.searchsorted(store.taste_keys, c * n_taste))
+    hi = int(np.searchsorted(store.taste_keys, (c + 1) * n_taste))
+    if hi == lo:
+        return np.zeros((len(NEIGHBOUR_WINDOWS), len(a)))
+    taste_col = store.taste_keys[lo:hi] % n_taste
+    weight = store.taste_count[lo:hi] / np.maximum(store.taste_norm[c], 1e-12)
+    block = store.neighbour_taste[:, a][:, :, taste_col]  # [windows, rows, entries]: rows first, then columns
+    terms = (block * weight).transpose(0, 2, 1).astype(np.float64, order="C")
+    return terms.sum(axis=1)
+
+
 def _count_keys(customer_rows: np.ndarray, group: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
     ok = group >= 0
     keys = customer_rows[ok].astype(np.int64) * n_groups + group[ok]
@@ -615,7 +637,11 @@ def candidate_ranks(customer_ids: np.ndarray, scores: np.ndarray) -> tuple[np.nd
     Tied scores share the best rank of the tie (the number of strictly better scores), so the
     features do not depend on the order the candidates arrive in.
     """
-    groups, _ = pd.factorize(np.asarray(customer_ids, dtype=object))
+    customer_ids = np.asarray(customer_ids, dtype=object)
+    if len(customer_ids) and (customer_ids == customer_ids[0]).all():
+        groups = np.zeros(len(customer_ids), dtype=np.intp)  # one customer (a request): what factorize gives
+    else:
+        groups, _ = pd.factorize(customer_ids)
     order = np.lexsort((-scores, groups))
     sorted_groups = groups[order]
     sorted_scores = scores[order]

@@ -22,11 +22,13 @@ from services.ranker.model import DEFAULT_SCORE_WEIGHTS, NumpyMMoE
 from services.ranker.session_features import apply_session
 from shared.artifacts import ArtifactError, read_metadata
 from shared.candidates import source_matrix, source_matrix_from_dicts
-from shared.schemas import Candidate
+from shared.schemas import CANDIDATE_SOURCES, Candidate
+from shared.wire import RankColumnsRequest
 
 STORE_SUBDIR = "feature_store"
 MODEL_SUBDIR = "model"
 SCHEMA_FILE = "feature_schema.json"
+_SOURCE_COLUMN = {name: j for j, name in enumerate(CANDIDATE_SOURCES)}
 
 
 @dataclass
@@ -150,6 +152,24 @@ class LoadedRanker:
             )
         ]
         return orjson.dumps({"model_version": self.version, "ordering": self.ordering, "ranked": rows})
+
+    def answer_columns(self, body: RankColumnsRequest) -> bytes:
+        """``/rank?wire=columns`` (shared.wire.RankColumnsRequest -> RankColumns) as JSON bytes:
+        the same ranking as :meth:`answer_json` of the same candidates, read from and written as
+        columns (no task scores: the gateway orders by the combined score only)."""
+        n = len(body.article_ids)
+        sources = np.zeros((n, len(CANDIDATE_SOURCES)), dtype=np.float32)
+        for name, values in body.sources.items():
+            sources[:, _SOURCE_COLUMN[name]] = values
+        ranked = self.rank(body.customer_id, body.article_ids, body.scores, body.k, sources, body.recent_article_ids)
+        return orjson.dumps(
+            {
+                "model_version": self.version,
+                "ordering": self.ordering,
+                "article_ids": ranked.article_ids,
+                "scores": ranked.scores.astype(np.float64).tolist(),
+            }
+        )
 
     def rerank_frame(
         self, candidates: pd.DataFrame, k: int | None = None, recent: dict[str, list[str]] | None = None

@@ -162,3 +162,32 @@ def test_customer_without_purchases_gets_their_age_bands_trending_items(client, 
     body = client.post("/candidates", json={"customer_id": str(row["customer_id"]), "k": 1000}).json()
     assert body["cold_start"] is True
     assert {c["article_id"] for c in body["candidates"] if "trending" in c["sources"]} == set(trending)
+
+
+@pytest.mark.parametrize("recent", [None, "first-two"])
+def test_columns_wire_is_the_objects_answer_as_columns(client, models, recent):
+    """``?wire=columns`` (what the gateway asks for): the same list, scores to the bit, and each
+    source as the float32 the ranker reads (0 where the objects leave it out)."""
+    customer = a_known_customer(models)
+    request = {"customer_id": customer, "k": 1000}
+    objects = client.post("/candidates", json=request).json()
+    if recent:
+        request["recent_article_ids"] = [c["article_id"] for c in objects["candidates"][-2:]]
+        objects = client.post("/candidates", json=request).json()
+    r = client.post("/candidates", params={"wire": "columns"}, json=request)
+    assert r.status_code == 200, r.text
+    columns = r.json()
+    assert set(columns) == {"customer_id", "model_version", "cold_start", "article_ids", "scores", "sources"}
+    assert (columns["customer_id"], columns["model_version"], columns["cold_start"]) == (
+        objects["customer_id"],
+        objects["model_version"],
+        objects["cold_start"],
+    )
+    cands = objects["candidates"]
+    assert columns["article_ids"] == [c["article_id"] for c in cands]
+    assert columns["scores"] == [c["score"] for c in cands]
+    assert set(columns["sources"]) == {"two_tower", "repurchase", "copurchase", "variant", "trending", "popular"}
+    for name, values in columns["sources"].items():
+        expected = np.array([c["sources"].get(name, 0.0) for c in cands], dtype=np.float32)
+        np.testing.assert_array_equal(np.asarray(values, dtype=np.float32), expected)
+    assert client.post("/candidates", params={"wire": "rows"}, json=request).status_code == 422

@@ -36,6 +36,7 @@ class Fakes:
     def reset(self) -> None:
         for control in self.controls.values():
             control.behaviour, control.calls, control.last_request, control.version = "ok", 0, {}, "v1"
+            control.columns = True
 
     def url(self, name: str) -> str:
         return self.servers[name].url

@@ -20,11 +20,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import uvicorn
-from fastapi import FastAPI, File, Form, HTTPException, UploadFile
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from services.gateway.catalogue import Catalogue, build_catalogue
 from shared.schemas import CandidateRequest, RankRequest, TextSearchRequest
+from shared.wire import RankColumnsRequest
 
 ARTICLES = [f"01000000{i:02d}" for i in range(1, 9)]
 CUSTOMER_YOUNG = "a" * 63 + "1"  # age 22 -> band 16-24
@@ -39,6 +41,9 @@ class FakeControl:
     calls: int = 0
     last_request: dict[str, Any] = field(default_factory=dict)
     version: str = "v1"
+    # Answer ``?wire=columns`` in columns (shared.wire) as the real services do; False: a
+    # service that ignores ``wire`` and answers objects (an older one, or a benchmark fake).
+    columns: bool = True
 
     async def act(self) -> None:
         self.calls += 1
@@ -56,25 +61,31 @@ def fake_candidate(control: FakeControl) -> FastAPI:
         return {"ready": True, "service": "candidate", "model_version": control.version}
 
     @app.post("/candidates")
-    async def candidates(req: CandidateRequest) -> dict[str, Any]:
+    async def candidates(req: CandidateRequest, wire: str = "objects") -> dict[str, Any]:
         await control.act()
         control.last_request = req.model_dump()
         # scores 0.9, 0.8, ... in article order; an id the catalogue lacks comes third
         ids = ARTICLES[:2] + ["0999999999"] + ARTICLES[2:]
         if control.behaviour == "empty":
             ids = []
+        ids = ids[: req.k]
+        scores = [round(0.9 - 0.1 * i, 2) for i in range(len(ids))]
+        head: dict[str, Any] = {"customer_id": req.customer_id, "model_version": control.version}
+        head["cold_start"] = req.customer_id == CUSTOMER_NEW
+        if wire == "columns" and control.columns:
+            repurchase = [1.0 if i == 0 else 0.0 for i in range(len(ids))]
+            return {
+                **head,
+                "article_ids": ids,
+                "scores": scores,
+                "sources": {"two_tower": scores, "repurchase": repurchase},
+            }
         return {
-            "customer_id": req.customer_id,
-            "model_version": control.version,
-            "cold_start": req.customer_id == CUSTOMER_NEW,
+            **head,
             "candidates": [
-                {
-                    "article_id": a,
-                    "score": round(0.9 - 0.1 * i, 2),
-                    "sources": {"two_tower": round(0.9 - 0.1 * i, 2), **({"repurchase": 1.0} if i == 0 else {})},
-                }
-                for i, a in enumerate(ids)
-            ][: req.k],
+                {"article_id": a, "score": s, "sources": {"two_tower": s, **({"repurchase": 1.0} if i == 0 else {})}}
+                for i, (a, s) in enumerate(zip(ids, scores, strict=True))
+            ],
         }
 
     return app
@@ -88,7 +99,19 @@ def fake_ranker(control: FakeControl) -> FastAPI:
         return {"ready": True, "service": "ranker", "model_version": control.version}
 
     @app.post("/rank")
-    async def rank(req: RankRequest) -> dict[str, Any]:
+    async def rank(request: Request, wire: str = "objects") -> dict[str, Any]:
+        raw = await request.body()
+        if wire == "columns" and control.columns:
+            columns = RankColumnsRequest.model_validate_json(raw)
+            await control.act()
+            control.last_request = columns.model_dump()
+            order = list(reversed(range(len(columns.article_ids))))[: columns.k]
+            ids = [columns.article_ids[i] for i in order]
+            return {"model_version": control.version, "article_ids": ids, "scores": [float(i) for i in range(len(ids))]}
+        try:
+            req = RankRequest.model_validate_json(raw)
+        except ValidationError as exc:  # as FastAPI refuses a body that is not a RankRequest
+            raise HTTPException(422, exc.errors(include_url=False, include_input=False)) from None
         await control.act()
         control.last_request = req.model_dump()
         ranked = list(reversed(req.candidates))[: req.k]

@@ -34,15 +34,37 @@ def test_ranker_path_reorders_candidates_and_drops_unknown_articles(make_gateway
     assert body["total"] == 8
     assert body["model_versions"] == {"candidate": "v1", "ranker": "v1"}
     assert fakes.controls["candidate"].last_request["k"] == 1000  # num_candidates: stage one's whole list
-    sent = fakes.controls["ranker"].last_request["candidates"]
-    assert len(sent) == 9
+    sent = fakes.controls["ranker"].last_request  # the columns wire (shared.wire.RankColumnsRequest)
+    assert len(sent["article_ids"]) == 9 and sent["k"] == 9
+    assert sent["article_ids"][:3] == [A[0], A[1], "0999999999"] and sent["scores"][:2] == [0.9, 0.8]
     # each candidate's stage-one sources reach the ranker unchanged (they are ranker features)
-    assert sent[0]["sources"] == {"two_tower": 0.9, "repurchase": 1.0} and sent[1]["sources"] == {"two_tower": 0.8}
+    assert sent["sources"]["two_tower"][:2] == [0.9, 0.8] and sent["sources"]["repurchase"][:2] == [1.0, 0.0]
     assert body["ordering"] == "mmoe"
     card = body["items"][-1]  # article 1: Black Dress, mean price 0.10, has a photo
     assert card["name"] == "Item 1" and card["product_type"] == "Dress" and card["colour"] == "Black"
     assert card["price"] == pytest.approx(0.10) and card["image_url"] == f"/articles/{A[0]}/image"
     assert body["items"][0]["image_url"] is None  # article 8 has no photo
+
+
+@pytest.mark.parametrize("columns", [(False, False), (True, False), (False, True), (True, True)], ids=str)
+def test_services_that_answer_objects_give_the_same_feed(make_gateway, fakes, columns):
+    """A candidate or ranker service that ignores ``wire=columns`` (an older one, a benchmark's
+    fake) answers objects: the gateway reads either wire, passes stage one on in the wire it came
+    in (as objects again to a ranker that refuses columns), so the feed is the same."""
+    fakes.controls["candidate"].columns, fakes.controls["ranker"].columns = columns
+    gw = make_gateway()
+    body = gw.get("/recommend", params={"customer_id": CUSTOMER_YOUNG, "k": 3}).json()
+    assert body["source"] == "ranker" and body["degraded"] == []
+    assert ids(body) == [A[7], A[6], A[5]]
+    sent = fakes.controls["ranker"].last_request
+    if columns == (True, True):
+        assert sent["sources"]["repurchase"][:2] == [1.0, 0.0]
+    else:  # an objects-only ranker refused the columns (422) and was asked again with objects
+        assert sent["candidates"][0]["sources"] == {"two_tower": 0.9, "repurchase": 1.0}
+    fakes.controls["ranker"].behaviour = "error"
+    fallback = gw.get("/recommend", params={"customer_id": CUSTOMER_YOUNG, "k": 2}).json()  # another key
+    assert fallback["source"] == "candidates" and ids(fallback) == [A[0], A[1]]
+    assert fallback["items"][0]["score"] == pytest.approx(0.9)
 
 
 @pytest.mark.skipif(not redis_available(), reason="needs Redis at 127.0.0.1:6379 (redis-server --daemonize yes)")

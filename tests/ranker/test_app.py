@@ -106,6 +106,69 @@ def test_2000_candidates_are_accepted(models_dir: Path) -> None:
         assert len(resp.json()["ranked"]) == 2000
 
 
+def columns_of(request: dict) -> dict:
+    """A RankRequest as shared.wire.RankColumnsRequest (``?wire=columns``)."""
+    cands = request["candidates"]
+    names = sorted({name for c in cands for name in c.get("sources", {})})
+    return {
+        "customer_id": request["customer_id"],
+        "k": request["k"],
+        "article_ids": [c["article_id"] for c in cands],
+        "scores": [c["score"] for c in cands],
+        "sources": {n: [c.get("sources", {}).get(n, 0.0) for c in cands] for n in names},
+    }
+
+
+def test_columns_wire_ranks_exactly_as_objects(models_dir: Path) -> None:
+    rng = np.random.default_rng(0)
+    arts = [A1, A2, A3, A4, "123", A2]  # an unknown article, and a repeated one
+    cands = [
+        {
+            "article_id": a,
+            "score": float(rng.normal()),
+            "sources": {"two_tower": float(rng.random()), **({"repurchase": 1.5} if i % 2 else {})},
+        }
+        for i, a in enumerate(arts)
+    ]
+    request = {"customer_id": C1, "k": 4, "candidates": cands, "recent_article_ids": [A3]}
+    with client_for(models_dir) as client:
+        objects = client.post("/rank", json=request).json()
+        resp = client.post(
+            "/rank", params={"wire": "columns"}, json={**columns_of(request), "recent_article_ids": [A3]}
+        )
+        assert resp.status_code == 200, resp.text
+        columns = resp.json()
+    assert set(columns) == {"model_version", "ordering", "article_ids", "scores"}
+    assert columns["article_ids"] == [r["article_id"] for r in objects["ranked"]]
+    assert columns["scores"] == [r["score"] for r in objects["ranked"]]  # to the bit
+    assert (columns["model_version"], columns["ordering"]) == (objects["model_version"], objects["ordering"])
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"customer_id": C1, "article_ids": [A1, A2], "scores": [0.5]},
+        {"customer_id": C1, "article_ids": [A1], "scores": [0.5], "sources": {"two_tower": [0.1, 0.2]}},
+        {"customer_id": C1, "article_ids": [A1], "scores": [0.5], "sources": {"mystery": [0.1]}},
+        {"customer_id": C1, "article_ids": [A1], "scores": [0.5], "sources": {"two_tower": [-1.0]}},
+        {"customer_id": C1, "article_ids": ["12ab"], "scores": [0.5]},
+        {"customer_id": C1, "candidates": [{"article_id": A1, "score": 0.5}]},
+        {"customer_id": C1, "article_ids": [A1] * 2001, "scores": [0.5] * 2001},
+    ],
+)
+def test_bad_columns_requests_are_422(models_dir: Path, bad: dict) -> None:
+    with client_for(models_dir) as client:
+        resp = client.post("/rank", params={"wire": "columns"}, json=bad)
+        assert resp.status_code == 422, resp.text
+
+
+def test_non_finite_column_score_is_422_with_a_message(models_dir: Path) -> None:
+    with client_for(models_dir) as client:
+        raw = '{"customer_id": "' + C1 + '", "article_ids": ["1", "2"], "scores": [0.5, Infinity]}'
+        resp = client.post("/rank?wire=columns", content=raw, headers={"content-type": "application/json"})
+        assert resp.status_code == 422 and "finite" in resp.text and "0000000002" in resp.text
+
+
 def test_health_and_not_ready_without_a_model(tmp_path: Path, models_dir: Path) -> None:
     with client_for(tmp_path / "empty") as client:
         assert client.get("/livez").status_code == 200

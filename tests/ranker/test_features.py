@@ -249,3 +249,26 @@ def test_taste_features_do_not_depend_on_the_chunk_size(
     whole = rows(shop_store, triples).to_numpy()
     monkeypatch.setattr(features, "TASTE_CHUNK_ROWS", 5)
     assert np.array_equal(rows(shop_store, triples).to_numpy(), whole)
+
+
+def test_one_customers_rows_are_bit_identical_to_the_same_rows_in_a_batch(shop_store: FeatureStore) -> None:
+    """A request (one customer) takes fast paths (candidate ranks without factorize, neighbour
+    sales summed per entry): they must give exactly the batch path's numbers, which training
+    and evaluation use."""
+    rng = np.random.default_rng(0)
+    arts = [*shop_store.article_ids, UNKNOWN_A]
+    for customer in [*shop_store.customer_ids, UNKNOWN_C]:
+        picked = [arts[i] for i in rng.integers(0, len(arts), 40)]
+        scores = rng.normal(size=len(picked))
+        scores[3] = scores[7]  # a tie
+        sources = (rng.random((len(picked), 6)) * (rng.random((len(picked), 6)) < 0.4)).astype(np.float32)
+        alone = compute_features(shop_store, [customer] * len(picked), picked, scores, sources)
+        other = C1 if customer != C1 else C2
+        batch = compute_features(
+            shop_store,
+            [customer] * len(picked) + [other] * 5,
+            picked + picked[:5],
+            np.r_[scores, scores[:5]],
+            np.r_[sources, sources[:5]],
+        )
+        np.testing.assert_array_equal(alone, batch[: len(picked)])
