@@ -270,8 +270,9 @@ class FullQualityWorker(threading.Thread):
             if self._stop_event.is_set():
                 return
             if not self._run_step(step):
-                self.failed = step.name
-                self.record.set_phase("failed")
+                stopped = self._stop_event.is_set()
+                self.failed = None if stopped else step.name
+                self.record.set_phase("stopped" if stopped else "failed")
                 return
         self.record.set_phase("done")
         if todo:

@@ -124,4 +124,5 @@ def test_stop_ends_the_running_step_and_starts_no_other(tmp_path):
     assert time.monotonic() - started < 10 and not worker.is_alive()
     assert not out.exists()
     record = json.loads((tmp_path / "output" / "warmup.json").read_text())
+    assert record["phase"] == "stopped" and worker.failed is None
     assert record["steps"][0]["state"] == "stopped"
