@@ -102,6 +102,9 @@ def session(path: Path, threads: int) -> Any:
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle pool threads sleep instead of spinning: on a shared machine spinning burnt CPU the
+    # neighbours (and our own decode thread) needed.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
@@ -123,5 +126,7 @@ def export_module(module: Any, args: tuple[Any, ...], path: Path, inputs: list[s
 
 
 def default_threads() -> int:
-    """``HM_SEARCH_ORT_THREADS`` (0: one per core)."""
-    return int(os.environ.get("HM_SEARCH_ORT_THREADS", "0"))
+    """``HM_SEARCH_ORT_THREADS`` (0: one per core), default 1: measured on the shared 2-core
+    machine (load 4), one ORT thread plus the index build's decode thread embedded 1,000 photos
+    in 15 s wall / 14 CPU s, two ORT threads in 28 s / 17 CPU s (benchmarks/bench_image_embed.py)."""
+    return int(os.environ.get("HM_SEARCH_ORT_THREADS", "1"))

@@ -61,10 +61,11 @@ class SearchSettings(ServiceSettings):
     # One torch thread per request: a single short forward pass gains little from splitting,
     # and concurrent requests (FastAPI's threadpool) then use the cores without oversubscribing.
     torch_threads: int = Field(default=1, ge=0)  # 0: torch's default
-    # ONNX Runtime's intra-op threads per encoder (services.search.onnx_models; 0: one per core).
-    # Concurrent text queries already share one batched pass (query_batch), so that pass may use
-    # every core. HM_SEARCH_BACKEND=auto|onnx|torch picks the runtime.
-    ort_threads: int = Field(default=0, ge=0)
+    # ONNX Runtime's intra-op threads per encoder (services.search.onnx_models; 0: one per core),
+    # one for the same reason as torch_threads. HM_SEARCH_BACKEND=auto|onnx|torch picks the runtime.
+    ort_threads: int = Field(default=1, ge=0)
+    # Distinct queries whose MiniLM embedding is kept (LRU; 0: no cache). Head queries repeat.
+    query_cache_size: int = Field(default=4096, ge=0)
 
     @model_validator(mode="after")
     def _rrf_has_a_ranker(self) -> SearchSettings:
