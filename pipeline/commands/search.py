@@ -45,7 +45,10 @@ def _index_text(paths: PathSettings) -> dict[str, Any]:
     write_manifest(paths.search_dir, report)
     click.echo(
         f"text index: {report['articles']} articles ({report['priced_articles']} with a price), "
-        f"{report['customers_with_history']} customer histories -> {paths.search_dir}"
+        f"{report['customers_with_history']} customer histories -> {paths.search_dir}; "
+        f"text embeddings: {report['text_documents_embedded']} documents embedded, "
+        f"{report['text_documents_reused']} reused, {report['text_embedding_seconds']} s "
+        f"({report['text_embedding_cpu_seconds']} CPU s)"
     )
     return report
 

@@ -5,6 +5,7 @@ Files (all written by this module, read by engine.SearchIndex):
 - ``catalogue.parquet``         article id, name, filter columns, mean price
 - ``tfidf.pkl``                 the TF-IDF vectorisers and article matrix
 - ``text_embeddings.npy``       float32 [n_articles, 384], rows aligned with the catalogue
+- ``text_embedding_keys.npy``   sha256 of each row's document: unchanged documents are reused
 - ``image_embeddings.parquet``  article_id, sha256 of the photo, cnn [1280], colour [512]
 - ``image_projection.npz``      the attribute projection learned from the catalogue
 - ``customer_history.parquet``  recent purchases per customer (personalisation)
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 CATALOGUE_FILE = "catalogue.parquet"
 TFIDF_FILE = "tfidf.pkl"
 TEXT_EMBEDDINGS_FILE = "text_embeddings.npy"
+TEXT_KEYS_FILE = "text_embedding_keys.npy"  # per row: sha256 of the document (reuse across builds)
 IMAGE_FILE = "image_embeddings.parquet"
 PROJECTION_FILE = "image_projection.npz"
 MANIFEST_FILE = "manifest.json"
@@ -314,6 +316,38 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         np.save(fh, array)
 
 
+def text_keys(documents: list[str]) -> np.ndarray:
+    """sha256 of (model, max length, document) per document, as bytes [N] (S64)."""
+    from services.search.semantic import MAX_SEQ_LENGTH
+
+    prefix = f"{TEXT_MODEL_NAME}|{MAX_SEQ_LENGTH}|".encode()
+    return np.array([hashlib.sha256(prefix + d.encode()).hexdigest() for d in documents], dtype="S64")
+
+
+def _reusable_text_vectors(index_dir: Path, keys: np.ndarray) -> tuple[np.ndarray, list[bool]]:
+    """[N, 384] with the rows of documents an earlier build already embedded (same text, same
+    model), and which rows those are. MiniLM costs ~15 CPU ms a document (ORT and torch alike:
+    batched documents are compute-bound), so `hmrec index` after `--text-only` re-encodes nothing."""
+    from services.search.semantic import EMBEDDING_DIM
+
+    vectors = np.zeros((len(keys), EMBEDDING_DIM), dtype=np.float32)
+    reused = [False] * len(keys)
+    try:
+        old_keys = np.load(index_dir / TEXT_KEYS_FILE)
+        old = np.load(index_dir / TEXT_EMBEDDINGS_FILE, mmap_mode="r")
+        if len(old_keys) != len(old) or old.shape[1:] != (EMBEDDING_DIM,):
+            return vectors, reused
+    except (OSError, ValueError):
+        return vectors, reused
+    row_of = {k: i for i, k in enumerate(old_keys.tolist())}
+    for i, k in enumerate(keys.tolist()):
+        j = row_of.get(k)
+        if j is not None:
+            vectors[i] = old[j]
+            reused[i] = True
+    return vectors, reused
+
+
 def build_text_index(
     articles: pd.DataFrame, transactions: pd.DataFrame | None, index_dir: Path, progress: bool = True
 ) -> dict[str, Any]:
@@ -329,10 +363,16 @@ def build_text_index(
     _atomic_write(index_dir / TFIDF_FILE, tfidf.save)
     tfidf_seconds = time.perf_counter() - started
 
-    t = time.perf_counter()
-    vectors = SemanticEncoder().encode(documents, progress=progress)
+    t, cpu = time.perf_counter(), time.process_time()
+    keys = text_keys(documents)
+    vectors, reused = _reusable_text_vectors(index_dir, keys)
+    todo = [i for i in range(len(documents)) if reused[i] is False]
+    if todo:
+        vectors[todo] = SemanticEncoder().encode([documents[i] for i in todo], progress=progress)
+    (index_dir / TEXT_KEYS_FILE).unlink(missing_ok=True)  # keys last: never beside vectors they do not match
     _atomic_write(index_dir / TEXT_EMBEDDINGS_FILE, lambda p: _save_npy(p, vectors))
-    semantic_seconds = time.perf_counter() - t
+    _atomic_write(index_dir / TEXT_KEYS_FILE, lambda p: _save_npy(p, keys))
+    semantic_seconds, semantic_cpu = time.perf_counter() - t, time.process_time() - cpu
 
     histories = 0
     if transactions is not None and len(transactions):
@@ -345,6 +385,9 @@ def build_text_index(
         "customers_with_history": histories,
         "tfidf_seconds": round(tfidf_seconds, 2),
         "text_embedding_seconds": round(semantic_seconds, 2),
+        "text_embedding_cpu_seconds": round(semantic_cpu, 2),
+        "text_documents_embedded": len(todo),
+        "text_documents_reused": len(documents) - len(todo),
         "text_model": TEXT_MODEL_NAME,
     }
 

@@ -133,3 +133,25 @@ def test_image_status_of_manifests_old_and_new(tmp_path: Path) -> None:
     assert files.read_progress(tmp_path) is None
     (tmp_path / files.PROGRESS_FILE).write_text("{half")
     assert files.read_progress(tmp_path) is None  # unreadable: as if absent, never a 500
+
+
+@pytest.mark.slow
+def test_a_text_rebuild_re_embeds_only_changed_documents(sample_articles, tmp_path: Path) -> None:
+    import numpy as np
+
+    articles = sample_articles.head(20).copy()
+    first = files.build_text_index(articles, None, tmp_path, progress=False)
+    assert (first["text_documents_embedded"], first["text_documents_reused"]) == (20, 0)
+    before = np.load(tmp_path / files.TEXT_EMBEDDINGS_FILE)
+
+    articles.loc[3, "prod_name"] = "Completely different name"
+    again = files.build_text_index(articles, None, tmp_path, progress=False)
+    assert (again["text_documents_embedded"], again["text_documents_reused"]) == (1, 19)
+    after = np.load(tmp_path / files.TEXT_EMBEDDINGS_FILE)
+    keep = [i for i in range(20) if i != 3]
+    assert np.array_equal(after[keep], before[keep]) and not np.allclose(after[3], before[3])
+
+    (tmp_path / files.TEXT_KEYS_FILE).write_bytes(b"garbage")  # unreadable keys: embed everything, no crash
+    third = files.build_text_index(articles, None, tmp_path, progress=False)
+    assert third["text_documents_embedded"] == 20
+    assert np.allclose(np.load(tmp_path / files.TEXT_EMBEDDINGS_FILE), after, atol=1e-5)
