@@ -163,7 +163,7 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
         settings,
         [slot],
         describe,
-        threads={"torch_threads": settings.torch_threads},
+        threads={"torch_threads": settings.torch_threads, "blas": settings.blas_threads},
         title="hmrec search service",
         description="Text (TF-IDF + semantic, hybrid by default) and photo search over the catalogue, "
         "with filters, facets and optional personalisation.",
