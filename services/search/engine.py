@@ -159,6 +159,12 @@ class SearchIndex:
         photos are still to come, a plain LookupError when the index has none."""
         if self.images_status == files.PENDING:
             p = self.photo_progress()
+            if p is not None and p["done"] >= p["total"]:
+                return PhotosPending(
+                    f"indexing photos, 100 % ({p['done']} of {p['total']}): finishing the index (attribute "
+                    "projection); image search opens in a moment, text search works now",
+                    retry_after_s=10,
+                )
             if p is not None:
                 pct = int(100 * p["done"] / max(p["total"], 1))
                 return PhotosPending(

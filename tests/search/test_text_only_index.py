@@ -77,6 +77,9 @@ def test_text_only_index_serves_text_and_503s_photos_until_the_full_index_swaps_
         assert r.status_code == 503 and r.headers["Retry-After"] == "30"
         assert r.json()["detail"].startswith("indexing photos, 40 % (40 of 100)")
         assert c.get("/readyz").json()["warming"] == {"images": {"done": 40, "total": 100}}
+        files.write_progress(search, 100, 100)  # every photo embedded, the projection still fitting
+        r = c.post("/search/image", files={"file": ("q.jpg", _jpeg(), "image/jpeg")})
+        assert r.status_code == 503 and r.headers["Retry-After"] == "10" and "finishing" in r.json()["detail"]
 
         # The full build: progress after each chunk, then a new manifest the service swaps in.
         pending_version = slot.version
