@@ -248,6 +248,7 @@ def build_image_index(
     def sha(a: str) -> str:
         return hashlib.sha256(paths[a].read_bytes()).hexdigest()
 
+    write_progress(index_dir, 0, len(with_photo))  # a build is under way (hashing 100k photos takes a while)
     done = _reusable_embeddings(index_dir, parts_dir)
     hashes = {a: sha(a) for a in with_photo}
     todo = [a for a in with_photo if (a, hashes[a]) not in done]

@@ -117,15 +117,15 @@ def test_progress_is_written_after_each_chunk_and_a_re_run_reuses_every_photo(tm
     report = files.build_image_index(
         articles, tmp_path / "images", out, batch_size=2, progress=False, embedder=CountingEmbedder()
     )
-    # start (0 reused), then after each part file of >= 3 photos (batches of 2: 4, 4 -> then the rest)
-    assert seen[0] == (0, 7) and seen[-1] == (7, 7) and len(seen) >= 3
+    # start, after hashing (0 reused), then after each part file of >= 3 photos (batches of 2: 4, 4, then the rest)
+    assert seen[:2] == [(0, 7), (0, 7)] and seen[-1] == (7, 7) and len(seen) >= 4
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
     assert report["image_index"] == {"status": "complete", "photos": 7}
 
     seen.clear()
     again = CountingEmbedder()
     report = files.build_image_index(articles, tmp_path / "images", out, progress=False, embedder=again)
-    assert again.photos == 0 and report["images_reused"] == 7 and seen == [(7, 7)]
+    assert again.photos == 0 and report["images_reused"] == 7 and seen == [(0, 7), (7, 7)]
 
 
 def test_image_status_of_manifests_old_and_new(tmp_path: Path) -> None:
