@@ -1,18 +1,16 @@
-"""Photo indexing throughput: the search service's EfficientNet-Lite0 embedder on CPU and GPU.
+"""Photo indexing speed: the index step (``build_image_index``) with each backend, on real photos.
 
-    .venv/bin/python benchmarks/bench_image_embed.py                       # CPU (and CUDA if torch sees one)
-    .venv/bin/python benchmarks/bench_image_embed.py --devices cuda,cpu --images 4096 --json out.json
+    .venv/bin/python benchmarks/bench_image_embed.py --images 1000 --backends torch,onnx --json out.json
+    .venv/bin/python benchmarks/bench_image_embed.py --sweep          # CNN alone: ONNX batch x threads
 
-What the search index build (``hmrec index``) spends its time on: decoding each photo to a
-224x224 square (CPU, PIL), the garment colour histogram (CPU, NumPy) and the CNN features
-(torch, the only part a GPU can take). The photos are the real H&M sample's, repeated up to
-``--images``; decoding is timed once, the CNN per device and batch size (after a warm-up batch),
-and the GPU's embeddings are checked against the CPU's (same model, same input: the cosine of
-every pair must be ~1, or an index built on a GPU would not match queries embedded on a CPU).
-
-Prints one table: device, batch, CNN images/s, and the whole index step (decode + colour + CNN)
-images/s given the measured CPU decode rate; ``bf16`` rows (autocast) are what a GPU could
-reach with reduced precision, which the product does not use.
+What ``hmrec index`` spends its time on: decoding each photo to a 224x224 square (PIL), the garment
+colour histogram (NumPy) and the CNN features (ONNX Runtime, or torch as the fallback / on a GPU).
+For each backend the first ``--images`` real photos of the H&M sample (articles.csv order) are
+embedded into a fresh scratch index exactly as ``hmrec index images`` does (decode of the next
+batch overlapped with the CNN), then the build is run again to show that nothing is re-embedded
+(photos are reused by sha256). Reported per 1,000 photos: wall seconds and CPU seconds (this
+process, all threads: what the step costs when the machine is shared), with the load average.
+The two backends' features of the same photos are compared (cosine of every pair).
 """
 
 from __future__ import annotations
@@ -21,6 +19,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,123 +28,102 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from services.search.image import ImageEmbedder, garment_colour, load_photo  # noqa: E402
+import shared.config  # noqa: E402,F401  (sets the TF env vars first)
+from services.search.image import ImageEmbedder, load_photo  # noqa: E402
+from services.search.index import IMAGE_FILE, build_image_index, photo_path, read_image_embeddings  # noqa: E402
 
-DEFAULT_PHOTOS = ROOT.parent / "shared" / "data" / "hm_sample" / "images"
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "hm_sample"
 
 
-def decode(paths: list[Path]) -> tuple[np.ndarray, float, float]:
-    """Square pixels of every photo, photos/s of decoding and of the colour histogram."""
-    t0 = time.perf_counter()
+def build(backend: str, articles, images_dir: Path, batch: int, threads: int) -> dict:
+    embedder = ImageEmbedder(backend=backend, device="cpu", threads=threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        load0 = os.getloadavg()[0]
+        first = build_image_index(
+            articles, images_dir, Path(tmp), batch_size=batch, progress=False, embedder=embedder, fit_projection=False
+        )
+        ids, _, cnn, _ = read_image_embeddings(Path(tmp) / IMAGE_FILE)
+        again = build_image_index(
+            articles, images_dir, Path(tmp), batch_size=batch, progress=False, embedder=embedder, fit_projection=False
+        )
+    return {
+        "backend": embedder.backend,
+        "photos": first["images_embedded"],
+        "wall_s_per_1000": first["embed_seconds_per_1000"],
+        "cpu_s_per_1000": first["embed_cpu_seconds_per_1000"],
+        "load_average": [round(load0, 2), round(os.getloadavg()[0], 2)],
+        "rerun_embedded": again["images_embedded"],
+        "rerun_reused": again["images_reused"],
+        "rerun_seconds": again["image_seconds_total"],
+        "_features": dict(zip(ids, cnn, strict=True)),
+    }
+
+
+def sweep(paths: list[Path]) -> list[dict]:
     pixels = np.stack([load_photo(p) for p in paths])
-    t1 = time.perf_counter()
-    for p in pixels:
-        garment_colour(p)
-    t2 = time.perf_counter()
-    return pixels, len(paths) / (t1 - t0), len(paths) / (t2 - t1)
-
-
-def time_cnn(embedder: ImageEmbedder, pixels: np.ndarray, batch: int, bf16: bool = False) -> tuple[float, np.ndarray]:
-    """Images/s of the CNN over ``pixels`` in batches (after one warm-up batch) and the features."""
-    torch = embedder.torch
-
-    def run(chunk: np.ndarray) -> np.ndarray:
-        if not bf16:
-            return embedder.cnn_features(chunk)
-        with torch.autocast(device_type=embedder.device, dtype=torch.bfloat16):
-            return embedder.cnn_features(chunk)
-
-    run(pixels[:batch])
-    if embedder.device == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    feats = [run(pixels[i : i + batch]) for i in range(0, len(pixels), batch)]
-    if embedder.device == "cuda":
-        torch.cuda.synchronize()
-    return len(pixels) / (time.perf_counter() - t0), np.concatenate(feats)
+    rows = []
+    for threads in (1, 2):
+        embedder = ImageEmbedder(backend="onnx", threads=threads)
+        for batch in (8, 16, 32, 64):
+            embedder.cnn_features(pixels[:batch])
+            t, c = time.perf_counter(), time.process_time()
+            for i in range(0, len(pixels), batch):
+                embedder.cnn_features(pixels[i : i + batch])
+            wall, cpu = time.perf_counter() - t, time.process_time() - c
+            rows.append(
+                {
+                    "threads": threads,
+                    "batch": batch,
+                    "cnn_wall_ms_per_photo": 1000 * wall / len(pixels),
+                    "cnn_cpu_ms_per_photo": 1000 * cpu / len(pixels),
+                    "load_average": round(os.getloadavg()[0], 2),
+                }
+            )
+            print(rows[-1], flush=True)
+    return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--photos-dir", type=Path, default=DEFAULT_PHOTOS)
-    ap.add_argument("--images", type=int, default=512, help="photos embedded per measurement (the sample repeated)")
-    ap.add_argument("--devices", default=None, help="comma-separated (default: cpu, plus cuda when available)")
-    ap.add_argument("--batches", default="32,128,512")
-    ap.add_argument("--cpu-threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="articles.csv + images/")
+    ap.add_argument("--images", type=int, default=1000)
+    ap.add_argument("--backends", default="torch,onnx")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (0: one per core)")
+    ap.add_argument("--sweep", action="store_true", help="time the ONNX CNN alone per batch size and thread count")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 
-    import torch
+    from shared.data import load_articles
 
-    torch.set_num_threads(args.cpu_threads)
-    paths = sorted(args.photos_dir.rglob("*.jpg"))
-    if not paths:
-        sys.exit(f"no .jpg photos under {args.photos_dir}")
-    paths = (paths * (args.images // len(paths) + 1))[: args.images]
-    pixels, decode_rate, colour_rate = decode(paths)
-    devices = args.devices.split(",") if args.devices else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    batches = [int(b) for b in args.batches.split(",")]
-    gpu_name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    print(
-        f"torch {torch.__version__}; {len(pixels)} photos from {args.photos_dir}; CPU threads {args.cpu_threads}"
-        + (f"; GPU {gpu_name}" if gpu_name else "")
-    )
-    print(f"CPU decode to 224x224: {decode_rate:,.0f} photos/s; colour histogram: {colour_rate:,.0f} photos/s")
-
-    rows, reference = [], {}
-    cpu_side = 1.0 / decode_rate + 1.0 / colour_rate  # seconds per photo spent on the CPU parts
-    for device in devices:
-        embedder = ImageEmbedder(device=device)
-        for precision in ["fp32", "bf16"] if device == "cuda" else ["fp32"]:
-            for batch in batches:
-                if device == "cpu" and batch > 128:
-                    continue  # CPU throughput is flat beyond 128; not worth the minutes
-                rate, feats = time_cnn(embedder, pixels, batch, bf16=precision == "bf16")
-                reference.setdefault((device, precision), feats)
-                rows.append(
-                    {
-                        "device": device,
-                        "precision": precision,
-                        "batch": batch,
-                        "cnn_images_per_s": rate,
-                        "index_images_per_s": 1.0 / (1.0 / rate + cpu_side),
-                    }
-                )
-    agreement = None
-    if ("cpu", "fp32") in reference and ("cuda", "fp32") in reference:
-        n = min(len(reference[("cpu", "fp32")]), len(reference[("cuda", "fp32")]))
-        cos = np.sum(reference[("cpu", "fp32")][:n] * reference[("cuda", "fp32")][:n], axis=1)
-        agreement = {"min_cosine": float(cos.min()), "mean_cosine": float(cos.mean())}
-
-    header = f"{'device':<6} {'precision':<9} {'batch':>5} {'CNN images/s':>13} {'index step images/s':>20}"
-    print(header)
-    print("-" * len(header))
+    images_dir = args.data_dir / "images"
+    articles = load_articles(args.data_dir / "articles.csv")
+    articles = articles[[photo_path(images_dir, a).is_file() for a in articles["article_id"]]].head(args.images)
+    print(f"{len(articles)} real photos from {images_dir}; {os.cpu_count()} CPUs; load {os.getloadavg()}", flush=True)
+    out: dict = {"photos": len(articles), "cpus": os.cpu_count()}
+    if args.sweep:
+        out["sweep"] = sweep([photo_path(images_dir, a) for a in articles["article_id"][:256]])
+    rows = []
+    for backend in args.backends.split(","):
+        rows.append(build(backend, articles, images_dir, args.batch, args.threads))
+        print({k: v for k, v in rows[-1].items() if k != "_features"}, flush=True)
+    if len(rows) == 2:
+        a, b = rows[0]["_features"], rows[1]["_features"]
+        common = sorted(set(a) & set(b))
+        cos = np.array([float(a[k] @ b[k]) for k in common])
+        diff = max(float(np.abs(a[k] - b[k]).max()) for k in common)
+        out["agreement"] = {"min_cosine": float(cos.min()), "max_abs_diff": diff}
+        print(f"{rows[0]['backend']} vs {rows[1]['backend']}: min cosine {cos.min():.7f}, max abs diff {diff:.2e}")
+    print("\n| backend | photos | wall s / 1,000 | CPU s / 1,000 | load avg (start, end) | re-run: embedded / reused |")
+    print("|---|---:|---:|---:|---|---|")
     for r in rows:
         print(
-            f"{r['device']:<6} {r['precision']:<9} {r['batch']:>5} {r['cnn_images_per_s']:>13,.0f} "
-            f"{r['index_images_per_s']:>20,.0f}"
+            f"| {r['backend']} | {r['photos']} | {r['wall_s_per_1000']} | {r['cpu_s_per_1000']} | "
+            f"{r['load_average']} | {r['rerun_embedded']} / {r['rerun_reused']} ({r['rerun_seconds']} s) |"
         )
-    if agreement:
-        print(
-            f"CPU vs GPU fp32 embeddings of the same photos: cosine min {agreement['min_cosine']:.6f}, "
-            f"mean {agreement['mean_cosine']:.6f}"
-        )
+    out["rows"] = [{k: v for k, v in r.items() if k != "_features"} for r in rows]
     if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "torch": torch.__version__,
-                    "gpu": gpu_name,
-                    "images": len(pixels),
-                    "cpu_threads": args.cpu_threads,
-                    "decode_photos_per_s": decode_rate,
-                    "colour_photos_per_s": colour_rate,
-                    "rows": rows,
-                    "cpu_gpu_agreement": agreement,
-                },
-                indent=2,
-            )
-        )
+        args.json.write_text(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

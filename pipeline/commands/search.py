@@ -1,6 +1,7 @@
 """``hmrec index`` (search indexes), ``hmrec search text|image`` and ``hmrec evaluate search``.
 
-hmrec index                      # both: text indexes, then photo embeddings (what `hmrec run` calls)
+hmrec index                      # both: text indexes (servable at once, photos "pending"), then photos
+hmrec index --text-only          # everything but the photo embeddings (manifest image_index.status = pending)
 hmrec index text | images
 hmrec search text "floral summer dress" --k 12 --filter colour_group_name=Black --mode hybrid
 hmrec search image path/to/photo.jpg --k 12
@@ -35,14 +36,19 @@ def _load(paths: PathSettings) -> Any:
 
 
 def _index_text(paths: PathSettings) -> dict[str, Any]:
-    from services.search.index import build_text_index, write_manifest
+    """The text indexes and a manifest that serves them with photos pending (or absent)."""
+    from services.search.index import build_text_index, image_index_pending, write_manifest
 
     data = _load(paths)
     report = build_text_index(data.articles, data.transactions, paths.search_dir)
+    report.update(image_index_pending(data.articles, paths.data_dir / "images", paths.search_dir))
     write_manifest(paths.search_dir, report)
     click.echo(
         f"text index: {report['articles']} articles ({report['priced_articles']} with a price), "
-        f"{report['customers_with_history']} customer histories -> {paths.search_dir}"
+        f"{report['customers_with_history']} customer histories -> {paths.search_dir}; "
+        f"text embeddings: {report['text_documents_embedded']} documents embedded, "
+        f"{report['text_documents_reused']} reused, {report['text_embedding_seconds']} s "
+        f"({report['text_embedding_cpu_seconds']} CPU s)"
     )
     return report
 
@@ -58,7 +64,8 @@ def _index_images(paths: PathSettings, batch_size: int) -> dict[str, Any]:
     click.echo(
         f"image index: {report['images']} photos ({report['images_embedded']} embedded, "
         f"{report['images_reused']} reused), {report['images_skipped_no_photo']} articles without a "
-        f"photo skipped; {per_k if per_k is not None else '-'} s per 1,000 photos embedded"
+        f"photo skipped; {per_k if per_k is not None else '-'} s per 1,000 photos embedded "
+        f"({report['embed_cpu_seconds_per_1000'] or '-'} CPU s)"
     )
     return report
 
@@ -122,14 +129,25 @@ def register(cli: click.Group) -> None:
     @click.command()
     @path_options
     @click.option("--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True)
+    @click.option(
+        "--text-only",
+        is_flag=True,
+        help="Everything but the photo embeddings: a servable index whose manifest says image_index.status "
+        "= pending (image search answers 503 until a full `hmrec index` completes).",
+    )
     @click.pass_context
-    def index_all(ctx: click.Context, data_dir: Path | None, output_dir: Path | None, batch_size: int) -> None:
-        """Without a subcommand: text indexes, then photo embeddings (when the data has images/)."""
+    def index_all(
+        ctx: click.Context, data_dir: Path | None, output_dir: Path | None, batch_size: int, text_only: bool
+    ) -> None:
+        """Without a subcommand: text indexes (written first, servable at once with photos pending),
+        then photo embeddings (when the data has images/), then a manifest with photos complete."""
         if ctx.invoked_subcommand is not None:
             return
         paths = paths_from(data_dir, output_dir)
         _index_text(paths)
-        if (paths.data_dir / "images").is_dir():
+        if text_only:
+            click.echo("--text-only: photos pending; run `hmrec index` (or `hmrec index images`) to add them")
+        elif (paths.data_dir / "images").is_dir():
             _index_images(paths, batch_size)
         else:
             click.echo(f"no {paths.data_dir / 'images'}: image search stays off")

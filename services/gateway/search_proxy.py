@@ -27,6 +27,12 @@ from shared.schemas import MAX_RESULTS_K
 from shared.uploads import read_bounded, read_image_form
 
 JSON_BODY_LIMIT = 64 * 1024
+# The search service's 503 while its photos are being embedded (a text-only index is served):
+# "indexing photos, 40 % (4800 of 12000); ..." or "photos are not indexed yet ...", with
+# Retry-After. The client sees a shed ("overloaded, shedding load: <detail>"); the detail is
+# passed to the caller as it is, not as "search is unavailable".
+PHOTOS_PENDING_PREFIXES = ("indexing photos", "photos are not indexed yet")
+SHED_PREFIX = "overloaded, shedding load: "
 
 # Documents both bodies in OpenAPI (the route reads the request itself).
 OPENAPI_BODY: dict[str, Any] = {
@@ -82,6 +88,13 @@ async def parse_search(
     raise HTTPException(415, detail="send application/json (text query) or multipart/form-data (image in 'file')")
 
 
+def photos_pending(exc: DependencyUnavailable) -> str | None:
+    """The search service's own message when it refused an image query because its photos are
+    still being indexed, else None."""
+    detail = exc.reason[len(SHED_PREFIX) :] if exc.reason.startswith(SHED_PREFIX) else ""
+    return detail if detail.startswith(PHOTOS_PENDING_PREFIXES) else None
+
+
 def search_key(state: GatewayState, kind: str, options: GatewaySearchRequest, image_sha: str | None) -> str:
     versions = {"search": state.versions.get("search"), "catalogue": state.catalogue.version}
     if options.customer_id:  # personalised: blended with the two-tower affinity
@@ -132,9 +145,10 @@ async def search(state: GatewayState, request: Request) -> bytes:
         state.log_fallback("search", exc)
         # Always with Retry-After: the caller is told when to come back (a shed, not a crash).
         retry_after = max(1, math.ceil(exc.retry_after_s or 1))
+        pending = photos_pending(exc) if kind == "image" else None
         raise HTTPException(
             503,
-            detail=f"search is unavailable right now ({exc.reason}); recommendations still work",
+            detail=pending or f"search is unavailable right now ({exc.reason}); recommendations still work",
             headers={"Retry-After": str(retry_after)},
         ) from exc
 

@@ -24,7 +24,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from services.search.engine import SearchIndex
+from services.search.engine import PhotosPending, SearchIndex
 from services.search.settings import SearchSettings
 from services.search.slot import IndexSlot
 from services.search.upload import UploadError, configure_pillow, decode_upload
@@ -118,6 +118,8 @@ def search_text(body: TextSearchRequest, request: Request) -> Response:
 async def search_image(request: Request) -> SearchResponse:
     data, options = await parse_image_form(request, request.app.state.settings.max_upload_bytes)
     index: SearchIndex = served(request.app.state.slot, "search index")
+    if not index.has_images:  # before decoding: nothing to match the photo against yet
+        raise _unavailable(index.photos_unavailable())
     image = await decode(request, data)
     try:
         return await run_in_threadpool(
@@ -130,7 +132,15 @@ async def search_image(request: Request) -> SearchResponse:
             hashlib.sha256(data).hexdigest(),
         )
     except LookupError as exc:
-        raise HTTPException(503, detail=str(exc)) from exc
+        raise _unavailable(exc) from exc
+
+
+def _unavailable(exc: LookupError) -> HTTPException:
+    """503; with Retry-After while photos are being indexed (clients and the gateway then know
+    it is temporary: the gateway passes the message on, and its breaker does not count it)."""
+    if isinstance(exc, PhotosPending):
+        return HTTPException(503, detail=exc.message, headers={"Retry-After": str(exc.retry_after_s)})
+    return HTTPException(503, detail=str(exc))
 
 
 def create_app(settings: SearchSettings | None = None) -> FastAPI:
@@ -153,7 +163,7 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
         settings,
         [slot],
         describe,
-        threads={"torch_threads": settings.torch_threads},
+        threads={"torch_threads": settings.torch_threads, "blas": settings.blas_threads},
         title="hmrec search service",
         description="Text (TF-IDF + semantic, hybrid by default) and photo search over the catalogue, "
         "with filters, facets and optional personalisation.",

@@ -30,6 +30,17 @@ log = logging.getLogger(__name__)
 ImageMode = Literal["default", "embedder", "colour"]
 IMAGE_MODES: tuple[str, ...] = ("default", "embedder", "colour")
 RRF_DEPTH = 1000  # each ranker contributes its top 1,000 (after filters) to the fusion
+PHOTOS_RETRY_AFTER_S = 30
+
+
+class PhotosPending(LookupError):
+    """Image search asked of an index whose photos are still being embedded (a 503 with
+    Retry-After: text search works meanwhile)."""
+
+    def __init__(self, message: str, retry_after_s: int = PHOTOS_RETRY_AFTER_S) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after_s = retry_after_s
 
 
 def top_indices(scores: np.ndarray, n: int) -> np.ndarray:
@@ -57,6 +68,8 @@ class SearchIndex:
     projection: AttributeProjection | None = None
     embedder: ImageEmbedder | None = None
     personaliser: Personaliser | None = None
+    index_dir: Path | None = None
+    images_status: str = files.ABSENT  # pending | complete | absent (index.image_status)
 
     # --- loading ---------------------------------------------------------------------------
     @classmethod
@@ -79,9 +92,17 @@ class SearchIndex:
                 f"do not match the catalogue ({len(catalogue)}); rebuild with `hmrec index`"
             )
         idx = cls(
-            str(manifest["version"]), manifest, catalogue, tfidf, text_vectors, encoder or SemanticEncoder(), settings
+            str(manifest["version"]),
+            manifest,
+            catalogue,
+            tfidf,
+            text_vectors,
+            encoder or SemanticEncoder(threads=settings.ort_threads, cache_size=settings.query_cache_size),
+            settings,
         )
-        if with_images and (index_dir / files.IMAGE_FILE).exists():
+        idx.index_dir = index_dir
+        idx.images_status = files.image_status(manifest, index_dir)
+        if with_images and idx.images_status == files.COMPLETE and (index_dir / files.IMAGE_FILE).exists():
             idx._load_images(index_dir, embedder)
         idx.personaliser = idx._load_personaliser(index_dir)
         idx.warm_up()
@@ -100,7 +121,7 @@ class SearchIndex:
             self.image_vectors["default"] = self.projection.project(cnn, colour)
         else:  # no projection (e.g. an index built before it existed): shape features
             self.image_vectors["default"] = self.image_vectors["embedder"]
-        self.embedder = embedder or ImageEmbedder(device="cpu")
+        self.embedder = embedder or ImageEmbedder(device="cpu", threads=self.settings.ort_threads)
 
     def _load_personaliser(self, index_dir: Path) -> Personaliser | None:
         s = self.settings
@@ -128,14 +149,50 @@ class SearchIndex:
     def has_images(self) -> bool:
         return self.image_rows is not None and len(self.image_rows) > 0
 
+    def photo_progress(self) -> dict[str, int] | None:
+        """{"done", "total"} of the photo build under way (image_progress.json), None when none has reported."""
+        found = files.read_progress(self.index_dir) if self.index_dir is not None else None
+        return None if found is None else {"done": found["done"], "total": found["total"]}
+
+    def photos_unavailable(self) -> LookupError:
+        """Why image search cannot answer: :class:`PhotosPending` (with the progress) while the
+        photos are still to come, a plain LookupError when the index has none."""
+        if self.images_status == files.PENDING:
+            p = self.photo_progress()
+            if p is not None and p["done"] >= p["total"]:
+                return PhotosPending(
+                    f"indexing photos, 100 % ({p['done']} of {p['total']}): finishing the index (attribute "
+                    "projection); image search opens in a moment, text search works now",
+                    retry_after_s=10,
+                )
+            if p is not None:
+                pct = int(100 * p["done"] / max(p["total"], 1))
+                return PhotosPending(
+                    f"indexing photos, {pct} % ({p['done']} of {p['total']}); image search opens when "
+                    "they are done, text search works now"
+                )
+            return PhotosPending(
+                "photos are not indexed yet (this index was built without them: run `hmrec index`); "
+                "text search works now"
+            )
+        return LookupError("this index has no photos; build it with `hmrec index images`")
+
     def describe(self) -> dict[str, Any]:
-        return {
+        detail: dict[str, Any] = {
             "index_version": self.version,
             "articles": len(self.catalogue),
             "photos": 0 if self.image_rows is None else len(self.image_rows),
             "image_search": self.has_images,
+            "images": self.images_status,
             "personalisation": None if self.personaliser is None else self.personaliser.source,
+            "text_backend": self.encoder.backend,
         }
+        if self.embedder is not None:
+            detail["image_backend"] = self.embedder.backend
+        if self.images_status == files.PENDING:
+            entry = self.manifest.get(files.IMAGE_STATUS_KEY) or {}
+            detail["warming"] = {"images": self.photo_progress() or {"done": 0, "total": int(entry.get("total", 0))}}
+        return detail
 
     # --- scoring -----------------------------------------------------------------------------
     def text_relevance(self, query: str, mode: str, allowed: np.ndarray | None) -> np.ndarray:
@@ -168,7 +225,7 @@ class SearchIndex:
         self, image: Image.Image, mode: str, allowed: np.ndarray | None, photo_sha256: str | None = None
     ) -> np.ndarray:
         if not self.has_images or self.embedder is None:
-            raise LookupError("this index has no photos; build it with `hmrec index images`")
+            raise self.photos_unavailable()
         if mode not in self.image_vectors:
             raise ValueError(f"unknown image search mode {mode!r}; choose from {', '.join(IMAGE_MODES)}")
         cnn, colour = self.embedder.embed_image(image)

@@ -5,10 +5,15 @@ Files (all written by this module, read by engine.SearchIndex):
 - ``catalogue.parquet``         article id, name, filter columns, mean price
 - ``tfidf.pkl``                 the TF-IDF vectorisers and article matrix
 - ``text_embeddings.npy``       float32 [n_articles, 384], rows aligned with the catalogue
+- ``text_embedding_keys.npy``   sha256 of each row's document: unchanged documents are reused
 - ``image_embeddings.parquet``  article_id, sha256 of the photo, cnn [1280], colour [512]
 - ``image_projection.npz``      the attribute projection learned from the catalogue
 - ``customer_history.parquet``  recent purchases per customer (personalisation)
-- ``manifest.json``             index version, counts, models; written last
+- ``manifest.json``             index version, counts, models; written last. Its ``image_index``
+                                says whether photos are served: ``{"status": "pending"}`` (text
+                                is built, photos are not yet), ``"complete"`` or ``"absent"``
+                                (the data has no images/)
+- ``image_progress.json``       {"done", "total", "updated"} while photos are being embedded
 
 Image embedding is the slow step (~45 ms a photo on one busy CPU core pair). It runs in
 batches and appends each finished chunk to ``image_parts/``, so an interrupted build resumes
@@ -53,11 +58,38 @@ log = logging.getLogger(__name__)
 CATALOGUE_FILE = "catalogue.parquet"
 TFIDF_FILE = "tfidf.pkl"
 TEXT_EMBEDDINGS_FILE = "text_embeddings.npy"
+TEXT_KEYS_FILE = "text_embedding_keys.npy"  # per row: sha256 of the document (reuse across builds)
 IMAGE_FILE = "image_embeddings.parquet"
 PROJECTION_FILE = "image_projection.npz"
 MANIFEST_FILE = "manifest.json"
+PROGRESS_FILE = "image_progress.json"
 PARTS_DIR = "image_parts"
-CHUNK = 256  # photos per resumable part file
+CHUNK = 256  # photos per resumable part file (and per progress update)
+IMAGE_STATUS_KEY = "image_index"
+PENDING, COMPLETE, ABSENT = "pending", "complete", "absent"
+
+
+def image_status(manifest: dict[str, Any], index_dir: Path) -> str:
+    """``pending`` | ``complete`` | ``absent``. A manifest written before the field existed is
+    complete when it has photo embeddings."""
+    entry = manifest.get(IMAGE_STATUS_KEY)
+    if isinstance(entry, dict) and entry.get("status") in (PENDING, COMPLETE, ABSENT):
+        return str(entry["status"])
+    return COMPLETE if (Path(index_dir) / IMAGE_FILE).exists() else ABSENT
+
+
+def write_progress(index_dir: Path, done: int, total: int) -> None:
+    """``image_progress.json`` = {"done", "total", "updated" (ISO time)}, replaced atomically."""
+    body = json.dumps({"done": done, "total": total, "updated": datetime.now(UTC).isoformat()})
+    _atomic_write(index_dir / PROGRESS_FILE, lambda p: p.write_text(body))
+
+
+def read_progress(index_dir: Path) -> dict[str, Any] | None:
+    try:
+        progress = json.loads((Path(index_dir) / PROGRESS_FILE).read_text())
+        return {"done": int(progress["done"]), "total": int(progress["total"]), "updated": progress.get("updated")}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def photo_path(images_dir: Path, article_id: str) -> Path:
@@ -146,28 +178,48 @@ def _embed_into(
     embedder: ImageEmbedder,
     batch_size: int,
     progress: bool,
+    on_chunk: Callable[[int], None] = lambda _n: None,
 ) -> None:
     """Embed ``todo``'s photos in chunks, each chunk written as a part file as soon as it is done
-    (an interrupted build resumes from the parts), and add them to ``done``."""
+    (an interrupted build resumes from the parts), and add them to ``done``. The next batch's
+    photos are decoded on a second thread while the CNN runs (PIL and ONNX Runtime release
+    the GIL); ``on_chunk(photos embedded so far)`` after each part file."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm import tqdm
 
     next_part = len(list(parts_dir.glob("part-*.parquet")))
     bar = tqdm(total=len(todo), desc="embedding photos", unit="photo", disable=not progress)
-    for c in range(0, len(todo), CHUNK):
-        chunk = todo[c : c + CHUNK]
-        cnn_parts, colour_parts = [], []
-        for b in range(0, len(chunk), batch_size):
-            pixels = np.stack([load_photo(paths[a]) for a in chunk[b : b + batch_size]])
+    batches = [todo[b : b + batch_size] for b in range(0, len(todo), batch_size)]
+
+    def decode(batch: list[str]) -> np.ndarray:
+        return np.stack([load_photo(paths[a]) for a in batch])
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
+        pending = pool.submit(decode, batches[0]) if batches else None
+        ids: list[str] = []
+        embedded = 0  # (tqdm's own count stays 0 when the bar is disabled)
+        cnn_parts: list[np.ndarray] = []
+        colour_parts: list[np.ndarray] = []
+        for i, batch in enumerate(batches):
+            assert pending is not None
+            pixels = pending.result()
+            pending = pool.submit(decode, batches[i + 1]) if i + 1 < len(batches) else None
             cnn, colour = embedder.embed_pixels(pixels)
+            ids += batch
+            embedded += len(batch)
             cnn_parts.append(cnn)
             colour_parts.append(colour)
-            bar.update(len(pixels))
-        cnn, colour = np.concatenate(cnn_parts), np.concatenate(colour_parts)
-        table = _table(chunk, [hashes[a] for a in chunk], cnn, colour)
-        _atomic_write(parts_dir / f"part-{next_part:05d}.parquet", partial(_write_parquet, table))
-        next_part += 1
-        for i, a in enumerate(chunk):
-            done[(a, hashes[a])] = (cnn[i], colour[i])
+            bar.update(len(batch))
+            if len(ids) >= CHUNK or pending is None:
+                cnn, colour = np.concatenate(cnn_parts), np.concatenate(colour_parts)
+                table = _table(ids, [hashes[a] for a in ids], cnn, colour)
+                _atomic_write(parts_dir / f"part-{next_part:05d}.parquet", partial(_write_parquet, table))
+                next_part += 1
+                for j, a in enumerate(ids):
+                    done[(a, hashes[a])] = (cnn[j], colour[j])
+                on_chunk(embedded)
+                ids, cnn_parts, colour_parts = [], [], []
     bar.close()
 
 
@@ -196,14 +248,26 @@ def build_image_index(
     def sha(a: str) -> str:
         return hashlib.sha256(paths[a].read_bytes()).hexdigest()
 
+    write_progress(index_dir, 0, len(with_photo))  # a build is under way (hashing 100k photos takes a while)
     done = _reusable_embeddings(index_dir, parts_dir)
     hashes = {a: sha(a) for a in with_photo}
     todo = [a for a in with_photo if (a, hashes[a]) not in done]
     reused = len(with_photo) - len(todo)
-    embed_started = time.perf_counter()
+    write_progress(index_dir, reused, len(with_photo))
+    embed_started, cpu_started = time.perf_counter(), time.process_time()
     if todo:
-        _embed_into(done, todo, paths, hashes, parts_dir, embedder or ImageEmbedder(), batch_size, progress)
-    embed_seconds = time.perf_counter() - embed_started
+        _embed_into(
+            done,
+            todo,
+            paths,
+            hashes,
+            parts_dir,
+            embedder or ImageEmbedder(),
+            batch_size,
+            progress,
+            lambda n: write_progress(index_dir, reused + n, len(with_photo)),
+        )
+    embed_seconds, embed_cpu = time.perf_counter() - embed_started, time.process_time() - cpu_started
 
     cnn = np.stack([done[(a, hashes[a])][0] for a in with_photo]) if with_photo else np.zeros((0, CNN_DIM), np.float32)
     colour = (
@@ -230,15 +294,59 @@ def build_image_index(
         "images_reused": reused,
         "embed_seconds": round(embed_seconds, 2),
         "embed_seconds_per_1000": round(1000 * embed_seconds / len(todo), 1) if todo else None,
+        "embed_cpu_seconds_per_1000": round(1000 * embed_cpu / len(todo), 1) if todo else None,
         "projection_fit_seconds": round(time.perf_counter() - fit_started, 2),
         "image_seconds_total": round(time.perf_counter() - started, 2),
         "embedder": EMBEDDER_NAME,
+        IMAGE_STATUS_KEY: {"status": COMPLETE, "photos": len(with_photo)},
     }
+
+
+def image_index_pending(articles: pd.DataFrame, images_dir: Path | None, index_dir: Path) -> dict[str, Any]:
+    """The manifest part of a text-only build: photos ``pending`` (the data has photos, not yet
+    embedded into this index) or ``absent``. Removes a progress file left by an earlier build."""
+    (index_dir / PROGRESS_FILE).unlink(missing_ok=True)
+    if images_dir is None or not images_dir.is_dir():
+        return {IMAGE_STATUS_KEY: {"status": ABSENT}}
+    total = sum(photo_path(images_dir, a).is_file() for a in articles["article_id"].astype(str))
+    return {IMAGE_STATUS_KEY: {"status": PENDING, "total": int(total)}}
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
     with open(path, "wb") as fh:  # a file object: np.save would append ".npy" to a temp name
         np.save(fh, array)
+
+
+def text_keys(documents: list[str]) -> np.ndarray:
+    """sha256 of (model, max length, document) per document, as bytes [N] (S64)."""
+    from services.search.semantic import MAX_SEQ_LENGTH
+
+    prefix = f"{TEXT_MODEL_NAME}|{MAX_SEQ_LENGTH}|".encode()
+    return np.array([hashlib.sha256(prefix + d.encode()).hexdigest() for d in documents], dtype="S64")
+
+
+def _reusable_text_vectors(index_dir: Path, keys: np.ndarray) -> tuple[np.ndarray, list[bool]]:
+    """[N, 384] with the rows of documents an earlier build already embedded (same text, same
+    model), and which rows those are. MiniLM costs ~15 CPU ms a document (ORT and torch alike:
+    batched documents are compute-bound), so `hmrec index` after `--text-only` re-encodes nothing."""
+    from services.search.semantic import EMBEDDING_DIM
+
+    vectors = np.zeros((len(keys), EMBEDDING_DIM), dtype=np.float32)
+    reused = [False] * len(keys)
+    try:
+        old_keys = np.load(index_dir / TEXT_KEYS_FILE)
+        old = np.load(index_dir / TEXT_EMBEDDINGS_FILE, mmap_mode="r")
+        if len(old_keys) != len(old) or old.shape[1:] != (EMBEDDING_DIM,):
+            return vectors, reused
+    except (OSError, ValueError):
+        return vectors, reused
+    row_of = {k: i for i, k in enumerate(old_keys.tolist())}
+    for i, k in enumerate(keys.tolist()):
+        j = row_of.get(k)
+        if j is not None:
+            vectors[i] = old[j]
+            reused[i] = True
+    return vectors, reused
 
 
 def build_text_index(
@@ -256,10 +364,16 @@ def build_text_index(
     _atomic_write(index_dir / TFIDF_FILE, tfidf.save)
     tfidf_seconds = time.perf_counter() - started
 
-    t = time.perf_counter()
-    vectors = SemanticEncoder().encode(documents, progress=progress)
+    t, cpu = time.perf_counter(), time.process_time()
+    keys = text_keys(documents)
+    vectors, reused = _reusable_text_vectors(index_dir, keys)
+    todo = [i for i in range(len(documents)) if reused[i] is False]
+    if todo:
+        vectors[todo] = SemanticEncoder().encode([documents[i] for i in todo], progress=progress)
+    (index_dir / TEXT_KEYS_FILE).unlink(missing_ok=True)  # keys last: never beside vectors they do not match
     _atomic_write(index_dir / TEXT_EMBEDDINGS_FILE, lambda p: _save_npy(p, vectors))
-    semantic_seconds = time.perf_counter() - t
+    _atomic_write(index_dir / TEXT_KEYS_FILE, lambda p: _save_npy(p, keys))
+    semantic_seconds, semantic_cpu = time.perf_counter() - t, time.process_time() - cpu
 
     histories = 0
     if transactions is not None and len(transactions):
@@ -272,6 +386,9 @@ def build_text_index(
         "customers_with_history": histories,
         "tfidf_seconds": round(tfidf_seconds, 2),
         "text_embedding_seconds": round(semantic_seconds, 2),
+        "text_embedding_cpu_seconds": round(semantic_cpu, 2),
+        "text_documents_embedded": len(todo),
+        "text_documents_reused": len(documents) - len(todo),
         "text_model": TEXT_MODEL_NAME,
     }
 

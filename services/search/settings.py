@@ -61,6 +61,14 @@ class SearchSettings(ServiceSettings):
     # One torch thread per request: a single short forward pass gains little from splitting,
     # and concurrent requests (FastAPI's threadpool) then use the cores without oversubscribing.
     torch_threads: int = Field(default=1, ge=0)  # 0: torch's default
+    # BLAS threads (the [n, 384] x [384] semantic scores, the projection): one, as in the
+    # candidate and ranker services; 16 concurrent queries otherwise each woke a spinning pool.
+    blas_threads: int = Field(default=1, ge=1, le=64)
+    # ONNX Runtime's intra-op threads per encoder (services.search.onnx_models; 0: one per core),
+    # one for the same reason as torch_threads. HM_SEARCH_BACKEND=auto|onnx|torch picks the runtime.
+    ort_threads: int = Field(default=1, ge=0)
+    # Distinct queries whose MiniLM embedding is kept (LRU; 0: no cache). Head queries repeat.
+    query_cache_size: int = Field(default=4096, ge=0)
 
     @model_validator(mode="after")
     def _rrf_has_a_ranker(self) -> SearchSettings:

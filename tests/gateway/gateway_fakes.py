@@ -37,7 +37,7 @@ CUSTOMER_NEW = "c" * 64  # not in customers.csv
 
 @dataclass
 class FakeControl:
-    behaviour: str = "ok"  # ok | error | slow | empty (candidate: no candidates)
+    behaviour: str = "ok"  # ok | error | slow | empty (candidate: no candidates) | photos_pending (search)
     calls: int = 0
     last_request: dict[str, Any] = field(default_factory=dict)
     version: str = "v1"
@@ -51,6 +51,12 @@ class FakeControl:
             raise HTTPException(500, "fake failure")
         if self.behaviour == "slow":
             await asyncio.sleep(3.0)
+        if self.behaviour == "photos_pending":  # what the search service answers on a text-only index
+            raise HTTPException(
+                503,
+                "indexing photos, 40 % (4800 of 12000); image search opens when they are done, text search works now",
+                headers={"Retry-After": "30"},
+            )
 
 
 def fake_candidate(control: FakeControl) -> FastAPI:

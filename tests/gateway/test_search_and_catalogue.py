@@ -128,6 +128,19 @@ def test_image_search_passes_on_the_services_refusal(make_gateway):
     assert r.status_code == 415 and "not a JPEG" in r.json()["detail"]
 
 
+def test_image_search_passes_on_the_services_photos_pending_503(make_gateway, fakes):
+    gw = make_gateway()
+    fakes.controls["search"].behaviour = "photos_pending"
+    for _ in range(6):  # a shed with Retry-After, not a failure: the image breaker stays closed
+        r = gw.post("/search", files={"file": ("x.jpg", JPEG, "image/jpeg")})
+        assert r.status_code == 503 and r.headers["Retry-After"] == "30"
+        assert r.json()["detail"].startswith("indexing photos, 40 % (4800 of 12000)")
+    assert fakes.controls["search"].calls == 6
+    fakes.controls["search"].behaviour = "ok"
+    r = gw.post("/search", files={"file": ("x.jpg", JPEG, "image/jpeg")})
+    assert r.status_code == 200 and r.json()["kind"] == "image"
+
+
 def test_image_over_the_limit_is_413_before_any_upstream_call(make_gateway, fakes):
     gw = make_gateway(max_upload_bytes=4096)
     r = gw.post("/search", files={"file": ("big.jpg", JPEG + b"\x00" * 70_000 + b"\x00" * 4096, "image/jpeg")})
