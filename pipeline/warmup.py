@@ -59,9 +59,16 @@ def search_manifest(paths: PathSettings) -> dict[str, Any] | None:
 
 
 def index_has_photos(paths: PathSettings) -> bool:
-    """The served index has photo embeddings (``hmrec index images`` finished)."""
+    """The served index is complete (``hmrec index`` finished its photo step, or the data has no
+    photos). A text-only index says ``image_index.status: pending``; a manifest from before that
+    field existed is complete when its photo embeddings are there."""
     manifest = search_manifest(paths)
-    return bool(manifest and manifest.get("images") and (paths.search_dir / "image_embeddings.parquet").exists())
+    if manifest is None:
+        return False
+    image_index = manifest.get("image_index")
+    if isinstance(image_index, dict):
+        return image_index.get("status") in ("complete", "absent")
+    return (paths.search_dir / "image_embeddings.parquet").exists()
 
 
 # --- the record -----------------------------------------------------------------------------------
@@ -181,7 +188,7 @@ FIRST_PAGE: list[Step] = [
         _missing_model("mmoe"),
         "mmoe",
     ),
-    Step("text search index", lambda p: ["index", "text"], lambda p, _r: search_manifest(p) is None),
+    Step("text search index", lambda p: ["index", "--text-only"], lambda p, _r: search_manifest(p) is None),
 ]
 
 FULL_QUALITY: list[Step] = [

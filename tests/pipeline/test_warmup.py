@@ -55,14 +55,21 @@ def test_quick_models_served_are_replaced_in_the_background_and_full_ones_are_ke
     assert "ranker (full)" in _names(FULL_QUALITY, paths, later)
 
 
-def test_an_index_has_photos_only_when_its_manifest_says_so_and_the_file_is_there(tmp_path):
+def test_an_index_has_photos_only_when_its_manifest_says_so(tmp_path):
     paths = _paths(tmp_path)
     paths.search_dir.mkdir(parents=True)
-    (paths.search_dir / "manifest.json").write_text(json.dumps({"version": "s1"}))
-    assert not index_has_photos(paths)
+    manifest = paths.search_dir / "manifest.json"
+    # a text-only rebuild keeps the old embeddings file as a source to reuse: not proof of photos
     (paths.search_dir / "image_embeddings.parquet").write_bytes(b"")
-    (paths.search_dir / "manifest.json").write_text(json.dumps({"version": "s2", "images": 1500}))
+    manifest.write_text(json.dumps({"version": "s1", "image_index": {"status": "pending"}}))
+    assert not index_has_photos(paths)
+    for status in ("complete", "absent"):
+        manifest.write_text(json.dumps({"version": "s2", "image_index": {"status": status}}))
+        assert index_has_photos(paths)
+    manifest.write_text(json.dumps({"version": "s0"}))  # written before image_index existed
     assert index_has_photos(paths)
+    (paths.search_dir / "image_embeddings.parquet").unlink()
+    assert not index_has_photos(paths)
 
 
 def _python(args: list[str], _niceness: int) -> list[str]:
