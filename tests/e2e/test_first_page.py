@@ -89,7 +89,12 @@ def test_a_first_page_from_quick_steps_then_full_quality_in_the_background(tmp_p
             return httpx.post(f"{gw}/search", files=files, data={"k": "5"}, timeout=30).status_code == 200
 
         _wait(image_search_ok, 120, "image search after the photo index", log)
-        assert _json(f"{gw}/status")["parts"]["image_search"]["state"] == "ready"
+        _wait(  # the gateway's next poll of the search service's /readyz
+            lambda: _json(f"{gw}/status").get("parts", {}).get("image_search", {}).get("state") == "ready",
+            30,
+            "/status to say image search is ready",
+            log,
+        )
 
         # The full two-tower replaces the quick one in the running candidate service.
         _wait(lambda: _step_state(output, "two-tower (full)") == "done", 900, "the full two-tower", log)
