@@ -107,6 +107,13 @@ class WarmupRecord:
                 self.quick[name] = version
             self._write()
 
+    def forget_quick(self, name: str) -> None:
+        """A full training finished: whatever it published (or the gate kept), it is the answer;
+        the next run does not train it again."""
+        with self._lock:
+            self.quick.pop(name, None)
+            self._write()
+
     def plan(self, phase: str, names: list[str]) -> None:
         with self._lock:
             self.phase = phase
@@ -311,6 +318,8 @@ class FullQualityWorker(threading.Thread):
             self.echo(f"background: {step.name} FAILED (exit {rc}); the served models are unchanged. Log: {log_path}")
             return False
         self.record.mark(step.name, "done", seconds=seconds)
+        if step.model:  # even if the publish gate kept the quick model: it beat the full one
+            self.record.forget_quick(step.model)
         self.echo(f"background: {step.name}: done in {seconds:.0f}s")
         return True
 

@@ -99,6 +99,20 @@ def test_the_worker_runs_its_steps_in_order_and_records_each(tmp_path):
     assert all(s["seconds"] >= 0 for s in record["steps"])
 
 
+def test_a_finished_full_training_is_not_repeated_even_if_the_gate_kept_the_quick_model(tmp_path):
+    paths = _paths(tmp_path)
+    _publish(paths, "mmoe", "v1")
+    steps = [Step("ranker (full)", lambda p: ["pass"], _always, "mmoe")]
+    worker = _worker(tmp_path, steps)
+    worker.record.remember_quick("mmoe", "v1")
+    worker.start()
+    worker.join(timeout=60)
+    later = WarmupRecord(paths.warmup_file)
+    assert later.quick == {}
+    ranker_full = next(s for s in FULL_QUALITY if s.name == "ranker (full)")
+    assert not ranker_full.needed(paths, later)  # v1 is still served: the gate's choice, kept
+
+
 def test_a_failed_step_stops_the_chain_and_says_so(tmp_path):
     out = tmp_path / "ran.txt"
     steps = [
