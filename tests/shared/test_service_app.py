@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -82,11 +81,12 @@ def test_metrics_names_and_500_without_a_traceback(tmp_path: Path) -> None:
 
 
 def test_sheds_are_counted(tmp_path: Path) -> None:
-    release = threading.Event()
+    release, entered = threading.Event(), threading.Event()
     router = APIRouter()
 
     @router.get("/slow")
     def slow() -> dict[str, bool]:
+        entered.set()
         return {"released": release.wait(10)}
 
     app = model_service_app("toy", ServiceSettings(max_in_flight=1), [ModelSlot("toy", tmp_path, _loader)], dict)
@@ -94,11 +94,9 @@ def test_sheds_are_counted(tmp_path: Path) -> None:
     with TestClient(app) as client:
         first = threading.Thread(target=client.get, args=("/slow",))
         first.start()
-        for _ in range(100):  # until the first request is inside the app
-            shed = client.get("/echo-nothing")
-            if shed.status_code == 503:
-                break
-            time.sleep(0.02)
+        # Inside the app, not only started: a busy machine took over 2 s to get there once.
+        assert entered.wait(30)
+        shed = client.get("/echo-nothing")
         release.set()
         first.join()
         assert shed.status_code == 503 and shed.headers["retry-after"] == "1"
