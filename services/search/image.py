@@ -19,7 +19,6 @@ Three signals, each an L2-normalised vector:
 
 from __future__ import annotations
 
-import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +26,6 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-
-log = logging.getLogger(__name__)
 
 EMBEDDER_NAME = "efficientnet-lite0 imagenet, global-avg-pool 1280-d"
 IMAGE_SIZE = 224
@@ -145,29 +142,16 @@ class ImageEmbedder:
     unavailable (services.search.onnx_models explains the choice and the export cache)."""
 
     def __init__(self, device: str | None = None, backend: str | None = None, threads: int | None = None) -> None:
-        from services.search.onnx_models import (
-            cached_model,
-            default_threads,
-            model_file_name,
-            onnxruntime_available,
-            requested_backend,
-            session,
-        )
+        from services.search.onnx_models import onnx_session
 
-        choice = requested_backend(backend)
         self._lock = threading.Lock()
-        self.session: Any = None
         self.model: Any = None
-        if choice != "torch" and device in (None, "cpu") and (choice == "onnx" or onnxruntime_available()):
-            try:
-                path = cached_model(model_file_name(ONNX_NAME, WEIGHTS_PACKAGE), _export_features)
-                self.session = session(path, default_threads() if threads is None else threads)
-                self.backend, self.device = "onnx", "cpu"
-                return
-            except Exception as exc:
-                if choice == "onnx":
-                    raise
-                log.warning("ONNX Runtime photo embedder unavailable (%s); using torch", exc)
+        self.session: Any = onnx_session(
+            ONNX_NAME, WEIGHTS_PACKAGE, _export_features, "photo embedder", backend, device, threads
+        )
+        if self.session is not None:
+            self.backend, self.device = "onnx", "cpu"
+            return
         import torch
 
         self.torch = torch

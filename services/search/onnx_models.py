@@ -125,6 +125,31 @@ def export_module(module: Any, args: tuple[Any, ...], path: Path, inputs: list[s
         )
 
 
+def onnx_session(
+    model: str,
+    weights_package: str,
+    export: Callable[[Path], None],
+    what: str,
+    backend: str | None = None,
+    device: str | None = None,
+    threads: int | None = None,
+) -> Any | None:
+    """The ORT session of ``model`` (exported by ``export`` on first use), or None where torch runs
+    it instead: ``torch`` asked for, a device other than the CPU, or (``auto``) onnxruntime missing
+    or the export failing. With ``onnx`` asked for, a failure raises instead of falling back."""
+    choice = requested_backend(backend)
+    if choice == "torch" or device not in (None, "cpu") or (choice == "auto" and not onnxruntime_available()):
+        return None
+    try:
+        path = cached_model(model_file_name(model, weights_package), export)
+        return session(path, default_threads() if threads is None else threads)
+    except Exception as exc:
+        if choice == "onnx":
+            raise
+        log.warning("ONNX Runtime %s unavailable (%s); using torch", what, exc)
+        return None
+
+
 def default_threads() -> int:
     """``HM_SEARCH_ORT_THREADS`` (0: one per core), default 1: measured on the shared 2-core
     machine (load 4), one ORT thread plus the index build's decode thread embedded 1,000 photos

