@@ -36,7 +36,7 @@ from typing import Any
 
 from shared.artifacts import ArtifactError, resolve_version
 from shared.atomic import atomic_path
-from shared.config import PathSettings
+from shared.config import FULL_RANKER_STEP, FULL_TWO_TOWER_STEP, PHOTO_INDEX_STEP, PathSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Background steps yield the CPU to the services answering the page.
@@ -51,8 +51,11 @@ def served_version(paths: PathSettings, name: str) -> str | None:
 
 
 def search_manifest(paths: PathSettings) -> dict[str, Any] | None:
+    """The search index's manifest, or None when there is none (or it is unreadable)."""
+    from services.search.index import read_manifest  # lazy: the search stack is heavy to import
+
     try:
-        manifest = json.loads((paths.search_dir / "manifest.json").read_text())
+        manifest = read_manifest(paths.search_dir)
     except (OSError, ValueError):
         return None
     return manifest if isinstance(manifest, dict) else None
@@ -60,15 +63,16 @@ def search_manifest(paths: PathSettings) -> dict[str, Any] | None:
 
 def index_has_photos(paths: PathSettings) -> bool:
     """The served index is complete (``hmrec index`` finished its photo step, or the data has no
-    photos). A text-only index says ``image_index.status: pending``; a manifest from before that
-    field existed is complete when its photo embeddings are there."""
+    photos), in the index's own words (``services.search.index.image_status``). A manifest from
+    before ``image_index`` existed and without photo embeddings may be a build stopped before its
+    photos: the photo step runs (it is quick and harmless when there are none)."""
+    from services.search.index import ABSENT, COMPLETE, IMAGE_STATUS_KEY, image_status
+
     manifest = search_manifest(paths)
     if manifest is None:
         return False
-    image_index = manifest.get("image_index")
-    if isinstance(image_index, dict):
-        return image_index.get("status") in ("complete", "absent")
-    return (paths.search_dir / "image_embeddings.parquet").exists()
+    status = image_status(manifest, paths.search_dir)
+    return status == COMPLETE or (status == ABSENT and IMAGE_STATUS_KEY in manifest)
 
 
 # --- the record -----------------------------------------------------------------------------------
@@ -201,12 +205,12 @@ FIRST_PAGE: list[Step] = [
 FULL_QUALITY: list[Step] = [
     # Photos first: image search is missing until they are in; the feed already works.
     Step(
-        "photo index",
+        PHOTO_INDEX_STEP,
         lambda p: ["index", "images"] if search_manifest(p) is not None else ["index"],
         lambda p, _r: not index_has_photos(p),
     ),
-    Step("two-tower (full)", lambda p: ["train", "candidate"], _quick_is_served("two_tower"), "two_tower"),
-    Step("ranker (full)", lambda p: ["train", "ranker"], _quick_is_served("mmoe"), "mmoe"),
+    Step(FULL_TWO_TOWER_STEP, lambda p: ["train", "candidate"], _quick_is_served("two_tower"), "two_tower"),
+    Step(FULL_RANKER_STEP, lambda p: ["train", "ranker"], _quick_is_served("mmoe"), "mmoe"),
     Step(
         "candidates for every customer",
         lambda p: ["infer"],

@@ -19,6 +19,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 WARMUP_FILE = "warmup.json"
+# Step names in that record which the gateway's /status reads (pipeline/warmup.py writes them).
+PHOTO_INDEX_STEP = "photo index"
+FULL_TWO_TOWER_STEP = "two-tower (full)"
+FULL_RANKER_STEP = "ranker (full)"
 
 
 class PathSettings(BaseSettings):

@@ -17,10 +17,9 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from shared.config import WARMUP_FILE
+from shared.config import FULL_RANKER_STEP, FULL_TWO_TOWER_STEP, PHOTO_INDEX_STEP, WARMUP_FILE
 
-FULL_MODEL_STEPS = ("two-tower (full)", "ranker (full)")
-PHOTO_STEP = "photo index"
+FULL_MODEL_STEPS = (FULL_TWO_TOWER_STEP, FULL_RANKER_STEP)
 
 
 def read_record(output_dir: Path) -> dict[str, Any] | None:
@@ -83,7 +82,7 @@ def image_part(deps: dict[str, dict[str, Any]], record: dict[str, Any] | None) -
         return _part("warming", f"indexing photos, {progress:.0%}".replace("%", " %"), progress=round(progress, 3))
     if not search.get("ready"):
         return _part("unavailable", "the search service is not ready")
-    if _steps(record, (PHOTO_STEP,)):
+    if _steps(record, (PHOTO_INDEX_STEP,)):
         return _part("warming", "indexing photos", progress=0.0)
     return _part("ready", "search by photo")
 
