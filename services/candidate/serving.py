@@ -25,6 +25,7 @@ from services.candidate.artifact import LoadedTwoTower, load_two_tower
 from services.candidate.stage_one import (
     TABLES_SUBDIR,
     StageOneConfig,
+    StageOneLists,
     StageOneTables,
     stage_one,
     stage_one_lists,
@@ -68,6 +69,13 @@ class ServingModel:
         recent = [list(recent_article_ids)] if recent_article_ids else None
         return stage_one(self.tables, self.source, [customer_id], self.config, recent)
 
+    def _lists(self, customer_id: str, recent_article_ids: list[str] | None) -> tuple[bool, StageOneLists]:
+        """(cold_start, one customer's stage-one lists): what both request wires are written from."""
+        recent = [list(recent_article_ids)] if recent_article_ids else None
+        lists = stage_one_lists(self.tables, self.source, [customer_id], self.config, recent)
+        cold = bool((self.tables.customer_rows(np.array([customer_id], dtype=object)) < 0)[0])
+        return cold, lists
+
     def recommend(
         self, customer_id: str, k: int, recent_article_ids: list[str] | None
     ) -> tuple[bool, list[tuple[str, float, dict[str, float]]]]:
@@ -75,9 +83,7 @@ class ServingModel:
 
         The same lists as :meth:`candidates` (one function), without building a DataFrame:
         per request that cost more than the sources themselves."""
-        recent = [list(recent_article_ids)] if recent_article_ids else None
-        lists = stage_one_lists(self.tables, self.source, [customer_id], self.config, recent)
-        cold = bool((self.tables.customer_rows(np.array([customer_id], dtype=object)) < 0)[0])
+        cold, lists = self._lists(customer_id, recent_article_ids)
         ids = self.tables.article_ids[lists.article[:k]].tolist()
         cosine = lists.cosine[:k].astype(np.float64).tolist()
         values = lists.values[:k].astype(np.float64).tolist()
@@ -113,9 +119,7 @@ class ServingModel:
         no per-candidate dicts at all. Scores are the float64 the objects carry; sources the
         float32 the ranker reads (shared.candidates), 0 where the objects leave a source out
         (not proposed, or not > 0)."""
-        recent = [list(recent_article_ids)] if recent_article_ids else None
-        lists = stage_one_lists(self.tables, self.source, [customer_id], self.config, recent)
-        cold = bool((self.tables.customer_rows(np.array([customer_id], dtype=object)) < 0)[0])
+        cold, lists = self._lists(customer_id, recent_article_ids)
         values = lists.values[:k]
         sources = np.ascontiguousarray(np.where(values > 0, values, 0.0).astype(np.float32).T)
         return orjson.dumps(
