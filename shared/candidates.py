@@ -7,7 +7,7 @@ the wire the same values travel as a ``sources`` dict per candidate (only the no
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,12 +27,22 @@ def source_matrix(frame: pd.DataFrame) -> np.ndarray:
     return out
 
 
+_SOURCE_INDEX = {name: j for j, name in enumerate(CANDIDATE_SOURCES)}
+
+
 def source_matrix_from_dicts(sources: Iterable[Mapping[Any, float]]) -> np.ndarray:
     """The same matrix from per-candidate ``{source: score}`` dicts (the wire format)."""
     rows = list(sources)
     out = np.zeros((len(rows), len(CANDIDATE_SOURCES)), dtype=np.float32)
-    col = {s: j for j, s in enumerate(CANDIDATE_SOURCES)}
     for i, row in enumerate(rows):
         for name, value in row.items():
-            out[i, col[name]] = value
+            out[i, _SOURCE_INDEX[name]] = value
+    return out
+
+
+def source_matrix_from_columns(sources: Mapping[Any, Sequence[float]], n: int) -> np.ndarray:
+    """The same matrix from one column per source (the columns wire; a source left out is 0)."""
+    out = np.zeros((n, len(CANDIDATE_SOURCES)), dtype=np.float32)
+    for name, values in sources.items():
+        out[:, _SOURCE_INDEX[name]] = values
     return out

@@ -21,14 +21,13 @@ from services.ranker.features import FEATURE_NAMES, FeatureStore, compute_featur
 from services.ranker.model import DEFAULT_SCORE_WEIGHTS, NumpyMMoE
 from services.ranker.session_features import apply_session
 from shared.artifacts import ArtifactError, read_metadata
-from shared.candidates import source_matrix, source_matrix_from_dicts
-from shared.schemas import CANDIDATE_SOURCES, Candidate
+from shared.candidates import source_matrix, source_matrix_from_columns, source_matrix_from_dicts
+from shared.schemas import Candidate
 from shared.wire import RankColumnsRequest
 
 STORE_SUBDIR = "feature_store"
 MODEL_SUBDIR = "model"
 SCHEMA_FILE = "feature_schema.json"
-_SOURCE_COLUMN = {name: j for j, name in enumerate(CANDIDATE_SOURCES)}
 
 
 @dataclass
@@ -157,10 +156,7 @@ class LoadedRanker:
         """``/rank?wire=columns`` (shared.wire.RankColumnsRequest -> RankColumns) as JSON bytes:
         the same ranking as :meth:`answer_json` of the same candidates, read from and written as
         columns (no task scores: the gateway orders by the combined score only)."""
-        n = len(body.article_ids)
-        sources = np.zeros((n, len(CANDIDATE_SOURCES)), dtype=np.float32)
-        for name, values in body.sources.items():
-            sources[:, _SOURCE_COLUMN[name]] = values
+        sources = source_matrix_from_columns(body.sources, len(body.article_ids))
         ranked = self.rank(body.customer_id, body.article_ids, body.scores, body.k, sources, body.recent_article_ids)
         return orjson.dumps(
             {
