@@ -1,7 +1,7 @@
 """Photo indexing speed: the index step (``build_image_index``) with each backend, on real photos.
 
-    .venv/bin/python benchmarks/bench_image_embed.py --images 1000 --backends torch,onnx --json out.json
-    .venv/bin/python benchmarks/bench_image_embed.py --sweep          # CNN alone: ONNX batch x threads
+    .venv/bin/python benchmarks/bench_image_embed.py --data-dir REAL --images 1000 --backends torch,onnx --json out.json
+    .venv/bin/python benchmarks/bench_image_embed.py --data-dir REAL --sweep          # CNN alone: ONNX batch x threads
 
 What ``hmrec index`` spends its time on: decoding each photo to a 224x224 square (PIL), the garment
 colour histogram (NumPy) and the CNN features (ONNX Runtime, or torch as the fallback / on a GPU).
@@ -31,8 +31,6 @@ sys.path.insert(0, str(ROOT))
 import shared.config  # noqa: E402,F401  (sets the TF env vars first)
 from services.search.image import ImageEmbedder, load_photo  # noqa: E402
 from services.search.index import IMAGE_FILE, build_image_index, photo_path, read_image_embeddings  # noqa: E402
-
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "hm_sample"
 
 
 def build(backend: str, articles, images_dir: Path, batch: int, threads: int) -> dict:
@@ -85,7 +83,7 @@ def sweep(paths: list[Path]) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="articles.csv + images/")
+    ap.add_argument("--data-dir", type=Path, required=True, help="articles.csv + images/ (e.g. the real H&M sample)")
     ap.add_argument("--images", type=int, default=1000)
     ap.add_argument("--backends", default="torch,onnx")
     ap.add_argument("--batch", type=int, default=32)

@@ -37,7 +37,9 @@ def percentiles(seconds: list[float]) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--index-dir", type=Path, default=Path("output/search"))
-    parser.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/hm_sample")
+    parser.add_argument(
+        "--data-dir", type=Path, required=True, help="articles.csv + images/ (e.g. the real H&M sample)"
+    )
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--photos", type=int, default=100, help="image queries to time")
     parser.add_argument("--build-photos", type=int, default=200, help="photos to embed for the build timing")

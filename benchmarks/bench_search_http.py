@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -29,18 +28,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import aiohttp  # noqa: E402
+from bench_gateway import free_port, run_load  # noqa: E402
+
 ADJECTIVES = ["", "cheap ", "soft ", "summer ", "long ", "short ", "slim ", "cotton ", "warm ", "casual ", "party "]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def queries(data_dir: Path, n: int, mix: str, seed: int = 0) -> tuple[list[str], float]:
@@ -68,30 +61,25 @@ def queries(data_dir: Path, n: int, mix: str, seed: int = 0) -> tuple[list[str],
     return picked, repeats / n
 
 
-async def fire(url: str, qs: list[str], concurrency: int, mode: str) -> list[float]:
-    import aiohttp
-
-    latencies: list[float] = []
-    it = iter(qs)
+async def fire(url: str, qs: list[str], concurrency: int, mode: str, server_pid: int | None = None) -> dict:
+    """Each query once, from ``concurrency`` workers (bench_gateway's load loop); any non-200 is fatal."""
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
-
-        async def worker() -> None:
-            for q in it:
-                t = time.perf_counter()
-                async with session.post(url, json={"query": q, "k": 100, "mode": mode}) as r:
-                    await r.read()
-                    if r.status != 200:
-                        raise RuntimeError(f"HTTP {r.status} for {q!r}")
-                latencies.append(time.perf_counter() - t)
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return latencies
+        result = await run_load(
+            session,
+            lambda i: ("POST", url, {"json": {"query": qs[i], "k": 100, "mode": mode}}),
+            len(qs),
+            concurrency,
+            service_pids={"search": server_pid} if server_pid else None,
+        )
+    if result["errors"]:
+        raise RuntimeError(f"{result['errors']} of {len(qs)} queries answered other than 200")
+    return result
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--index-dir", type=Path, required=True)
-    ap.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data" / "hm_sample")
+    ap.add_argument("--data-dir", type=Path, required=True, help="articles.csv to word queries from")
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--concurrency", type=int, default=16)
@@ -131,23 +119,20 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}/search/text"
         asyncio.run(fire(url, warm, args.concurrency, args.mode))
         load0 = os.getloadavg()[0]
-        cpu0, t0 = cpu_seconds(server.pid), time.perf_counter()
-        latencies = asyncio.run(fire(url, timed, args.concurrency, args.mode))
-        wall, cpu = time.perf_counter() - t0, cpu_seconds(server.pid) - cpu0
+        result = asyncio.run(fire(url, timed, args.concurrency, args.mode, server.pid))
     finally:
         server.terminate()
         server.wait(10)
-    ms = np.array(latencies) * 1000
     row = {
         "label": args.label,
         "mix": args.mix,
         "repeat_share": round(repeat_share, 3),
         "requests": len(timed),
         "concurrency": args.concurrency,
-        "req_per_s": round(len(timed) / wall, 1),
-        "p50_ms": round(float(np.percentile(ms, 50)), 1),
-        "p99_ms": round(float(np.percentile(ms, 99)), 1),
-        "server_cpu_ms_per_query": round(1000 * cpu / len(timed), 2),
+        "req_per_s": round(result["rps"], 1),
+        "p50_ms": round(result["p50"], 1),
+        "p99_ms": round(result["p99"], 1),
+        "server_cpu_ms_per_query": round(result["service_cpu_ms"]["search"], 2),
         "load_average": [round(load0, 2), round(os.getloadavg()[0], 2)],
         "env": args.env,
     }
