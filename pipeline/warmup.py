@@ -231,6 +231,25 @@ def hmrec_command(args: list[str], niceness: int = 0) -> list[str]:
     return ["nice", "-n", str(niceness), *cmd] if niceness else cmd
 
 
+class StepFailed(RuntimeError):
+    def __init__(self, args: list[str], exit_code: int, seconds: float) -> None:
+        super().__init__(f"`hmrec {' '.join(args)}` failed with exit code {exit_code}")
+        self.exit_code, self.seconds = exit_code, seconds
+
+
+def run_foreground(args: list[str], env: dict[str, str], label: str, echo: Callable[[str], None]) -> float:
+    """``hmrec ARGS`` as a subprocess in our process group (Ctrl-C stops it too); its seconds, or
+    :class:`StepFailed`."""
+    echo(f"{label}: hmrec {' '.join(args)}")
+    started = time.monotonic()
+    rc = subprocess.call(hmrec_command(args), cwd=REPO_ROOT, env=env)
+    seconds = round(time.monotonic() - started, 1)
+    if rc != 0:
+        raise StepFailed(args, rc, seconds)
+    echo(f"{label}: done in {seconds:.0f}s")
+    return seconds
+
+
 def run_quick_steps(
     paths: PathSettings, env: dict[str, str], record: WarmupRecord, echo: Callable[[str], None]
 ) -> None:
@@ -239,18 +258,14 @@ def run_quick_steps(
     record.plan("first_page", [s.name for s in todo])
     for step in todo:
         record.mark(step.name, "running", started=datetime.now(UTC).isoformat())
-        args = step.args(paths)
-        echo(f"{step.name}: hmrec {' '.join(args)}")
-        started = time.monotonic()
-        rc = subprocess.call(hmrec_command(args), cwd=REPO_ROOT, env=env)  # Ctrl-C reaches it too
-        seconds = round(time.monotonic() - started, 1)
-        if rc != 0:
-            record.mark(step.name, "failed", seconds=seconds, exit_code=rc)
-            raise RuntimeError(f"`hmrec {' '.join(args)}` failed with exit code {rc}")
+        try:
+            seconds = run_foreground(step.args(paths), env, step.name, echo)
+        except StepFailed as exc:
+            record.mark(step.name, "failed", seconds=exc.seconds, exit_code=exc.exit_code)
+            raise
         record.mark(step.name, "done", seconds=seconds)
         if step.model:
             record.remember_quick(step.model, served_version(paths, step.model))
-        echo(f"{step.name}: done in {seconds:.0f}s")
 
 
 class FullQualityWorker(threading.Thread):

@@ -32,7 +32,7 @@ from urllib.request import urlopen
 import click
 
 from pipeline.options import path_options, paths_from
-from pipeline.warmup import FULL_QUALITY, FullQualityWorker, WarmupRecord, run_quick_steps
+from pipeline.warmup import FULL_QUALITY, FullQualityWorker, StepFailed, WarmupRecord, run_foreground, run_quick_steps
 from shared.config import PathSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -62,14 +62,10 @@ def _has_data(data_dir: Path) -> bool:
 
 
 def _run_step(args: list[str], env: dict[str, str], label: str) -> None:
-    cmd = [sys.executable, "-m", "pipeline.cli", *args]
-    echo(f"{label}: hmrec {' '.join(args)}")
-    started = time.monotonic()
-    # Same process group as us: Ctrl-C during a step stops the step too.
-    rc = subprocess.call(cmd, cwd=REPO_ROOT, env=env)
-    if rc != 0:
-        raise click.ClickException(f"`hmrec {' '.join(args)}` failed with exit code {rc}")
-    echo(f"{label}: done in {time.monotonic() - started:.0f}s")
+    try:
+        run_foreground(args, env, label, echo)
+    except StepFailed as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _ensure_data(paths: PathSettings, scale: str, env: dict[str, str]) -> None:
@@ -103,7 +99,7 @@ def prepare_first_page(paths: PathSettings, scale: str, env: dict[str, str]) -> 
     record = WarmupRecord(paths.warmup_file)
     try:
         run_quick_steps(paths, env, record, echo)
-    except RuntimeError as exc:
+    except StepFailed as exc:
         raise click.ClickException(str(exc)) from exc
     return record
 
