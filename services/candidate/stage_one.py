@@ -551,19 +551,31 @@ def stage_one(
     ``two_tower`` is a :class:`~services.candidate.two_tower_source.TwoTowerSource` (or None:
     that source is skipped and ``score`` is 0).
     """
-    lists = stage_one_lists(tables, two_tower, customer_ids, config, recent)
-    row, values = lists.row, lists.values
+    return lists_frame(tables, stage_one_lists(tables, two_tower, customer_ids, config, recent))
+
+
+def first_source(values: np.ndarray) -> np.ndarray:
+    """Index into SOURCE_PRIORITY of each candidate's tag: the first source that proposed it."""
     cols = [CANDIDATE_SOURCES.index(s) for s in SOURCE_PRIORITY]
-    first = np.array(SOURCE_PRIORITY, dtype=object)[(values[:, cols] > 0).argmax(axis=1)] if len(row) else []
+    return (values[:, cols] > 0).argmax(axis=1) if len(values) else np.zeros(0, np.int64)
+
+
+def list_ranks(lists: StageOneLists) -> np.ndarray:
+    """int32 stage-one rank of each candidate within its query (1 = first)."""
+    return (_rank_within(lists.row) + 1).astype(np.int32)
+
+
+def lists_frame(tables: StageOneTables, lists: StageOneLists) -> pd.DataFrame:
+    """:class:`StageOneLists` as the candidate frame :func:`stage_one` returns."""
     frame = pd.DataFrame(
         {
-            "customer_id": lists.ids[row].astype(str),
+            "customer_id": lists.ids[lists.row].astype(str),
             "article_id": tables.article_ids[lists.article].astype(str),
             "score": lists.cosine,
-            "source": np.asarray(first, dtype=object).astype(str),
-            "rank": (_rank_within(row) + 1).astype(np.int32),
+            "source": np.array(SOURCE_PRIORITY, dtype=object)[first_source(lists.values)].astype(str),
+            "rank": list_ranks(lists),
         }
     )
     for j, name in enumerate(SOURCE_COLUMNS):
-        frame[name] = values[:, j]
+        frame[name] = lists.values[:, j]
     return frame

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from services.candidate.artifact import LoadedTwoTower
-from services.candidate.features import article_dynamic_features, article_stats, query_features
+from services.candidate.features import QueryFeatureTable, article_dynamic_features, article_stats, query_features
 from services.candidate.index import ExactIndex
 from services.candidate.infer import allowed_articles, features_date
 from services.candidate.settings import FilterConfig
@@ -62,8 +62,10 @@ class TwoTowerSource:
 
     @classmethod
     def offline(
-        cls, model: LoadedTwoTower, dataset: object, cutoff: date | None, not_sold_weeks: int
+        cls, model: LoadedTwoTower, dataset: object, cutoff: date | None, not_sold_weeks: int, many_chunks: bool = False
     ) -> TwoTowerSource:
+        """Query inputs from the transactions as of ``cutoff``; ``many_chunks``: the caller will
+        ask for customers in many chunks (a batch), so compute everyone's once up front."""
         as_of = features_date(model, cutoff)
         tx = dataset.transactions  # type: ignore[attr-defined]
         if as_of == pd.Timestamp(model.metadata["features_as_of"]):
@@ -73,8 +75,12 @@ class TwoTowerSource:
             stats = article_stats(model.space.article_ids, tx, as_of)
         allowed = allowed_articles(model, stats, FilterConfig(not_sold_weeks=not_sold_weeks), as_of)
 
+        customers = dataset.customers  # type: ignore[attr-defined]
+        if many_chunks:  # every customer's inputs once, not a rescan of the transactions per chunk
+            return cls(model, index, _never_empty(allowed), as_of, QueryFeatureTable(model.space, customers, tx, as_of))
+
         def features_for(ids: np.ndarray) -> dict[str, np.ndarray]:
-            return query_features(model.space, dataset.customers, tx, ids, as_of)  # type: ignore[attr-defined]
+            return query_features(model.space, customers, tx, ids, as_of)
 
         return cls(model, index, _never_empty(allowed), as_of, features_for)
 

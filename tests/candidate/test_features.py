@@ -48,6 +48,24 @@ def test_history_is_most_recent_distinct_purchases_before_the_day(toy):
     assert feats["fn"].tolist() == [1.0, 0.0, 1.0]
 
 
+def test_the_query_table_answers_what_query_features_does(toy):
+    """Everyone's query inputs computed once (the batch path) equal a call for those customers
+    alone, an id the data has never seen included."""
+    from services.candidate.features import QueryFeatureTable
+
+    space = build_feature_space(toy.articles, toy.customers, toy.transactions, CUTOFF)
+    ids = np.array([cid(4), cid(2), "f" * 64, cid(1), cid(2)], dtype=object)  # cid(2) twice
+    table = QueryFeatureTable(space, toy.customers, toy.transactions, CUTOFF)
+    direct = query_features(space, toy.customers, toy.transactions, ids, CUTOFF)
+    looked_up = table(ids)
+    assert set(looked_up) == set(direct)
+    for name, values in direct.items():
+        np.testing.assert_array_equal(looked_up[name], values, err_msg=name)
+    assert looked_up["history"][3].any() and not looked_up["history"][2].any()
+    np.testing.assert_array_equal(looked_up["history"][4], looked_up["history"][1])  # both copies
+    assert looked_up["history"][1].any()
+
+
 def test_training_examples_use_each_weeks_own_history(toy):
     space = space_of(toy)
     x, y = training_examples(space, toy.customers, toy.transactions, CUTOFF, weeks=3)

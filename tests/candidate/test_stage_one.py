@@ -119,6 +119,47 @@ def test_the_service_serves_what_the_batch_computes(trained, tiny_dataset, tiny_
         np.testing.assert_allclose(online.filter(like="src_"), mine.filter(like="src_"), atol=1e-5)
 
 
+@pytest.mark.slow
+def test_the_batch_file_is_stage_one_customer_by_customer(trained, tiny_dataset, tiny_cutoff, tmp_path):
+    """``hmrec infer``'s file (chunks of 7, everyone's query inputs computed once, columns
+    gathered by arrow, exclusions dropped from the arrays) holds exactly what :func:`stage_one`
+    gives each customer alone from the transactions, with the exclusions filtered out after."""
+    from services.candidate.artifact import load_two_tower
+    from services.candidate.batch import write_stage_one
+    from services.candidate.two_tower_source import TwoTowerSource
+
+    model = load_two_tower(trained / "two_tower" / "v1")
+    config = StageOneConfig.from_dict(model.metadata.get("stage_one"))
+    customers = sorted(tiny_dataset.customers["customer_id"].astype(str))[:30] + ["f" * 64]  # last: unknown
+    excluded_index = str(tiny_dataset.articles["index_name"].iloc[0])
+    out = tmp_path / "stage_one.parquet"
+    stats = write_stage_one(
+        model,
+        tiny_dataset,
+        out,
+        customer_ids=customers,
+        config=config,
+        exclude_attributes={"index_name": [excluded_index]},
+        chunk_size=7,
+        progress=False,
+    )
+    written = pd.read_parquet(out)
+    assert stats.rows == len(written) and stats.customers == written["customer_id"].nunique() == len(customers)
+
+    source = TwoTowerSource.offline(model, tiny_dataset, None, config.not_sold_weeks)  # per call, no table
+    tables = build_tables(
+        tiny_dataset.transactions, tiny_dataset.customers, tiny_dataset.articles, source.as_of, not_sold_weeks=8
+    )
+    dropped = set(tiny_dataset.articles.loc[tiny_dataset.articles["index_name"] == excluded_index, "article_id"])
+    assert dropped and not set(written["article_id"]) & dropped
+    for c in customers:
+        alone = stage_one(tables, source, [c], config)
+        alone = alone[~alone["article_id"].isin(dropped)].reset_index(drop=True)
+        alone["rank"] = np.arange(1, len(alone) + 1, dtype=np.int32)
+        mine = written[written["customer_id"] == c].reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine[alone.columns], alone, check_dtype=False, atol=1e-6)
+
+
 def test_expand_lists_every_csr_entry_of_every_key():
     from services.candidate.stage_one import _expand
 
