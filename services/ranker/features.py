@@ -637,11 +637,11 @@ def candidate_ranks(customer_ids: np.ndarray, scores: np.ndarray) -> tuple[np.nd
     Tied scores share the best rank of the tie (the number of strictly better scores), so the
     features do not depend on the order the candidates arrive in.
     """
-    customer_ids = np.asarray(customer_ids, dtype=object)
-    if len(customer_ids) and (customer_ids == customer_ids[0]).all():
-        groups = np.zeros(len(customer_ids), dtype=np.intp)  # one customer (a request): what factorize gives
-    else:
-        groups, _ = pd.factorize(customer_ids)
+    return group_ranks(customer_groups(np.asarray(customer_ids, dtype=object)), scores)
+
+
+def group_ranks(groups: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`candidate_ranks` with each row's customer given as an int (``groups``)."""
     order = np.lexsort((-scores, groups))
     sorted_groups = groups[order]
     sorted_scores = scores[order]
@@ -709,10 +709,42 @@ def compute_features(
     """
     customer_ids = np.asarray(customer_ids, dtype=object)
     article_ids = np.asarray(article_ids, dtype=object)
-    scores = np.asarray(scores, dtype=np.float64)
     n = len(customer_ids)
-    if not (len(article_ids) == len(scores) == n):
+    if not (len(article_ids) == len(np.asarray(scores)) == n):
         raise ValueError("customer_ids, article_ids and scores must have the same length")
+    if n == 0:
+        return np.empty((0, N_FEATURES), dtype=np.float32)
+    return compute_row_features(
+        store,
+        store.customer_rows(customer_ids),
+        store.article_rows(article_ids),
+        customer_groups(customer_ids),
+        scores,
+        sources,
+    )
+
+
+def customer_groups(customer_ids: np.ndarray) -> np.ndarray:
+    """An int per row naming its customer (equal ids, equal ints)."""
+    if len(customer_ids) and (customer_ids == customer_ids[0]).all():
+        return np.zeros(len(customer_ids), dtype=np.intp)  # one customer (a request): what factorize gives
+    return pd.factorize(customer_ids)[0]
+
+
+def compute_row_features(
+    store: FeatureStore,
+    c: np.ndarray,
+    a: np.ndarray,
+    groups: np.ndarray,
+    scores: np.ndarray | list[float],
+    sources: np.ndarray | None = None,
+) -> np.ndarray:
+    """:func:`compute_features` for rows already looked up: ``c`` / ``a`` the store's customer
+    and article rows (:meth:`FeatureStore.customer_rows`, :meth:`FeatureStore.article_rows`),
+    ``groups`` an int per row naming its customer (:func:`customer_groups`; the batch re-ranker
+    passes its own, so 271M ids are never Python strings)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    n = len(c)
     out = np.empty((n, N_FEATURES), dtype=np.float32)
     if n == 0:
         return out
@@ -721,10 +753,7 @@ def compute_features(
         scores = np.where(np.isfinite(scores), scores, finite.min() if len(finite) else 0.0)
     clipped: np.ndarray = np.clip(scores, -SCORE_LIMIT, SCORE_LIMIT)
 
-    c = store.customer_rows(customer_ids)
-    a = store.article_rows(article_ids)
-    ranks, best = candidate_ranks(customer_ids, clipped)
-    col = 0
+    ranks, best = group_ranks(groups, clipped)
     out[:, 0] = clipped
     out[:, 1] = best - clipped
     out[:, 2] = np.log1p(ranks)

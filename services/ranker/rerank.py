@@ -2,10 +2,17 @@
 
 Reads ``inference_results.parquet`` (stage one's customer_id, article_id, score, rank and
 ``src_<source>`` columns) in record batches, keeps each customer's first ``max_candidates``
-in stage-one order (all of them by default, as ``/recommend`` does), scores them with the ranker and streams the top ``k`` per customer into the output parquet (written
-beside the target and renamed into place). A customer's rows must be contiguous in the
-input (the candidate stage writes them that way); a customer seen twice is an error rather
-than a silently split list.
+in stage-one order (all of them by default, as ``/recommend`` does), scores them with the
+ranker and streams the top ``k`` per customer into the output parquet (written beside the
+target and renamed into place). A customer's rows must be contiguous in the input (the
+candidate stage writes them that way); a customer seen twice is an error rather than a
+silently split list.
+
+The chunks stay arrow tables: at Kaggle scale the file holds 271M candidates, and turning
+their two id columns into Python strings (then pandas sorts and group-bys on them) was most
+of this stage. Ids are looked up once per distinct value of a chunk, rows are ints from
+there on, and the output's ids are gathered by arrow. The scores are
+:meth:`~services.ranker.serving.LoadedRanker.rerank_frame`'s (tests/ranker prove it).
 """
 
 from __future__ import annotations
@@ -16,8 +23,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from services.ranker.serving import LoadedRanker
@@ -43,48 +51,133 @@ class RerankStats:
         )
 
 
+def _customer_runs(column: pa.Array) -> tuple[np.ndarray, list[str]]:
+    """(per row, the number of its customer in order of appearance; those customers' ids)."""
+    encoded = pc.dictionary_encode(column)
+    return encoded.indices.to_numpy(zero_copy_only=False), encoded.dictionary.to_pylist()
+
+
 def customer_chunks(
     source: Path, chunk_customers: int, customer_ids: list[str] | None = None, batch_rows: int = 200_000
-) -> Iterator[pd.DataFrame]:
-    """Frames holding whole customers (about ``chunk_customers`` each), in file order."""
+) -> Iterator[pa.Table]:
+    """Tables holding whole customers (``chunk_customers`` each, the last fewer), in file order."""
     file = pq.ParquetFile(source)
-    wanted = set(customer_ids) if customer_ids else None
+    wanted = pa.array(sorted(set(customer_ids)), pa.string()) if customer_ids else None
     seen: set[str] = set()
-    carry = pd.DataFrame()
+    carry: pa.Table | None = None
     present = set(file.schema_arrow.names)
     columns = ["customer_id", "article_id", "score", *[c for c in ("rank", *SOURCE_COLUMNS) if c in present]]
+
+    def complete(table: pa.Table, runs: np.ndarray, ids: list[str], n_done: int) -> Iterator[pa.Table]:
+        """The rows of customers 0 .. n_done - 1 (contiguous, since ``runs`` never decreases)."""
+        again = seen.intersection(ids[:n_done])
+        if again:
+            raise ValueError(f"{source}: rows of customer {next(iter(again))} are not contiguous")
+        seen.update(ids[:n_done])
+        for start in range(0, n_done, chunk_customers):
+            lo, hi = np.searchsorted(runs, [start, min(start + chunk_customers, n_done)])
+            yield table.slice(int(lo), int(hi - lo))
+
     for batch in file.iter_batches(batch_size=batch_rows, columns=columns):
-        frame = batch.to_pandas()
+        table = pa.Table.from_batches([batch])
         if wanted is not None:
-            frame = frame[frame["customer_id"].isin(wanted)]
-        frame = pd.concat([carry, frame], ignore_index=True) if len(carry) else frame
-        if frame.empty:
+            table = table.filter(pc.is_in(table["customer_id"], value_set=wanted))
+        if carry is not None:
+            table = pa.concat_tables([carry, table])
+        if table.num_rows == 0:
             continue
-        order = pd.unique(frame["customer_id"])
+        table = table.combine_chunks()
+        runs, ids = _customer_runs(table["customer_id"].chunk(0))
+        if (np.diff(runs) < 0).any():  # numbered in order of appearance: a step back is a customer again
+            back = int(np.flatnonzero(np.diff(runs) < 0)[0]) + 1
+            raise ValueError(f"{source}: rows of customer {ids[runs[back]]} are not contiguous")
         # The last customer may continue in the next batch: hold it back.
-        complete, last = order[:-1], order[-1]
-        carry = frame[frame["customer_id"] == last]
-        for start in range(0, len(complete), chunk_customers):
-            ids = complete[start : start + chunk_customers]
-            again = seen.intersection(ids)
-            if again:
-                raise ValueError(f"{source}: rows of customer {next(iter(again))} are not contiguous")
-            seen.update(ids)
-            yield frame[frame["customer_id"].isin(set(ids))]
-    if len(carry):
-        if carry["customer_id"].iloc[0] in seen:
-            raise ValueError(f"{source}: rows of customer {carry['customer_id'].iloc[0]} are not contiguous")
-        yield carry
+        last = len(ids) - 1
+        cut = int(np.searchsorted(runs, last))
+        carry = table.slice(cut)
+        yield from complete(table, runs, ids, last)
+    if carry is not None and carry.num_rows:
+        runs, ids = _customer_runs(carry["customer_id"].combine_chunks())
+        yield from complete(carry, runs, ids, len(ids))
 
 
-def best_candidates(frame: pd.DataFrame, max_candidates: int | None) -> pd.DataFrame:
+@dataclass
+class CandidateRows:
+    """One chunk's candidates as arrays: ``group`` numbers each row's customer in customer-id
+    order (the output's order), ``customer`` / ``article`` the ranker store's rows."""
+
+    table: pa.Table
+    group: np.ndarray
+    customer: np.ndarray
+    article: np.ndarray
+    scores: np.ndarray
+    sources: np.ndarray
+
+
+def candidate_rows(ranker: LoadedRanker, table: pa.Table) -> CandidateRows:
+    """Look each distinct customer and article of the chunk up once; every row by int from there."""
+    runs, ids = _customer_runs(table["customer_id"].combine_chunks())
+    by_id = np.argsort(np.asarray(ids, dtype=object), kind="stable")
+    group_of_run = np.empty(len(ids), dtype=np.int64)
+    group_of_run[by_id] = np.arange(len(ids))
+    articles = pc.dictionary_encode(table["article_id"].combine_chunks())
+    article_rows = ranker.store.article_rows(np.asarray(articles.dictionary.to_pylist(), dtype=object))
+    sources = np.zeros((table.num_rows, len(SOURCE_COLUMNS)), dtype=np.float32)
+    for j, name in enumerate(SOURCE_COLUMNS):
+        if name in table.column_names:
+            sources[:, j] = table[name].to_numpy().astype(np.float32, copy=False)
+    return CandidateRows(
+        table,
+        group_of_run[runs],
+        ranker.store.customer_rows(np.asarray(ids, dtype=object))[runs],
+        article_rows[articles.indices.to_numpy(zero_copy_only=False)],
+        table["score"].to_numpy().astype(np.float64),
+        sources,
+    )
+
+
+def _rank_within(sorted_groups: np.ndarray) -> np.ndarray:
+    """0, 1, 2 ... within each run of equal values."""
+    if not len(sorted_groups):
+        return np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.concatenate(([True], sorted_groups[1:] != sorted_groups[:-1])))
+    return np.arange(len(sorted_groups)) - np.repeat(starts, np.diff(np.append(starts, len(sorted_groups))))
+
+
+def best_candidates(table: pa.Table, max_candidates: int | None) -> pa.Table:
     """Each customer's first ``max_candidates`` rows in stage-one order (``rank``; by score in
-    an old file without it); None keeps them all."""
+    an old file without it), customers in id order; None keeps them all, as they are."""
     if max_candidates is None:
-        return frame
-    key = "rank" if "rank" in frame else "score"
-    frame = frame.sort_values(["customer_id", key], ascending=[True, key == "rank"], kind="stable")
-    return frame[frame.groupby("customer_id", sort=False).cumcount() < max_candidates]
+        return table
+    runs, ids = _customer_runs(table["customer_id"].combine_chunks())
+    by_id = np.empty(len(ids), dtype=np.int64)
+    by_id[np.argsort(np.asarray(ids, dtype=object), kind="stable")] = np.arange(len(ids))
+    group = by_id[runs]
+    key = table["rank"].to_numpy() if "rank" in table.column_names else -table["score"].to_numpy()
+    order = np.lexsort((key, group))
+    keep = order[_rank_within(group[order]) < max_candidates]
+    return table.take(pa.array(keep))
+
+
+def rerank_table(ranker: LoadedRanker, table: pa.Table, k: int, schema: pa.Schema) -> pa.Table:
+    """The top ``k`` of each customer's candidates in ``table``, best first, as ``schema``'s
+    columns (:meth:`LoadedRanker.rerank_frame`'s, ties kept in input order)."""
+    rows = candidate_rows(ranker, table)
+    combined, task_scores = ranker.score_store_rows(rows.customer, rows.article, rows.group, rows.scores, rows.sources)
+    order = np.lexsort((-combined, rows.group))
+    rank = _rank_within(rows.group[order]) + 1
+    kept = rank <= k
+    pick, rank = order[kept], rank[kept]
+    taken = pa.array(pick)
+    columns = {
+        "customer_id": pc.take(table["customer_id"], taken),
+        "article_id": pc.take(table["article_id"], taken),
+        "score": pa.array(combined[pick], pa.float64()),
+        **{f"score_{t}": pa.array(v[pick].astype(np.float64), pa.float64()) for t, v in task_scores.items()},
+        "candidate_score": pa.array(rows.scores[pick], pa.float64()),
+        "rank": pa.array(rank.astype(np.int32), pa.int32()),
+    }
+    return pa.table([columns[name] for name in schema.names], schema=schema)
 
 
 def rerank_file(
@@ -118,20 +211,23 @@ def rerank_file(
 
         bar = tqdm(unit="customer", desc="rerank", file=sys.stderr)
     t0 = time.perf_counter()
-    with pq.ParquetWriter(tmp, schema) as writer:
-        for chunk in customer_chunks(Path(source), chunk_customers, customer_ids):
-            chunk = best_candidates(chunk, max_candidates)
-            out = ranker.rerank_frame(chunk, k=k)
-            out["rank"] = out["rank"].astype("int32")
-            writer.write_table(pa.Table.from_pandas(out[schema.names], schema=schema, preserve_index=False))
-            n = chunk["customer_id"].nunique()
-            stats.customers += n
-            stats.rows_in += len(chunk)
-            stats.rows_out += len(out)
-            if bar is not None:
-                bar.update(n)
+    try:
+        with pq.ParquetWriter(tmp, schema) as writer:
+            for chunk in customer_chunks(Path(source), chunk_customers, customer_ids):
+                chunk = best_candidates(chunk, max_candidates)
+                out = rerank_table(ranker, chunk, k, schema)
+                writer.write_table(out)
+                n = len(pc.unique(chunk["customer_id"]))
+                stats.customers += n
+                stats.rows_in += chunk.num_rows
+                stats.rows_out += out.num_rows
+                if bar is not None:
+                    bar.update(n)
+        replace_atomically(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     if bar is not None:
         bar.close()
-    replace_atomically(tmp, target)
     stats.seconds = time.perf_counter() - t0
     return stats

@@ -17,7 +17,7 @@ import orjson
 import pandas as pd
 
 from services.ranker.baseline_order import BaselineOrder
-from services.ranker.features import FEATURE_NAMES, FeatureStore, compute_features
+from services.ranker.features import FEATURE_NAMES, FeatureStore, compute_features, compute_row_features
 from services.ranker.model import DEFAULT_SCORE_WEIGHTS, NumpyMMoE
 from services.ranker.session_features import apply_session
 from shared.artifacts import ArtifactError, read_metadata
@@ -96,6 +96,14 @@ class LoadedRanker:
             compute_features(self.store, customer_ids, article_ids, scores, sources), customer_ids, article_ids, recent
         )
         task_scores = self.model.predict(features)
+        return self.model.combined(task_scores, self.score_weights), task_scores
+
+    def score_store_rows(
+        self, customer: np.ndarray, article: np.ndarray, group: np.ndarray, scores: np.ndarray, sources: np.ndarray
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """:meth:`score_rows` for rows already looked up in the store (no session): the batch
+        re-ranker's path (services/ranker/rerank.py), ``group`` an int naming each row's customer."""
+        task_scores = self.model.predict(compute_row_features(self.store, customer, article, group, scores, sources))
         return self.model.combined(task_scores, self.score_weights), task_scores
 
     def rank(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -48,19 +49,45 @@ def test_rerank_file_writes_top_k_per_customer(tmp_path: Path, models_dir: Path)
 
 def test_chunks_carry_customers_across_batches_and_refuse_split_customers(tmp_path: Path) -> None:
     src = candidate_file(tmp_path / "in.parquet", [C1, C2, C3], [A1, A2, A3])
-    chunks = list(customer_chunks(src, chunk_customers=2, batch_rows=2))
+    chunks = [c.to_pandas() for c in customer_chunks(src, chunk_customers=2, batch_rows=2)]
     # Each customer lands whole in exactly one chunk, in file order.
     owners = [c for chunk in chunks for c in pd.unique(chunk.customer_id)]
     assert owners == [C1, C2, C3]
     assert sorted(pd.concat(chunks).customer_id.value_counts().tolist()) == [3, 3, 3]
-    only = list(customer_chunks(src, 10, customer_ids=[C2]))
+    only = [c.to_pandas() for c in customer_chunks(src, 10, customer_ids=[C2])]
     assert set(pd.concat(only).customer_id) == {C2}
-    bad = tmp_path / "bad.parquet"
-    pd.DataFrame(
-        {"customer_id": [C1, C2, C1], "article_id": [A1, A1, A2], "score": [1.0, 1.0, 0.5], "rank": [1, 1, 2]}
-    ).to_parquet(bad, index=False)
-    with pytest.raises(ValueError, match="not contiguous"):
-        list(customer_chunks(bad, 1, batch_rows=1))
+    for rows in (1, 3):  # the customer comes back in a later batch, or in the same one
+        bad = tmp_path / "bad.parquet"
+        pd.DataFrame(
+            {"customer_id": [C1, C2, C1], "article_id": [A1, A1, A2], "score": [1.0, 1.0, 0.5], "rank": [1, 1, 2]}
+        ).to_parquet(bad, index=False)
+        with pytest.raises(ValueError, match="not contiguous"):
+            list(customer_chunks(bad, 1, batch_rows=rows))
+
+
+def test_the_batch_file_holds_what_rerank_frame_ranks(tmp_path: Path, models_dir: Path) -> None:
+    """The arrow path of the batch (ids looked up once per chunk, rows as ints) gives the scores,
+    ranks and order of :meth:`LoadedRanker.rerank_frame`, the evaluation's path, row for row:
+    unknown customers and articles, source columns and tied scores included."""
+    rng = np.random.default_rng(0)
+    customers = [C3, C1, "d" * 64, C2]  # file order is not id order; "d"*64 is unknown to the store
+    articles = [A1, A2, A3, A4, "0000000077"]
+    rows = []
+    for c in customers:
+        for j, a in enumerate(articles):
+            rows.append((c, a, float(rng.choice([0.5, 0.25, rng.random()])), j + 1))
+    frame = pd.DataFrame(rows, columns=["customer_id", "article_id", "score", "rank"])
+    frame["src_repurchase"] = rng.choice([0.0, 0.7], len(frame)).astype(np.float32)
+    frame["src_popular"] = rng.random(len(frame)).astype(np.float32)
+    src = tmp_path / "in.parquet"
+    frame.to_parquet(src, index=False)
+    ranker = LoadedRanker.load(models_dir / "mmoe" / "v1")
+    rerank_file(ranker, src, tmp_path / "out.parquet", k=4, chunk_customers=3, progress=False)
+    batch = pd.read_parquet(tmp_path / "out.parquet")
+    expected = pd.concat(
+        [ranker.rerank_frame(frame.iloc[:15], k=4), ranker.rerank_frame(frame.iloc[15:], k=4)], ignore_index=True
+    )
+    pd.testing.assert_frame_equal(batch, expected[batch.columns], check_dtype=False)
 
 
 def test_rerank_and_explain_commands(tmp_path: Path, models_dir: Path) -> None:
