@@ -97,6 +97,7 @@ def train_ranker_command(
     from services.ranker.train import TrainConfig, train_ranker
     from shared.artifacts import new_version
     from shared.data import load_dataset
+    from shared.memory import memory_note
     from shared.split import default_cutoff, label_week, purchases_by_customer, shift_cutoff
 
     paths = paths_from(data_dir, output_dir)
@@ -124,7 +125,10 @@ def train_ranker_command(
             continue
         candidates_by_week[week] = candidates_at(two_tower, dataset, week, buyers)
         two_towers.append(two_tower.name)
-        click.echo(f"ranker: {len(candidates_by_week[week]):,} candidates for {len(buyers):,} buyers of that week")
+        click.echo(
+            f"ranker: {len(candidates_by_week[week]):,} candidates for {len(buyers):,} buyers of that week "
+            f"({memory_note()})"
+        )
     if not candidates_by_week:
         raise click.ClickException("no purchases in any training week: nothing to learn from")
     out = train_ranker(

@@ -39,6 +39,7 @@ from services.ranker.model import DEFAULT_TASKS, SINGLE_TASK, MMoEConfig, NumpyM
 from services.ranker.serving import MODEL_SUBDIR, SCHEMA_FILE, STORE_SUBDIR
 from services.ranker.settings import MODEL_NAME
 from shared.artifacts import atomic_model_dir, library_versions, publish
+from shared.memory import memory_note
 from shared.metrics import map_at_k
 
 log = logging.getLogger(__name__)
@@ -265,7 +266,7 @@ def fit_mmoe(data: TrainingData, config: TrainConfig, echo: Callable[[str], None
     metrics = _final_metrics(val, tasks, task_scores, weighted_map, best_map, baseline_map, best_epoch)
     echo(
         f"ranker: best epoch {best_epoch}; score weights {weights} -> validation MAP@12 {weighted_map:.4f} "
-        f"(two-tower order {baseline_map:.4f}); gate usage {gate_usage}"
+        f"(two-tower order {baseline_map:.4f}); gate usage {gate_usage} ({memory_note()})"
     )
     return TrainResult(
         model,
@@ -511,12 +512,12 @@ def train_ranker(
         weeks[week.isoformat()] = build_training_data(candidates, transactions, store, week)
         echo(
             f"ranker: {len(weeks[week.isoformat()]):,} labelled candidate rows for the week of {week} "
-            f"({int(weeks[week.isoformat()].labels['purchase'].sum()):,} bought)"
+            f"({int(weeks[week.isoformat()].labels['purchase'].sum()):,} bought; {memory_note()})"
         )
     meta = {"train_label_weeks": sorted(weeks), "train_label_week_start": max(weeks), **(metadata or {})}
     data = concat_weeks(weeks)
     del weeks
-    echo(f"ranker: training data ready in {time.perf_counter() - t0:.1f}s")
+    echo(f"ranker: training data ready in {time.perf_counter() - t0:.1f}s ({memory_note()})")
     result = fit_mmoe(data, config, echo)
     single = fit_mmoe(data, TrainConfig(**{**asdict(config), "single_task": True}), echo) if with_single_task else None
     # The serving store is built once the training rows are gone: at Kaggle scale the two
@@ -529,7 +530,7 @@ def train_ranker(
     # compares with the baselines, and keeps an incumbent that passed its own gate.
     gate = decide(result.metrics, incumbent, None, incumbent_passed, force)
     meta["publish_gate"] = gate.to_json()
-    echo(f"ranker: publish gate: {gate.action.upper()}: {gate.reason}")
+    echo(f"ranker: serving feature store built ({memory_note()}); publish gate: {gate.action.upper()}: {gate.reason}")
     out: dict[str, Path] = {
         "mmoe": export_ranker(result, serve_store, models_dir, version, meta, make_current=gate.action == "publish")
     }

@@ -66,6 +66,21 @@ def test_the_query_table_answers_what_query_features_does(toy):
     assert looked_up["history"][1].any()
 
 
+def test_the_dynamic_feature_index_is_the_per_day_computation_bit_for_bit():
+    """Training computes the article features at 26 week starts from one sorted index: each
+    equals the direct computation over the rows, whatever the day (before all sales, on a sale
+    day, after all of them), unknown articles (index 0) included."""
+    from services.candidate.features import DynamicFeatureIndex, _dynamic_features
+
+    rng = np.random.default_rng(3)
+    n = 40
+    articles = rng.integers(0, n + 1, 5_000)
+    days = rng.integers(18_000, 18_400, 5_000).astype(np.int32)
+    index = DynamicFeatureIndex(n, articles, days)
+    for end in (17_990, 18_000, 18_001, 18_123, 18_399, 18_400, 18_700):
+        np.testing.assert_array_equal(index.at(end), _dynamic_features(n, articles, days, end), err_msg=str(end))
+
+
 def test_training_examples_use_each_weeks_own_history(toy):
     space = space_of(toy)
     x, y = training_examples(space, toy.customers, toy.transactions, CUTOFF, weeks=3)
