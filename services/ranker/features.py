@@ -125,14 +125,32 @@ _A = {n: i for i, n in enumerate(ARTICLE_FEATURES)}
 
 def _lookup_sorted(keys: np.ndarray, values: np.ndarray, query: np.ndarray, default: float) -> np.ndarray:
     """values[i] where keys[i] == query, else ``default`` (keys sorted ascending, unique)."""
-    out = np.full(query.shape, default, dtype=np.float32)
-    if len(keys) == 0 or len(query) == 0:
-        return out
-    pos = np.searchsorted(keys, query)
-    pos_clipped = np.minimum(pos, len(keys) - 1)
-    hit = (keys[pos_clipped] == query) & (query >= 0)
-    out[hit] = values[pos_clipped[hit]]
-    return out
+    return _lookup_sorted_many(keys, [values], query, [default])[0]
+
+
+def _lookup_sorted_many(
+    keys: np.ndarray, values: list[np.ndarray], query: np.ndarray, defaults: list[float]
+) -> list[np.ndarray]:
+    """:func:`_lookup_sorted` of several value arrays sharing ``keys``, with one search.
+
+    The search runs in the slice of ``keys`` between the smallest and the largest query: a
+    request's or a batch chunk's customers are a few neighbouring rows, so their keys are a few
+    thousand of the store's 27.7M, and the binary search stays in cache."""
+    outs = [np.full(query.shape, d, dtype=np.float32) for d in defaults]
+    valid = query >= 0
+    if len(keys) == 0 or not valid.any():
+        return outs
+    lo, hi = np.searchsorted(keys, [query[valid].min(), query[valid].max()], side="left")
+    hi = min(int(hi) + 1, len(keys))
+    window = keys[lo:hi]
+    if not len(window):
+        return outs
+    pos = np.minimum(np.searchsorted(window, query), len(window) - 1)
+    hit = (window[pos] == query) & valid
+    found = pos[hit] + lo
+    for out, v in zip(outs, values, strict=True):
+        out[hit] = v[found]
+    return outs
 
 
 @dataclass
@@ -661,9 +679,12 @@ def _pair_columns(
     type, price against the customer's level, age-band affinity and taste (PAIR_FEATURES order)."""
     known_pair = (c < store.n_customers) & (a < store.n_articles)
     pair_key = np.where(known_pair, c * store.n_articles + a, -1)
-    times = _lookup_sorted(store.pair_keys, store.pair_count, pair_key, 0.0)
-    days = _lookup_sorted(store.pair_keys, store.pair_days, pair_key, DAYS_CAP)
-    recency = _lookup_sorted(store.pair_keys, store.pair_recency, pair_key, RECENCY_CAP)
+    times, days, recency = _lookup_sorted_many(
+        store.pair_keys,
+        [store.pair_count, store.pair_days, store.pair_recency],
+        pair_key,
+        [0.0, DAYS_CAP, RECENCY_CAP],
+    )
     n_buy = np.maximum(store.customer_n_purchases[c], 1.0)
     code = store.article_code[a]
     typ = store.article_type[a]

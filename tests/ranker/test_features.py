@@ -272,3 +272,20 @@ def test_one_customers_rows_are_bit_identical_to_the_same_rows_in_a_batch(shop_s
             np.r_[sources, sources[:5]],
         )
         np.testing.assert_array_equal(alone, batch[: len(picked)])
+
+
+def test_sorted_lookups_find_every_key_and_only_those() -> None:
+    """The store's lookups (one search per key array, in the slice the queries span) against a
+    plain dict: hits, misses between and outside the keys, and the -1 "no key" query."""
+    from services.ranker.features import _lookup_sorted_many
+
+    rng = np.random.default_rng(1)
+    keys = np.unique(rng.integers(0, 10_000, 3_000))
+    a, b = rng.random(len(keys)).astype(np.float32), rng.random(len(keys)).astype(np.float32)
+    for query in (rng.integers(-1, 10_500, 5_000), keys[100:140] + 0, np.array([-1, -1]), np.array([keys[-1] + 1])):
+        got_a, got_b = _lookup_sorted_many(keys, [a, b], query, [-5.0, 7.0])
+        table = dict(zip(keys.tolist(), range(len(keys)), strict=True))
+        want_a = np.array([a[table[q]] if q in table else -5.0 for q in query.tolist()], np.float32)
+        want_b = np.array([b[table[q]] if q in table else 7.0 for q in query.tolist()], np.float32)
+        np.testing.assert_array_equal(got_a, want_a)
+        np.testing.assert_array_equal(got_b, want_b)
