@@ -17,20 +17,28 @@ there on, and the output's ids are gathered by arrow. The scores are
 
 from __future__ import annotations
 
+import os
 import sys
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from threadpoolctl import threadpool_limits
 
 from services.ranker.serving import LoadedRanker
 from shared.atomic import replace_atomically, temp_path_for
 from shared.candidates import SOURCE_COLUMNS
+
+T = TypeVar("T")
+WORKERS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 @dataclass
@@ -180,6 +188,19 @@ def rerank_table(ranker: LoadedRanker, table: pa.Table, k: int, schema: pa.Schem
     return pa.table([columns[name] for name in schema.names], schema=schema)
 
 
+def _in_order(
+    pool: ThreadPoolExecutor, work: Callable[[pa.Table], T], items: Iterable[pa.Table], ahead: int
+) -> Iterator[T]:
+    """``work(item)`` for each item on the pool, at most ``ahead`` at a time, results in order."""
+    pending: deque[Future[T]] = deque()
+    for item in items:
+        pending.append(pool.submit(work, item))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
 def rerank_file(
     ranker: LoadedRanker,
     source: Path,
@@ -189,7 +210,10 @@ def rerank_file(
     customer_ids: list[str] | None = None,
     chunk_customers: int = 2000,
     progress: bool = True,
+    workers: int | None = None,
 ) -> RerankStats:
+    """Re-rank ``source`` into ``target``; chunks are scored by ``workers`` threads (default:
+    one per core) and written in file order, so the file is the same whatever their number."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(target)  # unique per run: two runs at once never share it
@@ -204,18 +228,31 @@ def rerank_file(
             ("rank", pa.int32()),
         ]
     )
+    workers = max(1, workers or WORKERS)
     stats = RerankStats()
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(unit="customer", desc="rerank", file=sys.stderr)
+
+    def score(chunk: pa.Table) -> tuple[pa.Table, pa.Table]:
+        chunk = best_candidates(chunk, max_candidates)
+        return chunk, rerank_table(ranker, chunk, k, schema)
+
     t0 = time.perf_counter()
+    chunks = customer_chunks(Path(source), chunk_customers, customer_ids)
     try:
-        with pq.ParquetWriter(tmp, schema) as writer:
-            for chunk in customer_chunks(Path(source), chunk_customers, customer_ids):
-                chunk = best_candidates(chunk, max_candidates)
-                out = rerank_table(ranker, chunk, k, schema)
+        # Threads, not processes: NumPy and arrow release the GIL in the heavy steps, and the
+        # ranker's arrays are shared, not copied. One BLAS thread each: the products are
+        # [4,096 x 53] x [53 x 192], too small to split, and BLAS threads waiting on a busy
+        # core made the forward pass 3-6x slower (benchmarks/bench_rerank.py).
+        with (
+            threadpool_limits(limits=1, user_api="blas"),
+            ThreadPoolExecutor(workers, thread_name_prefix="rerank") as pool,
+            pq.ParquetWriter(tmp, schema) as writer,
+        ):
+            for chunk, out in _in_order(pool, score, chunks, ahead=workers + 1):
                 writer.write_table(out)
                 n = len(pc.unique(chunk["customer_id"]))
                 stats.customers += n

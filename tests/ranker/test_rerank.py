@@ -82,12 +82,20 @@ def test_the_batch_file_holds_what_rerank_frame_ranks(tmp_path: Path, models_dir
     src = tmp_path / "in.parquet"
     frame.to_parquet(src, index=False)
     ranker = LoadedRanker.load(models_dir / "mmoe" / "v1")
-    rerank_file(ranker, src, tmp_path / "out.parquet", k=4, chunk_customers=3, progress=False)
-    batch = pd.read_parquet(tmp_path / "out.parquet")
     expected = pd.concat(
         [ranker.rerank_frame(frame.iloc[:15], k=4), ranker.rerank_frame(frame.iloc[15:], k=4)], ignore_index=True
     )
-    pd.testing.assert_frame_equal(batch, expected[batch.columns], check_dtype=False)
+    for workers in (1, 3):  # chunks scored on a pool, written in file order
+        chunk = 3 if workers == 1 else 1
+        rerank_file(ranker, src, tmp_path / "out.parquet", k=4, chunk_customers=chunk, workers=workers, progress=False)
+        batch = pd.read_parquet(tmp_path / "out.parquet")
+        if workers == 1:
+            pd.testing.assert_frame_equal(batch, expected[batch.columns], check_dtype=False)
+        else:  # one customer a chunk: the same rows, in file order (C3, C1, "d"*64, C2)
+            assert list(pd.unique(batch["customer_id"])) == customers
+            mine = batch.set_index(["customer_id", "rank"]).sort_index()
+            want = expected.astype({"rank": "int32"}).set_index(["customer_id", "rank"]).sort_index()
+            pd.testing.assert_frame_equal(mine, want[mine.columns])
 
 
 def test_rerank_and_explain_commands(tmp_path: Path, models_dir: Path) -> None:
