@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from services.ranker import model as mmoe  # noqa: E402
 from services.ranker.features import N_FEATURES  # noqa: E402
+from shared.parallel import CORES  # noqa: E402
 
 
 def random_mmoe(seed: int = 0) -> mmoe.NumpyMMoE:
@@ -85,7 +86,7 @@ def bench_rerank(output_dir: Path, customers: int) -> list[tuple[str, float]]:
     ids = ids[:customers]
     out = []
     with tempfile.TemporaryDirectory() as tmp:
-        for workers in (rerank.WORKERS, 1, rerank.WORKERS):
+        for workers in (CORES, 1, CORES):
             t0 = time.perf_counter()
             stats = rerank.rerank_file(
                 ranker, source, Path(tmp) / "out.parquet", customer_ids=ids, progress=False, workers=workers

@@ -8,9 +8,6 @@ in [-1, 1], which is what ``--threshold`` is compared with.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
 
@@ -60,28 +57,9 @@ class ExactIndex:
         return masked[1], masked[2]
 
 
-# Batches of at least this many queries are split over the cores: the batch file's 1.37M
-# customers spent 60 % of ``hmrec infer`` in argpartition, one core busy, the other idle
-# (NumPy releases the GIL while it partitions). A request's single query stays on its thread.
-PARALLEL_ROWS = 256
-_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-_POOL: ThreadPoolExecutor | None = None
-
-
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Row-wise top-``k`` of a [B, N] score matrix, sorted descending; ties broken by position.
-    Always ``k`` columns: with fewer than ``k`` articles the tail is position -1, score -inf.
-    Each row's answer depends on that row only, so a big batch is split over the cores."""
-    global _POOL
-    if _CORES < 2 or len(scores) < PARALLEL_ROWS:
-        return _top_k(scores, k)
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(_CORES, thread_name_prefix="top_k")
-    parts = list(_POOL.map(lambda rows: _top_k(rows, k), np.array_split(scores, _CORES)))
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
-
-def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    Always ``k`` columns: with fewer than ``k`` articles the tail is position -1, score -inf."""
     b, n = scores.shape
     if k <= 0:
         return np.zeros((b, 0), np.int64), np.zeros((b, 0), np.float32)

@@ -17,15 +17,11 @@ there on, and the output's ids are gathered by arrow. The scores are
 
 from __future__ import annotations
 
-import os
 import sys
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -36,9 +32,7 @@ from threadpoolctl import threadpool_limits
 from services.ranker.serving import LoadedRanker
 from shared.atomic import replace_atomically, temp_path_for
 from shared.candidates import SOURCE_COLUMNS
-
-T = TypeVar("T")
-WORKERS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+from shared.parallel import in_order
 
 
 @dataclass
@@ -188,19 +182,6 @@ def rerank_table(ranker: LoadedRanker, table: pa.Table, k: int, schema: pa.Schem
     return pa.table([columns[name] for name in schema.names], schema=schema)
 
 
-def _in_order(
-    pool: ThreadPoolExecutor, work: Callable[[pa.Table], T], items: Iterable[pa.Table], ahead: int
-) -> Iterator[T]:
-    """``work(item)`` for each item on the pool, at most ``ahead`` at a time, results in order."""
-    pending: deque[Future[T]] = deque()
-    for item in items:
-        pending.append(pool.submit(work, item))
-        if len(pending) >= ahead:
-            yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
-
-
 def rerank_file(
     ranker: LoadedRanker,
     source: Path,
@@ -213,7 +194,8 @@ def rerank_file(
     workers: int | None = None,
 ) -> RerankStats:
     """Re-rank ``source`` into ``target``; chunks are scored by ``workers`` threads (default:
-    one per core) and written in file order, so the file is the same whatever their number."""
+    one per core, shared.parallel) and written in file order, so the file is the same whatever
+    their number."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(target)  # unique per run: two runs at once never share it
@@ -228,7 +210,6 @@ def rerank_file(
             ("rank", pa.int32()),
         ]
     )
-    workers = max(1, workers or WORKERS)
     stats = RerankStats()
     bar = None
     if progress:
@@ -243,16 +224,9 @@ def rerank_file(
     t0 = time.perf_counter()
     chunks = customer_chunks(Path(source), chunk_customers, customer_ids)
     try:
-        # Threads, not processes: NumPy and arrow release the GIL in the heavy steps, and the
-        # ranker's arrays are shared, not copied. One BLAS thread each: the products are
-        # [4,096 x 53] x [53 x 192], too small to split, and BLAS threads waiting on a busy
-        # core made the forward pass 3-6x slower (benchmarks/bench_rerank.py).
-        with (
-            threadpool_limits(limits=1, user_api="blas"),
-            ThreadPoolExecutor(workers, thread_name_prefix="rerank") as pool,
-            pq.ParquetWriter(tmp, schema) as writer,
-        ):
-            for chunk, out in _in_order(pool, score, chunks, ahead=workers + 1):
+        # One BLAS thread even alone: the products are [4,096 x 53] x [53 x 192], too small to split.
+        with threadpool_limits(limits=1, user_api="blas"), pq.ParquetWriter(tmp, schema) as writer:
+            for chunk, out in in_order(score, chunks, workers):
                 writer.write_table(out)
                 n = len(pc.unique(chunk["customer_id"]))
                 stats.customers += n

@@ -133,18 +133,3 @@ def test_one_mask_for_all_queries_scores_only_allowed_columns_with_the_same_answ
         assert np.array_equal(got_idx, want_idx)
         assert np.allclose(got_sc, want_sc)  # -inf padding compares equal
         assert set(got_idx[got_idx >= 0].tolist()) <= set(np.flatnonzero(allowed).tolist())
-
-
-def test_a_big_batch_split_over_the_cores_is_each_row_alone() -> None:
-    """Batches of PARALLEL_ROWS or more queries are split over threads: every row's top-k
-    (ties broken by position, padding past the article count) is what it gets alone."""
-    from services.candidate import index
-
-    rng = np.random.default_rng(0)
-    scores = rng.integers(0, 50, (index.PARALLEL_ROWS * 2 + 3, 400)).astype(np.float32)  # many ties
-    for k in (1, 25, 400, 410):
-        idx, sc = top_k(scores, k)
-        for r in (0, 1, index.PARALLEL_ROWS, len(scores) - 1):
-            alone_idx, alone_sc = index._top_k(scores[r : r + 1], k)
-            np.testing.assert_array_equal(idx[r], alone_idx[0])
-            np.testing.assert_array_equal(sc[r], alone_sc[0])
