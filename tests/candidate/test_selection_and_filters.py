@@ -133,3 +133,23 @@ def test_one_mask_for_all_queries_scores_only_allowed_columns_with_the_same_answ
         assert np.array_equal(got_idx, want_idx)
         assert np.allclose(got_sc, want_sc)  # -inf padding compares equal
         assert set(got_idx[got_idx >= 0].tolist()) <= set(np.flatnonzero(allowed).tolist())
+
+
+def test_a_batch_searched_in_steps_answers_each_query_as_alone(monkeypatch) -> None:
+    """A batch is scored SEARCH_ROWS queries at a time (memory): every query's top-k is what it
+    gets searched alone, the not-sold mask and the padding past the allowed count included."""
+    from services.candidate import index as index_module
+
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(60, 8)).astype(np.float32)
+    index = ExactIndex(emb / np.linalg.norm(emb, axis=1, keepdims=True))
+    allowed = rng.random(60) < 0.5
+    queries = rng.normal(size=(7, 8)).astype(np.float32)
+    monkeypatch.setattr(index_module, "SEARCH_ROWS", 3)
+    for k in (5, 59):
+        idx, sc = index.search(queries, k, allowed)
+        for r in range(len(queries)):
+            alone_idx, alone_sc = index.search(queries[r : r + 1], k, allowed)
+            np.testing.assert_array_equal(idx[r], alone_idx[0])
+            np.testing.assert_array_equal(sc[r], alone_sc[0])
+        assert ((idx == -1) | allowed[np.maximum(idx, 0)]).all()
