@@ -24,13 +24,17 @@ from pipeline.groups import get_group
 from pipeline.options import cutoff_option, parse_cutoff, path_options, paths_from
 
 
+def week_two_tower_dir(models_dir: Path, cutoff: date) -> Path:
+    return Path(models_dir) / "two_tower" / f"ranker-train-{cutoff.isoformat()}"
+
+
 def training_two_tower(dataset, cutoff: date, models_dir: Path, epochs: int | None, echo) -> Path:  # type: ignore[no-untyped-def]
     """A two-tower trained strictly before ``cutoff`` (the ranker's training week); reused if present."""
     from services.candidate.train import train_two_tower
     from shared.artifacts import read_metadata
 
-    version = f"ranker-train-{cutoff.isoformat()}"
-    folder = Path(models_dir) / "two_tower" / version
+    folder = week_two_tower_dir(models_dir, cutoff)
+    version = folder.name
     if (folder / "metadata.json").exists() and read_metadata(folder).get("cutoff") == cutoff.isoformat():
         from services.candidate.artifact import load_two_tower
 
@@ -42,6 +46,51 @@ def training_two_tower(dataset, cutoff: date, models_dir: Path, epochs: int | No
             echo(f"ranker: cannot reuse {folder} ({exc!r:.120}); retraining it")
     echo(f"ranker: training a two-tower strictly before {cutoff} for the training week's candidates")
     return train_two_tower(dataset, cutoff, models_dir, version, epochs=epochs, publish_model=False)
+
+
+def serving_and_training_weeks(tx, cutoff: str | None, train_weeks: int) -> tuple[date, list[date]]:  # type: ignore[no-untyped-def]
+    """(the serving cutoff, the training label weeks' starts, oldest first) for ``--cutoff``."""
+    from shared.split import default_cutoff, shift_cutoff
+
+    when = parse_cutoff(cutoff)
+    if when == "default":
+        serve_cutoff = default_cutoff(tx)
+    elif when is None:  # production: the last week is the training week, features use everything
+        serve_cutoff = (tx["t_dat"].max().normalize() + timedelta(days=1)).date()
+    else:
+        serve_cutoff = when  # type: ignore[assignment]
+    return serve_cutoff, [shift_cutoff(serve_cutoff, back) for back in range(train_weeks, 0, -1)]
+
+
+def train_week_two_towers(
+    data_dir: Path, cache_dir: Path, models_dir: Path, cutoff: str | None, train_weeks: int, epochs: int | None
+) -> None:
+    """Every training week's two-tower (:func:`training_two_tower`), in a process of their own.
+
+    Run as a child of ``hmrec train ranker`` before it loads anything: TensorFlow keeps what a
+    Kaggle-scale training allocated (8.4 GiB resident after it, 4.4 of them the data), and the
+    ranker's candidates and features then went past 12 GiB on top of it. A child gives it all
+    back when it exits; the parent finds the models and reuses them."""
+    import shared.config  # noqa: F401  (TensorFlow's settings, before it is imported)
+    from shared.data import load_dataset
+
+    dataset = load_dataset(data_dir, cache_dir)
+    for week in serving_and_training_weeks(dataset.transactions, cutoff, train_weeks)[1]:
+        training_two_tower(dataset, week, models_dir, epochs, click.echo)
+
+
+def _train_week_two_towers_apart(paths, cutoff: str | None, train_weeks: int, epochs: int | None) -> None:  # type: ignore[no-untyped-def]
+    import multiprocessing
+
+    child = multiprocessing.get_context("spawn").Process(
+        target=train_week_two_towers,
+        args=(paths.data_dir, paths.cache_dir, paths.models_dir, cutoff, train_weeks, epochs),
+        name="ranker-two-towers",
+    )
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise click.ClickException(f"training the training weeks' two-towers failed (exit code {child.exitcode})")
 
 
 @click.command("ranker")
@@ -98,27 +147,21 @@ def train_ranker_command(
     from shared.artifacts import new_version
     from shared.data import load_dataset
     from shared.memory import memory_note
-    from shared.split import default_cutoff, label_week, purchases_by_customer, shift_cutoff
+    from shared.split import label_week, purchases_by_customer
 
     paths = paths_from(data_dir, output_dir)
+    _train_week_two_towers_apart(paths, cutoff, train_weeks, two_tower_epochs)
     dataset = load_dataset(paths.data_dir, paths.cache_dir)
     tx = dataset.transactions
-    when = parse_cutoff(cutoff)
-    if when == "default":
-        serve_cutoff = default_cutoff(tx)
-    elif when is None:  # production: the last week is the training week, features use everything
-        serve_cutoff = (tx["t_dat"].max().normalize() + timedelta(days=1)).date()
-    else:
-        serve_cutoff = when  # type: ignore[assignment]
+    serve_cutoff, weeks = serving_and_training_weeks(tx, cutoff, train_weeks)
     candidates_by_week = {}
     two_towers = []
-    for back in range(train_weeks, 0, -1):
-        week = shift_cutoff(serve_cutoff, back)
+    for week in weeks:
         click.echo(
             f"ranker: training label week {week} .. {week + timedelta(days=6)}; "
             f"features for serving strictly before {serve_cutoff}"
         )
-        two_tower = training_two_tower(dataset, week, paths.models_dir, two_tower_epochs, click.echo)
+        two_tower = week_two_tower_dir(paths.models_dir, week)  # trained (or checked) by the child
         buyers = sorted(purchases_by_customer(label_week(tx, week)))
         if not buyers:
             click.echo(f"ranker: nobody bought anything in the week from {week}; skipping it")
