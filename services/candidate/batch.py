@@ -87,7 +87,8 @@ def stage_one_list_batches(
         if customer_ids is None
         else np.asarray([str(c) for c in customer_ids], dtype=object)
     )
-    source = TwoTowerSource.offline(m, dataset, cutoff, config.not_sold_weeks, many_chunks=len(ids) > chunk_size)
+    batch_ids = ids if len(ids) > chunk_size else None
+    source = TwoTowerSource.offline(m, dataset, cutoff, config.not_sold_weeks, batch_ids=batch_ids)
     tables = tables or build_tables(
         dataset.transactions, dataset.customers, dataset.articles, source.as_of, not_sold_weeks=config.not_sold_weeks
     )

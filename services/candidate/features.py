@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from shared.age_bands import N_TOWER_AGE_BUCKETS, TOWER_AGE_EDGES, tower_age_bucket
-from shared.encode import IdLookup, day_number, day_numbers, distinct_sorted, positions, vocabulary
+from shared.encode import IdLookup, day_number, day_numbers, positions, vocabulary
 from shared.split import as_timestamp
 
 ARTICLE_CAT_COLUMNS: tuple[str, ...] = (
@@ -287,23 +287,25 @@ def query_features(
 
 
 class QueryFeatureTable:
-    """Every customer's query inputs as of one day, computed once and looked up by id.
+    """The query inputs of a batch's customers as of one day, computed once and looked up by id.
 
     ``hmrec infer`` asks for 1.37M customers in chunks of 2,048; :func:`query_features` per
     chunk hashes the whole 31.8M-row customer and article columns each time (~670 full scans
     at Kaggle scale, most of that stage). Each customer's inputs depend on that customer's own
-    rows only, so one call over everyone gives each row exactly what a call for that customer
-    alone gives (tests/candidate prove it). Ids outside the table are computed on the spot.
+    rows only, so one call over the whole batch gives each row exactly what a call for that
+    customer alone gives (tests/candidate prove it). Ids outside the batch are computed on the spot.
     """
 
     def __init__(
-        self, space: FeatureSpace, customers: pd.DataFrame, transactions: pd.DataFrame, as_of: date | pd.Timestamp
+        self,
+        space: FeatureSpace,
+        customers: pd.DataFrame,
+        transactions: pd.DataFrame,
+        as_of: date | pd.Timestamp,
+        customer_ids: np.ndarray,
     ) -> None:
         self._args = (space, customers, transactions, as_of)
-        buyers = distinct_sorted(
-            transactions["customer_id"], where=day_numbers(transactions["t_dat"]) < day_number(as_of)
-        )
-        self.customer_ids = np.union1d(distinct_sorted(customers["customer_id"]), buyers).astype(object)
+        self.customer_ids = np.unique(np.asarray(customer_ids, dtype=object).astype(str)).astype(object)
         self.features = query_features(space, customers, transactions, self.customer_ids, as_of)
         self._rows = IdLookup(self.customer_ids)
 

@@ -62,10 +62,15 @@ class TwoTowerSource:
 
     @classmethod
     def offline(
-        cls, model: LoadedTwoTower, dataset: object, cutoff: date | None, not_sold_weeks: int, many_chunks: bool = False
+        cls,
+        model: LoadedTwoTower,
+        dataset: object,
+        cutoff: date | None,
+        not_sold_weeks: int,
+        batch_ids: np.ndarray | None = None,
     ) -> TwoTowerSource:
-        """Query inputs from the transactions as of ``cutoff``; ``many_chunks``: the caller will
-        ask for customers in many chunks (a batch), so compute everyone's once up front."""
+        """Query inputs from the transactions as of ``cutoff``; ``batch_ids``: the customers a
+        batch will ask for in many chunks, whose inputs are computed once up front."""
         as_of = features_date(model, cutoff)
         tx = dataset.transactions  # type: ignore[attr-defined]
         if as_of == pd.Timestamp(model.metadata["features_as_of"]):
@@ -76,8 +81,9 @@ class TwoTowerSource:
         allowed = allowed_articles(model, stats, FilterConfig(not_sold_weeks=not_sold_weeks), as_of)
 
         customers = dataset.customers  # type: ignore[attr-defined]
-        if many_chunks:  # every customer's inputs once, not a rescan of the transactions per chunk
-            return cls(model, index, _never_empty(allowed), as_of, QueryFeatureTable(model.space, customers, tx, as_of))
+        if batch_ids is not None:  # the batch's inputs once, not a rescan of the transactions per chunk
+            table = QueryFeatureTable(model.space, customers, tx, as_of, batch_ids)
+            return cls(model, index, _never_empty(allowed), as_of, table)
 
         def features_for(ids: np.ndarray) -> dict[str, np.ndarray]:
             return query_features(model.space, customers, tx, ids, as_of)

@@ -49,13 +49,13 @@ def test_history_is_most_recent_distinct_purchases_before_the_day(toy):
 
 
 def test_the_query_table_answers_what_query_features_does(toy):
-    """Everyone's query inputs computed once (the batch path) equal a call for those customers
-    alone, an id the data has never seen included."""
+    """A batch's query inputs computed once equal a call for those customers alone; ids outside
+    the batch (one the data has never seen, one it has: cid(3)) are computed on the spot."""
     from services.candidate.features import QueryFeatureTable
 
     space = build_feature_space(toy.articles, toy.customers, toy.transactions, CUTOFF)
-    ids = np.array([cid(4), cid(2), "f" * 64, cid(1), cid(2)], dtype=object)  # cid(2) twice
-    table = QueryFeatureTable(space, toy.customers, toy.transactions, CUTOFF)
+    ids = np.array([cid(4), cid(2), "f" * 64, cid(1), cid(2), cid(3)], dtype=object)  # cid(2) twice
+    table = QueryFeatureTable(space, toy.customers, toy.transactions, CUTOFF, np.array([cid(1), cid(2), cid(4)]))
     direct = query_features(space, toy.customers, toy.transactions, ids, CUTOFF)
     looked_up = table(ids)
     assert set(looked_up) == set(direct)
