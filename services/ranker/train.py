@@ -27,6 +27,7 @@ import pandas as pd
 import shared.config  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 from services.ranker.baseline_order import BASELINE_ORDERINGS, BaselineOrder
 from services.ranker.dataset import (
+    RowSelection,
     TrainingData,
     build_training_data,
     concat_weeks,
@@ -220,9 +221,13 @@ def fit_mmoe(data: TrainingData, config: TrainConfig, echo: Callable[[str], None
     if config.loss not in ("pointwise", "listwise"):
         raise ValueError(f"unknown ranker loss {config.loss!r}: use 'pointwise' or 'listwise'")
     tasks = list(SINGLE_TASK if config.single_task else DEFAULT_TASKS)
-    is_val = validation_customers(data.customer_ids, config.val_fraction, config.seed)
+    is_val = (
+        data.is_validation
+        if data.is_validation is not None
+        else validation_customers(data.customer_ids, config.val_fraction, config.seed)
+    )
     train_idx = np.flatnonzero(~is_val)
-    if config.loss == "pointwise":  # a list loss needs every candidate of a list
+    if config.loss == "pointwise" and not data.negatives_sampled:  # a list loss needs every candidate of a list
         kept = downsample_negatives(data.labels["purchase"][train_idx], config.max_negatives_per_positive, config.seed)
         train_idx = train_idx[kept]
     val = data.subset(np.flatnonzero(is_val))
@@ -496,7 +501,8 @@ def train_ranker(
 ) -> dict[str, Path]:
     """The whole training step: for each training week (its cutoff -> its candidates), features
     strictly before that cutoff and labels of the week after it; fit; export with a feature store
-    built strictly before ``serve_cutoff``; publish through the gate (services/ranker/gate.py)."""
+    built strictly before ``serve_cutoff``; publish through the gate (services/ranker/gate.py).
+    ``candidates_by_week`` is consumed (each week's frame is let go once it is labelled)."""
     from services.ranker.gate import decide
 
     config = config or TrainConfig()
@@ -507,12 +513,21 @@ def train_ranker(
             raise ValueError(f"the training label week starting {week} must end by the serving cutoff {serve_cutoff}")
     t0 = time.perf_counter()
     weeks: dict[str, TrainingData] = {}
-    for week, candidates in sorted(candidates_by_week.items()):
+    for week in sorted(candidates_by_week):
+        # Taken out of the dict: a Kaggle-scale week's candidates are GBs, not needed once labelled.
+        candidates = candidates_by_week.pop(week)
         store = build_feature_store(transactions, customers, articles, week)
-        weeks[week.isoformat()] = build_training_data(candidates, transactions, store, week)
+        selection = RowSelection(
+            config.val_fraction,
+            config.max_negatives_per_positive if config.loss == "pointwise" else None,
+            config.seed,
+        )
+        weeks[week.isoformat()] = build_training_data(candidates, transactions, store, week, selection=selection)
+        del store
         echo(
             f"ranker: {len(weeks[week.isoformat()]):,} labelled candidate rows for the week of {week} "
-            f"({int(weeks[week.isoformat()].labels['purchase'].sum()):,} bought; {memory_note()})"
+            f"({int(weeks[week.isoformat()].labels['purchase'].sum()):,} bought) kept of {len(candidates):,}: "
+            f"validation lists whole, training negatives down-sampled before features ({memory_note()})"
         )
     meta = {"train_label_weeks": sorted(weeks), "train_label_week_start": max(weeks), **(metadata or {})}
     data = concat_weeks(weeks)

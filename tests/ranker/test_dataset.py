@@ -76,3 +76,32 @@ def test_validation_split_is_per_customer() -> None:
     held = validation_customers(ids, 0.2, seed=1)
     assert not (set(ids[held]) & set(ids[~held]))
     assert 3 <= len(set(ids[held])) <= 20
+
+
+def test_validation_split_is_the_sorted_draw_whatever_the_id_column() -> None:
+    """The draw is over the distinct ids in sorted order: the same customers are held out from
+    an object array and from the loaders' arrow-backed strings, in any row order."""
+    ids = np.array([f"{(i * 7) % 50:064x}" for i in range(1000)], dtype=object)
+    unique = np.unique(ids.astype(str))
+    expected = set(unique[np.random.default_rng(1).random(len(unique)) < 0.2])
+    for column in (ids, pd.Series(ids, dtype="str"), ids[::-1].copy()):
+        held = validation_customers(column, 0.2, seed=1)
+        assert set(np.asarray(column, dtype=object)[held]) == expected
+
+
+def test_row_selection_keeps_validation_lists_whole_and_samples_training_negatives() -> None:
+    from services.ranker.dataset import RowSelection
+
+    rng = np.random.default_rng(0)
+    customers = pd.Series([f"{i // 40:064x}" for i in range(4_000)], dtype="str")  # 100 lists of 40
+    purchase = (rng.random(4_000) < 0.05).astype(np.float32)
+    rows, is_val = RowSelection(0.2, 3.0, seed=0).rows(customers, purchase)
+    held = validation_customers(customers, 0.2, seed=0)
+    assert (np.diff(rows) > 0).all() and is_val.tolist() == held[rows].tolist()
+    assert set(rows[is_val]) == set(np.flatnonzero(held))  # every validation row
+    train = rows[~is_val]
+    positives = np.flatnonzero(~held & (purchase > 0))
+    assert set(positives) <= set(train)  # every training purchase
+    assert (purchase[train] == 0).sum() == min(3 * len(positives), int((~held & (purchase == 0)).sum()))
+    everything, _ = RowSelection(0.2, None, seed=0).rows(customers, purchase)  # listwise: whole lists
+    assert everything.tolist() == list(range(4_000))
