@@ -9,6 +9,7 @@ MMoE's forward pass 3-6x slower (benchmarks/bench_rerank.py).
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -27,14 +28,20 @@ def in_order(work: Callable[[In], Out], items: Iterable[In], workers: int | None
     """``work(item)`` for each item, ``workers`` at a time (default: one per core), yielded in
     the items' order; at most ``workers + 1`` results wait, so memory stays a few chunks'."""
     workers = max(1, workers or CORES)
-    if workers == 1:
-        yield from map(work, items)
+    rest = iter(items)
+    head = list(itertools.islice(rest, 2))
+    if workers == 1 or len(head) < 2:  # one chunk: nothing to share out, BLAS keeps its threads
+        yield from map(work, itertools.chain(head, rest))
         return
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers, thread_name_prefix="batch") as pool:
         pending: deque[Future[Out]] = deque()
-        for item in items:
-            pending.append(pool.submit(work, item))
-            if len(pending) > workers:
+        try:
+            for item in itertools.chain(head, rest):
+                pending.append(pool.submit(work, item))
+                if len(pending) > workers:
+                    yield pending.popleft().result()
+            while pending:
                 yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+        finally:
+            for waiting in pending:  # a failure (or a consumer that stopped): no more chunks
+                waiting.cancel()

@@ -81,14 +81,27 @@ def train_week_two_towers(
 
 def _train_week_two_towers_apart(paths, cutoff: str | None, train_weeks: int, epochs: int | None) -> None:  # type: ignore[no-untyped-def]
     import multiprocessing
+    import signal
 
     child = multiprocessing.get_context("spawn").Process(
         target=train_week_two_towers,
         args=(paths.data_dir, paths.cache_dir, paths.models_dir, cutoff, train_weeks, epochs),
         name="ranker-two-towers",
     )
-    child.start()
-    child.join()
+
+    def stopped(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    # `hmrec run` stops its steps with SIGTERM: the child (GBs, TensorFlow) must stop with us.
+    previous = signal.signal(signal.SIGTERM, stopped)
+    try:
+        child.start()
+        child.join()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if child.is_alive():
+            child.terminate()
+            child.join(30)
     if child.exitcode != 0:
         raise click.ClickException(f"training the training weeks' two-towers failed (exit code {child.exitcode})")
 
@@ -150,6 +163,7 @@ def train_ranker_command(
     from shared.split import label_week, purchases_by_customer
 
     paths = paths_from(data_dir, output_dir)
+    parse_cutoff(cutoff)  # a bad --cutoff is a usage error here, not a failure in the child
     _train_week_two_towers_apart(paths, cutoff, train_weeks, two_tower_epochs)
     dataset = load_dataset(paths.data_dir, paths.cache_dir)
     tx = dataset.transactions

@@ -97,6 +97,9 @@ def stage_one_list_batches(
         from tqdm import tqdm
 
         bar = tqdm(total=len(ids), unit="customer", desc="stage one", file=sys.stderr)
+    if len(ids):  # the id lookups' tables built once here, not once per worker thread at the start
+        tables.customer_rows(ids[:1])
+        source.queries(ids[:1])
     chunks = (ids[s : s + chunk_size] for s in range(0, len(ids), chunk_size))
     # A thread per core (shared.parallel): the two-tower's top-k alone was 60 % of the batch on
     # one core of two. Each chunk's lists depend on its own customers only, in the same order.

@@ -745,9 +745,37 @@ def compute_features(
     )
 
 
-def customer_groups(customer_ids: np.ndarray) -> np.ndarray:
+@dataclass
+class ScoreColumns:
+    """The candidate-score features of rows: the clipped score, its rank in its customer's
+    list and that list's best score. They depend on the whole list, so a caller that keeps some
+    rows only (the ranker's down-sampled training lists) computes them first, over every row."""
+
+    clipped: np.ndarray
+    ranks: np.ndarray
+    best: np.ndarray
+
+    @classmethod
+    def of(cls, groups: np.ndarray, scores: np.ndarray | list[float]) -> ScoreColumns:
+        """Non-finite scores count as the worst finite score; scores are clipped to +-SCORE_LIMIT."""
+        scores = np.asarray(scores, dtype=np.float64)
+        if not np.isfinite(scores).all():
+            finite = scores[np.isfinite(scores)]
+            scores = np.where(np.isfinite(scores), scores, finite.min() if len(finite) else 0.0)
+        clipped: np.ndarray = np.clip(scores, -SCORE_LIMIT, SCORE_LIMIT)
+        ranks, best = group_ranks(groups, clipped)
+        return cls(clipped, ranks, best)
+
+    def take(self, rows: np.ndarray) -> ScoreColumns:
+        return ScoreColumns(self.clipped[rows], self.ranks[rows], self.best[rows])
+
+
+def customer_groups(customer_ids: np.ndarray | pd.Series) -> np.ndarray:
     """An int per row naming its customer (equal ids, equal ints)."""
-    if len(customer_ids) and (customer_ids == customer_ids[0]).all():
+    first = customer_ids.iloc[0] if isinstance(customer_ids, pd.Series) and len(customer_ids) else None
+    if first is None and len(customer_ids):
+        first = customer_ids[0]
+    if len(customer_ids) and bool((customer_ids == first).all()):
         return np.zeros(len(customer_ids), dtype=np.intp)  # one customer (a request): what factorize gives
     return pd.factorize(customer_ids)[0]
 
@@ -756,28 +784,23 @@ def compute_row_features(
     store: FeatureStore,
     c: np.ndarray,
     a: np.ndarray,
-    groups: np.ndarray,
-    scores: np.ndarray | list[float],
+    groups: np.ndarray | None,
+    scores: np.ndarray | list[float] | ScoreColumns,
     sources: np.ndarray | None = None,
 ) -> np.ndarray:
     """:func:`compute_features` for rows already looked up: ``c`` / ``a`` the store's customer
     and article rows (:meth:`FeatureStore.customer_rows`, :meth:`FeatureStore.article_rows`),
     ``groups`` an int per row naming its customer (:func:`customer_groups`; the batch re-ranker
-    passes its own, so 271M ids are never Python strings)."""
-    scores = np.asarray(scores, dtype=np.float64)
+    passes its own, so 271M ids are never Python strings). ``scores`` may come as
+    :class:`ScoreColumns` worked out over the customers' whole lists (``groups`` then unused)."""
     n = len(c)
     out = np.empty((n, N_FEATURES), dtype=np.float32)
     if n == 0:
         return out
-    if not np.isfinite(scores).all():
-        finite = scores[np.isfinite(scores)]
-        scores = np.where(np.isfinite(scores), scores, finite.min() if len(finite) else 0.0)
-    clipped: np.ndarray = np.clip(scores, -SCORE_LIMIT, SCORE_LIMIT)
-
-    ranks, best = group_ranks(groups, clipped)
-    out[:, 0] = clipped
-    out[:, 1] = best - clipped
-    out[:, 2] = np.log1p(ranks)
+    score = scores if isinstance(scores, ScoreColumns) else ScoreColumns.of(groups, scores)  # type: ignore[arg-type]
+    out[:, 0] = score.clipped
+    out[:, 1] = score.best - score.clipped
+    out[:, 2] = np.log1p(score.ranks)
     col = len(CANDIDATE_FEATURES)
     cust = store.customer_matrix[c]
     art = store.article_matrix[a]

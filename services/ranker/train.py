@@ -227,6 +227,8 @@ def fit_mmoe(data: TrainingData, config: TrainConfig, echo: Callable[[str], None
         else validation_customers(data.customer_ids, config.val_fraction, config.seed)
     )
     train_idx = np.flatnonzero(~is_val)
+    if data.negatives_sampled and config.loss != "pointwise":
+        raise ValueError("the training rows were down-sampled (RowSelection): a list loss needs whole lists")
     if config.loss == "pointwise" and not data.negatives_sampled:  # a list loss needs every candidate of a list
         kept = downsample_negatives(data.labels["purchase"][train_idx], config.max_negatives_per_positive, config.seed)
         train_idx = train_idx[kept]

@@ -105,3 +105,67 @@ def test_row_selection_keeps_validation_lists_whole_and_samples_training_negativ
     assert (purchase[train] == 0).sum() == min(3 * len(positives), int((~held & (purchase == 0)).sum()))
     everything, _ = RowSelection(0.2, None, seed=0).rows(customers, purchase)  # listwise: whole lists
     assert everything.tolist() == list(range(4_000))
+
+
+def test_labels_are_the_weeks_purchases_of_each_candidate() -> None:
+    """Labels by integer keys against a plain join of the week's summed purchases: repeated
+    purchases add up, one online purchase makes the pair online, unbought pairs are zeros."""
+    from services.ranker.dataset import candidate_labels
+
+    rng = np.random.default_rng(0)
+    customers = [f"{i:064x}" for i in range(30)]
+    articles = [f"{i:010d}" for i in range(40)]
+    week = pd.DataFrame(
+        {
+            "customer_id": pd.Series(rng.choice(customers[:20], 300), dtype="str"),
+            "article_id": pd.Series(rng.choice(articles[:30], 300), dtype="str"),
+            "price": rng.random(300).astype(np.float32),
+            "sales_channel_id": rng.choice([1, 2], 300).astype(np.int8),
+        }
+    )
+    candidates = pd.DataFrame(
+        {"customer_id": rng.choice(customers, 2_000), "article_id": rng.choice(articles, 2_000)}
+    ).astype("str")
+    bought = week.assign(online=week["sales_channel_id"] == 2, spent=week["price"].astype(np.float64))
+    summed = bought.groupby(["customer_id", "article_id"]).agg(online=("online", "max"), spent=("spent", "sum"))
+    joined = candidates.join(summed, on=["customer_id", "article_id"])
+    labels = candidate_labels(candidates, week, mean_price=0.5)
+    assert labels["purchase"].tolist() == joined["spent"].notna().astype(np.float32).tolist()
+    assert 0 < labels["purchase"].sum() < len(candidates)
+    np.testing.assert_array_equal(labels["online"], joined["online"].fillna(False).astype(np.float32))
+    np.testing.assert_allclose(labels["revenue"], np.log1p(joined["spent"].fillna(0.0) / 0.5), rtol=1e-6)
+
+
+def test_kept_training_rows_have_the_features_of_their_whole_list() -> None:
+    """Rows left out of training (down-sampled negatives) still count in the rank and the best
+    score of their customer's list: a kept row's features are the ones it has in the full list,
+    which is what serving computes."""
+    from services.ranker.dataset import RowSelection
+
+    articles, customers, tx = hand_shop()
+    label = pd.DataFrame(
+        {
+            "t_dat": pd.to_datetime(["2020-09-17"] * 3),
+            "customer_id": [C1, C2, C3],
+            "article_id": [A4, A2, A3],
+            "price": np.array([0.1, 0.1, 0.1], dtype=np.float32),
+            "sales_channel_id": np.array([2, 1, 1], dtype=np.int8),
+        }
+    )
+    tx = pd.concat([tx, label], ignore_index=True)
+    store = build_feature_store(tx, customers, articles, CUTOFF)
+    rng = np.random.default_rng(0)
+    cands = pd.DataFrame(
+        {
+            "customer_id": [c for c in (C1, C2, C3) for _ in range(4)],
+            "article_id": [A1, A2, A3, A4] * 3,
+            "score": rng.random(12),
+        }
+    )
+    whole = build_training_data(cands, tx, store, CUTOFF)
+    # no validation customer, one negative per purchase: most negatives are left out
+    part = build_training_data(cands, tx, store, CUTOFF, selection=RowSelection(0.0, 1.0, seed=0))
+    assert 3 <= len(part) < len(whole) and part.negatives_sampled and not part.is_validation.any()
+    index = {(c, a): i for i, (c, a) in enumerate(zip(whole.customer_ids, whole.article_ids, strict=True))}
+    rows = [index[(c, a)] for c, a in zip(part.customer_ids, part.article_ids, strict=True)]
+    np.testing.assert_array_equal(part.features, whole.features[rows])
