@@ -159,7 +159,7 @@ def train_ranker_command(
     from services.ranker.train import TrainConfig, train_ranker
     from shared.artifacts import new_version
     from shared.data import load_dataset
-    from shared.memory import memory_note
+    from shared.memory import memory_note, release_free_memory
     from shared.split import label_week, purchases_by_customer
 
     paths = paths_from(data_dir, output_dir)
@@ -180,7 +180,11 @@ def train_ranker_command(
         if not buyers:
             click.echo(f"ranker: nobody bought anything in the week from {week}; skipping it")
             continue
-        candidates_by_week[week] = candidates_at(two_tower, dataset, week, buyers)
+        # What training reads (not the tag nor the stage-one rank), then the step's garbage handed back.
+        found = candidates_at(two_tower, dataset, week, buyers)
+        candidates_by_week[week] = found.drop(columns=[c for c in ("source", "rank") if c in found])
+        del found
+        release_free_memory()
         two_towers.append(two_tower.name)
         click.echo(
             f"ranker: {len(candidates_by_week[week]):,} candidates for {len(buyers):,} buyers of that week "

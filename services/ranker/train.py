@@ -40,7 +40,7 @@ from services.ranker.model import DEFAULT_TASKS, SINGLE_TASK, MMoEConfig, NumpyM
 from services.ranker.serving import MODEL_SUBDIR, SCHEMA_FILE, STORE_SUBDIR
 from services.ranker.settings import MODEL_NAME
 from shared.artifacts import atomic_model_dir, library_versions, publish
-from shared.memory import memory_note
+from shared.memory import memory_note, release_free_memory
 from shared.metrics import map_at_k
 
 log = logging.getLogger(__name__)
@@ -526,6 +526,7 @@ def train_ranker(
         )
         weeks[week.isoformat()] = build_training_data(candidates, transactions, store, week, selection=selection)
         del store
+        release_free_memory()
         echo(
             f"ranker: {len(weeks[week.isoformat()]):,} labelled candidate rows for the week of {week} "
             f"({int(weeks[week.isoformat()].labels['purchase'].sum()):,} bought) kept of {len(candidates):,}: "
@@ -540,6 +541,7 @@ def train_ranker(
     # The serving store is built once the training rows are gone: at Kaggle scale the two
     # together were the stage's memory peak.
     del data
+    release_free_memory()
     serve_store = build_feature_store(transactions, customers, articles, serve_cutoff)
     incumbent, incumbent_passed = _incumbent(models_dir)
     # The incumbent's feature store reaches into the validation weeks (it was built at a later
