@@ -39,9 +39,9 @@ from services.ranker.keras_mmoe import MMoERanker
 from services.ranker.model import DEFAULT_TASKS, SINGLE_TASK, MMoEConfig, NumpyMMoE
 from services.ranker.serving import MODEL_SUBDIR, SCHEMA_FILE, STORE_SUBDIR
 from services.ranker.settings import MODEL_NAME
+from services.ranker.validation import ValidationLists, auc
 from shared.artifacts import atomic_model_dir, library_versions, publish
 from shared.memory import memory_note, release_free_memory
-from shared.metrics import map_at_k
 
 log = logging.getLogger(__name__)
 
@@ -91,26 +91,6 @@ class TrainResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def ranked_lists(
-    customer_ids: np.ndarray, article_ids: np.ndarray, score: np.ndarray, k: int = 12
-) -> dict[str, list[str]]:
-    """customer -> their article ids sorted by ``score`` (best first), top ``k``."""
-    frame = pd.DataFrame({"c": customer_ids.astype(str), "a": article_ids.astype(str), "s": score})
-    frame = frame.sort_values(["c", "s"], ascending=[True, False], kind="stable")
-    frame = frame[frame.groupby("c", sort=False).cumcount() < k]
-    return {c: list(g) for c, g in frame.groupby("c", sort=False)["a"]}
-
-
-def auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC; NaN when only one class is present (nothing to rank)."""
-    from sklearn.metrics import roc_auc_score
-
-    binary = labels > 0
-    if binary.all() or not binary.any():
-        return float("nan")
-    return float(roc_auc_score(binary, scores))
-
-
 def _standardisation(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = features.mean(axis=0)
     std = features.std(axis=0)
@@ -120,7 +100,13 @@ def _standardisation(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _validation_row(
-    ranker: Any, x_val: np.ndarray, val: TrainingData, tasks: list[Any], epoch: int, loss: float
+    ranker: Any,
+    x_val: np.ndarray,
+    val: TrainingData,
+    lists: ValidationLists,
+    tasks: list[Any],
+    epoch: int,
+    loss: float,
 ) -> dict[str, float]:
     """One epoch's validation figures: AUC or RMSE per task, MAP@12 of the purchase head's order."""
     preds = ranker.keras_model.predict(x_val, batch_size=8192, verbose=0)
@@ -131,12 +117,13 @@ def _validation_row(
             row[f"val_auc_{spec.name}"] = auc(val.labels[spec.name], preds[spec.name])
         else:
             row[f"val_rmse_{spec.name}"] = float(np.sqrt(np.mean((preds[spec.name] - val.labels[spec.name]) ** 2)))
-    row["val_map12"] = map_at_k(ranked_lists(val.customer_ids, val.article_ids, preds["purchase"]), val.truth, 12)
+    row["val_map12"] = lists.map_at_k(preds["purchase"])
     return row
 
 
 def _final_metrics(
     val: TrainingData,
+    lists: ValidationLists,
     tasks: list[Any],
     task_scores: dict[str, np.ndarray],
     weighted_map: float,
@@ -153,9 +140,7 @@ def _final_metrics(
     # The publish gate's yardsticks: each baseline's order of the same validation lists.
     for name in BASELINE_ORDERINGS:
         order = BaselineOrder(name).predict(val.features)["purchase"]
-        metrics[f"val_map12_baseline_{name}"] = map_at_k(
-            ranked_lists(val.customer_ids, val.article_ids, order), val.truth, 12
-        )
+        metrics[f"val_map12_baseline_{name}"] = lists.map_at_k(order)
     for spec in tasks:
         if spec.kind == "binary":
             metrics[f"val_auc_{spec.name}"] = auc(val.labels[spec.name], task_scores[spec.name])
@@ -170,6 +155,7 @@ def _epochs(
     y_train: dict[str, np.ndarray],
     x_val: np.ndarray,
     val: TrainingData,
+    val_lists: ValidationLists,
     train_customers: np.ndarray,
     echo: Callable[[str], None],
 ) -> tuple[list[dict[str, float]], int, float]:
@@ -194,7 +180,7 @@ def _epochs(
                 x_train, y_train, batch_size=config.batch_size, epochs=1, shuffle=True, verbose=config.verbose
             )
             loss = float(fit.history["loss"][-1])
-        row = _validation_row(ranker, x_val, val, tasks, epoch, loss)
+        row = _validation_row(ranker, x_val, val, val_lists, tasks, epoch, loss)
         row["seconds"] = time.perf_counter() - t0
         history.append(row)
         echo("epoch {epoch}: ".format(**row) + ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch",)))
@@ -254,7 +240,8 @@ def fit_mmoe(data: TrainingData, config: TrainConfig, echo: Callable[[str], None
     )
     ranker = MMoERanker(mmoe_config)
     ranker.compile(config.learning_rate)
-    baseline_map = map_at_k(ranked_lists(val.customer_ids, val.article_ids, val.scores), val.truth, 12)
+    val_lists = ValidationLists(val.customer_ids, val.article_ids, val.truth)
+    baseline_map = val_lists.map_at_k(val.scores)
     echo(
         f"ranker: {len(train_idx):,} train rows ({int(y_train['purchase'].sum()):,} positive), "
         f"{len(val):,} validation rows over {len(val.truth):,} customers; "
@@ -262,15 +249,15 @@ def fit_mmoe(data: TrainingData, config: TrainConfig, echo: Callable[[str], None
     )
 
     history, best_epoch, best_map = _epochs(
-        ranker, config, tasks, x_train, y_train, x_val, val, data.customer_ids[train_idx], echo
+        ranker, config, tasks, x_train, y_train, x_val, val, val_lists, data.customer_ids[train_idx], echo
     )
     tf.keras.backend.clear_session()
 
     model = NumpyMMoE(mmoe_config, ranker.to_numpy(), mean, std)
     task_scores, gates = model.forward(val.features)
     gate_usage = {t: [round(float(v), 4) for v in g.mean(axis=0)] for t, g in gates.items()}
-    weights, weighted_map = choose_score_weights(model, task_scores, val)
-    metrics = _final_metrics(val, tasks, task_scores, weighted_map, best_map, baseline_map, best_epoch)
+    weights, weighted_map = choose_score_weights(model, task_scores, val_lists)
+    metrics = _final_metrics(val, val_lists, tasks, task_scores, weighted_map, best_map, baseline_map, best_epoch)
     echo(
         f"ranker: best epoch {best_epoch}; score weights {weights} -> validation MAP@12 {weighted_map:.4f} "
         f"(two-tower order {baseline_map:.4f}); gate usage {gate_usage} ({memory_note()})"
@@ -367,7 +354,7 @@ def fit_listwise_epoch(
 
 
 def choose_score_weights(
-    model: NumpyMMoE, task_scores: dict[str, np.ndarray], val: TrainingData
+    model: NumpyMMoE, task_scores: dict[str, np.ndarray], val_lists: ValidationLists
 ) -> tuple[dict[str, float], float]:
     """Best combined-score weights on validation customers (purchase weight fixed at 1)."""
     others = [t for t in model.task_names if t != "purchase"]
@@ -375,7 +362,7 @@ def choose_score_weights(
     for combo in itertools.product(WEIGHT_GRID, repeat=len(others)):
         weights = {"purchase": 1.0, **dict(zip(others, combo, strict=True))}
         score = model.combined(task_scores, weights)
-        value = map_at_k(ranked_lists(val.customer_ids, val.article_ids, score), val.truth, 12)
+        value = val_lists.map_at_k(score)
         if value > best[0] + 1e-6:  # ties keep the simpler (earlier, smaller) weights
             best = (value, weights)
     return best[1], best[0]
