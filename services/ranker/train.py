@@ -14,8 +14,12 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
+import shutil
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -40,7 +44,7 @@ from services.ranker.model import DEFAULT_TASKS, SINGLE_TASK, MMoEConfig, NumpyM
 from services.ranker.serving import MODEL_SUBDIR, SCHEMA_FILE, STORE_SUBDIR
 from services.ranker.settings import MODEL_NAME
 from services.ranker.validation import ValidationLists, auc
-from shared.artifacts import atomic_model_dir, library_versions, publish
+from shared.artifacts import atomic_model_dir, library_versions, model_root, publish
 from shared.memory import memory_note, release_free_memory
 
 log = logging.getLogger(__name__)
@@ -391,9 +395,49 @@ def plot_history(history: list[dict[str, float]], path: Path) -> None:
     plt.close(fig)
 
 
+@dataclass(frozen=True)
+class SavedFeatureStore:
+    """A feature store already written by :meth:`FeatureStore.save`: exports link its files.
+
+    At Kaggle scale, building the serving store after the MMoE fit (TensorFlow keeps ~3 GiB
+    resident) was the ranker stage's memory peak, 13.75 GiB; built first and kept on disk,
+    it costs no memory when the model is exported."""
+
+    directory: Path
+    cutoff: date
+
+    def save(self, directory: Path) -> None:
+        def link(src: str, dst: str) -> None:
+            try:
+                os.link(src, dst)
+            except OSError:  # another file system: copy
+                shutil.copy2(src, dst)
+
+        shutil.copytree(self.directory, directory, copy_function=link, dirs_exist_ok=True)
+
+
+@contextmanager
+def serving_store_on_disk(
+    transactions: pd.DataFrame, customers: pd.DataFrame, articles: pd.DataFrame, cutoff: date, models_dir: Path
+) -> Iterator[SavedFeatureStore]:
+    """Build the serving feature store, save it beside the ranker versions, let it go; removed after."""
+    root = model_root(models_dir, MODEL_NAME)
+    root.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".serving-store.tmp-", dir=root))
+    try:
+        store = build_feature_store(transactions, customers, articles, cutoff)
+        store.save(scratch)
+        saved = SavedFeatureStore(scratch, store.cutoff)
+        del store
+        release_free_memory()
+        yield saved
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def export_ranker(
     result: TrainResult,
-    serve_store: FeatureStore,
+    serve_store: FeatureStore | SavedFeatureStore,
     models_dir: Path,
     version: str,
     metadata: dict[str, Any],
@@ -436,7 +480,11 @@ def export_ranker(
 
 
 def export_baseline_ranker(
-    ordering: str, serve_store: FeatureStore, models_dir: Path, version: str, metadata: dict[str, Any]
+    ordering: str,
+    serve_store: FeatureStore | SavedFeatureStore,
+    models_dir: Path,
+    version: str,
+    metadata: dict[str, Any],
 ) -> Path:
     """A ranker artifact that serves ``baseline:<ordering>`` (no network; the same feature store)."""
     meta = {
@@ -500,59 +548,63 @@ def train_ranker(
     for week in candidates_by_week:
         if week + timedelta(days=7) > serve_cutoff:
             raise ValueError(f"the training label week starting {week} must end by the serving cutoff {serve_cutoff}")
-    t0 = time.perf_counter()
-    weeks: dict[str, TrainingData] = {}
-    for week in sorted(candidates_by_week):
-        # Taken out of the dict: a Kaggle-scale week's candidates are GBs, not needed once labelled.
-        candidates = candidates_by_week.pop(week)
-        store = build_feature_store(transactions, customers, articles, week)
-        selection = RowSelection(
-            config.val_fraction,
-            config.max_negatives_per_positive if config.loss == "pointwise" else None,
-            config.seed,
+    # The serving store first, while nothing but the data is resident (see SavedFeatureStore).
+    with serving_store_on_disk(transactions, customers, articles, serve_cutoff, models_dir) as serve_store:
+        echo(f"ranker: serving feature store built strictly before {serve_cutoff} ({memory_note()})")
+        t0 = time.perf_counter()
+        weeks: dict[str, TrainingData] = {}
+        for week in sorted(candidates_by_week):
+            # Taken out of the dict: a Kaggle-scale week's candidates are GBs, not needed once labelled.
+            candidates = candidates_by_week.pop(week)
+            store = build_feature_store(transactions, customers, articles, week)
+            selection = RowSelection(
+                config.val_fraction,
+                config.max_negatives_per_positive if config.loss == "pointwise" else None,
+                config.seed,
+            )
+            weeks[week.isoformat()] = build_training_data(candidates, transactions, store, week, selection=selection)
+            del store
+            release_free_memory()
+            echo(
+                f"ranker: {len(weeks[week.isoformat()]):,} labelled candidate rows for the week of {week} "
+                f"({int(weeks[week.isoformat()].labels['purchase'].sum()):,} bought) kept of {len(candidates):,}: "
+                f"validation lists whole, training negatives down-sampled before features ({memory_note()})"
+            )
+        meta = {"train_label_weeks": sorted(weeks), "train_label_week_start": max(weeks), **(metadata or {})}
+        data = concat_weeks(weeks)
+        del weeks
+        echo(f"ranker: training data ready in {time.perf_counter() - t0:.1f}s ({memory_note()})")
+        result = fit_mmoe(data, config, echo)
+        single = (
+            fit_mmoe(data, TrainConfig(**{**asdict(config), "single_task": True}), echo) if with_single_task else None
         )
-        weeks[week.isoformat()] = build_training_data(candidates, transactions, store, week, selection=selection)
-        del store
+        del data
         release_free_memory()
-        echo(
-            f"ranker: {len(weeks[week.isoformat()]):,} labelled candidate rows for the week of {week} "
-            f"({int(weeks[week.isoformat()].labels['purchase'].sum()):,} bought) kept of {len(candidates):,}: "
-            f"validation lists whole, training negatives down-sampled before features ({memory_note()})"
-        )
-    meta = {"train_label_weeks": sorted(weeks), "train_label_week_start": max(weeks), **(metadata or {})}
-    data = concat_weeks(weeks)
-    del weeks
-    echo(f"ranker: training data ready in {time.perf_counter() - t0:.1f}s ({memory_note()})")
-    result = fit_mmoe(data, config, echo)
-    single = fit_mmoe(data, TrainConfig(**{**asdict(config), "single_task": True}), echo) if with_single_task else None
-    # The serving store is built once the training rows are gone: at Kaggle scale the two
-    # together were the stage's memory peak.
-    del data
-    release_free_memory()
-    serve_store = build_feature_store(transactions, customers, articles, serve_cutoff)
-    incumbent, incumbent_passed = _incumbent(models_dir)
-    # The incumbent's feature store reaches into the validation weeks (it was built at a later
-    # cutoff than they start), so it cannot be scored on them without leakage: the gate
-    # compares with the baselines, and keeps an incumbent that passed its own gate.
-    gate = decide(result.metrics, incumbent, None, incumbent_passed, force)
-    meta["publish_gate"] = gate.to_json()
-    echo(f"ranker: serving feature store built ({memory_note()}); publish gate: {gate.action.upper()}: {gate.reason}")
-    out: dict[str, Path] = {
-        "mmoe": export_ranker(result, serve_store, models_dir, version, meta, make_current=gate.action == "publish")
-    }
-    echo(f"ranker: exported {out['mmoe']}{' and published' if gate.action == 'publish' else ' (not published)'}")
-    if gate.action == "publish_baseline":
-        out["baseline"] = export_baseline_ranker(
-            gate.best_baseline, serve_store, models_dir, f"{version}-baseline-{gate.best_baseline}", meta
-        )
-        publish(models_dir, MODEL_NAME, out["baseline"].name)
-        echo(
-            f"ranker: WARNING: the MMoE lost to baseline {gate.best_baseline}; published {out['baseline']} "
-            f"(serves baseline:{gate.best_baseline}); --force publishes the MMoE anyway"
-        )
-    elif gate.action == "keep_incumbent":
-        echo(f"ranker: WARNING: the MMoE lost ({gate.reason}); CURRENT still names {incumbent}")
-    if single is not None:
-        out["single_task"] = export_ranker(single, serve_store, models_dir, version, meta, name=SINGLE_TASK_MODEL_NAME)
-        echo(f"ranker: exported single-task ablation {out['single_task']}")
-    return out
+        incumbent, incumbent_passed = _incumbent(models_dir)
+        # The incumbent's feature store reaches into the validation weeks (it was built at a later
+        # cutoff than they start), so it cannot be scored on them without leakage: the gate
+        # compares with the baselines, and keeps an incumbent that passed its own gate.
+        gate = decide(result.metrics, incumbent, None, incumbent_passed, force)
+        meta["publish_gate"] = gate.to_json()
+        echo(f"ranker: publish gate: {gate.action.upper()}: {gate.reason} ({memory_note()})")
+        out: dict[str, Path] = {
+            "mmoe": export_ranker(result, serve_store, models_dir, version, meta, make_current=gate.action == "publish")
+        }
+        echo(f"ranker: exported {out['mmoe']}{' and published' if gate.action == 'publish' else ' (not published)'}")
+        if gate.action == "publish_baseline":
+            out["baseline"] = export_baseline_ranker(
+                gate.best_baseline, serve_store, models_dir, f"{version}-baseline-{gate.best_baseline}", meta
+            )
+            publish(models_dir, MODEL_NAME, out["baseline"].name)
+            echo(
+                f"ranker: WARNING: the MMoE lost to baseline {gate.best_baseline}; published {out['baseline']} "
+                f"(serves baseline:{gate.best_baseline}); --force publishes the MMoE anyway"
+            )
+        elif gate.action == "keep_incumbent":
+            echo(f"ranker: WARNING: the MMoE lost ({gate.reason}); CURRENT still names {incumbent}")
+        if single is not None:
+            out["single_task"] = export_ranker(
+                single, serve_store, models_dir, version, meta, name=SINGLE_TASK_MODEL_NAME
+            )
+            echo(f"ranker: exported single-task ablation {out['single_task']}")
+        return out

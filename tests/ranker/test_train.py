@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from services.ranker.features import FeatureStore, build_feature_store
 from services.ranker.serving import LoadedRanker
 from services.ranker.train import SINGLE_TASK_MODEL_NAME, TrainConfig, train_ranker
 from shared.artifacts import read_metadata, resolve_version
@@ -70,6 +71,14 @@ def test_train_export_and_serve_on_tiny_world(tiny_data, tmp_path: Path) -> None
     single = LoadedRanker.load(out["single_task"])
     assert single.task_names == ["purchase"]
     assert resolve_version(models, SINGLE_TASK_MODEL_NAME) == "t1"
+    # The serving store, built before training and kept on disk, is the one a fresh build makes,
+    # in both artifacts; its scratch folder is gone.
+    fresh = build_feature_store(tx, tiny_data.customers, tiny_data.articles, serve_cutoff)
+    for store in (ranker.store, single.store):
+        for name in FeatureStore._ARRAYS:
+            np.testing.assert_array_equal(getattr(store, name), getattr(fresh, name), err_msg=name)
+        assert list(store.customer_ids) == list(fresh.customer_ids)
+    assert not [p.name for p in (models / "mmoe").iterdir() if "serving-store" in p.name]
 
 
 def test_training_week_must_end_before_the_serving_cutoff(tiny_data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
