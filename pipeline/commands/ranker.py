@@ -45,7 +45,8 @@ def training_two_tower(dataset, cutoff: date, models_dir: Path, epochs: int | No
         except Exception as exc:
             echo(f"ranker: cannot reuse {folder} ({exc!r:.120}); retraining it")
     echo(f"ranker: training a two-tower strictly before {cutoff} for the training week's candidates")
-    return train_two_tower(dataset, cutoff, models_dir, version, epochs=epochs, publish_model=False)
+    # Never served: the snapshot and the stage-one tables the service would read are left out.
+    return train_two_tower(dataset, cutoff, models_dir, version, epochs=epochs, publish_model=False, for_serving=False)
 
 
 def serving_and_training_weeks(tx, cutoff: str | None, train_weeks: int) -> tuple[date, list[date]]:  # type: ignore[no-untyped-def]

@@ -8,9 +8,11 @@ Layout of a version folder:
 - ``article_embeddings.npy`` float32 [n_articles, dim], L2-normalised: the exact NN index
 - ``article_stats.parquet``  last sale day and mean price before the cutoff (candidate filter)
 - ``customer_features.parquet`` + ``customer_history.npy``  every customer's query inputs as
-  of the cutoff (what the service looks up for a known customer)
+  of the cutoff (what the service looks up for a known customer; no rows in a model trained
+  for batch stage one only, ``metadata.json``'s ``serving_files: false``)
 - ``popular.json``           cold-start lists: overall and per age band
-- ``stage_one/``             the other candidate sources' tables as of the cutoff (stage_one.py)
+- ``stage_one/``             the other candidate sources' tables as of the cutoff (stage_one.py;
+  not in a batch-only model)
 - ``history.json``, ``training_curves.png``, ``metadata.json``
 """
 
@@ -79,6 +81,10 @@ class LoadedTwoTower:
         """Stored query inputs (as of the cutoff) for customers; ``found`` says which were stored."""
         rows = self._row_lookup(customer_ids)
         found = rows >= 0
+        if not found.any():  # also a batch-only model's empty snapshot (train_two_tower's for_serving)
+            feats = {c: np.zeros(len(rows), v.dtype) for c, v in self.customer_static.items()}
+            feats["history"] = np.zeros((len(rows), *self.customer_history.shape[1:]), self.customer_history.dtype)
+            return feats, found
         safe = np.where(found, rows, 0)
         feats = {c: v[safe] for c, v in self.customer_static.items()}
         feats["history"] = self.customer_history[safe]

@@ -55,6 +55,11 @@ class ServingModel:
         """``config``: default the model's own stage-one settings (what was evaluated);
         ``not_sold_weeks``: an operator's override of that one setting."""
         model = load_two_tower(path, warm=True)
+        if model.metadata.get("serving_files") is False:
+            raise ValueError(
+                f"{path} was trained for batch stage one only (a ranker training week's model: no customer "
+                "snapshot, no stage-one tables); serve a model from `hmrec train candidate`"
+            )
         config = config or StageOneConfig.from_dict(model.metadata.get("stage_one"))
         if not_sold_weeks is not None:
             config = replace(config, not_sold_weeks=not_sold_weeks)

@@ -262,8 +262,13 @@ def _export(
     cut: pd.Timestamp,
     stage_config: StageOneConfig,
     history: dict[str, list[float]],
+    for_serving: bool = True,
 ) -> None:
-    """Everything serving and batch inference read, written into the (temporary) model folder."""
+    """Everything serving and batch inference read, written into the (temporary) model folder.
+
+    ``for_serving=False`` (a ranker training week's model, never published) leaves out what
+    only the candidate service reads: the customer snapshot (written empty) and the stage-one
+    tables. Batch stage one computes both from the data; at Kaggle scale they took ~1 min."""
     tx, space = dataset.transactions, prep.space
     (out / "weights").mkdir()
     model.save_weights(str(out / "weights" / "ckpt"))
@@ -274,13 +279,15 @@ def _export(
     np.save(out / "article_embeddings.npy", model.article_embeddings(dynamic))
     article_stats(space.article_ids, tx, cut).to_parquet(out / "article_stats.parquet", index=False)
     all_ids = np.array(
-        sorted(set(dataset.customers["customer_id"].astype(str)) | set(space.customer_ids)), dtype=object
+        sorted(set(dataset.customers["customer_id"].astype(str)) | set(space.customer_ids)) if for_serving else [],
+        dtype=object,
     )
     save_customer_snapshot(out, all_ids, query_features(space, dataset.customers, tx, all_ids, cut))
     (out / "popular.json").write_text(json.dumps(popular_articles(tx, dataset.customers, cut)))
-    build_tables(tx, dataset.customers, dataset.articles, cut, not_sold_weeks=stage_config.not_sold_weeks).save(
-        out / TABLES_SUBDIR
-    )
+    if for_serving:
+        build_tables(tx, dataset.customers, dataset.articles, cut, not_sold_weeks=stage_config.not_sold_weeks).save(
+            out / TABLES_SUBDIR
+        )
     (out / "history.json").write_text(json.dumps(history, indent=2))
     _plot(history, out / "training_curves.png")
 
@@ -332,10 +339,15 @@ def train_two_tower(
     publish_model: bool = True,
     progress: bool = True,
     stage_config: StageOneConfig | None = None,
+    for_serving: bool = True,
 ) -> Path:
     """Train on purchases strictly before ``cutoff`` (``None``: everything, no validation),
     export to ``models_dir/two_tower/<version>/`` and (optionally) publish it. Returns the folder.
-    """
+
+    ``for_serving=False``: a model for batch stage one only (see :func:`_export`); it cannot be
+    published, and the candidate service refuses to load it."""
+    if publish_model and not for_serving:
+        raise ValueError("a two-tower exported without its serving files cannot be published")
     import tensorflow as tf
 
     from services.candidate.model import ModelShape, TwoTowerModel
@@ -377,8 +389,9 @@ def train_two_tower(
         "train_seconds": time.perf_counter() - t0,
     }
     metadata = _metadata(dataset, cut, cutoff is not None, last_day, cfg, shape, space, metrics, stage_config)
+    metadata["serving_files"] = for_serving
     with atomic_model_dir(models_dir, MODEL_NAME, version, metadata) as out:
-        _export(out, model, prep, dataset, cut, stage_config, history)
+        _export(out, model, prep, dataset, cut, stage_config, history, for_serving)
     final = Path(models_dir) / MODEL_NAME / version
     if publish_model:
         publish(models_dir, MODEL_NAME, version)

@@ -113,3 +113,34 @@ def test_a_model_from_older_code_is_refused_with_a_clear_message(trained, tmp_pa
     (old / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="retrain"):
         load_two_tower(old)
+
+
+def test_a_batch_only_model_gives_the_same_stage_one_lists_and_cannot_be_served(
+    tmp_path, tiny_dataset, tiny_cutoff, trained
+):
+    """A ranker training week's two-tower skips the serving files; batch stage one never read them."""
+    from pipeline.stage_one import candidates_at
+    from services.candidate.serving import ServingModel
+    from services.candidate.stage_one import TABLES_SUBDIR
+
+    batch_only = train_two_tower(
+        tiny_dataset,
+        tiny_cutoff,
+        tmp_path,
+        "batch",
+        seed=0,
+        config=FAST_CONFIG,
+        progress=False,
+        publish_model=False,
+        for_serving=False,
+    )
+    assert not (batch_only / TABLES_SUBDIR).exists()
+    assert len(pd.read_parquet(batch_only / "customer_features.parquet")) == 0
+    customers = sorted(tiny_dataset.transactions["customer_id"].astype(str).unique())[:60] + ["0" * 64]
+    served = candidates_at(trained / "two_tower" / "v1", tiny_dataset, tiny_cutoff, customers)
+    pd.testing.assert_frame_equal(candidates_at(batch_only, tiny_dataset, tiny_cutoff, customers), served)
+    assert served["customer_id"].nunique() == len(customers)
+    with pytest.raises(ValueError, match="batch stage one only"):
+        ServingModel.load(batch_only)
+    with pytest.raises(ValueError, match="cannot be published"):
+        train_two_tower(tiny_dataset, tiny_cutoff, tmp_path, "x", config=FAST_CONFIG, progress=False, for_serving=False)
