@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from shared.groups import rank_within, run_starts
+
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     """ROC AUC (ties count one half, as sklearn's); NaN when only one class is present.
@@ -39,36 +41,40 @@ class ValidationLists:
     def __init__(
         self, customer_ids: np.ndarray, article_ids: np.ndarray, truth: Mapping[str, set[str]], k: int = 12
     ) -> None:
-        customers = np.asarray(customer_ids).astype(str)
-        articles = np.asarray(article_ids).astype(str)
+        # Integer codes only: at Kaggle scale a <U64 copy of the 2.3M customer ids, and Python
+        # strings for a pairs frame, took ~2 GiB on top of the fit's peak.
+        codes, customers = pd.factorize(np.asarray(customer_ids, dtype=object))
+        article_codes, articles = pd.factorize(np.asarray(article_ids, dtype=object))
         self.k = k
         self.n_truth_customers = len(truth)
-        codes, uniques = pd.factorize(customers)
         self._codes = codes.astype(np.int64)
+        n_articles = len(articles) + 1  # + 1: a bought article that is no candidate
+        keys = self._codes * n_articles + article_codes
         # A list that repeats an article would have the repeat dropped by the reference metric,
         # which shifts the ranks after it; no stage-one list does, and this class refuses one.
-        pairs = pd.DataFrame({"c": self._codes, "a": articles})
-        if pairs.duplicated().any():
+        if len(np.unique(keys)) != len(keys):
             raise ValueError("a validation list repeats an article")
-        self._relevant = np.fromiter(
-            (a in truth.get(c, ()) for c, a in zip(customers, articles, strict=True)), dtype=bool, count=len(customers)
-        )
-        bought = np.array([len(truth.get(c, ())) for c in uniques], dtype=np.float64)
-        self._divisor = np.minimum(bought, k)
+        bought_sets = [truth.get(str(c), ()) for c in customers]
+        bought = np.array([len(b) for b in bought_sets], dtype=np.int64)
+        bought_articles = [str(a) for b in bought_sets for a in b]
+        bought_keys = np.repeat(np.arange(len(customers), dtype=np.int64), bought) * n_articles + pd.Index(
+            articles.astype(str)
+        ).get_indexer(bought_articles)
+        self._relevant = np.isin(keys, bought_keys)
+        self._divisor = np.minimum(bought, k).astype(np.float64)
 
     def map_at_k(self, scores: np.ndarray) -> float:
         if self.n_truth_customers == 0:
             return 0.0
         order = np.lexsort((-np.asarray(scores, dtype=np.float64), self._codes))
         codes = self._codes[order]
-        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-        position = np.arange(len(codes)) - np.repeat(starts, np.diff(np.r_[starts, len(codes)]))
+        position = rank_within(codes)
         top = position < self.k
         codes, position, relevant = codes[top], position[top], self._relevant[order][top]
         # The j-th hit of a list (1-based) at 0-based position r adds j / (r + 1).
         hits_before = np.cumsum(relevant)
-        group_start = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-        group_sizes = np.diff(np.r_[group_start, len(codes)])
+        group_start = run_starts(codes)
+        group_sizes = np.diff(np.append(group_start, len(codes)))
         j = hits_before - np.repeat(hits_before[group_start] - relevant[group_start], group_sizes)
         gains = np.where(relevant, j / (position + 1.0), 0.0)
         per_customer = np.bincount(codes, weights=gains, minlength=len(self._divisor))
