@@ -42,6 +42,7 @@ from shared.age_bands import BASELINE_BANDS, baseline_band_index
 from shared.baselines import TREND_GROWTH_CAP, TREND_SHOP_WEIGHT, trend_scores
 from shared.candidates import SOURCE_COLUMNS
 from shared.encode import IdLookup, day_number, day_numbers, distinct_sorted, positions, vocabulary
+from shared.groups import rank_within
 from shared.schemas import CANDIDATE_SOURCES
 
 # Order of the served list without a ranker, and the tag (``source``) of a candidate that
@@ -192,15 +193,6 @@ def _csr(groups: np.ndarray, n_groups: int) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(np.bincount(groups, minlength=n_groups))]).astype(np.int64)
 
 
-def _rank_within(groups: np.ndarray) -> np.ndarray:
-    """0, 1, 2 ... within each run of equal values of sorted ``groups``."""
-    if not len(groups):
-        return np.zeros(0, dtype=np.int64)
-    # np.concatenate, not np.r_: r_ parses its arguments in Python, ~60 us a call per request
-    starts = np.flatnonzero(np.concatenate(([True], groups[1:] != groups[:-1])))
-    return np.arange(len(groups)) - np.repeat(starts, np.diff(np.append(starts, len(groups))))
-
-
 def build_tables(
     transactions: pd.DataFrame,
     customers: pd.DataFrame,
@@ -273,7 +265,7 @@ def _history(
     c, a = uniq // n_a, uniq % n_a
     o = np.lexsort((a, -count, -last_day, c))
     c, a, last_day, count = c[o], a[o], last_day[o], count[o]
-    kept = _rank_within(c) < keep_n
+    kept = rank_within(c) < keep_n
     c, a, last_day, count = c[kept], a[kept], last_day[kept], count[kept]
     return {
         "hist_ptr": _csr(c, n_c),
@@ -312,7 +304,7 @@ def _neighbours(
     weight = count / np.maximum(buyers[s], 1)
     o = np.lexsort((t, -weight, s))
     s, t, weight = s[o], t[o], weight[o]
-    kept = _rank_within(s) < cfg.neighbours
+    kept = rank_within(s) < cfg.neighbours
     s, t, weight = s[kept], t[kept], weight[kept]
     return {"nb_ptr": _csr(s, n_a), "nb_article": t.astype(np.int32), "nb_weight": weight.astype(np.float32)}
 
@@ -391,7 +383,7 @@ def _expand(ptr: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     safe = np.maximum(keys, 0)
     lens = np.where(keys >= 0, ptr[safe + 1] - ptr[safe], 0)
     owner = np.repeat(np.arange(len(keys)), lens)
-    return owner, np.repeat(ptr[safe], lens) + _rank_within(owner)
+    return owner, np.repeat(ptr[safe], lens) + rank_within(owner)
 
 
 def _history_of(
@@ -429,7 +421,7 @@ def _top_per_query(src: SourceRows, k: int) -> SourceRows:
         return SourceRows(src.row[:0], src.article[:0], src.value[:0])
     o = np.lexsort((src.article, -src.value, src.row))
     row, article, value = src.row[o], src.article[o], src.value[o]
-    kept = _rank_within(row) < k
+    kept = rank_within(row) < k
     return SourceRows(row[kept], article[kept], value[kept])
 
 
@@ -449,7 +441,7 @@ def source_rows(
     recency = np.exp(-ago / config.repurchase_half_life_days)
     out = {"repurchase": _top_per_query(SourceRows(q, a, recency * (1.0 + np.log(cnt))), config.repurchase_k)}
 
-    is_seed = _rank_within(q) < config.seeds if len(q) else np.zeros(0, dtype=bool)
+    is_seed = rank_within(q) < config.seeds if len(q) else np.zeros(0, dtype=bool)
     sq, sa, sw = q[is_seed], a[is_seed], recency[is_seed]
     seed, entry = _expand(tables.nb_ptr, sa)
     co = _sum_by_pair(sq[seed], tables.nb_article[entry].astype(np.int64), sw[seed] * tables.nb_weight[entry], n_a)
@@ -562,7 +554,7 @@ def first_source(values: np.ndarray) -> np.ndarray:
 
 def list_ranks(lists: StageOneLists) -> np.ndarray:
     """int32 stage-one rank of each candidate within its query (1 = first)."""
-    return (_rank_within(lists.row) + 1).astype(np.int32)
+    return (rank_within(lists.row) + 1).astype(np.int32)
 
 
 def lists_frame(tables: StageOneTables, lists: StageOneLists) -> pd.DataFrame:

@@ -32,6 +32,7 @@ from threadpoolctl import threadpool_limits
 from services.ranker.serving import LoadedRanker
 from shared.atomic import replace_atomically, temp_path_for
 from shared.candidates import SOURCE_COLUMNS
+from shared.groups import rank_within
 from shared.parallel import in_order
 
 
@@ -116,12 +117,18 @@ class CandidateRows:
     sources: np.ndarray
 
 
+def _groups_in_id_order(table: pa.Table) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """(each row's run of its customer, the runs' customer ids, each row's customer numbered
+    in customer-id order: the output's order)."""
+    runs, ids = _customer_runs(table["customer_id"].combine_chunks())
+    group_of_run = np.empty(len(ids), dtype=np.int64)
+    group_of_run[np.argsort(np.asarray(ids, dtype=object), kind="stable")] = np.arange(len(ids))
+    return runs, ids, group_of_run[runs]
+
+
 def candidate_rows(ranker: LoadedRanker, table: pa.Table) -> CandidateRows:
     """Look each distinct customer and article of the chunk up once; every row by int from there."""
-    runs, ids = _customer_runs(table["customer_id"].combine_chunks())
-    by_id = np.argsort(np.asarray(ids, dtype=object), kind="stable")
-    group_of_run = np.empty(len(ids), dtype=np.int64)
-    group_of_run[by_id] = np.arange(len(ids))
+    runs, ids, group = _groups_in_id_order(table)
     articles = pc.dictionary_encode(table["article_id"].combine_chunks())
     article_rows = ranker.store.article_rows(np.asarray(articles.dictionary.to_pylist(), dtype=object))
     sources = np.zeros((table.num_rows, len(SOURCE_COLUMNS)), dtype=np.float32)
@@ -130,7 +137,7 @@ def candidate_rows(ranker: LoadedRanker, table: pa.Table) -> CandidateRows:
             sources[:, j] = table[name].to_numpy().astype(np.float32, copy=False)
     return CandidateRows(
         table,
-        group_of_run[runs],
+        group,
         ranker.store.customer_rows(np.asarray(ids, dtype=object))[runs],
         article_rows[articles.indices.to_numpy(zero_copy_only=False)],
         table["score"].to_numpy().astype(np.float64),
@@ -138,26 +145,15 @@ def candidate_rows(ranker: LoadedRanker, table: pa.Table) -> CandidateRows:
     )
 
 
-def _rank_within(sorted_groups: np.ndarray) -> np.ndarray:
-    """0, 1, 2 ... within each run of equal values."""
-    if not len(sorted_groups):
-        return np.zeros(0, dtype=np.int64)
-    starts = np.flatnonzero(np.concatenate(([True], sorted_groups[1:] != sorted_groups[:-1])))
-    return np.arange(len(sorted_groups)) - np.repeat(starts, np.diff(np.append(starts, len(sorted_groups))))
-
-
 def best_candidates(table: pa.Table, max_candidates: int | None) -> pa.Table:
     """Each customer's first ``max_candidates`` rows in stage-one order (``rank``; by score in
     an old file without it), customers in id order; None keeps them all, as they are."""
     if max_candidates is None:
         return table
-    runs, ids = _customer_runs(table["customer_id"].combine_chunks())
-    by_id = np.empty(len(ids), dtype=np.int64)
-    by_id[np.argsort(np.asarray(ids, dtype=object), kind="stable")] = np.arange(len(ids))
-    group = by_id[runs]
+    group = _groups_in_id_order(table)[2]
     key = table["rank"].to_numpy() if "rank" in table.column_names else -table["score"].to_numpy()
     order = np.lexsort((key, group))
-    keep = order[_rank_within(group[order]) < max_candidates]
+    keep = order[rank_within(group[order]) < max_candidates]
     return table.take(pa.array(keep))
 
 
@@ -167,7 +163,7 @@ def rerank_table(ranker: LoadedRanker, table: pa.Table, k: int, schema: pa.Schem
     rows = candidate_rows(ranker, table)
     combined, task_scores = ranker.score_store_rows(rows.customer, rows.article, rows.group, rows.scores, rows.sources)
     order = np.lexsort((-combined, rows.group))
-    rank = _rank_within(rows.group[order]) + 1
+    rank = rank_within(rows.group[order]) + 1
     kept = rank <= k
     pick, rank = order[kept], rank[kept]
     taken = pa.array(pick)
