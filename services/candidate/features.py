@@ -446,6 +446,8 @@ class DynamicFeatureIndex:
 
     def __init__(self, n: int, articles: np.ndarray, days: np.ndarray) -> None:
         self.n = n
+        if len(days) and not (_DAY_BASE <= int(days.min()) and int(days.max()) < _DAY_BASE + _DAY_SPAN):
+            raise ValueError("a transaction date outside 1900-4770 cannot be packed beside its article")
         by_day = np.argsort(days, kind="stable")
         self.days_sorted = days[by_day]
         self.articles_by_day = articles[by_day]
@@ -459,6 +461,8 @@ class DynamicFeatureIndex:
     def at(self, end: int) -> np.ndarray:
         """float32 [n + 1, 5]: ``_dynamic_features(n, articles, days, end)``, bit for bit."""
         n = self.n
+        if not _DAY_BASE <= end < _DAY_BASE + _DAY_SPAN:
+            raise ValueError("a cutoff outside 1900-4770 cannot be packed beside an article")
         out = np.zeros((n + 1, len(ARTICLE_DYNAMIC_COLUMNS)), dtype=np.float32)
         stop = np.searchsorted(self.days_sorted, end)
         for j, window in ((0, 7), (1, 28)):

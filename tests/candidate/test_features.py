@@ -79,6 +79,11 @@ def test_the_dynamic_feature_index_is_the_per_day_computation_bit_for_bit():
     index = DynamicFeatureIndex(n, articles, days)
     for end in (17_990, 18_000, 18_001, 18_123, 18_399, 18_400, 18_700):
         np.testing.assert_array_equal(index.at(end), _dynamic_features(n, articles, days, end), err_msg=str(end))
+    # Days are packed beside the article in one int64 from 1900 on: earlier ones are refused.
+    with pytest.raises(ValueError, match="1900"):
+        DynamicFeatureIndex(n, articles, days - 50_000)
+    with pytest.raises(ValueError, match="1900"):
+        index.at(-30_000)
 
 
 def test_training_examples_use_each_weeks_own_history(toy):
