@@ -6,7 +6,8 @@ Training composes the two stages (only the pipeline may import both services):
    the N weeks before it), so the evaluated week stays unseen; each week's candidates must
    come from a two-tower model trained strictly before that week (otherwise the two-tower score feature would be fitted on the labels).
    That model is trained here (or reused) as ``two_tower/ranker-train-<date>``, never
-   published, so the candidate service keeps serving its own model;
+   published and exported for batch stage one only, so the candidate service keeps serving its
+   own model;
 2. candidates for that week's buyers (stage one as of that week: services/candidate/stage_one.py
    through pipeline/stage_one.py, the same lists ``/recommend`` serves), features, labels -> MMoE
    and the single-task ablation;

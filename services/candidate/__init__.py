@@ -4,10 +4,11 @@ the cheap sources beside it (stage_one.py).
 Python API (what ``pipeline/`` calls; services never import each other):
 
 ``train_two_tower(dataset, cutoff, models_dir, version, epochs=None, seed=0, config=None,
-publish_model=True, progress=True) -> Path``  (services.candidate.train)
+publish_model=True, progress=True, stage_config=None, for_serving=True) -> Path``  (services.candidate.train)
     Train on purchases strictly before ``cutoff`` (a ``date``; ``None`` = all data, no
     validation), validate recall@100 on the week from ``cutoff`` each epoch with early stopping,
     export ``models_dir/two_tower/<version>/`` atomically, publish it unless told not to.
+    ``for_serving=False`` (the ranker's training weeks) leaves out what only the service reads.
 
 ``generate_candidates(model_dir, dataset, cutoff, customer_ids=None, top_k=100, threshold=None,
 filters=None, fallback_k=12, chunk_size=1024) -> DataFrame[customer_id, article_id, score, rank]``
