@@ -1,8 +1,9 @@
 """Positions within runs of equal values: the array step under every ranked list.
 
-Stage one (each source's top rows per customer), the re-rank (each customer's order) and the
-ranker's validation MAP all sort rows by (group, score) and then need each row's place in its
-group. Served on every request, so plain NumPy with no per-call Python parsing.
+Stage one (each source's top rows per customer), the re-rank (each customer's order), the
+ranker's rank features and its validation MAP sort rows by group, then need where each group
+starts or each row's place in it. Served on every request, so plain NumPy with no per-call
+Python parsing.
 """
 
 from __future__ import annotations

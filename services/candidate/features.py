@@ -26,6 +26,7 @@ import pandas as pd
 
 from shared.age_bands import N_TOWER_AGE_BUCKETS, TOWER_AGE_EDGES, tower_age_bucket
 from shared.encode import IdLookup, day_number, day_numbers, positions, vocabulary
+from shared.groups import run_starts
 from shared.split import as_timestamp
 
 ARTICLE_CAT_COLUMNS: tuple[str, ...] = (
@@ -455,7 +456,7 @@ class DynamicFeatureIndex:
         self.sale_keys = sale  # article * _DAY_SPAN + day, sorted
         self.first = np.full(n + 1, np.iinfo(np.int32).max, dtype=np.int64)
         owners = sale // _DAY_SPAN
-        starts = np.flatnonzero(np.concatenate(([True], owners[1:] != owners[:-1]))) if len(sale) else owners
+        starts = run_starts(owners)
         self.first[owners[starts]] = sale[starts] % _DAY_SPAN + _DAY_BASE
 
     def at(self, end: int) -> np.ndarray:

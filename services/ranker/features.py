@@ -53,6 +53,7 @@ import pandas as pd
 from shared.age_bands import N_DECADE_BANDS, decade_band
 from shared.candidates import SOURCE_COLUMNS
 from shared.encode import IdLookup, day_number, day_numbers, distinct_sorted, positions, vocabulary
+from shared.groups import run_starts
 
 DAYS_CAP = 365.0
 # Band edges in years: <25, 25-34, 35-44, 45-54, 55-64, 65+.
@@ -663,7 +664,7 @@ def group_ranks(groups: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.
     order = np.lexsort((-scores, groups))
     sorted_groups = groups[order]
     sorted_scores = scores[order]
-    starts = np.concatenate(([0], np.flatnonzero(np.diff(sorted_groups)) + 1))
+    starts = run_starts(sorted_groups)
     sizes = np.diff(np.append(starts, len(order)))
     ranks = np.empty(len(order), dtype=np.float64)
     ranks[order] = _rank_in_sorted_groups(sorted_groups, sorted_scores)
