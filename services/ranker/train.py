@@ -542,8 +542,6 @@ def train_ranker(
     strictly before that cutoff and labels of the week after it; fit; export with a feature store
     built strictly before ``serve_cutoff``; publish through the gate (services/ranker/gate.py).
     ``candidates_by_week`` is consumed (each week's frame is let go once it is labelled)."""
-    from services.ranker.gate import decide
-
     config = config or TrainConfig()
     if not candidates_by_week:
         raise ValueError("no training week given")
@@ -582,31 +580,45 @@ def train_ranker(
         )
         del data
         release_free_memory()
-        incumbent, incumbent_passed = _incumbent(models_dir)
-        # The incumbent's feature store reaches into the validation weeks (it was built at a later
-        # cutoff than they start), so it cannot be scored on them without leakage: the gate
-        # compares with the baselines, and keeps an incumbent that passed its own gate.
-        gate = decide(result.metrics, incumbent, None, incumbent_passed, force)
-        meta["publish_gate"] = gate.to_json()
-        echo(f"ranker: publish gate: {gate.action.upper()}: {gate.reason} ({memory_note()})")
-        out: dict[str, Path] = {
-            "mmoe": export_ranker(result, serve_store, models_dir, version, meta, make_current=gate.action == "publish")
-        }
-        echo(f"ranker: exported {out['mmoe']}{' and published' if gate.action == 'publish' else ' (not published)'}")
-        if gate.action == "publish_baseline":
-            out["baseline"] = export_baseline_ranker(
-                gate.best_baseline, serve_store, models_dir, f"{version}-baseline-{gate.best_baseline}", meta
-            )
-            publish(models_dir, MODEL_NAME, out["baseline"].name)
-            echo(
-                f"ranker: WARNING: the MMoE lost to baseline {gate.best_baseline}; published {out['baseline']} "
-                f"(serves baseline:{gate.best_baseline}); --force publishes the MMoE anyway"
-            )
-        elif gate.action == "keep_incumbent":
-            echo(f"ranker: WARNING: the MMoE lost ({gate.reason}); CURRENT still names {incumbent}")
-        if single is not None:
-            out["single_task"] = export_ranker(
-                single, serve_store, models_dir, version, meta, name=SINGLE_TASK_MODEL_NAME
-            )
-            echo(f"ranker: exported single-task ablation {out['single_task']}")
-        return out
+        return _gate_and_export(result, single, serve_store, models_dir, version, meta, force, echo)
+
+
+def _gate_and_export(
+    result: TrainResult,
+    single: TrainResult | None,
+    serve_store: SavedFeatureStore,
+    models_dir: Path,
+    version: str,
+    meta: dict[str, Any],
+    force: bool,
+    echo: Callable[[str], None],
+) -> dict[str, Path]:
+    """Export the MMoE (and the single-task ablation), publishing what the gate decides."""
+    from services.ranker.gate import decide
+
+    incumbent, incumbent_passed = _incumbent(models_dir)
+    # The incumbent's feature store reaches into the validation weeks (it was built at a later
+    # cutoff than they start), so it cannot be scored on them without leakage: the gate
+    # compares with the baselines, and keeps an incumbent that passed its own gate.
+    gate = decide(result.metrics, incumbent, None, incumbent_passed, force)
+    meta["publish_gate"] = gate.to_json()
+    echo(f"ranker: publish gate: {gate.action.upper()}: {gate.reason} ({memory_note()})")
+    out: dict[str, Path] = {
+        "mmoe": export_ranker(result, serve_store, models_dir, version, meta, make_current=gate.action == "publish")
+    }
+    echo(f"ranker: exported {out['mmoe']}{' and published' if gate.action == 'publish' else ' (not published)'}")
+    if gate.action == "publish_baseline":
+        out["baseline"] = export_baseline_ranker(
+            gate.best_baseline, serve_store, models_dir, f"{version}-baseline-{gate.best_baseline}", meta
+        )
+        publish(models_dir, MODEL_NAME, out["baseline"].name)
+        echo(
+            f"ranker: WARNING: the MMoE lost to baseline {gate.best_baseline}; published {out['baseline']} "
+            f"(serves baseline:{gate.best_baseline}); --force publishes the MMoE anyway"
+        )
+    elif gate.action == "keep_incumbent":
+        echo(f"ranker: WARNING: the MMoE lost ({gate.reason}); CURRENT still names {incumbent}")
+    if single is not None:
+        out["single_task"] = export_ranker(single, serve_store, models_dir, version, meta, name=SINGLE_TASK_MODEL_NAME)
+        echo(f"ranker: exported single-task ablation {out['single_task']}")
+    return out
