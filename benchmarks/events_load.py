@@ -107,7 +107,7 @@ class Stack:
 
     def __enter__(self) -> str:
         if not (self.data_dir / "articles.csv").exists():
-            from shared.synthetic import generate_world
+            from pipeline.synthetic import generate_world
 
             generate_world(self.data_dir, scale="tiny", seed=0, images=False)
         self.redis.start()

@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.ranking_metrics import means, paired_ratio_interval, per_customer_metrics
 from shared.config import PathSettings
 from shared.data import Dataset, load_dataset
-from shared.metrics import means, paired_ratio_interval, per_customer_metrics
 from shared.split import default_cutoff, label_week, purchases_by_customer
 from shared.split import history_before as _history_before
 

@@ -2,7 +2,7 @@
 
 The ranker's training weeks and ``hmrec evaluate`` need the candidates of many customers as
 of a past cutoff: the two-tower trained strictly before it, the other sources' tables built
-strictly before it, and then the same :func:`services.candidate.stage_one.stage_one` the
+strictly before it, and then the same :func:`services.candidate.stage_one.stage_one_frame` the
 candidate service answers ``/candidates`` with (and ``hmrec infer`` writes to the batch
 file). Only the pipeline may import both services, so this small adapter lives here.
 """
@@ -22,9 +22,7 @@ def candidates_at(
     """Stage-one candidates (services/candidate/stage_one.py columns) of ``customer_ids`` as of ``cutoff``.
 
     ``config``: a StageOneConfig (default: the two-tower's own stage-one settings)."""
-    from services.candidate.artifact import load_two_tower
-    from services.candidate.batch import stage_one_batches
-    from services.candidate.stage_one import StageOneConfig
+    from services.candidate import StageOneConfig, load_two_tower, stage_one_batches
 
     model = two_tower if not isinstance(two_tower, (str, Path)) else load_two_tower(Path(two_tower))
     config = config or StageOneConfig.from_dict(model.metadata.get("stage_one"))

@@ -36,7 +36,7 @@ def hm_sample_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A synthetic `tiny` H&M world with images, generated once per test session."""
-    from shared.synthetic import generate_world
+    from pipeline.synthetic import generate_world
 
     out = tmp_path_factory.mktemp("tiny_world")
     generate_world(out, scale="tiny", seed=0, images=True)

@@ -52,9 +52,7 @@ def train_candidate_command(
     publish: bool,
 ) -> None:
     """Train the two-tower retrieval model; export to output/models/two_tower/<version>/."""
-    import shared.config  # noqa: F401
-    from services.candidate.settings import TrainConfig
-    from services.candidate.train import train_two_tower
+    from services.candidate import TwoTowerTrainConfig, train_two_tower
     from shared.artifacts import new_version
     from shared.data import DataValidationError, load_dataset
     from shared.split import default_cutoff
@@ -66,7 +64,7 @@ def train_candidate_command(
         raise click.ClickException(str(exc)) from exc
     when = parse_cutoff(cutoff)
     cut = default_cutoff(dataset.transactions) if when == "default" else when
-    cfg = TrainConfig(seed=seed)
+    cfg = TwoTowerTrainConfig(seed=seed)
     if train_weeks:
         cfg.train_weeks = train_weeks
     click.echo(f"two-tower: training strictly before {cut or 'the end (all data)'}")
@@ -147,12 +145,7 @@ def infer_command(
     other colours, trending and best sellers, tagged by source."""
     from dataclasses import replace
 
-    import shared.config  # noqa: F401
-    from services.candidate.artifact import load_two_tower
-    from services.candidate.batch import write_stage_one
-    from services.candidate.infer import CutoffError
-    from services.candidate.settings import MODEL_NAME
-    from services.candidate.stage_one import StageOneConfig
+    from services.candidate import MODEL_NAME, CutoffError, StageOneConfig, load_two_tower, write_stage_one
     from shared.artifacts import ArtifactError, model_dir
     from shared.data import DataValidationError, load_dataset
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import click
 
+from pipeline.data_stats import format_table, world_stats
 from pipeline.groups import get_group
 from pipeline.options import paths_from
+from pipeline.synthetic import SCALES, generate_world
 from shared.data import DataValidationError, load_dataset
-from shared.stats import format_table, world_stats
-from shared.synthetic import SCALES, generate_world
 
 
 def register(cli: click.Group) -> None:

@@ -22,8 +22,8 @@ import redis
 from redis.exceptions import RedisError, ResponseError
 
 from pipeline.options import path_options, paths_from
+from services.gateway import decode_entry
 from shared.atomic import atomic_path
-from shared.events import decode_entry
 
 GROUP = "drain"
 

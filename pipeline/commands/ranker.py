@@ -31,13 +31,13 @@ def week_two_tower_dir(models_dir: Path, cutoff: date) -> Path:
 
 def training_two_tower(dataset, cutoff: date, models_dir: Path, epochs: int | None, echo) -> Path:  # type: ignore[no-untyped-def]
     """A two-tower trained strictly before ``cutoff`` (the ranker's training week); reused if present."""
-    from services.candidate.train import train_two_tower
+    from services.candidate import train_two_tower
     from shared.artifacts import read_metadata
 
     folder = week_two_tower_dir(models_dir, cutoff)
     version = folder.name
     if (folder / "metadata.json").exists() and read_metadata(folder).get("cutoff") == cutoff.isoformat():
-        from services.candidate.artifact import load_two_tower
+        from services.candidate import load_two_tower
 
         try:  # an artifact of an older two-tower code version may no longer load: then retrain it
             load_two_tower(folder, warm=False)
@@ -73,7 +73,6 @@ def train_week_two_towers(
     Kaggle-scale training allocated (8.4 GiB resident after it, 4.4 of them the data), and the
     ranker's candidates and features then went past 12 GiB on top of it. A child gives it all
     back when it exits; the parent finds the models and reuses them."""
-    import shared.config  # noqa: F401  (TensorFlow's settings, before it is imported)
     from shared.data import load_dataset
 
     dataset = load_dataset(data_dir, cache_dir)
@@ -156,9 +155,8 @@ def train_ranker_command(
     seed: int,
 ) -> None:
     """Train the MMoE re-ranker on the week before the cutoff; export to output/models/mmoe/<version>/."""
-    import shared.config  # noqa: F401
     from pipeline.stage_one import candidates_at
-    from services.ranker.train import TrainConfig, train_ranker
+    from services.ranker import RankerTrainConfig, train_ranker
     from shared.artifacts import new_version
     from shared.data import load_dataset
     from shared.memory import memory_note, release_free_memory
@@ -202,7 +200,7 @@ def train_ranker_command(
         serve_cutoff,
         paths.models_dir,
         model_version or new_version(),
-        TrainConfig(epochs=epochs, seed=seed, loss=loss),
+        RankerTrainConfig(epochs=epochs, seed=seed, loss=loss),
         with_single_task=single_task,
         metadata={"candidate_models": two_towers, "data_dir": str(paths.data_dir)},
         echo=click.echo,
@@ -234,11 +232,9 @@ def rerank_command(
     chunk_customers: int,
 ) -> None:
     """Re-rank output/inference/inference_results.parquet -> output/reranked_recommendations.parquet."""
-    from services.ranker.rerank import rerank_file
-    from services.ranker.serving import LoadedRanker
-    from services.ranker.settings import MODEL_NAME
+    from services.ranker import MODEL_NAME, LoadedRanker, rerank_file
     from shared.artifacts import ArtifactError, model_dir
-    from shared.service import limit_threads
+    from shared.serving.app import limit_threads
 
     limit_threads(blas=1)  # chunks of ~200k x 31 features: one BLAS thread measured 2.5x faster here
     paths = paths_from(data_dir, output_dir)

@@ -50,7 +50,7 @@ def echo(message: str) -> None:
 def _has_data(data_dir: Path) -> bool:
     """CSVs we may use: a complete synthetic world, or data the generator did not write
     (Kaggle's). A world whose generation was interrupted is regenerated, not trusted."""
-    from shared.synthetic.world import world_status
+    from pipeline.synthetic.world import world_status
 
     status = world_status(data_dir)
     if status == "incomplete":

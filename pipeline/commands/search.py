@@ -21,7 +21,7 @@ from pipeline.options import path_options, paths_from
 from shared.config import PathSettings
 
 FILTER_HELP = (
-    "Filter as key=value, repeatable; keys: the catalogue columns of shared.schemas.FILTER_COLUMNS, "
+    "Filter as key=value, repeatable; keys: the catalogue columns of shared.contract.schemas.FILTER_COLUMNS, "
     "price_min, price_max. Repeating a column means any of the values."
 )
 
@@ -37,7 +37,7 @@ def _load(paths: PathSettings) -> Any:
 
 def _index_text(paths: PathSettings) -> dict[str, Any]:
     """The text indexes and a manifest that serves them with photos pending (or absent)."""
-    from services.search.index import build_text_index, image_index_pending, write_manifest
+    from services.search import build_text_index, image_index_pending, write_manifest
 
     data = _load(paths)
     report = build_text_index(data.articles, data.transactions, paths.search_dir)
@@ -54,7 +54,7 @@ def _index_text(paths: PathSettings) -> dict[str, Any]:
 
 
 def _index_images(paths: PathSettings, batch_size: int) -> dict[str, Any]:
-    from services.search.index import build_image_index, write_manifest
+    from services.search import build_image_index, write_manifest
 
     data = _load(paths)
     images_dir = paths.data_dir / "images"
@@ -73,7 +73,7 @@ def _index_images(paths: PathSettings, batch_size: int) -> dict[str, Any]:
 def _parse_filters(pairs: tuple[str, ...]) -> Any:
     from pydantic import ValidationError
 
-    from shared.schemas import FILTER_COLUMNS, SearchFilters
+    from shared.contract.schemas import FILTER_COLUMNS, SearchFilters
 
     fields: dict[str, Any] = {}
     for pair in pairs:
@@ -97,8 +97,7 @@ def _parse_filters(pairs: tuple[str, ...]) -> Any:
 
 
 def _open_index(paths: PathSettings, with_images: bool) -> Any:
-    from services.search.engine import SearchIndex
-    from services.search.settings import SearchSettings
+    from services.search import SearchIndex, SearchSettings
 
     settings = SearchSettings(index_dir=paths.search_dir, models_dir=paths.models_dir)
     try:
@@ -190,7 +189,7 @@ def register(cli: click.Group) -> None:
         """Text query -> top k articles, also written to <output-dir>/final_recs_text_query.json."""
         from pydantic import ValidationError
 
-        from shared.schemas import TextSearchRequest
+        from shared.contract.schemas import TextSearchRequest
 
         try:
             request = TextSearchRequest(
@@ -223,8 +222,8 @@ def register(cli: click.Group) -> None:
         import hashlib
         import re
 
-        from services.search.upload import UploadError, configure_pillow, decode_upload
-        from shared.schemas import CUSTOMER_ID_PATTERN
+        from services.search import UploadError, configure_pillow, decode_upload
+        from shared.contract.schemas import CUSTOMER_ID_PATTERN
 
         if customer_id is not None and not re.fullmatch(CUSTOMER_ID_PATTERN, customer_id):
             raise click.BadParameter("a customer id is 64 lowercase hex characters", param_hint="--customer-id")
@@ -281,7 +280,7 @@ def register(cli: click.Group) -> None:
         data_dir: Path, json_path: Path | None, limit: int | None, work_dir: Path | None, output_dir: Path | None
     ) -> None:
         """Image p@10 (same product group / colour group, leave-one-out) and text p@12."""
-        from services.search.evaluate import evaluate_search_quality, format_report
+        from services.search import evaluate_search_quality, format_report
 
         work = work_dir or paths_from(None, output_dir).output_dir / "search_eval" / data_dir.resolve().name
         try:

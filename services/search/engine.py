@@ -23,7 +23,7 @@ from services.search.personal import CustomerHistory, Personaliser, load_two_tow
 from services.search.semantic import SemanticEncoder
 from services.search.settings import SearchSettings
 from services.search.text import TfidfIndex
-from shared.schemas import SearchFilters, SearchResponse
+from shared.contract.schemas import SearchFilters, SearchResponse
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services.candidate.settings import TrainConfig
+from services.candidate.settings import TwoTowerTrainConfig
 
 CUTOFF = date(2020, 9, 16)
 
@@ -95,7 +95,7 @@ def toy() -> ToyDataset:
     return toy_dataset()
 
 
-FAST_CONFIG = TrainConfig(
+FAST_CONFIG = TwoTowerTrainConfig(
     embedding_dim=16,
     id_dim=8,
     cat_dim=4,

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from shared.schemas import CANDIDATE_SOURCES
+from shared.contract.schemas import CANDIDATE_SOURCES
 
 pytestmark = pytest.mark.slow
 

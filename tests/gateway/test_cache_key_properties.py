@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.gateway.cache import cache_key
-from shared.schemas import FILTER_COLUMNS
+from shared.contract.schemas import FILTER_COLUMNS
 
 # Model versions are plain folder names (the CLI refuses anything else).
 version = st.text(alphabet=string.ascii_letters + string.digits + "._-", min_size=1, max_size=20)

@@ -1,5 +1,5 @@
 """A client that hangs up mid-upload: one 499 log line, no 500, no traceback, and the server
-keeps serving (shared/uploads.py, used by the gateway and the search service)."""
+keeps serving (shared/serving/uploads.py, used by the gateway and the search service)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import httpx
 from fastapi import FastAPI, Request
 from gateway_fakes import ServerThread
 
-from shared.uploads import read_image_form
+from shared.serving.uploads import read_image_form
 
 
 def _app() -> FastAPI:

@@ -34,7 +34,7 @@ def test_ranker_path_reorders_candidates_and_drops_unknown_articles(make_gateway
     assert body["total"] == 8
     assert body["model_versions"] == {"candidate": "v1", "ranker": "v1"}
     assert fakes.controls["candidate"].last_request["k"] == 1000  # num_candidates: stage one's whole list
-    sent = fakes.controls["ranker"].last_request  # the columns wire (shared.wire.RankColumnsRequest)
+    sent = fakes.controls["ranker"].last_request  # the columns wire (shared.contract.wire.RankColumnsRequest)
     assert len(sent["article_ids"]) == 9 and sent["k"] == 9
     assert sent["article_ids"][:3] == [A[0], A[1], "0999999999"] and sent["scores"][:2] == [0.9, 0.8]
     # each candidate's stage-one sources reach the ranker unchanged (they are ranker features)

@@ -24,7 +24,7 @@ from gateway_fakes import CUSTOMER_MID, CUSTOMER_NEW, CUSTOMER_UNKNOWN_AGE, CUST
 from redis.asyncio.cluster import RedisCluster
 
 from services.gateway.cache import LOCAL, REDIS, ResultCache, cache_key
-from shared.redis_connect import connect, parse_redis_url, slot_key
+from shared.serving.redis_client import connect, parse_redis_url, slot_key
 
 pytestmark = [
     pytest.mark.integration,

@@ -268,7 +268,7 @@ def test_metrics_count_routes_by_template(make_gateway):
     gw.get(f"/articles/{A[0]}")
     gw.get("/recommend", params={"customer_id": "bad"})
     text = gw.get("/metrics").text
-    # The shared HTTP metrics every service exposes (shared.service_metrics), labelled by service.
+    # The shared HTTP metrics every service exposes (shared.serving.prometheus), labelled by service.
     assert 'hm_http_requests_total{method="GET",route="/recommend",service="gateway",status="200"} 1.0' in text
     assert 'hm_http_requests_total{method="GET",route="/recommend",service="gateway",status="422"} 1.0' in text
     assert 'route="/articles/{article_id}"' in text  # template, not the id

@@ -14,7 +14,7 @@ from services.gateway.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from services.gateway.cache import LOCAL, REDIS, LocalTTLCache, ResultCache, cache_key
 from services.gateway.catalogue import build_catalogue, popular_by_band
 from services.gateway.settings import GatewaySettings
-from shared.schemas import SearchFilters
+from shared.contract.schemas import SearchFilters
 
 A = ARTICLES
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from shared.groups import rank_within, run_starts
+from shared.group_ranks import rank_within, run_starts
 
 
 def test_rank_within_counts_from_zero_in_each_run() -> None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.metrics import apk, dedupe, evaluate_rankings, map_at_k, recall_at_k
+from pipeline.ranking_metrics import apk, dedupe, evaluate_rankings, map_at_k, recall_at_k
 
 
 def test_apk_hits_at_ranks_1_and_3_of_two_bought():
@@ -162,7 +162,7 @@ def test_scoring_50k_customers_with_500_predictions_takes_seconds():
 def test_average_precisions_mean_is_map_and_paired_interval_brackets_the_ratio() -> None:
     import numpy as np
 
-    from shared.metrics import average_precisions, map_at_k, paired_ratio_interval
+    from pipeline.ranking_metrics import average_precisions, map_at_k, paired_ratio_interval
 
     truth = {"c1": {"a"}, "c2": {"b", "c"}, "c3": {"z"}}
     preds = {"c1": ["a", "x"], "c2": ["x", "c", "b"]}
@@ -180,7 +180,7 @@ def test_average_precisions_mean_is_map_and_paired_interval_brackets_the_ratio()
 
 
 def test_ratio_interval_is_unbounded_when_resamples_can_miss_every_hit():
-    from shared.metrics import paired_ratio_interval
+    from pipeline.ranking_metrics import paired_ratio_interval
 
     # the denominator method hit one customer in 50: about 36 % of resamples miss it (0.98^50)
     num = np.full(50, 0.1)

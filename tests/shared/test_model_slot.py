@@ -1,4 +1,4 @@
-"""shared.service.ModelSlot: swap, failed load, pinned version, a rewritten folder noticed."""
+"""shared.serving.app.ModelSlot: swap, failed load, pinned version, a rewritten folder noticed."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from shared.artifacts import publish
-from shared.service import ModelSlot
+from shared.serving.app import ModelSlot
 
 
 def _write(models: Path, version: str, payload: str, mtime_ns: int | None = None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from shared.schemas import Candidate, RankRequest, SearchFilters
+from shared.contract.schemas import Candidate, RankRequest, SearchFilters
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0])

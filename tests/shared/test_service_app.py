@@ -1,4 +1,4 @@
-"""shared.service's app factories: every model service gets the same health, metrics, shedding
+"""shared.serving.app's app factories: every model service gets the same health, metrics, shedding
 and hot-swap behaviour from one place."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from test_model_slot import _loader  # the same toy model
 
 from shared.artifacts import publish
-from shared.service import ModelSlot, ServiceSettings, model_service_app, served
+from shared.serving.app import ModelSlot, ServiceSettings, model_service_app, served
 
 
 def _publish(models: Path, version: str, payload: str) -> None:

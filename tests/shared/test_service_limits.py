@@ -7,7 +7,7 @@ import asyncio
 import httpx
 from fastapi import FastAPI
 
-from shared.service import ConcurrencyLimit, limit_concurrency
+from shared.serving.app import ConcurrencyLimit, limit_concurrency
 
 
 def _app(limit: int) -> tuple[FastAPI, asyncio.Event]:

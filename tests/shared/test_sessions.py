@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from pipeline.session_replay import Query, build_queries, replay
+from pipeline.synthetic import generate_world
+from pipeline.synthetic.sessions import synthesise_sessions
+from services.gateway.event_store import SessionEvent, anonymous_customer_id, session_digest, weighted_articles
 from shared.data import load_dataset
-from shared.events import SessionEvent, anonymous_customer_id, session_digest, weighted_articles
-from shared.synthetic import generate_world
-from shared.synthetic.sessions import synthesise_sessions
 
 
 @pytest.fixture(scope="module")

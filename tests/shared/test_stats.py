@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shared.data import load_dataset
-from shared.stats import (
+from pipeline.data_stats import (
     REAL_STATS,
     customer_stats,
     format_table,
@@ -17,6 +16,7 @@ from shared.stats import (
     transaction_stats,
     world_stats,
 )
+from shared.data import load_dataset
 
 A, B, C = "a" * 64, "b" * 64, "c" * 64
 

@@ -13,12 +13,12 @@ from click.testing import CliRunner
 from PIL import Image
 
 from pipeline.cli import cli
+from pipeline.synthetic import SCALES, generate_world
+from pipeline.synthetic.catalogue import ARTICLE_COLUMNS, build_catalogue
+from pipeline.synthetic.customers import CUSTOMER_COLUMNS, hex_ids
+from pipeline.synthetic.images import render, silhouette
+from pipeline.synthetic.transactions import TRANSACTION_COLUMNS
 from shared.data import load_dataset
-from shared.synthetic import SCALES, generate_world
-from shared.synthetic.catalogue import ARTICLE_COLUMNS, build_catalogue
-from shared.synthetic.customers import CUSTOMER_COLUMNS, hex_ids
-from shared.synthetic.images import render, silhouette
-from shared.synthetic.transactions import TRANSACTION_COLUMNS
 
 TINY = SCALES["tiny"]
 

@@ -15,6 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from pipeline.data_stats import in_range, world_stats
+from pipeline.ranking_metrics import map_at_k
+from pipeline.synthetic import generate_world
 from shared.baselines import (
     age_popular_recommendations,
     popular_articles,
@@ -22,10 +25,7 @@ from shared.baselines import (
     repurchase_popular_recommendations,
 )
 from shared.data import load_dataset
-from shared.metrics import map_at_k
 from shared.split import default_cutoff, purchases_by_customer, split
-from shared.stats import in_range, world_stats
-from shared.synthetic import generate_world
 
 
 def baseline_scores(ds, cutoff: pd.Timestamp) -> tuple[int, dict[str, float]]:
@@ -53,7 +53,7 @@ def test_small_world_orders_the_baselines_like_real_data(tmp_path: Path) -> None
     assert 0.015 < scores["repurchase_popular"] < 0.035, scores  # the issue-12 calibration band
     # Age helps, but only "a bit" more than the repeat signal would allow: repurchase stays on top.
     assert scores["repurchase_popular"] > 1.3 * scores["age_popular"], scores
-    # ... while every figure of shared.stats.REAL_STATS stays within 2x of the real one.
+    # ... while every figure of pipeline.data_stats.REAL_STATS stays within 2x of the real one.
     figures = world_stats(ds.transactions, ds.customers, ds.articles)
     out = {k: v for k, v in figures.items() if in_range(k, v) == "OUT"}
     assert not out, out

@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
-from shared.schemas import RankRequest
-from shared.wire import body_openapi, dumps, json_body, json_bytes
+from shared.contract.schemas import RankRequest
+from shared.contract.wire import body_openapi, dumps, json_body, json_bytes
 
 Body = Annotated[RankRequest, Depends(json_body(RankRequest))]
 

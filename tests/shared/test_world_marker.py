@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-import shared.synthetic.world as world
+import pipeline.synthetic.world as world
 from pipeline.commands.run import _has_data
-from shared.synthetic.world import WORLD_MARKER, generate_world, world_status
+from pipeline.synthetic.world import WORLD_MARKER, generate_world, world_status
 
 
 def test_interrupted_generation_is_incomplete_and_not_data(tmp_path: Path, monkeypatch) -> None:

@@ -1,6 +1,6 @@
 """Developer tool: extract the real H&M value sets that the synthetic catalogue draws from.
 
-Run once against the real sample (``python -m shared.synthetic.build_vocab PATH/articles.csv``);
+Run once against the real sample (``python -m pipeline.synthetic.build_vocab PATH/articles.csv``);
 it rewrites ``vocab_data.py`` with the department hierarchy, product types per department,
 colour groups, graphical appearances and name stems, each with its frequency. Only these
 value sets are kept (no rows), so the generator needs no data at run time.

@@ -29,8 +29,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from redis.exceptions import RedisError, ResponseError
 
-from shared.redis_connect import connect
-from shared.schemas import ArticleId, CustomerId
+from shared.contract.schemas import ArticleId, CustomerId
+from shared.serving.redis_client import connect
 
 log = logging.getLogger(__name__)
 
@@ -209,9 +209,9 @@ class EventStore:
         self._flush_lock = asyncio.Lock()
         self._down_since: float | None = None
         self.last_error: str | None = None
-        self.redis: Any = None  # redis.asyncio.Redis or RedisCluster (shared.redis_connect)
+        self.redis: Any = None  # redis.asyncio.Redis or RedisCluster (shared.serving.redis_client)
         if config.redis_url:
-            # A single Redis or a Redis Cluster, from the URL (shared.redis_connect). One retry:
+            # A single Redis or a Redis Cluster, from the URL (shared.serving.redis_client). One retry:
             # after a Redis restart each pooled connection fails once ("closed by server");
             # without it every one of them would read as an outage.
             self.redis = connect(config.redis_url, config.socket_timeout_s, 64, retries=1)

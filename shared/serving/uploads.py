@@ -37,7 +37,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-log = logging.getLogger("shared.uploads")
+log = logging.getLogger("shared.serving.uploads")
 
 # Multipart headers and the small fields that come beside the photo.
 FORM_FIELDS_ALLOWANCE = 64 * 1024

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from shared.synthetic.catalogue import (
+from pipeline.synthetic.catalogue import (
     N_AGE_SEGMENTS,
     N_PARTNERS,
     PARTNER_P,
@@ -37,8 +37,8 @@ from shared.synthetic.catalogue import (
     Catalogue,
     snap_price,
 )
-from shared.synthetic.customers import Customers, Tastes
-from shared.synthetic.scales import FIRST_DAY, N_DAYS
+from pipeline.synthetic.customers import Customers, Tastes
+from pipeline.synthetic.scales import FIRST_DAY, N_DAYS
 
 TRANSACTION_COLUMNS = ["t_dat", "customer_id", "article_id", "price", "sales_channel_id"]
 MONTHLY_SHARE = np.array([0.075, 0.064, 0.075, 0.088, 0.101, 0.107, 0.107, 0.084, 0.082, 0.079, 0.070, 0.069])
@@ -48,7 +48,7 @@ TREND_SPILL = 0.05  # a burst of one age segment lifts the others (and taste dra
 
 @dataclass(frozen=True)
 class Behaviour:
-    """Knobs of the purchase story (tuned toward shared.stats.REAL_STATS and the real
+    """Knobs of the purchase story (tuned toward pipeline.data_stats.REAL_STATS and the real
     ordering of methods; docs/synthetic.md gives each knob's target and measured value)."""
 
     mean_rows_per_basket: float = 3.3

@@ -10,12 +10,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from pipeline.synthetic.catalogue import build_catalogue
+from pipeline.synthetic.customers import build_customers, build_tastes
+from pipeline.synthetic.images import write_images
+from pipeline.synthetic.scales import get_scale
+from pipeline.synthetic.transactions import generate_transactions, write_transactions
 from shared.atomic import file_stamp, read_marker, write_marker
-from shared.synthetic.catalogue import build_catalogue
-from shared.synthetic.customers import build_customers, build_tastes
-from shared.synthetic.images import write_images
-from shared.synthetic.scales import get_scale
-from shared.synthetic.transactions import generate_transactions, write_transactions
 
 log = logging.getLogger(__name__)
 

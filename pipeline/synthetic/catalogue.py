@@ -9,10 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from shared.data.schema import ARTICLE_COLUMNS as SCHEMA_ARTICLE_COLUMNS
-from shared.synthetic import texts
-from shared.synthetic.scales import N_DAYS
-from shared.synthetic.vocab_data import (
+from pipeline.synthetic import texts
+from pipeline.synthetic.scales import N_DAYS
+from pipeline.synthetic.vocab_data import (
     APPEARANCES,
     COLOURS,
     DEPARTMENT_TYPES,
@@ -20,6 +19,7 @@ from shared.synthetic.vocab_data import (
     NAME_STEMS,
     PRODUCT_TYPES,
 )
+from shared.data.schema import ARTICLE_COLUMNS as SCHEMA_ARTICLE_COLUMNS
 
 # The public articles.csv's columns, in order (one list for the loaders and the generator).
 ARTICLE_COLUMNS = list(SCHEMA_ARTICLE_COLUMNS)

@@ -5,7 +5,7 @@
 ``images/<first 3 digits>/<10-digit id>.jpg``. The generative story is in docs/synthetic.md.
 """
 
-from shared.synthetic.scales import SCALES, get_scale
-from shared.synthetic.world import generate_world
+from pipeline.synthetic.scales import SCALES, get_scale
+from pipeline.synthetic.world import generate_world
 
 __all__ = ["SCALES", "generate_world", "get_scale"]

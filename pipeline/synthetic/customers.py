@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from shared.synthetic.catalogue import Catalogue
-from shared.synthetic.vocab_data import APPEARANCES, COLOURS, DEPARTMENTS
+from pipeline.synthetic.catalogue import Catalogue
+from pipeline.synthetic.vocab_data import APPEARANCES, COLOURS, DEPARTMENTS
 
 CUSTOMER_COLUMNS = ["customer_id", "FN", "Active", "club_member_status", "fashion_news_frequency", "age", "postal_code"]
 # Age centre and share of each index group's taste clusters; a cluster's audience is centred there.

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from shared.synthetic.colours import colour_rgb
+from pipeline.synthetic.colours import colour_rgb
 
 # (x, y) polygons in a unit box; scaled to the image size.
 SHAPES: dict[str, list[list[tuple[float, float]]]] = {

@@ -1,4 +1,4 @@
-"""Stage one's per-source columns, as both stages read them (names from shared.schemas).
+"""Stage one's per-source columns, as both stages read them (names from shared.contract.schemas).
 
 A candidate frame (batch file, training lists, evaluation) carries one ``src_<source>``
 float column per source: that source's own score, 0 when it did not propose the article. On
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shared.schemas import CANDIDATE_SOURCES
+from shared.contract.schemas import CANDIDATE_SOURCES
 
 SOURCE_COLUMNS: tuple[str, ...] = tuple(f"src_{s}" for s in CANDIDATE_SOURCES)
 

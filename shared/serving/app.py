@@ -6,7 +6,7 @@ thread limits, and the app factories that put them together.
   swap it in with one assignment; a failed load keeps the old one serving). :class:`ModelSlot`
   serves ``models_dir/<name>/<version>``; the search index has its own subclass.
 - :func:`service_app` gives every service logging, ``/livez`` + ``/readyz``, ``/metrics``
-  (``shared.service_metrics``, the same names everywhere), load shedding and a 500 that names
+  (``shared.serving.prometheus``, the same names everywhere), load shedding and a 500 that names
   the log; :func:`model_service_app` adds thread limits and the slots' lifespan (first load,
   then poll). Each service's ``app.py`` keeps only its own routes.
 - ``/readyz`` is false until the first load succeeds.
@@ -34,7 +34,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.artifacts import ArtifactError, resolve_version
-from shared.service_metrics import MetricsMiddleware, ServiceMetrics
+from shared.serving.prometheus import MetricsMiddleware, ServiceMetrics
 
 log = logging.getLogger(__name__)
 

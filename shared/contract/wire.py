@@ -18,7 +18,7 @@ from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from shared.schemas import (
+from shared.contract.schemas import (
     MAX_RANK_INPUT,
     ArticleId,
     CandidateSource,
