@@ -9,7 +9,7 @@ Training composes the two stages (only the pipeline may import both services):
    published and exported for batch stage one only, so the candidate service keeps serving its
    own model;
 2. candidates for that week's buyers (stage one as of that week: services/candidate/stage_one.py
-   through pipeline/stage_one.py, the same lists ``/recommend`` serves), features, labels -> MMoE
+   through pipeline/evaluated_candidates.py, the same lists ``/recommend`` serves), features, labels -> MMoE
    and the single-task ablation;
 3. the exported ranker carries a feature store built strictly before the cutoff.
 """
@@ -157,7 +157,7 @@ def train_ranker_command(
 ) -> None:
     """Train the MMoE re-ranker on the week before the cutoff; export to output/models/mmoe/<version>/."""
     import shared.config  # noqa: F401
-    from pipeline.stage_one import candidates_at
+    from pipeline.evaluated_candidates import candidates_at
     from services.ranker.train import TrainConfig, train_ranker
     from shared.artifacts import new_version
     from shared.data import load_dataset

@@ -57,7 +57,7 @@ def build_methods(ctx: EvalContext) -> dict[str, Callable[[list[str]], dict[str,
     check_model_cutoff(model_cutoff(folder), ctx.cutoff, f"two-tower {folder.name}")
 
     import shared.config  # noqa: F401
-    from pipeline.stage_one import evaluated_candidates
+    from pipeline.evaluated_candidates import evaluated_candidates
     from services.candidate.artifact import load_two_tower
     from services.candidate.infer import generate_candidates
     from services.candidate.settings import NO_FILTERS
