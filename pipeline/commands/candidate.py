@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from pipeline.groups import get_group
 from pipeline.options import cutoff_option, parse_cutoff, path_options, paths_from
 
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -197,8 +196,3 @@ def infer_command(
         raise click.ClickException(str(exc)) from exc
     click.echo(f"infer: {stats.summary()}")
     click.echo(f"infer: wrote {target}")
-
-
-def register(cli: click.Group) -> None:
-    get_group(cli, "train", help="Train models.").add_command(train_candidate_command)
-    cli.add_command(infer_command)

@@ -54,8 +54,3 @@ def drain_command(
     out_dir = paths_from(data_dir, output_dir).output_dir / "events"
     total = drain(redis_url, prefix, out_dir, follow, batch, heartbeat=heartbeat)
     click.echo(f"drained {total:,} events to {out_dir}")
-
-
-def register(cli: click.Group) -> None:
-    cli.add_command(events_group)
-    events_group.add_command(drain_command)

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import click
 
-from pipeline.groups import get_group
 from pipeline.options import cutoff_option, parse_cutoff, path_options, paths_from
 
 
@@ -285,9 +284,3 @@ def explain_ranker_command(data_dir: Path | None, output_dir: Path | None, model
     click.echo(f"score weights: {meta['score_weights']}")
     metrics = meta.get("metrics", {})
     click.echo("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
-
-
-def register(cli: click.Group) -> None:
-    get_group(cli, "train", help="Train models.").add_command(train_ranker_command)
-    get_group(cli, "explain", help="Explain trained models.").add_command(explain_ranker_command)
-    cli.add_command(rerank_command)

@@ -165,7 +165,3 @@ def run_command(
     code = serve(paths, host, port, ports, env, ready_timeout, start_redis=not no_redis_start, background=background)
     if code:
         sys.exit(code)
-
-
-def register(cli: click.Group) -> None:
-    cli.add_command(run_command)
