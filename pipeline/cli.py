@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import click
 
-import shared.config  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything imports TF)
-from pipeline.commands import candidate, data_check, data_synth, evaluate, events, ranker, report, run, search
+from shared.config import configure_tensorflow
+
+configure_tensorflow()  # TensorFlow's Keras, checked before any command module can import TF
+
+from pipeline.commands import candidate, data_check, data_synth, evaluate, events, ranker, report, run, search  # noqa: E402
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
