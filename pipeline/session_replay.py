@@ -171,8 +171,8 @@ def served_functions(ctx: Any) -> tuple[Any, Any]:
 
 def run_session_replay(paths: Any, cutoff: date | None, seed: int = 0, events_dir: Any = None) -> dict[str, Any]:
     """The replay on ``paths``' data and published models (see the module doc)."""
-    from pipeline.commands.events import read_events
     from pipeline.evaluation import load_context
+    from pipeline.event_drain import read_events
     from pipeline.synthetic.sessions import synthesise_sessions
     from shared.baselines import popular_articles
     from shared.split import label_week

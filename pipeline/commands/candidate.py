@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
-from pipeline.groups import get_group
 from pipeline.options import cutoff_option, parse_cutoff, path_options, paths_from
 
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -94,6 +94,31 @@ def _parse_exclusions(values: tuple[str, ...]) -> dict[str, list[str]]:
     return out
 
 
+def _parse_day(cutoff: str | None) -> date | None:
+    """``infer --cutoff``: a day (YYYY-MM-DD), or None for the model's cutoff."""
+    if not cutoff:
+        return None
+    try:
+        return datetime.strptime(cutoff, "%Y-%m-%d").date()
+    except ValueError as exc:
+        raise click.BadParameter(f"expected YYYY-MM-DD, got {cutoff!r}", param_hint="--cutoff") from exc
+
+
+def _stage_one_config(model: Any, threshold: float | None, top_k: int | None, not_sold_weeks: int | None) -> Any:
+    """The model's own stage-one settings, with the command line's threshold, top-k and weeks."""
+    from dataclasses import replace
+
+    from services.candidate import StageOneConfig
+
+    config = StageOneConfig.from_dict(model.metadata.get("stage_one"))
+    return replace(
+        config,
+        threshold=threshold,
+        two_tower_k=top_k or config.two_tower_k,
+        not_sold_weeks=config.not_sold_weeks if not_sold_weeks is None else not_sold_weeks,
+    )
+
+
 @click.command("infer")
 @path_options
 @click.option("--model-version", default=None, callback=_version, help="Two-tower version (default: CURRENT).")
@@ -143,9 +168,7 @@ def infer_command(
 ) -> None:
     """Stage one for every customer (or --customer-id ...): two-tower, repurchase, co-purchase,
     other colours, trending and best sellers, tagged by source."""
-    from dataclasses import replace
-
-    from services.candidate import MODEL_NAME, CutoffError, StageOneConfig, load_two_tower, write_stage_one
+    from services.candidate import MODEL_NAME, CutoffError, load_two_tower, write_stage_one
     from shared.artifacts import ArtifactError, model_dir
     from shared.data import DataValidationError, load_dataset
 
@@ -155,20 +178,9 @@ def infer_command(
         dataset = load_dataset(paths.data_dir, paths.cache_dir)
     except (ArtifactError, DataValidationError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
-    when = None
-    if cutoff:
-        try:
-            when = datetime.strptime(cutoff, "%Y-%m-%d").date()
-        except ValueError as exc:
-            raise click.BadParameter(f"expected YYYY-MM-DD, got {cutoff!r}", param_hint="--cutoff") from exc
+    when = _parse_day(cutoff)
     model = load_two_tower(folder)
-    config = StageOneConfig.from_dict(model.metadata.get("stage_one"))
-    config = replace(
-        config,
-        threshold=threshold,
-        two_tower_k=top_k or config.two_tower_k,
-        not_sold_weeks=config.not_sold_weeks if not_sold_weeks is None else not_sold_weeks,
-    )
+    config = _stage_one_config(model, threshold, top_k, not_sold_weeks)
     target = out or paths.inference_dir / "inference_results.parquet"
     click.echo(
         f"infer: two-tower {folder.name}, threshold {threshold if threshold is not None else 'none'}, "
@@ -190,8 +202,3 @@ def infer_command(
         raise click.ClickException(str(exc)) from exc
     click.echo(f"infer: {stats.summary()}")
     click.echo(f"infer: wrote {target}")
-
-
-def register(cli: click.Group) -> None:
-    get_group(cli, "train", help="Train models.").add_command(train_candidate_command)
-    cli.add_command(infer_command)

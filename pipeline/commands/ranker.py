@@ -9,7 +9,7 @@ Training composes the two stages (only the pipeline may import both services):
    published and exported for batch stage one only, so the candidate service keeps serving its
    own model;
 2. candidates for that week's buyers (stage one as of that week: services/candidate/stage_one.py
-   through pipeline/stage_one.py, the same lists ``/recommend`` serves), features, labels -> MMoE
+   through pipeline/evaluated_candidates.py, the same lists ``/recommend`` serves), features, labels -> MMoE
    and the single-task ablation;
 3. the exported ranker carries a feature store built strictly before the cutoff.
 """
@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 
-from pipeline.groups import get_group
 from pipeline.options import cutoff_option, parse_cutoff, path_options, paths_from
 
 
@@ -107,6 +107,41 @@ def _train_week_two_towers_apart(paths, cutoff: str | None, train_weeks: int, ep
         raise click.ClickException(f"training the training weeks' two-towers failed (exit code {child.exitcode})")
 
 
+def _training_candidates(
+    paths: Any, dataset: Any, serve_cutoff: date, weeks: list[date]
+) -> tuple[dict[date, Any], list[str]]:
+    """Each training week's stage-one candidates for that week's buyers, from the week's
+    two-tower (weeks nobody bought in are skipped); and the names of the two-towers used."""
+    from pipeline.evaluated_candidates import candidates_at
+    from shared.memory import memory_note, release_free_memory
+    from shared.split import label_week, purchases_by_customer
+
+    tx = dataset.transactions
+    candidates_by_week = {}
+    two_towers = []
+    for week in weeks:
+        click.echo(
+            f"ranker: training label week {week} .. {week + timedelta(days=6)}; "
+            f"features for serving strictly before {serve_cutoff}"
+        )
+        two_tower = week_two_tower_dir(paths.models_dir, week)  # trained (or checked) by the child
+        buyers = sorted(purchases_by_customer(label_week(tx, week)))
+        if not buyers:
+            click.echo(f"ranker: nobody bought anything in the week from {week}; skipping it")
+            continue
+        # What training reads (not the tag nor the stage-one rank), then the step's garbage handed back.
+        found = candidates_at(two_tower, dataset, week, buyers)
+        candidates_by_week[week] = found.drop(columns=[c for c in ("source", "rank") if c in found])
+        del found
+        release_free_memory()
+        two_towers.append(two_tower.name)
+        click.echo(
+            f"ranker: {len(candidates_by_week[week]):,} candidates for {len(buyers):,} buyers of that week "
+            f"({memory_note()})"
+        )
+    return candidates_by_week, two_towers
+
+
 @click.command("ranker")
 @path_options
 @cutoff_option
@@ -155,12 +190,9 @@ def train_ranker_command(
     seed: int,
 ) -> None:
     """Train the MMoE re-ranker on the week before the cutoff; export to output/models/mmoe/<version>/."""
-    from pipeline.stage_one import candidates_at
     from services.ranker import RankerTrainConfig, train_ranker
     from shared.artifacts import new_version
     from shared.data import load_dataset
-    from shared.memory import memory_note, release_free_memory
-    from shared.split import label_week, purchases_by_customer
 
     paths = paths_from(data_dir, output_dir)
     parse_cutoff(cutoff)  # a bad --cutoff is a usage error here, not a failure in the child
@@ -168,28 +200,7 @@ def train_ranker_command(
     dataset = load_dataset(paths.data_dir, paths.cache_dir)
     tx = dataset.transactions
     serve_cutoff, weeks = serving_and_training_weeks(tx, cutoff, train_weeks)
-    candidates_by_week = {}
-    two_towers = []
-    for week in weeks:
-        click.echo(
-            f"ranker: training label week {week} .. {week + timedelta(days=6)}; "
-            f"features for serving strictly before {serve_cutoff}"
-        )
-        two_tower = week_two_tower_dir(paths.models_dir, week)  # trained (or checked) by the child
-        buyers = sorted(purchases_by_customer(label_week(tx, week)))
-        if not buyers:
-            click.echo(f"ranker: nobody bought anything in the week from {week}; skipping it")
-            continue
-        # What training reads (not the tag nor the stage-one rank), then the step's garbage handed back.
-        found = candidates_at(two_tower, dataset, week, buyers)
-        candidates_by_week[week] = found.drop(columns=[c for c in ("source", "rank") if c in found])
-        del found
-        release_free_memory()
-        two_towers.append(two_tower.name)
-        click.echo(
-            f"ranker: {len(candidates_by_week[week]):,} candidates for {len(buyers):,} buyers of that week "
-            f"({memory_note()})"
-        )
+    candidates_by_week, two_towers = _training_candidates(paths, dataset, serve_cutoff, weeks)
     if not candidates_by_week:
         raise click.ClickException("no purchases in any training week: nothing to learn from")
     out = train_ranker(
@@ -281,9 +292,3 @@ def explain_ranker_command(data_dir: Path | None, output_dir: Path | None, model
     click.echo(f"score weights: {meta['score_weights']}")
     metrics = meta.get("metrics", {})
     click.echo("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
-
-
-def register(cli: click.Group) -> None:
-    get_group(cli, "train", help="Train models.").add_command(train_ranker_command)
-    get_group(cli, "explain", help="Explain trained models.").add_command(explain_ranker_command)
-    cli.add_command(rerank_command)

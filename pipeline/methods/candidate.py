@@ -56,7 +56,7 @@ def build_methods(ctx: EvalContext) -> dict[str, Callable[[list[str]], dict[str,
         return {}
     check_model_cutoff(model_cutoff(folder), ctx.cutoff, f"two-tower {folder.name}")
 
-    from pipeline.stage_one import evaluated_candidates
+    from pipeline.evaluated_candidates import evaluated_candidates
     from services.candidate import NO_FILTERS, generate_candidates, load_two_tower
     from shared.contract.schemas import CANDIDATE_SOURCES
 

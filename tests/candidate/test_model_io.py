@@ -119,7 +119,7 @@ def test_a_batch_only_model_gives_the_same_stage_one_lists_and_cannot_be_served(
     tmp_path, tiny_dataset, tiny_cutoff, trained
 ):
     """A ranker training week's two-tower skips the serving files; batch stage one never read them."""
-    from pipeline.stage_one import candidates_at
+    from pipeline.evaluated_candidates import candidates_at
     from services.candidate.serving import ServingModel
     from services.candidate.stage_one import TABLES_SUBDIR
 

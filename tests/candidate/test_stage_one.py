@@ -102,7 +102,7 @@ def test_tables_never_read_the_label_week(toy):
 def test_the_service_serves_what_the_batch_computes(trained, tiny_dataset, tiny_cutoff):
     """One function for every path: the candidate service's list (snapshot + exported tables)
     equals the offline list (features and tables computed from the data) at the model's cutoff."""
-    from pipeline.stage_one import candidates_at
+    from pipeline.evaluated_candidates import candidates_at
     from services.candidate.serving import ServingModel
 
     folder = trained / "two_tower" / "v1"

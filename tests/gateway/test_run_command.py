@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 from gateway_fakes import closed_port
 
+from pipeline import supervisor
 from pipeline.commands import run as run_module
 from shared.config import PathSettings
 
@@ -58,10 +59,10 @@ def test_flags_that_exclude_each_other():
 
 
 def test_stop_children_terminates_and_kills_the_stubborn(tmp_path):
-    polite = run_module.start_child(
+    polite = supervisor.start_child(
         "polite", [sys.executable, "-c", "import time; time.sleep(60)"], dict(os.environ), tmp_path
     )
-    stubborn = run_module.start_child(
+    stubborn = supervisor.start_child(
         "stubborn",
         [
             sys.executable,
@@ -76,7 +77,7 @@ def test_stop_children_terminates_and_kills_the_stubborn(tmp_path):
     while "up" not in stubborn.tail() and time.monotonic() < deadline:
         time.sleep(0.05)
     started = time.monotonic()
-    run_module.stop_children([polite, stubborn], timeout_s=1.0)
+    supervisor.stop_children([polite, stubborn], timeout_s=1.0)
     assert polite.proc.returncode == -signal.SIGTERM
     assert stubborn.proc.returncode == -signal.SIGKILL
     assert time.monotonic() - started < 5
@@ -86,24 +87,24 @@ def test_stop_children_terminates_and_kills_the_stubborn(tmp_path):
 def test_serve_starts_waits_for_readyz_and_stops_everything_on_sigterm(hm_sample_dir, tmp_path, monkeypatch):
     """Fake model services (the benchmark's, as processes) + the real gateway on the real sample."""
     fake = [sys.executable, str(ROOT / "benchmarks" / "bench_gateway.py"), "--serve-fake"]
-    real_cmd = run_module.uvicorn_cmd
+    real_cmd = supervisor.uvicorn_cmd
 
     def cmd(module: str, host: str, port: int) -> list[str]:
         if module == "gateway":
             return real_cmd(module, host, port)
         return [*fake, module, "--port", str(port), "--data-dir", str(hm_sample_dir)]
 
-    started: list[run_module.Child] = []
-    real_start = run_module.start_child
+    started: list[supervisor.Child] = []
+    real_start = supervisor.start_child
 
     def recording_start(*args, **kwargs):
         child = real_start(*args, **kwargs)
         started.append(child)
         return child
 
-    monkeypatch.setattr(run_module, "uvicorn_cmd", cmd)
-    monkeypatch.setattr(run_module, "start_child", recording_start)
-    ports = {name: closed_port() for name in run_module.MODEL_SERVICES}
+    monkeypatch.setattr(supervisor, "uvicorn_cmd", cmd)
+    monkeypatch.setattr(supervisor, "start_child", recording_start)
+    ports = {name: closed_port() for name in supervisor.MODEL_SERVICES}
     gateway_port = closed_port()
     env = dict(os.environ, HM_GATEWAY_REDIS_URL="", HM_GATEWAY_LOG_LEVEL="WARNING")
     paths = PathSettings(data_dir=hm_sample_dir, output_dir=tmp_path / "output")
@@ -113,7 +114,7 @@ def test_serve_starts_waits_for_readyz_and_stops_everything_on_sigterm(hm_sample
     def stop_when_ready() -> None:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            if run_module.ready(f"http://127.0.0.1:{gateway_port}"):
+            if supervisor.ready(f"http://127.0.0.1:{gateway_port}"):
                 seen_ready.set()
                 break
             time.sleep(0.2)
@@ -121,7 +122,7 @@ def test_serve_starts_waits_for_readyz_and_stops_everything_on_sigterm(hm_sample
 
     handler_before = signal.getsignal(signal.SIGTERM)
     threading.Thread(target=stop_when_ready, daemon=True).start()
-    code = run_module.serve(paths, "127.0.0.1", gateway_port, ports, env, ready_timeout_s=120, start_redis=False)
+    code = supervisor.serve(paths, "127.0.0.1", gateway_port, ports, env, ready_timeout_s=120, start_redis=False)
     assert seen_ready.is_set(), [c.tail() for c in started]
     assert code == 0
     assert [c.name for c in started] == ["candidate", "ranker", "search", "gateway"]

@@ -79,7 +79,7 @@ def test_train_ranker_command_then_pipeline_method(tiny_world: Path, tmp_path: P
     recs = methods["pipeline"](customers)
     assert set(recs) == set(customers)
     # The pipeline re-orders exactly the stage-one list /recommend would get (nothing cut, nothing added).
-    from pipeline.stage_one import candidates_at
+    from pipeline.evaluated_candidates import candidates_at
 
     listed = candidates_at(paths.models_dir / "two_tower" / "v1", ctx.dataset, ctx.cutoff, customers)
     for c in customers:
