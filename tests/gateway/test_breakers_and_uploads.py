@@ -4,19 +4,15 @@ hostile upload corpus (its form layer) at the gateway."""
 from __future__ import annotations
 
 import asyncio
-import sys
-from pathlib import Path
 
 import aiohttp
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
-from gateway_fakes import ServerThread
 
 from services.gateway.breaker import CLOSED, OPEN, BreakerSet, CircuitBreaker
 from services.gateway.clients import DependencyRejected, DependencyUnavailable, ServiceClient
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.gateway.gateway_fakes import ServerThread
 from tests.hostile_corpus import hostile_cases, jpeg
 
 

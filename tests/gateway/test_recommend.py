@@ -6,7 +6,8 @@ import time
 
 import pytest
 import redis
-from gateway_fakes import (
+
+from tests.gateway.gateway_fakes import (
     ARTICLES,
     CUSTOMER_MID,
     CUSTOMER_NEW,

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from gateway_fakes import closed_port
 
 from pipeline.commands import run as run_module
 from shared.config import PathSettings
+from tests.gateway.gateway_fakes import closed_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from gateway_fakes import ARTICLES, CUSTOMER_YOUNG, closed_port
+
+from tests.gateway.gateway_fakes import ARTICLES, CUSTOMER_YOUNG, closed_port
 
 A = ARTICLES
 JPEG = b"\xff\xd8" + b"\x00" * 1000  # the fake search accepts anything starting like a JPEG

@@ -8,13 +8,13 @@ import subprocess
 import time
 
 import pytest
-from gateway_fakes import ARTICLES, closed_port, tiny_frames
 
 from services.gateway.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from services.gateway.cache import LOCAL, REDIS, LocalTTLCache, ResultCache, cache_key
 from services.gateway.catalogue import build_catalogue, popular_by_band
 from services.gateway.settings import GatewaySettings
 from shared.schemas import SearchFilters
+from tests.gateway.gateway_fakes import ARTICLES, closed_port, tiny_frames
 
 A = ARTICLES
 

@@ -99,7 +99,7 @@ def test_text_only_index_serves_text_and_503s_photos_until_the_full_index_swaps_
 
 
 def test_progress_is_written_after_each_chunk_and_a_re_run_reuses_every_photo(tmp_path: Path, monkeypatch) -> None:
-    from test_image import CountingEmbedder, _tiny_photo_world
+    from tests.search.test_image import CountingEmbedder, _tiny_photo_world
 
     articles = _tiny_photo_world(tmp_path, 8)  # 7 photos, one article without
     out = tmp_path / "search"

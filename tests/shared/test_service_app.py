@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.testclient import TestClient
-from test_model_slot import _loader  # the same toy model
 
 from shared.artifacts import publish
 from shared.service import ModelSlot, ServiceSettings, model_service_app, served
+from tests.shared.test_model_slot import _loader  # the same toy model
 
 
 def _publish(models: Path, version: str, payload: str) -> None:
