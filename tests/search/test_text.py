@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services.search.engine import top_indices
-from services.search.text import TfidfIndex, article_documents, reciprocal_rank_fusion
+from services.search.engine import reciprocal_rank_fusion, top_indices
+from services.search.text import TfidfIndex, article_documents
 
 
 def test_reciprocal_rank_fusion_by_hand() -> None:
