@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import orjson
@@ -27,7 +27,6 @@ from shared.schemas import SearchFilters, SearchResponse
 
 log = logging.getLogger(__name__)
 
-ImageMode = Literal["default", "embedder", "colour"]
 IMAGE_MODES: tuple[str, ...] = ("default", "embedder", "colour")
 RRF_DEPTH = 1000  # each ranker contributes its top 1,000 (after filters) to the fusion
 PHOTOS_RETRY_AFTER_S = 30
