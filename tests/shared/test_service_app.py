@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from shared.artifacts import publish
 from shared.service import ModelSlot, ServiceSettings, model_service_app, served
-from tests.shared.test_model_slot import _loader  # the same toy model
+from tests.shared.serving.test_app import _loader  # the same toy model
 
 
 def _publish(models: Path, version: str, payload: str) -> None:
