@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.gateway.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
+from services.gateway.breaker import CLOSED, HALF_OPEN, OPEN, BreakerSet, CircuitBreaker
 
 
 class FakeClock:
@@ -51,3 +51,16 @@ def test_breaker_release_frees_the_trial_slot():
 def test_breaker_refuses_nonsense():
     with pytest.raises(ValueError):
         CircuitBreaker("x", failure_threshold=0)
+
+
+def test_breaker_set_keeps_operations_apart():
+    t = [0.0]
+    breakers = BreakerSet("search", failure_threshold=2, reset_s=1.0, clock=lambda: t[0])
+    image, text = breakers.for_operation("image"), breakers.for_operation("text")
+    assert breakers.for_operation("image") is image and image is not text
+    image.record_failure()
+    image.record_failure()
+    assert image.state == OPEN and not image.allow()
+    assert text.state == CLOSED and text.allow()
+    assert breakers.state == OPEN  # the dependency's summary is its worst operation
+    assert breakers.states() == {"default": CLOSED, "image": OPEN, "text": CLOSED}

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from pipeline.commands import run as run_module
 from shared.config import PathSettings
@@ -48,13 +46,6 @@ def test_prepare_synthesises_data_when_the_folder_is_empty(tmp_path, monkeypatch
     monkeypatch.setattr(run_module, "FULL_QUALITY", [])
     run_module.prepare(paths, "tiny", {})
     assert ran == [["data", "synth", "--scale", "tiny", "--out", str(tmp_path / "data")]]
-
-
-def test_flags_that_exclude_each_other():
-    from pipeline.cli import cli
-
-    result = CliRunner().invoke(cli, ["run", "--skip-pipeline", "--pipeline-only"])
-    assert result.exit_code == 2 and "exclude each other" in result.output
 
 
 def test_stop_children_terminates_and_kills_the_stubborn(tmp_path):
@@ -127,12 +118,3 @@ def test_serve_starts_waits_for_readyz_and_stops_everything_on_sigterm(hm_sample
     assert [c.name for c in started] == ["candidate", "ranker", "search", "gateway"]
     assert all(c.proc.poll() is not None for c in started), "a child outlived hmrec run"
     assert signal.getsignal(signal.SIGTERM) == handler_before  # our handler is gone again
-
-
-def test_run_help_lists_the_flags():
-    out = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "run", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
-    assert out.returncode == 0
-    for flag in ("--skip-pipeline", "--services-only", "--pipeline-only", "--full-first", "--port", "--scale"):
-        assert flag in out.stdout

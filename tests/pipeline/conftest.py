@@ -1,5 +1,5 @@
-"""The command tests run the commands on the worlds and models the service tests build: the
-same fixtures, from tests/candidate and tests/search."""
+"""The pipeline's tests run the commands and methods on the worlds and models the service tests
+build: the same fixtures, from tests/candidate and tests/search."""
 
 from tests.candidate.conftest import tiny_cutoff, tiny_dataset, trained
 from tests.search.conftest import index_dir, sample_articles, sample_world
