@@ -21,11 +21,6 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 
-def dedupe(predicted: Iterable[str]) -> list[str]:
-    """``predicted`` without repeats, first occurrence kept (order preserved)."""
-    return list(dict.fromkeys(predicted))
-
-
 def hit_ranks(truth: set[str] | frozenset[str], predicted: Sequence[str]) -> list[int]:
     """0-based ranks, after de-duplication, of the bought articles found in ``predicted``; sorted.
 

@@ -19,7 +19,7 @@ Layout of a version folder:
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +143,3 @@ def load_two_tower(path: Path, warm: bool = True) -> LoadedTwoTower:
         feats, _ = loaded.snapshot_features(["0" * 64])
         loaded.index.search(loaded.encode(feats), 10)
     return loaded
-
-
-def config_dict(cfg: TwoTowerTrainConfig) -> dict[str, Any]:
-    return asdict(cfg)

@@ -15,8 +15,6 @@ import pandas as pd
 
 from shared.contract.schemas import FILTER_COLUMNS, FacetValue, SearchFilters
 
-CATALOGUE_COLUMNS: tuple[str, ...] = ("article_id", "prod_name", *FILTER_COLUMNS, "price")
-
 
 def build_catalogue(articles: pd.DataFrame, transactions: pd.DataFrame | None) -> pd.DataFrame:
     """article_id, prod_name, the filter columns (missing ones as ""), price (mean, float32)."""

@@ -150,13 +150,3 @@ class SearchResponse(BaseModel):
     personalised: bool = False
     results: list[ScoredArticle]
     facets: dict[str, list[FacetValue]]
-
-
-# --- health ------------------------------------------------------------------------------
-
-
-class Readiness(BaseModel):
-    ready: bool
-    service: str
-    model_version: str | None = None
-    detail: dict[str, object] = Field(default_factory=dict)

@@ -119,7 +119,3 @@ def slot_key(tag: str, *parts: str) -> str:
     if "{" in tag or "}" in tag:
         raise ValueError(f"a hash tag cannot contain braces: {tag!r}")
     return ":".join(("{" + tag + "}", *parts))
-
-
-def is_cluster(client: Any) -> bool:
-    return isinstance(client, RedisCluster)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from gateway_fakes import CUSTOMER_YOUNG
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from tests.gateway.gateway_fakes import CUSTOMER_YOUNG
 
 NAMES = ["customer_id", "k", "offset", "colour_group_name", "product_type_name", "price_min", "price_max", "x"]
 text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=80)
@@ -19,10 +20,10 @@ values = st.one_of(
 @pytest.fixture(scope="module")
 def gw_module(fakes, tmp_path_factory):
     from fastapi.testclient import TestClient
-    from gateway_fakes import tiny_catalogue
 
     from services.gateway.app import create_app
     from services.gateway.settings import GatewaySettings
+    from tests.gateway.gateway_fakes import tiny_catalogue
 
     tmp = tmp_path_factory.mktemp("hostile")
     settings = GatewaySettings(

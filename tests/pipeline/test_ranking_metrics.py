@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.ranking_metrics import apk, dedupe, evaluate_rankings, map_at_k, recall_at_k
+from pipeline.ranking_metrics import apk, evaluate_rankings, map_at_k, recall_at_k
 
 
 def test_apk_hits_at_ranks_1_and_3_of_two_bought():
@@ -84,10 +84,6 @@ def test_evaluate_rankings_agrees_with_the_single_metrics():
     }
     # c1: (1/1 + 2/3) / 2 = 5/6; c2: (1/3) / 1 = 1/3; c3: 0 -> MAP = (5/6 + 1/3) / 3 = 7/18
     assert result["map@12"] == pytest.approx(7 / 18)
-
-
-def test_dedupe_keeps_first_occurrence():
-    assert dedupe(["b", "a", "b", "c", "a"]) == ["b", "a", "c"]
 
 
 # --- properties -------------------------------------------------------------------------

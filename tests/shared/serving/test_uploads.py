@@ -9,9 +9,9 @@ import time
 
 import httpx
 from fastapi import FastAPI, Request
-from gateway_fakes import ServerThread
 
 from shared.serving.uploads import read_image_form
+from tests.gateway.gateway_fakes import ServerThread
 
 
 def _app() -> FastAPI:

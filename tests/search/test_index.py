@@ -1,6 +1,7 @@
 """A servable index before the photos are done: `hmrec index --text-only`, the progress file,
 the 503 (with the progress and Retry-After) of image search meanwhile, /readyz's warming detail,
-and the hot swap to the full index when `hmrec index` finishes."""
+and the hot swap to the full index when `hmrec index` finishes; both indexes built and answering
+on a synthetic world."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
@@ -99,7 +101,7 @@ def test_text_only_index_serves_text_and_503s_photos_until_the_full_index_swaps_
 
 
 def test_progress_is_written_after_each_chunk_and_a_re_run_reuses_every_photo(tmp_path: Path, monkeypatch) -> None:
-    from test_image import CountingEmbedder, _tiny_photo_world
+    from tests.search.test_image import CountingEmbedder, _tiny_photo_world
 
     articles = _tiny_photo_world(tmp_path, 8)  # 7 photos, one article without
     out = tmp_path / "search"
@@ -140,7 +142,6 @@ def test_image_status_of_manifests_old_and_new(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_text_rebuild_re_embeds_only_changed_documents(sample_articles, tmp_path: Path) -> None:
-    import numpy as np
 
     articles = sample_articles.head(20).copy()
     first = files.build_text_index(articles, None, tmp_path, progress=False)
@@ -158,3 +159,23 @@ def test_a_text_rebuild_re_embeds_only_changed_documents(sample_articles, tmp_pa
     third = files.build_text_index(articles, None, tmp_path, progress=False)
     assert third["text_documents_embedded"] == 20
     assert np.allclose(np.load(tmp_path / files.TEXT_EMBEDDINGS_FILE), after, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_indexes_build_and_answer_on_a_synthetic_world(tiny_world: Path, tmp_path: Path) -> None:
+    """The synthetic world's files go through the same builders (first 60 articles, to stay quick)."""
+    from services.search.engine import SearchIndex
+    from services.search.index import build_image_index, build_text_index, write_manifest
+    from services.search.settings import SearchSettings
+    from shared.data import load_dataset
+
+    data = load_dataset(tiny_world)
+    articles = data.articles.head(60)
+    out = tmp_path / "search"
+    write_manifest(out, build_text_index(articles, data.transactions, out, progress=False))
+    write_manifest(out, build_image_index(articles, tiny_world / "images", out, progress=False))
+    index = SearchIndex.load(out, SearchSettings(index_dir=out, models_dir=tmp_path / "models"))
+    dress_like = articles["product_type_name"].iloc[0]
+    answer = index.text_search(dress_like.lower(), k=3, mode="tfidf")
+    assert answer.results and all(r.article_id in set(articles["article_id"]) for r in answer.results)
+    assert index.describe()["photos"] == 60

@@ -1,61 +1,21 @@
-"""`hmrec run`: which offline steps it runs, and that it starts, waits for and stops its children."""
+"""`hmrec run`'s process supervisor: it starts, waits for and stops its children."""
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from gateway_fakes import closed_port
 
 from pipeline import supervisor
-from pipeline.commands import run as run_module
 from shared.config import PathSettings
+from tests.gateway.gateway_fakes import closed_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _data(tmp_path: Path) -> PathSettings:
-    data = tmp_path / "data"
-    data.mkdir()
-    for name in ("articles.csv", "transactions_train.csv"):
-        (data / name).write_text("x\n")
-    return PathSettings(data_dir=data, output_dir=tmp_path / "output")
-
-
-def test_prepare_runs_only_missing_steps_in_order(tmp_path, monkeypatch):
-    paths = _data(tmp_path)
-    # the inference file and a text-only search index exist; models and the re-ranked file do not
-    (paths.inference_dir).mkdir(parents=True)
-    (paths.inference_dir / "inference_results.parquet").write_bytes(b"")
-    paths.search_dir.mkdir(parents=True)
-    (paths.search_dir / "manifest.json").write_text('{"version": "s1"}')
-    ran: list[list[str]] = []
-    monkeypatch.setattr(run_module, "_run_step", lambda args, env, label: ran.append(args))
-    run_module.prepare(paths, "small", {})
-    assert ran == [["index", "images"], ["train", "candidate"], ["train", "ranker"], ["rerank"]]
-
-
-def test_prepare_synthesises_data_when_the_folder_is_empty(tmp_path, monkeypatch):
-    paths = PathSettings(data_dir=tmp_path / "data", output_dir=tmp_path / "output")
-    ran: list[list[str]] = []
-    monkeypatch.setattr(run_module, "_run_step", lambda args, env, label: ran.append(args))
-    monkeypatch.setattr(run_module, "FULL_QUALITY", [])
-    run_module.prepare(paths, "tiny", {})
-    assert ran == [["data", "synth", "--scale", "tiny", "--out", str(tmp_path / "data")]]
-
-
-def test_flags_that_exclude_each_other():
-    from pipeline.cli import cli
-
-    result = CliRunner().invoke(cli, ["run", "--skip-pipeline", "--pipeline-only"])
-    assert result.exit_code == 2 and "exclude each other" in result.output
 
 
 def test_stop_children_terminates_and_kills_the_stubborn(tmp_path):
@@ -128,12 +88,3 @@ def test_serve_starts_waits_for_readyz_and_stops_everything_on_sigterm(hm_sample
     assert [c.name for c in started] == ["candidate", "ranker", "search", "gateway"]
     assert all(c.proc.poll() is not None for c in started), "a child outlived hmrec run"
     assert signal.getsignal(signal.SIGTERM) == handler_before  # our handler is gone again
-
-
-def test_run_help_lists_the_flags():
-    out = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "run", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
-    assert out.returncode == 0
-    for flag in ("--skip-pipeline", "--services-only", "--pipeline-only", "--full-first", "--port", "--scale"):
-        assert flag in out.stdout

@@ -1,5 +1,4 @@
-"""`hmrec search text|image`, `hmrec index`, `hmrec evaluate search` (JSON shape), and the
-indexes on a synthetic world."""
+"""`hmrec search text|image`, `hmrec index`, `hmrec evaluate search` (JSON shape)."""
 
 from __future__ import annotations
 
@@ -7,7 +6,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -104,45 +102,3 @@ def test_evaluate_search_json_shape(sample_world: Path, tmp_path: Path) -> None:
         assert 0 <= body["text"][mode]["p@12"] <= 1
     assert body["meta"]["image"]["photos"] == 60  # the 60 first articles all have photos
     assert "image search" in result.output and "text search" in result.output
-
-
-def test_precision_and_leave_one_out_by_hand() -> None:
-    from services.search.evaluate import loo_neighbours, precision_at_k
-
-    vectors = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], dtype=np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    neighbours = loo_neighbours(vectors, np.arange(4), k=1)
-    assert neighbours.ravel().tolist() == [1, 0, 3, 2]  # never itself
-    labels = np.array(["a", "a", "b", "a"], dtype=object)
-    # hits: 0->1 (a=a), 1->0 (a=a), 2->3 (b!=a), 3->2 (a!=b) -> 2 of 4
-    assert precision_at_k(neighbours, labels, np.arange(4)) == 0.5
-
-
-def test_text_queries_come_from_catalogue_pairs(sample_articles) -> None:
-    from services.search.evaluate import text_queries
-
-    queries = dict(text_queries(sample_articles, min_relevant=3))
-    pair_counts = sample_articles.groupby(["colour_group_name", "product_type_name"]).size()
-    assert "black trousers" in queries
-    assert len(queries["black trousers"]) == pair_counts[("Black", "Trousers")]
-    assert all(len(rows) >= 3 for rows in queries.values())
-
-
-@pytest.mark.slow
-def test_indexes_build_and_answer_on_a_synthetic_world(tiny_world: Path, tmp_path: Path) -> None:
-    """The synthetic world's files go through the same builders (first 60 articles, to stay quick)."""
-    from services.search.engine import SearchIndex
-    from services.search.index import build_image_index, build_text_index, write_manifest
-    from services.search.settings import SearchSettings
-    from shared.data import load_dataset
-
-    data = load_dataset(tiny_world)
-    articles = data.articles.head(60)
-    out = tmp_path / "search"
-    write_manifest(out, build_text_index(articles, data.transactions, out, progress=False))
-    write_manifest(out, build_image_index(articles, tiny_world / "images", out, progress=False))
-    index = SearchIndex.load(out, SearchSettings(index_dir=out, models_dir=tmp_path / "models"))
-    dress_like = articles["product_type_name"].iloc[0]
-    answer = index.text_search(dress_like.lower(), k=3, mode="tfidf")
-    assert answer.results and all(r.article_id in set(articles["article_id"]) for r in answer.results)
-    assert index.describe()["photos"] == 60

@@ -1,11 +1,15 @@
-"""/search (text JSON and image multipart), catalogue routes, health and metrics."""
+"""/search (text JSON and image multipart), catalogue routes, health and metrics; the hostile
+upload corpus (its form layer) at the gateway."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from gateway_fakes import ARTICLES, CUSTOMER_YOUNG, closed_port
+
+from services.gateway.breaker import CLOSED, OPEN
+from tests.gateway.gateway_fakes import ARTICLES, CUSTOMER_YOUNG, closed_port
+from tests.hostile_corpus import hostile_cases, jpeg
 
 A = ARTICLES
 JPEG = b"\xff\xd8" + b"\x00" * 1000  # the fake search accepts anything starting like a JPEG
@@ -296,3 +300,35 @@ def test_the_page_is_served_at_the_root(make_gateway):
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert 'data-testid="customer-input"' in page.text
     assert gw.get("/app.js").status_code == 200 and gw.get("/style.css").status_code == 200
+
+
+FORM_CASES = [(n, kw) for n, layer, kw in hostile_cases() if layer == "form"]
+
+
+@pytest.mark.parametrize(("name", "kwargs"), FORM_CASES, ids=[c[0] for c in FORM_CASES])
+def test_hostile_forms_are_4xx_at_the_gateway_without_an_upstream_call(make_gateway, fakes, name, kwargs):
+    gw = make_gateway()
+    r = gw.post("/search", **kwargs)
+    assert 400 <= r.status_code < 500, (name, r.status_code, r.text[:300])
+    assert str(r.json()["detail"]).strip()
+    assert fakes.controls["search"].calls == 0, f"{name} reached the search service"
+
+
+def test_image_failures_do_not_open_text_search(make_gateway, fakes):
+    gw = make_gateway(breaker_failure_threshold=2, breaker_reset_s=60)
+    fakes.controls["search"].behaviour = "error"
+    for _ in range(3):
+        r = gw.post("/search", files={"file": ("p.jpg", jpeg(), "image/jpeg")})
+        assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1  # a 503 always says when to retry
+    fakes.controls["search"].behaviour = "ok"
+    assert gw.post("/search", files={"file": ("p.jpg", jpeg(), "image/jpeg")}).status_code == 503  # image: open
+    assert gw.post("/search", json={"query": "dress"}).status_code == 200  # text: its own breaker
+    breakers = gw.app.state.gateway.clients["search"].breaker.states()
+    assert breakers["image"] == OPEN and breakers["text"] == CLOSED
+
+
+def test_refused_photos_never_open_the_image_breaker(make_gateway, fakes):
+    gw = make_gateway(breaker_failure_threshold=2, breaker_reset_s=60)
+    for _ in range(10):  # the fake search refuses anything that is not a JPEG with 415
+        assert gw.post("/search", files={"file": ("x.png", b"\x89PNG not really", "image/png")}).status_code == 415
+    assert gw.post("/search", files={"file": ("p.jpg", jpeg(), "image/jpeg")}).status_code == 200

@@ -1,19 +1,67 @@
-"""shared.serving.app's app factories: every model service gets the same health, metrics, shedding
-and hot-swap behaviour from one place."""
+"""The model services' common app: ModelSlot (swap, failed load, pinned version, a rewritten
+folder noticed), the app around it (readiness, swaps, metrics, sheds, one shape for every model
+service), and the concurrency limit (shed with Retry-After, health still answering)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import threading
 from pathlib import Path
 
+import httpx
 import pytest
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.testclient import TestClient
-from test_model_slot import _loader  # the same toy model
 
 from shared.artifacts import publish
-from shared.serving.app import ModelSlot, ServiceSettings, model_service_app, served
+from shared.serving.app import (
+    ConcurrencyLimit,
+    ModelSlot,
+    ServiceSettings,
+    limit_concurrency,
+    model_service_app,
+    served,
+)
+
+
+def _write(models: Path, version: str, payload: str, mtime_ns: int | None = None) -> None:
+    folder = models / "toy" / version
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metadata.json").write_text(json.dumps({"payload": payload}))
+    if mtime_ns is not None:
+        os.utime(folder / "metadata.json", ns=(mtime_ns, mtime_ns))
+
+
+def _loader(folder: Path) -> str:
+    payload = json.loads((folder / "metadata.json").read_text())["payload"]
+    if payload == "broken":
+        raise ValueError("cannot load")
+    return payload
+
+
+def test_swap_failed_load_pin_and_rewritten_metadata(tmp_path: Path) -> None:
+    models = tmp_path
+    _write(models, "v1", "one", mtime_ns=1_000_000_000)
+    publish(models, "toy", "v1")
+    slot: ModelSlot[str] = ModelSlot(name="toy", models_dir=models, loader=_loader)
+    assert slot.reload() and slot.current == "one" and slot.version == "v1"
+    assert not slot.reload()  # nothing changed: no reload
+    _write(models, "v2", "two")
+    publish(models, "toy", "v2")
+    assert slot.reload() and slot.current == "two"
+    _write(models, "v3", "broken")
+    publish(models, "toy", "v3")
+    assert not slot.reload() and slot.current == "two" and "cannot load" in (slot.last_error or "")
+    # back to the served v2 (v3 never loaded): nothing to do
+    publish(models, "toy", "v2")
+    assert slot.reload() is False and slot.current == "two"
+    # the same version name rewritten (another size/mtime of metadata.json) is reloaded
+    _write(models, "v2", "two, rewritten", mtime_ns=2_000_000_000)
+    assert slot.reload() and slot.current == "two, rewritten"
+    pinned: ModelSlot[str] = ModelSlot(name="toy", models_dir=models, loader=_loader, pinned_version="v1")
+    assert pinned.reload() and pinned.current == "one"
 
 
 def _publish(models: Path, version: str, payload: str) -> None:
@@ -131,3 +179,49 @@ def test_every_model_service_has_the_same_shape(service: str, tmp_path: Path) ->
     assert f'hm_slot_ready{{service="{service}"' in text
     with pytest.raises(HTTPException):
         served(client.app.state.slot, "anything")
+
+
+def _app(limit: int) -> tuple[FastAPI, asyncio.Event]:
+    app = FastAPI()
+    gate = asyncio.Event()
+
+    @app.get("/work")
+    async def work() -> dict:
+        await gate.wait()
+        return {"done": True}
+
+    @app.get("/readyz")
+    async def readyz() -> dict:
+        return {"ready": True}
+
+    limit_concurrency(app, "test", limit)
+    return app, gate
+
+
+def test_over_the_limit_is_shed_with_retry_after_and_health_still_answers():
+    async def run() -> None:
+        app, gate = _app(2)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            held = [asyncio.create_task(client.get("/work")) for _ in range(2)]
+            await asyncio.sleep(0.05)
+            shed = await client.get("/work")
+            assert shed.status_code == 503 and shed.headers["retry-after"] == "1"
+            assert "overloaded" in shed.json()["detail"]
+            assert (await client.get("/readyz")).status_code == 200  # health is never shed
+            gate.set()
+            assert [r.status_code for r in await asyncio.gather(*held)] == [200, 200]
+            assert (await client.get("/work")).status_code == 200  # slots were given back
+        limiter = app.middleware_stack
+        while not isinstance(limiter, ConcurrencyLimit):
+            limiter = limiter.app
+        assert limiter.in_flight == 0 and limiter.shed == 1
+
+    asyncio.run(run())
+
+
+def test_limit_comes_from_the_environment_when_not_given(monkeypatch):
+    monkeypatch.setenv("HM_RANKER_MAX_IN_FLIGHT", "7")
+    app = FastAPI()
+    limit_concurrency(app, "ranker")
+    assert app.user_middleware[0].kwargs["max_in_flight"] == 7
