@@ -13,15 +13,14 @@ import argparse
 import time
 from datetime import timedelta
 
-import shared.config  # noqa: F401  (environment first)
 from pipeline.evaluation import load_context, make_context
+from pipeline.ranking_metrics import evaluate_rankings
 from shared.baselines import (
     age_popular_recommendations,
     popular_articles,
     repurchase_popular_recommendations,
 )
 from shared.config import get_paths
-from shared.metrics import evaluate_rankings
 
 
 def main() -> None:

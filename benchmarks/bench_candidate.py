@@ -25,11 +25,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import shared.config
 from services.candidate.artifact import load_two_tower
 from services.candidate.index import ExactIndex
 from services.candidate.infer import select
 from shared.artifacts import model_dir
+from shared.config import get_paths
 
 
 def rss_mb() -> float:
@@ -68,7 +68,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=1000, help="one-customer requests timed")
     args = ap.parse_args()
 
-    folder = args.model_dir or model_dir(shared.config.get_paths().models_dir, "two_tower")
+    folder = args.model_dir or model_dir(get_paths().models_dir, "two_tower")
     model = load_two_tower(folder)
     dim = model.index.embeddings.shape[1]
     rng = np.random.default_rng(0)

@@ -28,10 +28,9 @@ STEPS = ("synthesise", "csv_to_parquet", "parquet_load", "stats")
 
 def run_step(step: str, data_dir: Path, cache_dir: Path, scale: str, seed: int, images: bool) -> dict:
     """Run one step in this process and return its timing (called inside the child)."""
-    import shared.config  # noqa: F401  (environment defaults)
+    from pipeline.data_stats import world_stats
+    from pipeline.synthetic import generate_world
     from shared.data import load_dataset
-    from shared.stats import world_stats
-    from shared.synthetic import generate_world
 
     started = time.perf_counter()
     rows = 0
@@ -69,7 +68,7 @@ def main() -> None:
         print(json.dumps(run_step(args.step, data_dir, cache_dir, args.scale, args.seed, args.images)))
         return
 
-    from shared.synthetic import get_scale
+    from pipeline.synthetic import get_scale
 
     spec = get_scale(args.scale)
     n_tx = spec.n_transactions

@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from fastapi import FastAPI, File, Form, UploadFile  # noqa: E402
 
-from shared.schemas import CandidateRequest, RankRequest, TextSearchRequest  # noqa: E402
+from shared.contract.schemas import CandidateRequest, RankRequest, TextSearchRequest  # noqa: E402
 
 GOALS = {"recommend cached": (15.0, 300.0), "recommend uncached": (150.0, None)}
 
@@ -153,7 +153,7 @@ class SelfContained:
     def __enter__(self) -> str:
         if not (self.data_dir / "articles.csv").exists():
             print(f"generating a synthetic tiny world in {self.data_dir} ...", file=sys.stderr)
-            from shared.synthetic import generate_world
+            from pipeline.synthetic import generate_world
 
             generate_world(self.data_dir, scale="tiny", seed=0, images=False)
         ports = {name: free_port() for name in ("candidate", "ranker", "search", "gateway")}

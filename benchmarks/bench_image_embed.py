@@ -28,7 +28,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import shared.config  # noqa: E402,F401  (sets the TF env vars first)
 from services.search.image import ImageEmbedder, load_photo  # noqa: E402
 from services.search.index import IMAGE_FILE, build_image_index, photo_path, read_image_embeddings  # noqa: E402
 

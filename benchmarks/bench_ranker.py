@@ -23,10 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import shared.config  # noqa: F401
 from services.ranker.serving import LoadedRanker
 from shared.artifacts import model_dir
-from shared.service import limit_threads
+from shared.serving.app import limit_threads
 
 
 def percentiles(samples_s: list[float]) -> tuple[float, float, float]:

@@ -26,8 +26,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import shared.config  # noqa: F401
-
 
 def percentiles(seconds: list[float]) -> tuple[float, float]:
     ms = np.array(seconds) * 1000

@@ -15,13 +15,13 @@ import time
 import numpy as np
 import pandas as pd
 
+from pipeline.ranking_metrics import evaluate_rankings
 from shared.baselines import (
     age_popular_recommendations,
     popular_articles,
     random_recommendations,
     repurchase_popular_recommendations,
 )
-from shared.metrics import evaluate_rankings
 
 
 def main() -> None:

@@ -107,7 +107,7 @@ class Stack:
 
     def __enter__(self) -> str:
         if not (self.data_dir / "articles.csv").exists():
-            from shared.synthetic import generate_world
+            from pipeline.synthetic import generate_world
 
             generate_world(self.data_dir, scale="tiny", seed=0, images=False)
         self.redis.start()
@@ -291,7 +291,7 @@ async def soak(
         await asyncio.sleep(0.5)
     # The worker renames a batch's file into place before it deletes the batch from the stream,
     # so an empty stream means every file is there.
-    from pipeline.commands.events import read_events
+    from pipeline.event_drain import read_events
 
     rows = len(read_events(stack.output_dir / "events"))
     return {"ledger": ledger, "counters": await counters(session, url), "rows": rows}

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import pkgutil
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -27,9 +26,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.ranking_metrics import means, paired_ratio_interval, per_customer_metrics
 from shared.config import PathSettings
 from shared.data import Dataset, load_dataset
-from shared.metrics import means, paired_ratio_interval, per_customer_metrics
 from shared.split import default_cutoff, label_week, purchases_by_customer
 from shared.split import history_before as _history_before
 
@@ -117,11 +116,11 @@ def load_context(paths: PathSettings, cutoff: date | None = None, k: int = DEFAU
     return make_context(dataset, paths, cutoff, k, seed)
 
 
-def method_modules(package: str = "pipeline.methods") -> list[Any]:
-    """Import every module of the methods package, in name order."""
-    pkg = importlib.import_module(package)
-    names = sorted(info.name for info in pkgutil.iter_modules(pkg.__path__))
-    return [importlib.import_module(f"{package}.{name}") for name in names]
+def method_modules() -> list[Any]:
+    """Import the method families ``pipeline.methods.METHOD_MODULES`` names, in that order."""
+    from pipeline.methods import METHOD_MODULES
+
+    return [importlib.import_module(name) for name in METHOD_MODULES]
 
 
 @dataclass

@@ -34,9 +34,9 @@ def served_in_process(ctx: EvalContext) -> Method:
     """The published models through the services' own code paths (no HTTP)."""
     import numpy as np
 
-    from services.candidate.serving import ServingModel
-    from services.ranker.serving import LoadedRanker
-    from shared.candidates import source_matrix_from_dicts
+    from services.candidate import ServingModel
+    from services.ranker import LoadedRanker
+    from shared.contract.candidate_sources import source_matrix_from_dicts
 
     tt_folder = model_dir(ctx.paths.models_dir, "two_tower")
     rk_folder = model_dir(ctx.paths.models_dir, "mmoe")

@@ -1,7 +1,7 @@
 """``hmrec evaluate --sessions``: does a session's browsing improve the next feed?
 
 For each day d of the held-out week and each customer who buys on d, the session is their
-events of the 7 days before d (synthetic sessions, ``shared/synthetic/sessions.py``, or
+events of the 7 days before d (synthetic sessions, ``pipeline/synthetic/sessions.py``, or
 ``--events`` drained by ``hmrec events drain``); the feed is the served pipeline (stage one
 -> ranker, the published models) and MAP@12 is scored on what they buy on d. Four feeds per
 query, on the same queries:
@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shared.events import SessionEvent, anonymous_customer_id, weighted_articles
-from shared.metrics import apk, paired_ratio_interval
+from pipeline.ranking_metrics import apk, paired_ratio_interval
+from services.gateway import SessionEvent, anonymous_customer_id, weighted_articles
 
 FEEDS = ("customer", "customer+session", "anonymous", "anonymous+session", "customer+session-bought", "popular")
 MODEL_FEEDS = FEEDS[:5]
@@ -148,10 +148,8 @@ def served_functions(ctx: Any) -> tuple[Any, Any]:
     call them; refuses (LeakageError) models trained on the scored week."""
     from pipeline.evaluation import check_model_cutoff
     from pipeline.methods.candidate import model_cutoff, pick_two_tower
-    from services.candidate.artifact import load_two_tower
-    from services.candidate.stage_one import StageOneConfig, build_tables, stage_one
-    from services.candidate.two_tower_source import TwoTowerSource
-    from services.ranker.serving import LoadedRanker
+    from services.candidate import StageOneConfig, TwoTowerSource, build_tables, load_two_tower, stage_one_frame
+    from services.ranker import LoadedRanker
     from shared.artifacts import ArtifactError, model_dir
 
     folder = pick_two_tower(ctx.paths.models_dir, ctx.cutoff)
@@ -168,16 +166,16 @@ def served_functions(ctx: Any) -> tuple[Any, Any]:
         ds.transactions, ds.customers, ds.articles, source.as_of, not_sold_weeks=config.not_sold_weeks
     )
     ranker = LoadedRanker.load(ranker_dir)
-    return (lambda ids, recent: stage_one(tables, source, ids, config, recent)), ranker.rerank_frame
+    return (lambda ids, recent: stage_one_frame(tables, source, ids, config, recent)), ranker.rerank_frame
 
 
 def run_session_replay(paths: Any, cutoff: date | None, seed: int = 0, events_dir: Any = None) -> dict[str, Any]:
     """The replay on ``paths``' data and published models (see the module doc)."""
-    from pipeline.commands.events import read_events
     from pipeline.evaluation import load_context
+    from pipeline.event_drain import read_events
+    from pipeline.synthetic.sessions import synthesise_sessions
     from shared.baselines import popular_articles
     from shared.split import label_week
-    from shared.synthetic.sessions import synthesise_sessions
 
     ctx = load_context(paths, cutoff=cutoff, seed=seed)
     tx = ctx.dataset.transactions

@@ -52,7 +52,7 @@ def served_version(paths: PathSettings, name: str) -> str | None:
 
 def search_manifest(paths: PathSettings) -> dict[str, Any] | None:
     """The search index's manifest, or None when there is none (or it is unreadable)."""
-    from services.search.index import read_manifest  # lazy: the search stack is heavy to import
+    from services.search import read_manifest  # lazy: the search stack is heavy to import
 
     try:
         manifest = read_manifest(paths.search_dir)
@@ -66,7 +66,7 @@ def index_has_photos(paths: PathSettings) -> bool:
     photos), in the index's own words (``services.search.index.image_status``). A manifest from
     before ``image_index`` existed and without photo embeddings may be a build stopped before its
     photos: the photo step runs (it is quick and harmless when there are none)."""
-    from services.search.index import ABSENT, COMPLETE, IMAGE_STATUS_KEY, image_status
+    from services.search import ABSENT, COMPLETE, IMAGE_STATUS_KEY, image_status
 
     manifest = search_manifest(paths)
     if manifest is None:

@@ -8,7 +8,6 @@ atomically rewriting ``CURRENT``; services poll it and hot-swap.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -50,16 +49,6 @@ def library_versions(*names: str) -> dict[str, str]:
         except PackageNotFoundError:
             out[n] = "not installed"
     return out
-
-
-def fingerprint_files(paths: list[Path]) -> str:
-    """A cheap, stable fingerprint of input files: name, size and mtime (not content)."""
-    h = hashlib.sha256()
-    for p in sorted(Path(x) for x in paths):
-        if p.exists():
-            st = p.stat()
-            h.update(f"{p.name}:{st.st_size}:{int(st.st_mtime)}".encode())
-    return h.hexdigest()[:16]
 
 
 @contextmanager
@@ -143,7 +132,3 @@ def read_metadata(path: Path) -> dict[str, Any]:
     if not meta_path.exists():
         raise ArtifactError(f"{path} has no {METADATA_FILE}: not a complete model artifact")
     return json.loads(meta_path.read_text())
-
-
-def has_model(models_dir: Path, name: str) -> bool:
-    return bool(list_versions(models_dir, name))

@@ -7,16 +7,11 @@ Paths come from the environment (``HM_DATA_DIR``, ``HM_OUTPUT_DIR``) or the CLI'
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-# TF Recommenders needs the Keras 2 API; this must be set before TensorFlow is imported
-# anywhere in the process, so every entry point imports shared.config first.
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 
 WARMUP_FILE = "warmup.json"
 # Step names in that record which the gateway's /status reads (pipeline/warmup.py writes them).
@@ -63,3 +58,17 @@ def get_paths(data_dir: Path | str | None = None, output_dir: Path | str | None 
     if output_dir is not None:
         overrides["output_dir"] = Path(output_dir)
     return PathSettings(**overrides)
+
+
+def configure_tensorflow() -> None:
+    """Ask for the Keras 2 API that TF Recommenders needs, before TensorFlow is imported.
+
+    TensorFlow reads ``TF_USE_LEGACY_KERAS`` once, at import, so each entry point (the CLI, the
+    candidate service, the test session) and each module that imports TensorFlow calls this first.
+    Fails loudly when TensorFlow was already imported with Keras 3, rather than letting the
+    two-tower break later with an obscure Keras error.
+    """
+    if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") not in ("1", "true", "True"):
+        raise RuntimeError("TensorFlow was imported with TF_USE_LEGACY_KERAS unset; TF Recommenders needs Keras 2")
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

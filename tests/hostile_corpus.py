@@ -3,7 +3,7 @@
 Each case is ``(name, layer, request kwargs for httpx/TestClient .post)``. ``layer`` says
 where it must be refused:
 
-- ``"form"``: by the shared multipart/JSON parsing (shared/uploads.py), so both the gateway
+- ``"form"``: by the shared multipart/JSON parsing (shared/serving/uploads.py), so both the gateway
   and the search service answer it with a 4xx without decoding anything;
 - ``"image"``: a well-formed form whose photo is hostile; only the search service decodes, so
   at the gateway it is refused by the search service and passed on (still a 4xx).

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
-from pipeline.groups import get_group
 from pipeline.options import cutoff_option, parse_cutoff, path_options, paths_from
 
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -52,9 +52,7 @@ def train_candidate_command(
     publish: bool,
 ) -> None:
     """Train the two-tower retrieval model; export to output/models/two_tower/<version>/."""
-    import shared.config  # noqa: F401
-    from services.candidate.settings import TrainConfig
-    from services.candidate.train import train_two_tower
+    from services.candidate import TwoTowerTrainConfig, train_two_tower
     from shared.artifacts import new_version
     from shared.data import DataValidationError, load_dataset
     from shared.split import default_cutoff
@@ -66,7 +64,7 @@ def train_candidate_command(
         raise click.ClickException(str(exc)) from exc
     when = parse_cutoff(cutoff)
     cut = default_cutoff(dataset.transactions) if when == "default" else when
-    cfg = TrainConfig(seed=seed)
+    cfg = TwoTowerTrainConfig(seed=seed)
     if train_weeks:
         cfg.train_weeks = train_weeks
     click.echo(f"two-tower: training strictly before {cut or 'the end (all data)'}")
@@ -94,6 +92,31 @@ def _parse_exclusions(values: tuple[str, ...]) -> dict[str, list[str]]:
             raise click.BadParameter(f"expected COLUMN=VALUE, got {v!r}", param_hint="--exclude")
         out.setdefault(col, []).append(val)
     return out
+
+
+def _parse_day(cutoff: str | None) -> date | None:
+    """``infer --cutoff``: a day (YYYY-MM-DD), or None for the model's cutoff."""
+    if not cutoff:
+        return None
+    try:
+        return datetime.strptime(cutoff, "%Y-%m-%d").date()
+    except ValueError as exc:
+        raise click.BadParameter(f"expected YYYY-MM-DD, got {cutoff!r}", param_hint="--cutoff") from exc
+
+
+def _stage_one_config(model: Any, threshold: float | None, top_k: int | None, not_sold_weeks: int | None) -> Any:
+    """The model's own stage-one settings, with the command line's threshold, top-k and weeks."""
+    from dataclasses import replace
+
+    from services.candidate import StageOneConfig
+
+    config = StageOneConfig.from_dict(model.metadata.get("stage_one"))
+    return replace(
+        config,
+        threshold=threshold,
+        two_tower_k=top_k or config.two_tower_k,
+        not_sold_weeks=config.not_sold_weeks if not_sold_weeks is None else not_sold_weeks,
+    )
 
 
 @click.command("infer")
@@ -145,14 +168,7 @@ def infer_command(
 ) -> None:
     """Stage one for every customer (or --customer-id ...): two-tower, repurchase, co-purchase,
     other colours, trending and best sellers, tagged by source."""
-    from dataclasses import replace
-
-    import shared.config  # noqa: F401
-    from services.candidate.artifact import load_two_tower
-    from services.candidate.batch import write_stage_one
-    from services.candidate.infer import CutoffError
-    from services.candidate.settings import MODEL_NAME
-    from services.candidate.stage_one import StageOneConfig
+    from services.candidate import MODEL_NAME, CutoffError, load_two_tower, write_stage_one
     from shared.artifacts import ArtifactError, model_dir
     from shared.data import DataValidationError, load_dataset
 
@@ -162,20 +178,9 @@ def infer_command(
         dataset = load_dataset(paths.data_dir, paths.cache_dir)
     except (ArtifactError, DataValidationError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
-    when = None
-    if cutoff:
-        try:
-            when = datetime.strptime(cutoff, "%Y-%m-%d").date()
-        except ValueError as exc:
-            raise click.BadParameter(f"expected YYYY-MM-DD, got {cutoff!r}", param_hint="--cutoff") from exc
+    when = _parse_day(cutoff)
     model = load_two_tower(folder)
-    config = StageOneConfig.from_dict(model.metadata.get("stage_one"))
-    config = replace(
-        config,
-        threshold=threshold,
-        two_tower_k=top_k or config.two_tower_k,
-        not_sold_weeks=config.not_sold_weeks if not_sold_weeks is None else not_sold_weeks,
-    )
+    config = _stage_one_config(model, threshold, top_k, not_sold_weeks)
     target = out or paths.inference_dir / "inference_results.parquet"
     click.echo(
         f"infer: two-tower {folder.name}, threshold {threshold if threshold is not None else 'none'}, "
@@ -197,8 +202,3 @@ def infer_command(
         raise click.ClickException(str(exc)) from exc
     click.echo(f"infer: {stats.summary()}")
     click.echo(f"infer: wrote {target}")
-
-
-def register(cli: click.Group) -> None:
-    get_group(cli, "train", help="Train models.").add_command(train_candidate_command)
-    cli.add_command(infer_command)

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from pipeline.groups import get_group
 from pipeline.options import path_options, paths_from
 from shared.data import DataValidationError, load_dataset
 
@@ -46,19 +45,16 @@ def summarise(data_dir: Path, cache_dir: Path | None) -> tuple[list[str], list[s
     return lines, problems
 
 
-def register(cli: click.Group) -> None:
-    data = get_group(cli, "data", help="Data: synthesise, check, describe.")
-
-    @data.command("check")
-    @path_options
-    def check(data_dir: Path | None, output_dir: Path | None) -> None:
-        """Load and validate a data folder; print row counts, date range and problems."""
-        paths = paths_from(data_dir, output_dir)
-        lines, problems = summarise(paths.data_dir, paths.cache_dir)
-        for line in lines:
-            click.echo(line)
-        for p in problems:
-            click.echo(("" if p.startswith("warning") else "error: ") + p, err=True)
-        if any(not p.startswith("warning") for p in problems):
-            raise SystemExit(1)
-        click.echo("ok")
+@click.command("check")
+@path_options
+def check_command(data_dir: Path | None, output_dir: Path | None) -> None:
+    """Load and validate a data folder; print row counts, date range and problems."""
+    paths = paths_from(data_dir, output_dir)
+    lines, problems = summarise(paths.data_dir, paths.cache_dir)
+    for line in lines:
+        click.echo(line)
+    for p in problems:
+        click.echo(("" if p.startswith("warning") else "error: ") + p, err=True)
+    if any(not p.startswith("warning") for p in problems):
+        raise SystemExit(1)
+    click.echo("ok")

@@ -1,7 +1,7 @@
 """``hmrec evaluate``: score every available method on the week after the cutoff.
 
-``evaluate`` is a group (``hmrec evaluate search`` is added by the search module); run
-without a subcommand it evaluates the recommenders found in ``pipeline/methods/``.
+``evaluate`` is a group (``hmrec evaluate search`` is the search module's command; pipeline/cli.py
+adds it); run without a subcommand it evaluates the recommenders found in ``pipeline/methods/``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from pathlib import Path
 
 import click
 
-from pipeline.groups import get_group
 from pipeline.options import cutoff_option, parse_cutoff, path_options, paths_from
 from shared.data import DataValidationError
 
@@ -20,7 +19,7 @@ HELP = (
 )
 
 
-@click.command()
+@click.group("evaluate", invoke_without_command=True, help=HELP)
 @path_options
 @cutoff_option
 @click.option(
@@ -55,7 +54,7 @@ HELP = (
     help="With --sessions: drained events (output/events) instead of the synthetic sessions.",
 )
 @click.pass_context
-def _evaluate(
+def evaluate_group(
     ctx: click.Context,
     data_dir: Path | None,
     output_dir: Path | None,
@@ -73,6 +72,19 @@ def _evaluate(
     if sessions:
         _session_replay(data_dir, output_dir, cutoff, json_path, seed, events_dir)
         return
+    _evaluate_methods(data_dir, output_dir, cutoff, json_path, methods, seed, served, gateway_url)
+
+
+def _evaluate_methods(
+    data_dir: Path | None,
+    output_dir: Path | None,
+    cutoff: str | None,
+    json_path: Path | None,
+    methods: str | None,
+    seed: int,
+    served: bool,
+    gateway_url: str | None,
+) -> None:
     # Imported here so that `hmrec --help` stays fast.
     from pipeline.evaluation import (
         LeakageError,
@@ -142,13 +154,3 @@ def _session_replay(
     target = json_path or paths.output_dir / "evaluation" / "sessions.json"
     write_text_atomic(target, json.dumps(result, indent=2))
     click.echo(f"wrote {target}")
-
-
-def register(cli: click.Group) -> None:
-    group = get_group(cli, "evaluate", help=HELP, invoke_without_command=True)
-    # The group may have been created by another module (e.g. `evaluate search`): give it
-    # the default action and options whichever module registered first.
-    group.invoke_without_command = True
-    group.help = HELP
-    group.params.extend(_evaluate.params)
-    group.callback = _evaluate.callback

@@ -1,153 +1,56 @@
 """``hmrec events drain``: the events' Redis Stream -> ``output/events/*.parquet`` (for training).
 
-A consumer of the stream's ``drain`` group: it reads entries the group has not delivered
-(first any it was given before and did not acknowledge: a drain killed mid-write re-reads
-them), writes each batch as one parquet file atomically, and only then acknowledges them
-(XACK) and deletes them from the stream (XDEL). A crash between the file and the XACK
-repeats a batch in the next file; rows carry the event's ``uid`` so readers drop the repeat
-(:func:`read_events`). ``--follow`` keeps going: the small worker ``hmrec run`` and compose start.
+The drain itself (consumer group, batches, acknowledgement, reading the files back) is
+pipeline/event_drain.py; ``--follow`` keeps going: the small worker ``hmrec run`` and compose start.
 """
 
 from __future__ import annotations
 
 import os
-import socket
-import time
 from pathlib import Path
-from typing import Any
 
 import click
-import pandas as pd
-import redis
-from redis.exceptions import RedisError, ResponseError
 
+from pipeline.event_drain import drain
 from pipeline.options import path_options, paths_from
-from shared.atomic import atomic_path
-from shared.events import decode_entry
-
-GROUP = "drain"
 
 
-def ensure_group(client: redis.Redis, stream: str) -> None:
-    try:
-        client.xgroup_create(stream, GROUP, id="0", mkstream=True)
-    except ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
+@click.group("events")
+def events_group() -> None:
+    """Browsing events (POST /events on the gateway): drain them to parquet."""
 
 
-def write_batch(rows: list[dict[str, Any]], out_dir: Path) -> Path:
-    """One parquet file named by the batch's first and last stream ids (sortable, unique)."""
-    first, last = (r["event_id"].replace("-", "_") for r in (rows[0], rows[-1]))
-    target = out_dir / f"events-{first}-{last}.parquet"
-    with atomic_path(target) as tmp:
-        pd.DataFrame(rows).to_parquet(tmp, index=False)
-    return target
-
-
-def drain_once(
-    client: redis.Redis, stream: str, out_dir: Path, consumer: str, count: int = 10_000, block_ms: int | None = None
-) -> int:
-    """Move one batch (up to ``count`` entries) from the stream to a parquet file; entries written."""
-    # "0" = this consumer's delivered-but-unacknowledged entries first; ">" = new ones.
-    for start in ("0", ">"):
-        reply: Any = client.xreadgroup(
-            GROUP, consumer, {stream: start}, count=count, block=block_ms if start == ">" else None
-        )
-        entries = [(eid, fields) for _name, items in (reply or []) for eid, fields in items if fields]
-        if entries:
-            write_batch([decode_entry(eid, fields) for eid, fields in entries], out_dir)
-            ids = [eid for eid, _ in entries]
-            client.xack(stream, GROUP, *ids)
-            client.xdel(stream, *ids)
-            return len(entries)
-    return 0
-
-
-def drain(
+@click.command("drain")
+@path_options
+@click.option(
+    "--redis-url",
+    default=lambda: os.environ.get("HM_EVENTS_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    show_default="$HM_EVENTS_REDIS_URL or redis://127.0.0.1:6379/0",
+)
+@click.option(
+    "--prefix",
+    default=lambda: os.environ.get("HM_EVENTS_PREFIX", "hm:ev"),
+    show_default="$HM_EVENTS_PREFIX or hm:ev",
+    help="The gateway's HM_GATEWAY_EVENTS_PREFIX.",
+)
+@click.option("--follow", is_flag=True, help="Keep draining (the worker); else stop when the stream is empty.")
+@click.option("--batch", type=click.IntRange(1, 100_000), default=10_000, show_default=True)
+@click.option(
+    "--heartbeat",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="File touched after each pass that reached Redis (a liveness check).",
+)
+def drain_command(
+    data_dir: Path | None,
+    output_dir: Path | None,
     redis_url: str,
     prefix: str,
-    out_dir: Path,
     follow: bool,
-    count: int = 10_000,
-    poll_s: float = 1.0,
-    heartbeat: Path | None = None,
-) -> int:
-    """Drain until the stream is empty (or forever with ``follow``); total entries written.
-    ``heartbeat``: a file touched after every pass that reached Redis (compose's healthcheck)."""
-    client = redis.Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=2)
-    stream = f"{prefix}:stream"
-    consumer = f"{socket.gethostname()}-{os.getpid()}"
-    total, ready = 0, False
-    while True:
-        try:
-            if not ready:
-                ensure_group(client, stream)
-                ready = True
-            n = drain_once(client, stream, out_dir, consumer, count, block_ms=int(poll_s * 1000) if follow else None)
-        except (RedisError, OSError) as exc:
-            if not follow:
-                raise click.ClickException(f"Redis at {redis_url}: {exc}") from exc
-            click.echo(f"[events drain] Redis unavailable ({exc.__class__.__name__}); retrying", err=True)
-            ready = False
-            time.sleep(poll_s)
-            continue
-        total += n
-        if heartbeat is not None:
-            heartbeat.touch()
-        if n:
-            click.echo(f"[events drain] wrote {n:,} events (total {total:,})", err=True)
-        elif not follow:
-            return total
-
-
-def read_events(events_dir: Path) -> pd.DataFrame:
-    """Every drained event, oldest first, each once (by ``uid``)."""
-    files = sorted(Path(events_dir).glob("events-*.parquet"))
-    if not files:
-        return pd.DataFrame(
-            columns=["uid", "event_id", "session", "customer_id", "session_id", "article_id", "type", "ts", "received"]
-        )
-    frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    return frame.drop_duplicates("uid", keep="first").reset_index(drop=True)
-
-
-def register(cli: click.Group) -> None:
-    @cli.group("events")
-    def events() -> None:
-        """Browsing events (POST /events on the gateway): drain them to parquet."""
-
-    @events.command("drain")
-    @path_options
-    @click.option(
-        "--redis-url",
-        default=lambda: os.environ.get("HM_EVENTS_REDIS_URL", "redis://127.0.0.1:6379/0"),
-        show_default="$HM_EVENTS_REDIS_URL or redis://127.0.0.1:6379/0",
-    )
-    @click.option(
-        "--prefix",
-        default=lambda: os.environ.get("HM_EVENTS_PREFIX", "hm:ev"),
-        show_default="$HM_EVENTS_PREFIX or hm:ev",
-        help="The gateway's HM_GATEWAY_EVENTS_PREFIX.",
-    )
-    @click.option("--follow", is_flag=True, help="Keep draining (the worker); else stop when the stream is empty.")
-    @click.option("--batch", type=click.IntRange(1, 100_000), default=10_000, show_default=True)
-    @click.option(
-        "--heartbeat",
-        type=click.Path(path_type=Path),
-        default=None,
-        help="File touched after each pass that reached Redis (a liveness check).",
-    )
-    def drain_command(
-        data_dir: Path | None,
-        output_dir: Path | None,
-        redis_url: str,
-        prefix: str,
-        follow: bool,
-        batch: int,
-        heartbeat: Path | None,
-    ) -> None:
-        """Write the events stream to <output>/events/events-<first>-<last>.parquet."""
-        out_dir = paths_from(data_dir, output_dir).output_dir / "events"
-        total = drain(redis_url, prefix, out_dir, follow, batch, heartbeat=heartbeat)
-        click.echo(f"drained {total:,} events to {out_dir}")
+    batch: int,
+    heartbeat: Path | None,
+) -> None:
+    """Write the events stream to <output>/events/events-<first>-<last>.parquet."""
+    out_dir = paths_from(data_dir, output_dir).output_dir / "events"
+    total = drain(redis_url, prefix, out_dir, follow, batch, heartbeat=heartbeat)
+    click.echo(f"drained {total:,} events to {out_dir}")

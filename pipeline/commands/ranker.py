@@ -9,7 +9,7 @@ Training composes the two stages (only the pipeline may import both services):
    published and exported for batch stage one only, so the candidate service keeps serving its
    own model;
 2. candidates for that week's buyers (stage one as of that week: services/candidate/stage_one.py
-   through pipeline/stage_one.py, the same lists ``/recommend`` serves), features, labels -> MMoE
+   through pipeline/evaluated_candidates.py, the same lists ``/recommend`` serves), features, labels -> MMoE
    and the single-task ablation;
 3. the exported ranker carries a feature store built strictly before the cutoff.
 """
@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 
-from pipeline.groups import get_group
 from pipeline.options import cutoff_option, parse_cutoff, path_options, paths_from
 
 
@@ -31,13 +31,13 @@ def week_two_tower_dir(models_dir: Path, cutoff: date) -> Path:
 
 def training_two_tower(dataset, cutoff: date, models_dir: Path, epochs: int | None, echo) -> Path:  # type: ignore[no-untyped-def]
     """A two-tower trained strictly before ``cutoff`` (the ranker's training week); reused if present."""
-    from services.candidate.train import train_two_tower
+    from services.candidate import train_two_tower
     from shared.artifacts import read_metadata
 
     folder = week_two_tower_dir(models_dir, cutoff)
     version = folder.name
     if (folder / "metadata.json").exists() and read_metadata(folder).get("cutoff") == cutoff.isoformat():
-        from services.candidate.artifact import load_two_tower
+        from services.candidate import load_two_tower
 
         try:  # an artifact of an older two-tower code version may no longer load: then retrain it
             load_two_tower(folder, warm=False)
@@ -73,7 +73,6 @@ def train_week_two_towers(
     Kaggle-scale training allocated (8.4 GiB resident after it, 4.4 of them the data), and the
     ranker's candidates and features then went past 12 GiB on top of it. A child gives it all
     back when it exits; the parent finds the models and reuses them."""
-    import shared.config  # noqa: F401  (TensorFlow's settings, before it is imported)
     from shared.data import load_dataset
 
     dataset = load_dataset(data_dir, cache_dir)
@@ -106,6 +105,41 @@ def _train_week_two_towers_apart(paths, cutoff: str | None, train_weeks: int, ep
             child.join(30)
     if child.exitcode != 0:
         raise click.ClickException(f"training the training weeks' two-towers failed (exit code {child.exitcode})")
+
+
+def _training_candidates(
+    paths: Any, dataset: Any, serve_cutoff: date, weeks: list[date]
+) -> tuple[dict[date, Any], list[str]]:
+    """Each training week's stage-one candidates for that week's buyers, from the week's
+    two-tower (weeks nobody bought in are skipped); and the names of the two-towers used."""
+    from pipeline.evaluated_candidates import candidates_at
+    from shared.memory import memory_note, release_free_memory
+    from shared.split import label_week, purchases_by_customer
+
+    tx = dataset.transactions
+    candidates_by_week = {}
+    two_towers = []
+    for week in weeks:
+        click.echo(
+            f"ranker: training label week {week} .. {week + timedelta(days=6)}; "
+            f"features for serving strictly before {serve_cutoff}"
+        )
+        two_tower = week_two_tower_dir(paths.models_dir, week)  # trained (or checked) by the child
+        buyers = sorted(purchases_by_customer(label_week(tx, week)))
+        if not buyers:
+            click.echo(f"ranker: nobody bought anything in the week from {week}; skipping it")
+            continue
+        # What training reads (not the tag nor the stage-one rank), then the step's garbage handed back.
+        found = candidates_at(two_tower, dataset, week, buyers)
+        candidates_by_week[week] = found.drop(columns=[c for c in ("source", "rank") if c in found])
+        del found
+        release_free_memory()
+        two_towers.append(two_tower.name)
+        click.echo(
+            f"ranker: {len(candidates_by_week[week]):,} candidates for {len(buyers):,} buyers of that week "
+            f"({memory_note()})"
+        )
+    return candidates_by_week, two_towers
 
 
 @click.command("ranker")
@@ -156,13 +190,9 @@ def train_ranker_command(
     seed: int,
 ) -> None:
     """Train the MMoE re-ranker on the week before the cutoff; export to output/models/mmoe/<version>/."""
-    import shared.config  # noqa: F401
-    from pipeline.stage_one import candidates_at
-    from services.ranker.train import TrainConfig, train_ranker
+    from services.ranker import RankerTrainConfig, train_ranker
     from shared.artifacts import new_version
     from shared.data import load_dataset
-    from shared.memory import memory_note, release_free_memory
-    from shared.split import label_week, purchases_by_customer
 
     paths = paths_from(data_dir, output_dir)
     parse_cutoff(cutoff)  # a bad --cutoff is a usage error here, not a failure in the child
@@ -170,28 +200,7 @@ def train_ranker_command(
     dataset = load_dataset(paths.data_dir, paths.cache_dir)
     tx = dataset.transactions
     serve_cutoff, weeks = serving_and_training_weeks(tx, cutoff, train_weeks)
-    candidates_by_week = {}
-    two_towers = []
-    for week in weeks:
-        click.echo(
-            f"ranker: training label week {week} .. {week + timedelta(days=6)}; "
-            f"features for serving strictly before {serve_cutoff}"
-        )
-        two_tower = week_two_tower_dir(paths.models_dir, week)  # trained (or checked) by the child
-        buyers = sorted(purchases_by_customer(label_week(tx, week)))
-        if not buyers:
-            click.echo(f"ranker: nobody bought anything in the week from {week}; skipping it")
-            continue
-        # What training reads (not the tag nor the stage-one rank), then the step's garbage handed back.
-        found = candidates_at(two_tower, dataset, week, buyers)
-        candidates_by_week[week] = found.drop(columns=[c for c in ("source", "rank") if c in found])
-        del found
-        release_free_memory()
-        two_towers.append(two_tower.name)
-        click.echo(
-            f"ranker: {len(candidates_by_week[week]):,} candidates for {len(buyers):,} buyers of that week "
-            f"({memory_note()})"
-        )
+    candidates_by_week, two_towers = _training_candidates(paths, dataset, serve_cutoff, weeks)
     if not candidates_by_week:
         raise click.ClickException("no purchases in any training week: nothing to learn from")
     out = train_ranker(
@@ -202,7 +211,7 @@ def train_ranker_command(
         serve_cutoff,
         paths.models_dir,
         model_version or new_version(),
-        TrainConfig(epochs=epochs, seed=seed, loss=loss),
+        RankerTrainConfig(epochs=epochs, seed=seed, loss=loss),
         with_single_task=single_task,
         metadata={"candidate_models": two_towers, "data_dir": str(paths.data_dir)},
         echo=click.echo,
@@ -234,11 +243,9 @@ def rerank_command(
     chunk_customers: int,
 ) -> None:
     """Re-rank output/inference/inference_results.parquet -> output/reranked_recommendations.parquet."""
-    from services.ranker.rerank import rerank_file
-    from services.ranker.serving import LoadedRanker
-    from services.ranker.settings import MODEL_NAME
+    from services.ranker import MODEL_NAME, LoadedRanker, rerank_file
     from shared.artifacts import ArtifactError, model_dir
-    from shared.service import limit_threads
+    from shared.serving.app import limit_threads
 
     limit_threads(blas=1)  # chunks of ~200k x 31 features: one BLAS thread measured 2.5x faster here
     paths = paths_from(data_dir, output_dir)
@@ -285,9 +292,3 @@ def explain_ranker_command(data_dir: Path | None, output_dir: Path | None, model
     click.echo(f"score weights: {meta['score_weights']}")
     metrics = meta.get("metrics", {})
     click.echo("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
-
-
-def register(cli: click.Group) -> None:
-    get_group(cli, "train", help="Train models.").add_command(train_ranker_command)
-    get_group(cli, "explain", help="Explain trained models.").add_command(explain_ranker_command)
-    cli.add_command(rerank_command)

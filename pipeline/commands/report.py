@@ -49,7 +49,3 @@ def report_command(
     for section in report.sections:
         click.echo(f"  {'MISSING' if section.missing else 'ok':<8} {section.title}")
     click.echo(f"wrote {report.index}")
-
-
-def register(cli: click.Group) -> None:
-    cli.add_command(report_command)

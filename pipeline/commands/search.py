@@ -16,12 +16,11 @@ from typing import Any
 
 import click
 
-from pipeline.groups import get_group
 from pipeline.options import path_options, paths_from
 from shared.config import PathSettings
 
 FILTER_HELP = (
-    "Filter as key=value, repeatable; keys: the catalogue columns of shared.schemas.FILTER_COLUMNS, "
+    "Filter as key=value, repeatable; keys: the catalogue columns of shared.contract.schemas.FILTER_COLUMNS, "
     "price_min, price_max. Repeating a column means any of the values."
 )
 
@@ -37,7 +36,7 @@ def _load(paths: PathSettings) -> Any:
 
 def _index_text(paths: PathSettings) -> dict[str, Any]:
     """The text indexes and a manifest that serves them with photos pending (or absent)."""
-    from services.search.index import build_text_index, image_index_pending, write_manifest
+    from services.search import build_text_index, image_index_pending, write_manifest
 
     data = _load(paths)
     report = build_text_index(data.articles, data.transactions, paths.search_dir)
@@ -54,7 +53,7 @@ def _index_text(paths: PathSettings) -> dict[str, Any]:
 
 
 def _index_images(paths: PathSettings, batch_size: int) -> dict[str, Any]:
-    from services.search.index import build_image_index, write_manifest
+    from services.search import build_image_index, write_manifest
 
     data = _load(paths)
     images_dir = paths.data_dir / "images"
@@ -73,7 +72,7 @@ def _index_images(paths: PathSettings, batch_size: int) -> dict[str, Any]:
 def _parse_filters(pairs: tuple[str, ...]) -> Any:
     from pydantic import ValidationError
 
-    from shared.schemas import FILTER_COLUMNS, SearchFilters
+    from shared.contract.schemas import FILTER_COLUMNS, SearchFilters
 
     fields: dict[str, Any] = {}
     for pair in pairs:
@@ -97,8 +96,7 @@ def _parse_filters(pairs: tuple[str, ...]) -> Any:
 
 
 def _open_index(paths: PathSettings, with_images: bool) -> Any:
-    from services.search.engine import SearchIndex
-    from services.search.settings import SearchSettings
+    from services.search import SearchIndex, SearchSettings
 
     settings = SearchSettings(index_dir=paths.search_dir, models_dir=paths.models_dir)
     try:
@@ -121,175 +119,173 @@ def _write_answer(answer: Any, target: Path, query: dict[str, Any], index: Any) 
     click.echo(f"wrote {target}")
 
 
-def register(cli: click.Group) -> None:
-    index_group = get_group(
-        cli, "index", help="Build the search indexes under <output-dir>/search/.", invoke_without_command=True
-    )
+# --- hmrec index [text | images] ---------------------------------------------------------------
 
-    @click.command()
-    @path_options
-    @click.option("--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True)
-    @click.option(
-        "--text-only",
-        is_flag=True,
-        help="Everything but the photo embeddings: a servable index whose manifest says image_index.status "
-        "= pending (image search answers 503 until a full `hmrec index` completes).",
-    )
-    @click.pass_context
-    def index_all(
-        ctx: click.Context, data_dir: Path | None, output_dir: Path | None, batch_size: int, text_only: bool
-    ) -> None:
-        """Without a subcommand: text indexes (written first, servable at once with photos pending),
-        then photo embeddings (when the data has images/), then a manifest with photos complete."""
-        if ctx.invoked_subcommand is not None:
-            return
-        paths = paths_from(data_dir, output_dir)
-        _index_text(paths)
-        if text_only:
-            click.echo("--text-only: photos pending; run `hmrec index` (or `hmrec index images`) to add them")
-        elif (paths.data_dir / "images").is_dir():
-            _index_images(paths, batch_size)
-        else:
-            click.echo(f"no {paths.data_dir / 'images'}: image search stays off")
 
-    # `hmrec index` alone builds everything (what `hmrec run` and the e2e stack call).
-    index_group.params.extend(index_all.params)
-    index_group.callback = index_all.callback
+# `hmrec index` alone builds everything (what `hmrec run` and the e2e stack call).
+@click.group("index", invoke_without_command=True, help="Build the search indexes under <output-dir>/search/.")
+@path_options
+@click.option("--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True)
+@click.option(
+    "--text-only",
+    is_flag=True,
+    help="Everything but the photo embeddings: a servable index whose manifest says image_index.status "
+    "= pending (image search answers 503 until a full `hmrec index` completes).",
+)
+@click.pass_context
+def index_group(
+    ctx: click.Context, data_dir: Path | None, output_dir: Path | None, batch_size: int, text_only: bool
+) -> None:
+    """Without a subcommand: text indexes (written first, servable at once with photos pending),
+    then photo embeddings (when the data has images/), then a manifest with photos complete."""
+    if ctx.invoked_subcommand is not None:
+        return
+    paths = paths_from(data_dir, output_dir)
+    _index_text(paths)
+    if text_only:
+        click.echo("--text-only: photos pending; run `hmrec index` (or `hmrec index images`) to add them")
+    elif (paths.data_dir / "images").is_dir():
+        _index_images(paths, batch_size)
+    else:
+        click.echo(f"no {paths.data_dir / 'images'}: image search stays off")
 
-    @index_group.command("text")
-    @path_options
-    def index_text(data_dir: Path | None, output_dir: Path | None) -> None:
-        """Catalogue + prices, TF-IDF, sentence embeddings, customer histories."""
-        _index_text(paths_from(data_dir, output_dir))
 
-    @index_group.command("images")
-    @path_options
-    @click.option("--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True)
-    def index_images(data_dir: Path | None, output_dir: Path | None, batch_size: int) -> None:
-        """Embed every article photo (resumable; GPU when torch sees one) -> image_embeddings.parquet."""
-        _index_images(paths_from(data_dir, output_dir), batch_size)
+@click.command("text")
+@path_options
+def index_text_command(data_dir: Path | None, output_dir: Path | None) -> None:
+    """Catalogue + prices, TF-IDF, sentence embeddings, customer histories."""
+    _index_text(paths_from(data_dir, output_dir))
 
-    search_group = get_group(cli, "search", help="Query the search indexes from the command line.")
 
-    @search_group.command("text")
-    @click.argument("query")
-    @path_options
-    @click.option("--k", type=click.IntRange(1, 100), default=12, show_default=True)
-    @click.option("--customer-id", default=None, help="Personalise for this customer (64 hex characters).")
-    @click.option("--filter", "filters", multiple=True, help=FILTER_HELP)
-    @click.option("--mode", type=click.Choice(["hybrid", "tfidf", "semantic"]), default="hybrid", show_default=True)
-    def search_text(
-        query: str,
-        data_dir: Path | None,
-        output_dir: Path | None,
-        k: int,
-        customer_id: str | None,
-        filters: tuple[str, ...],
-        mode: str,
-    ) -> None:
-        """Text query -> top k articles, also written to <output-dir>/final_recs_text_query.json."""
-        from pydantic import ValidationError
+@click.command("images")
+@path_options
+@click.option("--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True)
+def index_images_command(data_dir: Path | None, output_dir: Path | None, batch_size: int) -> None:
+    """Embed every article photo (resumable; GPU when torch sees one) -> image_embeddings.parquet."""
+    _index_images(paths_from(data_dir, output_dir), batch_size)
 
-        from shared.schemas import TextSearchRequest
 
-        try:
-            request = TextSearchRequest(
-                query=query, k=k, filters=_parse_filters(filters), customer_id=customer_id, mode=mode
-            )  # type: ignore[arg-type]
-        except ValidationError as exc:
-            raise click.BadParameter(str(exc)) from exc
-        paths = paths_from(data_dir, output_dir)
-        index = _open_index(paths, with_images=False)
-        answer = index.text_search(request.query, request.k, request.filters, request.customer_id, request.mode)
-        _write_answer(answer, paths.output_dir / "final_recs_text_query.json", request.model_dump(), index)
+# --- hmrec search text | image ------------------------------------------------------------------
 
-    @search_group.command("image")
-    @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-    @path_options
-    @click.option("--k", type=click.IntRange(1, 100), default=12, show_default=True)
-    @click.option("--customer-id", default=None, help="Personalise for this customer (64 hex characters).")
-    @click.option("--filter", "filters", multiple=True, help=FILTER_HELP)
-    @click.option("--mode", type=click.Choice(["default", "embedder", "colour"]), default="default", show_default=True)
-    def search_image(
-        path: Path,
-        data_dir: Path | None,
-        output_dir: Path | None,
-        k: int,
-        customer_id: str | None,
-        filters: tuple[str, ...],
-        mode: str,
-    ) -> None:
-        """Photo query -> top k visually similar articles, also written to <output-dir>/final_recs_img_query.json."""
-        import hashlib
-        import re
 
-        from services.search.upload import UploadError, configure_pillow, decode_upload
-        from shared.schemas import CUSTOMER_ID_PATTERN
+@click.command("text")
+@click.argument("query")
+@path_options
+@click.option("--k", type=click.IntRange(1, 100), default=12, show_default=True)
+@click.option("--customer-id", default=None, help="Personalise for this customer (64 hex characters).")
+@click.option("--filter", "filters", multiple=True, help=FILTER_HELP)
+@click.option("--mode", type=click.Choice(["hybrid", "tfidf", "semantic"]), default="hybrid", show_default=True)
+def search_text_command(
+    query: str,
+    data_dir: Path | None,
+    output_dir: Path | None,
+    k: int,
+    customer_id: str | None,
+    filters: tuple[str, ...],
+    mode: str,
+) -> None:
+    """Text query -> top k articles, also written to <output-dir>/final_recs_text_query.json."""
+    from pydantic import ValidationError
 
-        if customer_id is not None and not re.fullmatch(CUSTOMER_ID_PATTERN, customer_id):
-            raise click.BadParameter("a customer id is 64 lowercase hex characters", param_hint="--customer-id")
-        parsed = _parse_filters(filters)
-        paths = paths_from(data_dir, output_dir)
-        index = _open_index(paths, with_images=True)
-        data = path.read_bytes()
-        configure_pillow(index.settings.max_image_pixels)
-        try:
-            image = decode_upload(data, index.settings.max_image_pixels)
-        except UploadError as exc:
-            raise click.ClickException(f"{path}: {exc.message}") from exc
-        try:
-            answer = index.image_search(image, k, parsed, customer_id, mode, hashlib.sha256(data).hexdigest())
-        except LookupError as exc:
-            raise click.ClickException(str(exc)) from exc
-        query = {
-            "image": str(path),
-            "k": k,
-            "filters": parsed.model_dump(exclude_none=True),
-            "customer_id": customer_id,
-            "mode": mode,
-        }
-        _write_answer(answer, paths.output_dir / "final_recs_img_query.json", query, index)
+    from shared.contract.schemas import TextSearchRequest
 
-    evaluate_group = get_group(cli, "evaluate", help="Offline evaluation.", invoke_without_command=True)
+    try:
+        request = TextSearchRequest(
+            query=query, k=k, filters=_parse_filters(filters), customer_id=customer_id, mode=mode
+        )  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    paths = paths_from(data_dir, output_dir)
+    index = _open_index(paths, with_images=False)
+    answer = index.text_search(request.query, request.k, request.filters, request.customer_id, request.mode)
+    _write_answer(answer, paths.output_dir / "final_recs_text_query.json", request.model_dump(), index)
 
-    @evaluate_group.command("search")
-    @click.option(
-        "--data-dir",
-        type=click.Path(path_type=Path, file_okay=False),
-        required=True,
-        help="Any folder with articles.csv and images/<3 digits>/<id>.jpg.",
-    )
-    @click.option(
-        "--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write the metrics here."
-    )
-    @click.option(
-        "--limit",
-        type=click.IntRange(11, None),
-        default=None,
-        help="Evaluate on the first N articles only (quick checks).",
-    )
-    @click.option(
-        "--work-dir",
-        type=click.Path(path_type=Path, file_okay=False),
-        default=None,
-        help="Where photo embeddings are kept between runs (default: <output-dir>/search_eval/<data folder name>).",
-    )
-    @click.option(
-        "--output-dir", type=click.Path(path_type=Path), default=None, help="Default: $HM_OUTPUT_DIR or output/."
-    )
-    def evaluate_search(
-        data_dir: Path, json_path: Path | None, limit: int | None, work_dir: Path | None, output_dir: Path | None
-    ) -> None:
-        """Image p@10 (same product group / colour group, leave-one-out) and text p@12."""
-        from services.search.evaluate import evaluate_search_quality, format_report
 
-        work = work_dir or paths_from(None, output_dir).output_dir / "search_eval" / data_dir.resolve().name
-        try:
-            result = evaluate_search_quality(data_dir, work_dir=work, limit=limit)
-        except (FileNotFoundError, ValueError) as exc:
-            raise click.ClickException(str(exc)) from exc
-        click.echo(format_report(result))
-        if json_path is not None:
-            json_path.parent.mkdir(parents=True, exist_ok=True)
-            json_path.write_text(json.dumps(result, indent=2))
-            click.echo(f"wrote {json_path}")
+@click.command("image")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@path_options
+@click.option("--k", type=click.IntRange(1, 100), default=12, show_default=True)
+@click.option("--customer-id", default=None, help="Personalise for this customer (64 hex characters).")
+@click.option("--filter", "filters", multiple=True, help=FILTER_HELP)
+@click.option("--mode", type=click.Choice(["default", "embedder", "colour"]), default="default", show_default=True)
+def search_image_command(
+    path: Path,
+    data_dir: Path | None,
+    output_dir: Path | None,
+    k: int,
+    customer_id: str | None,
+    filters: tuple[str, ...],
+    mode: str,
+) -> None:
+    """Photo query -> top k visually similar articles, also written to <output-dir>/final_recs_img_query.json."""
+    import hashlib
+    import re
+
+    from services.search import UploadError, configure_pillow, decode_upload
+    from shared.contract.schemas import CUSTOMER_ID_PATTERN
+
+    if customer_id is not None and not re.fullmatch(CUSTOMER_ID_PATTERN, customer_id):
+        raise click.BadParameter("a customer id is 64 lowercase hex characters", param_hint="--customer-id")
+    parsed = _parse_filters(filters)
+    paths = paths_from(data_dir, output_dir)
+    index = _open_index(paths, with_images=True)
+    data = path.read_bytes()
+    configure_pillow(index.settings.max_image_pixels)
+    try:
+        image = decode_upload(data, index.settings.max_image_pixels)
+    except UploadError as exc:
+        raise click.ClickException(f"{path}: {exc.message}") from exc
+    try:
+        answer = index.image_search(image, k, parsed, customer_id, mode, hashlib.sha256(data).hexdigest())
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    query = {
+        "image": str(path),
+        "k": k,
+        "filters": parsed.model_dump(exclude_none=True),
+        "customer_id": customer_id,
+        "mode": mode,
+    }
+    _write_answer(answer, paths.output_dir / "final_recs_img_query.json", query, index)
+
+
+# --- hmrec evaluate search ----------------------------------------------------------------------
+
+
+@click.command("search")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Any folder with articles.csv and images/<3 digits>/<id>.jpg.",
+)
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write the metrics here.")
+@click.option(
+    "--limit",
+    type=click.IntRange(11, None),
+    default=None,
+    help="Evaluate on the first N articles only (quick checks).",
+)
+@click.option(
+    "--work-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Where photo embeddings are kept between runs (default: <output-dir>/search_eval/<data folder name>).",
+)
+@click.option("--output-dir", type=click.Path(path_type=Path), default=None, help="Default: $HM_OUTPUT_DIR or output/.")
+def evaluate_search_command(
+    data_dir: Path, json_path: Path | None, limit: int | None, work_dir: Path | None, output_dir: Path | None
+) -> None:
+    """Image p@10 (same product group / colour group, leave-one-out) and text p@12."""
+    from services.search import evaluate_search_quality, format_report
+
+    work = work_dir or paths_from(None, output_dir).output_dir / "search_eval" / data_dir.resolve().name
+    try:
+        result = evaluate_search_quality(data_dir, work_dir=work, limit=limit)
+    except (FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(format_report(result))
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(result, indent=2))
+        click.echo(f"wrote {json_path}")

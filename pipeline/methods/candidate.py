@@ -4,7 +4,7 @@
 - ``stage_one``: the multi-source candidate list in its own order (what ``/recommend``
   serves when the ranker is down), so recall@100/@500 say what the ranker can at best find.
 - ``source_<name>``: one stage-one source alone, by its own score (the table of what each
-  source adds; shared.schemas.CANDIDATE_SOURCES).
+  source adds; shared.contract.schemas.CANDIDATE_SOURCES).
 
 The model used is the published two-tower if it was trained exactly up to the scored week,
 else any version that was; one trained on the scored week is refused (LeakageError).
@@ -56,12 +56,9 @@ def build_methods(ctx: EvalContext) -> dict[str, Callable[[list[str]], dict[str,
         return {}
     check_model_cutoff(model_cutoff(folder), ctx.cutoff, f"two-tower {folder.name}")
 
-    import shared.config  # noqa: F401
-    from pipeline.stage_one import evaluated_candidates
-    from services.candidate.artifact import load_two_tower
-    from services.candidate.infer import generate_candidates
-    from services.candidate.settings import NO_FILTERS
-    from shared.schemas import CANDIDATE_SOURCES
+    from pipeline.evaluated_candidates import evaluated_candidates
+    from services.candidate import NO_FILTERS, generate_candidates, load_two_tower
+    from shared.contract.schemas import CANDIDATE_SOURCES
 
     model = load_two_tower(folder)
 

@@ -37,8 +37,8 @@ def build_methods(ctx: EvalContext) -> dict[str, Callable[[list[str]], dict[str,
     for folder in rankers.values():
         check_model_cutoff(model_cutoff(folder), ctx.cutoff, f"ranker {folder.parent.name}/{folder.name}")
 
-    from pipeline.stage_one import evaluated_candidates
-    from services.ranker.serving import LoadedRanker
+    from pipeline.evaluated_candidates import evaluated_candidates
+    from services.ranker import LoadedRanker
 
     def make(folder: Path) -> Callable[[list[str]], dict[str, list[str]]]:
         def recommend(customers: list[str]) -> dict[str, list[str]]:

@@ -1,31 +1,79 @@
 """Candidate generation (stage one): a two-tower retrieval model (TensorFlow Recommenders) and
-the cheap sources beside it (stage_one.py).
+the cheap sources beside it (repurchase, co-purchase, other colours, trending), merged and tagged.
 
-Python API (what ``pipeline/`` calls; services never import each other):
+This is the service's front door: what the CLI and the evaluation may call. Nothing outside the
+service imports its other modules; other services talk to ``app`` over HTTP only. Names load on
+first use, so importing the package (as the serving process does) pulls in no training code.
 
-``train_two_tower(dataset, cutoff, models_dir, version, epochs=None, seed=0, config=None,
-publish_model=True, progress=True, stage_config=None, for_serving=True) -> Path``  (services.candidate.train)
-    Train on purchases strictly before ``cutoff`` (a ``date``; ``None`` = all data, no
-    validation), validate recall@100 on the week from ``cutoff`` each epoch with early stopping,
-    export ``models_dir/two_tower/<version>/`` atomically, publish it unless told not to.
-    ``for_serving=False`` (the ranker's training weeks) leaves out what only the service reads.
-
-``generate_candidates(model_dir, dataset, cutoff, customer_ids=None, top_k=100, threshold=None,
-filters=None, fallback_k=12, chunk_size=1024) -> DataFrame[customer_id, article_id, score, rank]``
-(services.candidate.infer)
-    Candidates for the week starting ``cutoff``, features strictly before it. ``model_dir`` is a
-    version folder or an already loaded model (``load_two_tower``); a model trained past
-    ``cutoff`` raises ``CutoffError``. ``filters`` is a ``FilterConfig`` (default: none).
-
-``write_stage_one(model, dataset, out_path, ...)`` (services.candidate.batch) streams every
-customer's stage one (all sources, tagged) to ``inference_results.parquet``;
-``load_two_tower(path)`` (services.candidate.artifact) loads a version for repeated use.
-
-Modules: settings (service settings, TrainConfig, FilterConfig), features (shared by training
-and serving; every feature strictly before its day), model (towers + retrieval task), index
-(exact NN), train, infer (two-tower top-k + filter), stage_one (every source, merged),
-two_tower_source, batch (the batch file), artifact (save/load), serving (one customer), app (FastAPI).
+- ``train_two_tower(dataset, cutoff, models_dir, version, ...) -> Path``: train on purchases
+  strictly before ``cutoff``, export ``models/two_tower/<version>/`` atomically, publish it.
+  ``for_serving=False`` (the ranker's training weeks) leaves out what only the service reads.
+- ``load_two_tower(path)``: a version loaded for repeated use; ``TwoTowerSource`` wraps it as
+  stage one's two-tower source.
+- ``generate_candidates(model, dataset, cutoff, ...)``: two-tower top-k for the week from
+  ``cutoff`` (``CutoffError`` for a model trained past it; ``NO_FILTERS``).
+- ``StageOneConfig``, ``build_tables``, ``stage_one_frame``: every source, merged, in stage-one
+  order: the one function training, evaluation, the batch file and ``/candidates`` use.
+- ``write_stage_one`` / ``stage_one_batches``: the batch file ``inference_results.parquet``.
+- ``ServingModel``: what the service serves for one customer; ``MODEL_NAME``,
+  ``TwoTowerTrainConfig``.
 """
 
-# Importing the package sets TF_USE_LEGACY_KERAS before any of its modules imports TensorFlow.
-import shared.config  # noqa: F401
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from services.candidate.artifact import load_two_tower
+    from services.candidate.batch import stage_one_batches, write_stage_one
+    from services.candidate.infer import CutoffError, generate_candidates
+    from services.candidate.serving import ServingModel
+    from services.candidate.settings import MODEL_NAME, NO_FILTERS, TwoTowerTrainConfig
+    from services.candidate.stage_one import StageOneConfig, build_tables, stage_one_frame
+    from services.candidate.train import train_two_tower
+    from services.candidate.two_tower_source import TwoTowerSource
+
+# name -> the module that defines it. Loaded on first use (PEP 562).
+_EXPORTS = {
+    "load_two_tower": "services.candidate.artifact",
+    "stage_one_batches": "services.candidate.batch",
+    "write_stage_one": "services.candidate.batch",
+    "CutoffError": "services.candidate.infer",
+    "generate_candidates": "services.candidate.infer",
+    "ServingModel": "services.candidate.serving",
+    "MODEL_NAME": "services.candidate.settings",
+    "NO_FILTERS": "services.candidate.settings",
+    "TwoTowerTrainConfig": "services.candidate.settings",
+    "StageOneConfig": "services.candidate.stage_one",
+    "build_tables": "services.candidate.stage_one",
+    "stage_one_frame": "services.candidate.stage_one",
+    "train_two_tower": "services.candidate.train",
+    "TwoTowerSource": "services.candidate.two_tower_source",
+}
+
+__all__ = [
+    "load_two_tower",
+    "stage_one_batches",
+    "write_stage_one",
+    "CutoffError",
+    "generate_candidates",
+    "ServingModel",
+    "MODEL_NAME",
+    "NO_FILTERS",
+    "TwoTowerTrainConfig",
+    "StageOneConfig",
+    "build_tables",
+    "stage_one_frame",
+    "train_two_tower",
+    "TwoTowerSource",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

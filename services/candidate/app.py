@@ -2,7 +2,7 @@
 
 Run: ``python -m uvicorn services.candidate.app:create_app --factory --port 8001``
 (settings from ``HM_CANDIDATE_*``, see settings.CandidateSettings). Health, metrics, load
-shedding and hot swap come from ``shared.service``; this module holds only the route.
+shedding and hot swap come from ``shared.serving.app``; this module holds only the route.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from fastapi import APIRouter, FastAPI, Request, Response
 
 from services.candidate.serving import ServingModel
 from services.candidate.settings import MODEL_NAME, CandidateSettings
-from shared.schemas import CandidateRequest, CandidateResponse
-from shared.service import ModelSlot, model_service_app, served
-from shared.wire import CandidateColumns, Wire, json_bytes
+from shared.contract.schemas import CandidateRequest, CandidateResponse
+from shared.contract.wire import CandidateColumns, Wire, json_bytes
+from shared.serving.app import ModelSlot, model_service_app, served
 
 router = APIRouter(tags=["candidates"])
 
@@ -24,7 +24,7 @@ router = APIRouter(tags=["candidates"])
 @router.post("/candidates", response_model=CandidateResponse | CandidateColumns)
 async def candidates(body: CandidateRequest, request: Request, wire: Wire = "objects") -> Response:
     """A customer's stage-one candidates; ``wire=columns``: the same list as columns
-    (shared.wire.CandidateColumns, what the gateway asks for)."""
+    (shared.contract.wire.CandidateColumns, what the gateway asks for)."""
     # On the event loop, not in the threadpool: stage one is ~1 ms of NumPy on small arrays
     # (GIL held), and the thread handoff cost ~15 % of the process's CPU (as the ranker's /rank).
     model: ServingModel = served(request.app.state.slot, "two-tower model")

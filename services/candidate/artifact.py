@@ -19,7 +19,7 @@ Layout of a version folder:
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ import pandas as pd
 
 from services.candidate.features import CUSTOMER_CAT_COLUMNS, FeatureSpace
 from services.candidate.index import ExactIndex
-from services.candidate.settings import TrainConfig
+from services.candidate.settings import TwoTowerTrainConfig
 from shared.artifacts import read_metadata
 from shared.encode import IdLookup
 
@@ -53,7 +53,7 @@ class LoadedTwoTower:
     version: str
     metadata: dict[str, Any]
     space: FeatureSpace
-    config: TrainConfig
+    config: TwoTowerTrainConfig
     model: Any
     article_table: np.ndarray
     encoder: Any
@@ -96,7 +96,6 @@ class LoadedTwoTower:
 
 def load_two_tower(path: Path, warm: bool = True) -> LoadedTwoTower:
     """Rebuild the model from ``metadata.json``, restore its weights, load the index; warm it up."""
-    import shared.config  # noqa: F401
     from services.candidate.model import ModelShape, NumpyQueryTower, TwoTowerModel
 
     path = Path(path)
@@ -109,7 +108,7 @@ def load_two_tower(path: Path, warm: bool = True) -> LoadedTwoTower:
             f"format {ARTIFACT_FORMAT}: retrain it with `hmrec train candidate`"
         )
     space = FeatureSpace.load(path)
-    cfg = TrainConfig(**meta["config"])
+    cfg = TwoTowerTrainConfig(**meta["config"])
     shape = ModelShape(**meta["model_shape"])
     table = np.load(path / "article_table.npy")
     if table.shape[0] != space.n_articles + 1:
@@ -144,7 +143,3 @@ def load_two_tower(path: Path, warm: bool = True) -> LoadedTwoTower:
         feats, _ = loaded.snapshot_features(["0" * 64])
         loaded.index.search(loaded.encode(feats), 10)
     return loaded
-
-
-def config_dict(cfg: TrainConfig) -> dict[str, Any]:
-    return asdict(cfg)

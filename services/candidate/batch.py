@@ -2,7 +2,7 @@
 
 Columns: the seed-compatible ``customer_id, article_id, score, rank`` (score = two-tower
 cosine, rank = stage-one order) plus ``source`` (the first source that proposed it) and one
-``src_<source>`` column per source (shared.candidates). The same :func:`stage_one` the
+``src_<source>`` column per source (shared.contract.candidate_sources). The same :func:`stage_one` the
 service answers with, so ``hmrec rerank`` re-ranks exactly what ``/recommend`` would.
 """
 
@@ -35,7 +35,7 @@ from services.candidate.stage_one import (
 )
 from services.candidate.two_tower_source import TwoTowerSource
 from shared.atomic import replace_atomically, temp_path_for
-from shared.candidates import SOURCE_COLUMNS
+from shared.contract.candidate_sources import SOURCE_COLUMNS
 from shared.parallel import in_order
 
 
@@ -121,7 +121,7 @@ def stage_one_batches(
     tables: StageOneTables | None = None,
     progress: bool = False,
 ) -> Iterator[pd.DataFrame]:
-    """Yield stage-one frames (:func:`~services.candidate.stage_one.stage_one`'s columns) of
+    """Yield stage-one frames (:func:`~services.candidate.stage_one.stage_one_frame`'s columns) of
     ``chunk_size`` customers (all customers by default, sorted)."""
     batches = stage_one_list_batches(model, dataset, cutoff, customer_ids, config, chunk_size, tables, progress)
     for tables_used, lists in batches:

@@ -26,7 +26,7 @@ import pandas as pd
 
 from shared.age_bands import N_TOWER_AGE_BUCKETS, TOWER_AGE_EDGES, tower_age_bucket
 from shared.encode import IdLookup, day_number, day_numbers, positions, vocabulary
-from shared.groups import run_starts
+from shared.group_ranks import run_starts
 from shared.split import as_timestamp
 
 ARTICLE_CAT_COLUMNS: tuple[str, ...] = (

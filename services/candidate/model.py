@@ -19,12 +19,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import tensorflow as tf
-import tensorflow_recommenders as tfrs
 
 from services.candidate.features import ARTICLE_DYNAMIC_COLUMNS, CUSTOMER_CAT_COLUMNS
-from services.candidate.settings import TrainConfig
+from services.candidate.settings import TwoTowerTrainConfig
 from shared.age_bands import N_TOWER_AGE_BUCKETS
+from shared.config import configure_tensorflow
+
+configure_tensorflow()  # TensorFlow reads TF_USE_LEGACY_KERAS once, when it is imported
+
+import tensorflow as tf  # noqa: E402
+import tensorflow_recommenders as tfrs  # noqa: E402
 
 
 @dataclass
@@ -65,7 +69,7 @@ def _mlp(hidden: int, out: int, name: str) -> tf.keras.Sequential:
 
 
 class CandidateTower(tf.keras.Model):
-    def __init__(self, article_features: ArticleFeatures, cfg: TrainConfig, **kw):
+    def __init__(self, article_features: ArticleFeatures, cfg: TwoTowerTrainConfig, **kw):
         super().__init__(**kw)
         self.article_features = article_features
         self.mlp = _mlp(cfg.hidden, cfg.embedding_dim, "candidate_mlp")
@@ -77,7 +81,7 @@ class CandidateTower(tf.keras.Model):
 
 
 class QueryTower(tf.keras.Model):
-    def __init__(self, shape: ModelShape, article_features: ArticleFeatures, cfg: TrainConfig, **kw):
+    def __init__(self, shape: ModelShape, article_features: ArticleFeatures, cfg: TwoTowerTrainConfig, **kw):
         super().__init__(**kw)
         self.article_features = article_features
         self.customer_embedding = tf.keras.layers.Embedding(shape.n_customers + 1, cfg.id_dim, name="customer_id_emb")
@@ -111,7 +115,7 @@ class TwoTowerModel(tfrs.Model):
     """Both towers and the retrieval task. Training batches are dicts of the query inputs
     plus ``article_idx`` (the positive) and ``sampling_p`` (its sampling probability)."""
 
-    def __init__(self, shape: ModelShape, article_table: np.ndarray, cfg: TrainConfig):
+    def __init__(self, shape: ModelShape, article_table: np.ndarray, cfg: TwoTowerTrainConfig):
         super().__init__()
         self.cfg = cfg
         self.shape_ = shape

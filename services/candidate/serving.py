@@ -1,6 +1,6 @@
 """Stage one for one customer, as the candidate service answers it.
 
-The service answers with :func:`services.candidate.stage_one.stage_one`, the function that
+The service answers with :func:`services.candidate.stage_one.stage_one_frame`, the function that
 made the ranker's training lists, the evaluated lists and the batch file: the two-tower's
 nearest neighbours (query inputs from the model's snapshot, ``recent_article_ids`` first)
 merged with repurchase, co-purchase, other colours, age-band trending and last week's best
@@ -27,12 +27,12 @@ from services.candidate.stage_one import (
     StageOneConfig,
     StageOneLists,
     StageOneTables,
-    stage_one,
+    stage_one_frame,
     stage_one_lists,
 )
 from services.candidate.two_tower_source import TwoTowerSource, merge_history
-from shared.schemas import CANDIDATE_SOURCES
-from shared.wire import Wire
+from shared.contract.schemas import CANDIDATE_SOURCES
+from shared.contract.wire import Wire
 
 __all__ = ["ServingModel", "merge_history"]
 
@@ -72,7 +72,7 @@ class ServingModel:
 
     def candidates(self, customer_id: str, recent_article_ids: list[str] | None) -> pd.DataFrame:
         recent = [list(recent_article_ids)] if recent_article_ids else None
-        return stage_one(self.tables, self.source, [customer_id], self.config, recent)
+        return stage_one_frame(self.tables, self.source, [customer_id], self.config, recent)
 
     def _lists(self, customer_id: str, recent_article_ids: list[str] | None) -> tuple[bool, StageOneLists]:
         """(cold_start, one customer's stage-one lists): what both request wires are written from."""
@@ -102,8 +102,8 @@ class ServingModel:
     def answer_json(
         self, customer_id: str, k: int, recent_article_ids: list[str] | None, wire: Wire = "objects"
     ) -> bytes:
-        """The ``/candidates`` answer (shared.schemas.CandidateResponse, or with ``wire="columns"``
-        shared.wire.CandidateColumns) as JSON bytes.
+        """The ``/candidates`` answer (shared.contract.schemas.CandidateResponse, or with ``wire="columns"``
+        shared.contract.wire.CandidateColumns) as JSON bytes.
 
         Written straight from the lists: building 200 pydantic objects, validating them
         again as the route's response and encoding them took longer than stage one itself."""
@@ -120,9 +120,9 @@ class ServingModel:
         )
 
     def answer_columns(self, customer_id: str, k: int, recent_article_ids: list[str] | None) -> bytes:
-        """The same list as :meth:`answer_json`'s objects, as columns (shared.wire.CandidateColumns):
+        """The same list as :meth:`answer_json`'s objects, as columns (shared.contract.wire.CandidateColumns):
         no per-candidate dicts at all. Scores are the float64 the objects carry; sources the
-        float32 the ranker reads (shared.candidates), 0 where the objects leave a source out
+        float32 the ranker reads (shared.contract.candidate_sources), 0 where the objects leave a source out
         (not proposed, or not > 0)."""
         cold, lists = self._lists(customer_id, recent_article_ids)
         values = lists.values[:k]

@@ -11,19 +11,19 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-import shared.config  # TF_USE_LEGACY_KERAS before anything imports TF
-from shared.service import ServiceSettings
+from shared.config import get_paths
+from shared.serving.app import ServiceSettings
 
 MODEL_NAME = "two_tower"
 
 
 class CandidateSettings(ServiceSettings):
     """The candidate service's settings (``HM_CANDIDATE_MODELS_DIR`` etc.; the shared ones —
-    ``LOG_LEVEL``, ``POLL_INTERVAL_S``, ``MAX_IN_FLIGHT`` — are in ``shared.service.ServiceSettings``)."""
+    ``LOG_LEVEL``, ``POLL_INTERVAL_S``, ``MAX_IN_FLIGHT`` — are in ``shared.serving.app.ServiceSettings``)."""
 
     model_config = SettingsConfigDict(env_prefix="HM_CANDIDATE_", extra="ignore")
 
-    models_dir: Path = Field(default_factory=lambda: shared.config.get_paths().models_dir)
+    models_dir: Path = Field(default_factory=lambda: get_paths().models_dir)
     # Pin a version (else CURRENT, else the newest complete one).
     model_version: str | None = None
     # Articles not sold in this many weeks before the model's cutoff are never proposed by the
@@ -37,7 +37,7 @@ class CandidateSettings(ServiceSettings):
 
 
 @dataclass
-class TrainConfig:
+class TwoTowerTrainConfig:
     """Two-tower hyper-parameters. Defaults train on `small` in a few minutes on 2 cores."""
 
     embedding_dim: int = 64  # output of both towers (L2-normalised)

@@ -40,10 +40,10 @@ import pandas as pd
 
 from shared.age_bands import BASELINE_BANDS, baseline_band_index
 from shared.baselines import TREND_GROWTH_CAP, TREND_SHOP_WEIGHT, trend_scores
-from shared.candidates import SOURCE_COLUMNS
+from shared.contract.candidate_sources import SOURCE_COLUMNS
+from shared.contract.schemas import CANDIDATE_SOURCES
 from shared.encode import IdLookup, day_number, day_numbers, distinct_sorted, positions, vocabulary
-from shared.groups import rank_within
-from shared.schemas import CANDIDATE_SOURCES
+from shared.group_ranks import rank_within
 
 # Order of the served list without a ranker, and the tag (``source``) of a candidate that
 # several sources found: the first of these that proposed it.
@@ -530,7 +530,7 @@ def stage_one_lists(
     return StageOneLists(ids, row, art, np.asarray(cosine, dtype=np.float32), values)
 
 
-def stage_one(
+def stage_one_frame(
     tables: StageOneTables,
     two_tower: Any,
     customer_ids: list[str] | np.ndarray,

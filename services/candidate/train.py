@@ -34,9 +34,10 @@ from services.candidate.features import (
     training_examples,
 )
 from services.candidate.index import ExactIndex
-from services.candidate.settings import MODEL_NAME, TrainConfig
+from services.candidate.settings import MODEL_NAME, TwoTowerTrainConfig
 from services.candidate.stage_one import TABLES_SUBDIR, StageOneConfig, build_tables
 from shared.artifacts import atomic_model_dir, library_versions, publish
+from shared.config import configure_tensorflow
 from shared.memory import memory_note
 
 
@@ -145,9 +146,10 @@ def data_fingerprint(dataset: Any) -> str:
 ID_EMBEDDING_NAMES = ("customer_id_emb", "article_id_emb")
 
 
-def make_optimizer(model: Any, cfg: TrainConfig) -> Any:
+def make_optimizer(model: Any, cfg: TwoTowerTrainConfig) -> Any:
     """Adagrad for the id embedding tables (sparse: only the rows a batch touches are
-    updated), Adam for every other weight (see ``TrainConfig.id_learning_rate``)."""
+    updated), Adam for every other weight (see ``TwoTowerTrainConfig.id_learning_rate``)."""
+    configure_tensorflow()
     import tensorflow as tf
     from tensorflow_recommenders.experimental.optimizers import CompositeOptimizer
 
@@ -181,7 +183,7 @@ class _Prepared:
     truth: dict[str, set[str]]  # validation customers' purchases in the week from the cutoff
 
 
-def _prepare(dataset: Any, cut: pd.Timestamp, validate: bool, cfg: TrainConfig, progress: bool) -> _Prepared:
+def _prepare(dataset: Any, cut: pd.Timestamp, validate: bool, cfg: TwoTowerTrainConfig, progress: bool) -> _Prepared:
     t0 = time.perf_counter()
     tx = dataset.transactions
     space = build_feature_space(dataset.articles, dataset.customers, tx, cut, cfg.history_len, cfg.postal_buckets)
@@ -204,10 +206,11 @@ def _prepare(dataset: Any, cut: pd.Timestamp, validate: bool, cfg: TrainConfig, 
 
 
 def _fit(
-    model: Any, prep: _Prepared, dataset: Any, cut: pd.Timestamp, cfg: TrainConfig, progress: bool
+    model: Any, prep: _Prepared, dataset: Any, cut: pd.Timestamp, cfg: TwoTowerTrainConfig, progress: bool
 ) -> tuple[dict[str, list[float]], int, float]:
     """The epoch loop with early stopping on validation recall; the model ends on its best
     epoch's weights. Returns (history, best epoch, best recall or -1 without validation)."""
+    configure_tensorflow()
     import tensorflow as tf
 
     # The examples become tensors once; each epoch only its order is new and batches gather
@@ -297,7 +300,7 @@ def _metadata(
     cut: pd.Timestamp,
     validated: bool,
     last_day: pd.Timestamp,
-    cfg: TrainConfig,
+    cfg: TwoTowerTrainConfig,
     shape: Any,
     space: FeatureSpace,
     metrics: dict[str, Any],
@@ -335,7 +338,7 @@ def train_two_tower(
     version: str,
     epochs: int | None = None,
     seed: int = 0,
-    config: TrainConfig | None = None,
+    config: TwoTowerTrainConfig | None = None,
     publish_model: bool = True,
     progress: bool = True,
     stage_config: StageOneConfig | None = None,
@@ -348,11 +351,12 @@ def train_two_tower(
     published, and the candidate service refuses to load it."""
     if publish_model and not for_serving:
         raise ValueError("a two-tower exported without its serving files cannot be published")
+    configure_tensorflow()
     import tensorflow as tf
 
     from services.candidate.model import ModelShape, TwoTowerModel
 
-    cfg = TrainConfig(**{**(config.to_dict() if config else {}), "seed": seed})
+    cfg = TwoTowerTrainConfig(**{**(config.to_dict() if config else {}), "seed": seed})
     stage_config = stage_config or StageOneConfig()
     if epochs is not None:
         cfg.epochs = epochs

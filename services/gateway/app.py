@@ -4,7 +4,7 @@ Run: ``python -m uvicorn services.gateway.app:create_app --factory --port 8000``
 (``hmrec run`` starts it with the other services). The page in ``frontend/`` is served at ``/``.
 
 This module only puts the gateway together: the shape every service shares
-(``shared.service.service_app``: health, metrics, load shedding), the state built in the
+(``shared.serving.app.service_app``: health, metrics, load shedding), the state built in the
 lifespan (``state.build_state``), the routes (``routes/``), the OpenAPI schema and the page.
 """
 
@@ -32,8 +32,8 @@ from services.gateway.routes import status as status_routes
 from services.gateway.routes.health import gateway_readiness
 from services.gateway.settings import GatewaySettings
 from services.gateway.state import build_state, close_state
-from shared.service import service_app
-from shared.service_metrics import ServiceMetrics
+from shared.serving.app import service_app
+from shared.serving.prometheus import ServiceMetrics
 
 log = logging.getLogger("services.gateway")
 

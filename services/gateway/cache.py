@@ -12,7 +12,7 @@
   one is a plain miss (get) or goes to the in-process cache (set), counted as ``busy``, and
   Redis stays in use. Before, redis-py's "Too many connections" read as "Redis is down" and
   switched every request to the local cache for ``retry_interval_s``.
-- A Redis Cluster works the same way (``redis+cluster://host:port,...``, shared.redis_connect):
+- A Redis Cluster works the same way (``redis+cluster://host:port,...``, shared.serving.redis_client):
   every call is one GET or SET of one key, so keys need no hash tag and spread over the
   masters. A master that is gone fails the calls for its slots, which fall back as above.
 - The in-process cache is bounded in entries *and* bytes (keys + values), so a flood of
@@ -34,7 +34,7 @@ import orjson
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MaxConnectionsError
 
-from shared.redis_connect import REDIS_ERRORS, connect
+from shared.serving.redis_client import REDIS_ERRORS, connect
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ class ResultCache:
         self.busy = 0
         # on_event(event, backend): 'hit' / 'miss' / 'error' / 'switch' / 'busy' for metrics.
         self._on_event = on_event or (lambda _e, _b: None)
-        self.redis: Any = None  # redis.asyncio.Redis or RedisCluster (shared.redis_connect)
+        self.redis: Any = None  # redis.asyncio.Redis or RedisCluster (shared.serving.redis_client)
         if redis_url:
             # + 1: the health probe's PING.
             self.redis = connect(redis_url, socket_timeout_s, max_connections + 1)

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from shared.age_bands import UNKNOWN_BAND, decade_label
-from shared.schemas import FILTER_COLUMNS, SearchFilters
+from shared.contract.schemas import FILTER_COLUMNS, SearchFilters
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ retry is safe.
 
 Only the dependency's own failures count against a breaker: a connection failure, a timeout,
 a 5xx, a 2xx body that is not JSON. A 4xx (the request was refused, whatever its body), a 503
-with ``Retry-After`` (the dependency is shedding load, see shared.service), a request aiohttp
+with ``Retry-After`` (the dependency is shedding load, see shared.serving.app), a request aiohttp
 refuses to build from the caller's input, and a caller that went away (cancellation) never do;
 they only free a half-open trial slot.
 
@@ -189,7 +189,7 @@ class ServiceClient:
                 return self._fail(breaker, started, f"HTTP {status} with a body that is not JSON")
             body = raw[:300].decode("utf-8", "replace")
         if status == 503 and retry_after is not None:
-            # The dependency is up and shedding load it cannot take (shared.service.ConcurrencyLimit):
+            # The dependency is up and shedding load it cannot take (shared.serving.app.ConcurrencyLimit):
             # no verdict on its health, so no breaker failure; the caller sheds in turn.
             self._observe(self.name, elapsed, "shed")
             breaker.release()

@@ -1,6 +1,6 @@
 """``POST /events`` (view, click, cart, purchase) and the session view ``/recommend`` reads.
 
-The store (``shared.events.EventStore``: Redis Stream + per-session lists, a bounded local
+The store (``services.gateway.event_store.EventStore``: Redis Stream + per-session lists, a bounded local
 buffer while Redis is away) is built in the gateway's lifespan by :func:`start_events` and
 kept on ``app.state.events``. Settings: ``HM_EVENTS_*`` (the prefix is shared with
 ``hmrec events drain``); Redis is the gateway's own ``HM_GATEWAY_REDIS_URL``.
@@ -21,7 +21,7 @@ from prometheus_client import Counter, Gauge
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.events import (
+from services.gateway.event_store import (
     BufferFull,
     EventBatch,
     EventStore,

@@ -1,11 +1,11 @@
 """Prometheus metrics of the gateway's own work (cache, fallbacks, upstream calls, breakers),
-registered beside the shared HTTP metrics (``shared.service_metrics``) in the app's registry."""
+registered beside the shared HTTP metrics (``shared.serving.prometheus``) in the app's registry."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from shared.service_metrics import LATENCY_BUCKETS
+from shared.serving.prometheus import LATENCY_BUCKETS
 
 
 class GatewayMetrics:

@@ -1,4 +1,4 @@
-"""The gateway's public response shapes (OpenAPI); requests reuse ``shared.schemas``."""
+"""The gateway's public response shapes (OpenAPI); requests reuse ``shared.contract.schemas``."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any, Literal
 from fastapi import HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from shared.events import SessionId, anonymous_customer_id
-from shared.schemas import (
+from services.gateway.event_store import SessionId, anonymous_customer_id
+from shared.contract.schemas import (
     FILTER_COLUMNS,
     MAX_RESULTS_K,
     CustomerId,

@@ -22,7 +22,7 @@ from services.gateway.cache import cache_key, dumps, mark_cached
 from services.gateway.clients import DependencyRejected, DependencyUnavailable
 from services.gateway.events import SessionView
 from services.gateway.state import GatewayState
-from shared.schemas import MAX_RANK_INPUT, SearchFilters
+from shared.contract.schemas import MAX_RANK_INPUT, SearchFilters
 
 
 def recommend_key(
@@ -65,7 +65,7 @@ class _Feed:
 @dataclass
 class _StageOne:
     """The candidate service's list as the gateway uses it: ids and scores (the fallback order)
-    and the body parts that pass it on to the ranker, in the wire it came in (shared.wire)."""
+    and the body parts that pass it on to the ranker, in the wire it came in (shared.contract.wire)."""
 
     article_ids: list[str]
     scores: list[float]

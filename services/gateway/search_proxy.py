@@ -23,8 +23,8 @@ from services.gateway.cache import cache_key, dumps, mark_cached
 from services.gateway.clients import DependencyRejected, DependencyUnavailable
 from services.gateway.models import GatewaySearchRequest
 from services.gateway.state import GatewayState
-from shared.schemas import MAX_RESULTS_K
-from shared.uploads import read_bounded, read_image_form
+from shared.contract.schemas import MAX_RESULTS_K
+from shared.serving.uploads import read_bounded, read_image_form
 
 JSON_BODY_LIMIT = 64 * 1024
 # The search service's 503 while its photos are being embedded (a text-only index is served):

@@ -9,15 +9,15 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 import shared.config
-import shared.redis_connect
-from shared.service import ServiceSettings
+import shared.serving.redis_client
+from shared.serving.app import ServiceSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class GatewaySettings(ServiceSettings):
     """The gateway's settings (``HM_GATEWAY_*``; the shared ones are in
-    ``shared.service.ServiceSettings``)."""
+    ``shared.serving.app.ServiceSettings``)."""
 
     model_config = SettingsConfigDict(env_prefix="HM_GATEWAY_", extra="ignore")
 
@@ -46,7 +46,7 @@ class GatewaySettings(ServiceSettings):
 
     # --- cache ------------------------------------------------------------------------------
     # Empty string: no Redis at all, in-process cache only. A Redis Cluster:
-    # redis+cluster://host:port,host:port (seed nodes; see shared/redis_connect.py).
+    # redis+cluster://host:port,host:port (seed nodes; see shared/serving/redis_client.py).
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Short, but not so short that a busy machine's scheduling delay reads as "Redis down".
     redis_socket_timeout_s: float = Field(0.1, gt=0)
@@ -93,7 +93,7 @@ class GatewaySettings(ServiceSettings):
     @classmethod
     def _redis_url(cls, value: str) -> str:
         if value:
-            shared.redis_connect.parse_redis_url(value)  # ValueError says what is wrong
+            shared.serving.redis_client.parse_redis_url(value)  # ValueError says what is wrong
         return value
 
     @model_validator(mode="after")

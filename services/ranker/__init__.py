@@ -1,17 +1,50 @@
 """Stage two: the MMoE re-ranker (shared experts, one softmax gate and one tower per task).
 
-Python API (what the pipeline composes; other services talk to ``app`` over HTTP only):
+This is the service's front door: what the CLI and the evaluation may call. Nothing outside the
+service imports its other modules; other services talk to ``app`` over HTTP only. Names load on
+first use, so the serving process (NumPy forward pass) never imports TensorFlow or training code.
 
-- ``features.build_feature_store(transactions, customers, articles, cutoff) -> FeatureStore``:
-  every statistic from rows strictly before ``cutoff``; ``FeatureStore.save/load``.
-- ``features.compute_features(store, customer_ids, article_ids, scores) -> [n, F]``: the one
-  place features are computed, for training, batch re-ranking, evaluation and ``/rank``.
-- ``dataset.build_training_data(candidates, transactions, store, cutoff) -> TrainingData``:
-  stage-one candidates of the week from ``cutoff``, labelled by it (purchase / online / revenue).
-- ``train.train_ranker(transactions, customers, articles, train_candidates, train_cutoff,
-  serve_cutoff, models_dir, version) -> {"mmoe": dir, "single_task": dir}``: fit, export to
-  ``models/mmoe/<version>/`` (and the ablation to ``models/mmoe_single_task/<version>/``), publish.
-- ``serving.LoadedRanker.load(dir)``: ``rank(customer, article_ids, scores, k)`` and
-  ``rerank_frame(candidates, k)``; ``rerank.rerank_file(ranker, src, dst)`` for the batch file.
-- ``app.create_app(settings)``: the FastAPI service (``POST /rank``, ``/livez``, ``/readyz``).
+- ``train_ranker(transactions, customers, articles, train_candidates, train_cutoff, serve_cutoff,
+  models_dir, version, config=RankerTrainConfig(...)) -> {"mmoe": dir, "single_task": dir}``:
+  fit, gate, export to ``models/mmoe/<version>/`` (and the ablation), publish.
+- ``LoadedRanker.load(dir)``: ``rank(customer, article_ids, scores, k)`` and
+  ``rerank_frame(candidates, k)``; ``rerank_file(ranker, src, dst)`` for the batch file.
+- ``MODEL_NAME``: the models folder's name for this service.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from services.ranker.rerank import rerank_file
+    from services.ranker.serving import LoadedRanker
+    from services.ranker.settings import MODEL_NAME
+    from services.ranker.train import RankerTrainConfig, train_ranker
+
+# name -> the module that defines it. Loaded on first use (PEP 562).
+_EXPORTS = {
+    "rerank_file": "services.ranker.rerank",
+    "LoadedRanker": "services.ranker.serving",
+    "MODEL_NAME": "services.ranker.settings",
+    "RankerTrainConfig": "services.ranker.train",
+    "train_ranker": "services.ranker.train",
+}
+
+__all__ = [
+    "rerank_file",
+    "LoadedRanker",
+    "MODEL_NAME",
+    "RankerTrainConfig",
+    "train_ranker",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

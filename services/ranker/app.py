@@ -2,7 +2,7 @@
 
 Run: ``python -m uvicorn services.ranker.app:create_app --factory --port 8002``
 (settings from ``HM_RANKER_*``, see settings.RankerSettings). Health, metrics, load shedding
-and hot swap come from ``shared.service``; this module holds only the route.
+and hot swap come from ``shared.serving.app``; this module holds only the route.
 
 Unknown customers and articles are scored with the feature store's documented defaults
 (see features.py), never an error. Serving uses the NumPy export of the model, so this
@@ -20,14 +20,14 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 
 from services.ranker.serving import LoadedRanker
 from services.ranker.settings import MODEL_NAME, RankerSettings
-from shared.schemas import RankRequest, RankResponse
-from shared.service import ModelSlot, model_service_app, served
-from shared.wire import RankColumns, RankColumnsRequest, Wire, body_openapi, json_body, json_bytes
+from shared.contract.schemas import RankRequest, RankResponse
+from shared.contract.wire import RankColumns, RankColumnsRequest, Wire, body_openapi, json_body, json_bytes
+from shared.serving.app import ModelSlot, model_service_app, served
 
 router = APIRouter(tags=["rank"])
 
 
-# The body validated in one pass from its bytes (see shared.wire.json_body), in either wire.
+# The body validated in one pass from its bytes (see shared.contract.wire.json_body), in either wire.
 _parse_objects = json_body(RankRequest)
 _parse_columns = json_body(RankColumnsRequest)
 
@@ -37,7 +37,7 @@ _parse_columns = json_body(RankColumnsRequest)
 )
 async def rank(request: Request, wire: Wire = "objects") -> Response:
     """Re-order a customer's candidates; ``wire=columns``: candidates in and ranking out as
-    columns (shared.wire.RankColumnsRequest / RankColumns, what the gateway sends).
+    columns (shared.contract.wire.RankColumnsRequest / RankColumns, what the gateway sends).
 
     Scored on the event loop, not in FastAPI's threadpool: a request's scoring is ~1-2 ms of
     NumPy on small arrays, which holds the GIL for most of it, so a worker thread bought no

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from services.ranker.features import ONLINE_CHANNEL, FeatureStore, ScoreColumns, compute_row_features, customer_groups
-from shared.candidates import SOURCE_COLUMNS, source_matrix
+from shared.contract.candidate_sources import SOURCE_COLUMNS, source_matrix
 from shared.encode import distinct_sorted, positions, vocabulary
 from shared.split import label_week, purchases_by_customer
 

@@ -51,9 +51,9 @@ import numpy as np
 import pandas as pd
 
 from shared.age_bands import N_DECADE_BANDS, decade_band
-from shared.candidates import SOURCE_COLUMNS
+from shared.contract.candidate_sources import SOURCE_COLUMNS
 from shared.encode import IdLookup, day_number, day_numbers, distinct_sorted, positions, vocabulary
-from shared.groups import run_starts
+from shared.group_ranks import run_starts
 
 DAYS_CAP = 365.0
 # Band edges in years: <25, 25-34, 35-44, 45-54, 55-64, 65+.
@@ -724,7 +724,7 @@ def compute_features(
 
     Row i describes candidate ``article_ids[i]`` for ``customer_ids[i]`` with two-tower score
     ``scores[i]`` and stage-one source scores ``sources[i]`` (``[n, len(SOURCE_COLUMNS)]``,
-    shared.candidates; None = no source known, all 0); candidate rank features are computed
+    shared.contract.candidate_sources; None = no source known, all 0); candidate rank features are computed
     within each customer's rows.
     Non-finite scores are treated as the worst score in that customer's list; scores are
     clipped to +-``SCORE_LIMIT``.

@@ -10,11 +10,12 @@ from typing import Any
 
 import numpy as np
 
-import shared.config  # noqa: F401 - TF_USE_LEGACY_KERAS before TensorFlow
 from services.ranker.model import MMoEConfig
+from shared.config import configure_tensorflow
 
 
 def _tf() -> Any:
+    configure_tensorflow()
     import tensorflow as tf
 
     return tf

@@ -31,8 +31,8 @@ from threadpoolctl import threadpool_limits
 
 from services.ranker.serving import LoadedRanker
 from shared.atomic import replace_atomically, temp_path_for
-from shared.candidates import SOURCE_COLUMNS
-from shared.groups import rank_within
+from shared.contract.candidate_sources import SOURCE_COLUMNS
+from shared.group_ranks import rank_within
 from shared.parallel import in_order
 
 

@@ -21,9 +21,9 @@ from services.ranker.features import FEATURE_NAMES, FeatureStore, compute_featur
 from services.ranker.model import DEFAULT_SCORE_WEIGHTS, NumpyMMoE
 from services.ranker.session_features import apply_session
 from shared.artifacts import ArtifactError, read_metadata
-from shared.candidates import source_matrix, source_matrix_from_columns, source_matrix_from_dicts
-from shared.schemas import Candidate
-from shared.wire import RankColumnsRequest
+from shared.contract.candidate_sources import source_matrix, source_matrix_from_columns, source_matrix_from_dicts
+from shared.contract.schemas import Candidate
+from shared.contract.wire import RankColumnsRequest
 
 STORE_SUBDIR = "feature_store"
 MODEL_SUBDIR = "model"
@@ -90,7 +90,7 @@ class LoadedRanker:
         recent: dict[str, list[str]] | None = None,
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """(combined score, per-task scores) for candidate rows of any number of customers;
-        ``sources``: their stage-one source scores (shared.candidates.source_matrix); ``recent``:
+        ``sources``: their stage-one source scores (shared.contract.candidate_sources.source_matrix); ``recent``:
         each customer's session articles (services/ranker/session_features.py)."""
         features = apply_session(
             compute_features(self.store, customer_ids, article_ids, scores, sources), customer_ids, article_ids, recent
@@ -140,7 +140,7 @@ class LoadedRanker:
     def answer_json(
         self, customer_id: str, candidates: Sequence[Candidate], k: int, recent: list[str] | None = None
     ) -> bytes:
-        """The ``/rank`` answer (shared.schemas.RankResponse) as JSON bytes, written from the
+        """The ``/rank`` answer (shared.contract.schemas.RankResponse) as JSON bytes, written from the
         arrays: as pydantic objects, validated again and encoded, it cost more than scoring."""
         ranked = self.rank(
             customer_id,
@@ -161,7 +161,7 @@ class LoadedRanker:
         return orjson.dumps({"model_version": self.version, "ordering": self.ordering, "ranked": rows})
 
     def answer_columns(self, body: RankColumnsRequest) -> bytes:
-        """``/rank?wire=columns`` (shared.wire.RankColumnsRequest -> RankColumns) as JSON bytes:
+        """``/rank?wire=columns`` (shared.contract.wire.RankColumnsRequest -> RankColumns) as JSON bytes:
         the same ranking as :meth:`answer_json` of the same candidates, read from and written as
         columns (no task scores: the gateway orders by the combined score only)."""
         sources = source_matrix_from_columns(body.sources, len(body.article_ids))

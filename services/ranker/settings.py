@@ -8,14 +8,14 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.config import get_paths
-from shared.service import ServiceSettings
+from shared.serving.app import ServiceSettings
 
 MODEL_NAME = "mmoe"
 
 
 class RankerSettings(ServiceSettings):
     """Where the MMoE artifacts live, which version to serve and how to combine task scores
-    (``HM_RANKER_*``; the shared ones are in ``shared.service.ServiceSettings``)."""
+    (``HM_RANKER_*``; the shared ones are in ``shared.serving.app.ServiceSettings``)."""
 
     model_config = SettingsConfigDict(env_prefix="HM_RANKER_", extra="ignore")
 

@@ -3,7 +3,7 @@
 Validation holds out a random 20 % of that week's customers (their rows are never trained
 on). After every epoch it reports per-task AUC and the MAP@12 of the validation customers'
 re-ranked candidate lists against everything they bought that week; training stops when
-the monitor (purchase AUC by default, see ``TrainConfig.monitor``) has not improved for
+the monitor (purchase AUC by default, see ``RankerTrainConfig.monitor``) has not improved for
 ``patience`` epochs, and the best epoch's weights are kept.
 The combined-score weights are then chosen on the same validation customers from a small
 grid (the purchase task always has weight 1).
@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import shared.config  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 from services.ranker.baseline_order import BASELINE_ORDERINGS, BaselineOrder
 from services.ranker.dataset import (
     RowSelection,
@@ -45,6 +44,7 @@ from services.ranker.serving import MODEL_SUBDIR, SCHEMA_FILE, STORE_SUBDIR
 from services.ranker.settings import MODEL_NAME
 from services.ranker.validation import ValidationLists, auc
 from shared.artifacts import atomic_model_dir, library_versions, model_root, publish
+from shared.config import configure_tensorflow
 from shared.memory import memory_note, release_free_memory
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0)
 
 
 @dataclass
-class TrainConfig:
+class RankerTrainConfig:
     epochs: int = 30
     batch_size: int = 1024
     learning_rate: float = 2e-3
@@ -91,7 +91,7 @@ class TrainResult:
     gate_usage: dict[str, list[float]]
     score_weights: dict[str, float]
     metrics: dict[str, float]
-    config: TrainConfig
+    config: RankerTrainConfig
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -156,7 +156,7 @@ def _final_metrics(
 
 def _epochs(
     ranker: Any,
-    config: TrainConfig,
+    config: RankerTrainConfig,
     tasks: list[Any],
     x_train: np.ndarray,
     y_train: dict[str, np.ndarray],
@@ -207,8 +207,9 @@ def _epochs(
     return history, best_epoch, best_map
 
 
-def fit_mmoe(data: TrainingData, config: TrainConfig, echo: Callable[[str], None] = print) -> TrainResult:
+def fit_mmoe(data: TrainingData, config: RankerTrainConfig, echo: Callable[[str], None] = print) -> TrainResult:
     """Train on ``data`` (already labelled candidates), validating on held-out customers."""
+    configure_tensorflow()
     import tensorflow as tf
 
     if config.loss not in ("pointwise", "listwise"):
@@ -303,6 +304,7 @@ def listwise_step(ranker: MMoERanker, tasks: list[Any], learning_rate: float) ->
     the head's output is the ranking this loss trains); other tasks: their pointwise loss on
     the real (unpadded) rows. Task losses are weighted as in the pointwise model.
     """
+    configure_tensorflow()
     import tensorflow as tf
 
     model = ranker.keras_model
@@ -532,7 +534,7 @@ def train_ranker(
     serve_cutoff: date,
     models_dir: Path,
     version: str,
-    config: TrainConfig | None = None,
+    config: RankerTrainConfig | None = None,
     with_single_task: bool = True,
     metadata: dict[str, Any] | None = None,
     echo: Callable[[str], None] = print,
@@ -542,7 +544,7 @@ def train_ranker(
     strictly before that cutoff and labels of the week after it; fit; export with a feature store
     built strictly before ``serve_cutoff``; publish through the gate (services/ranker/gate.py).
     ``candidates_by_week`` is consumed (each week's frame is let go once it is labelled)."""
-    config = config or TrainConfig()
+    config = config or RankerTrainConfig()
     if not candidates_by_week:
         raise ValueError("no training week given")
     for week in candidates_by_week:
@@ -576,7 +578,9 @@ def train_ranker(
         echo(f"ranker: training data ready in {time.perf_counter() - t0:.1f}s ({memory_note()})")
         result = fit_mmoe(data, config, echo)
         single = (
-            fit_mmoe(data, TrainConfig(**{**asdict(config), "single_task": True}), echo) if with_single_task else None
+            fit_mmoe(data, RankerTrainConfig(**{**asdict(config), "single_task": True}), echo)
+            if with_single_task
+            else None
         )
         del data
         release_free_memory()

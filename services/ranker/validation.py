@@ -1,7 +1,7 @@
 """The ranker's validation figures, fast enough to compute after every epoch.
 
 At Kaggle scale the validation customers' lists hold 2.3M rows. Ranking them through
-pandas and lists of strings (a sort, a groupby, ``shared.metrics.map_at_k``) took ~5 s,
+pandas and lists of strings (a sort, a groupby, ``pipeline.ranking_metrics.map_at_k``) took ~5 s,
 and sklearn's AUC ~1 s per task, every epoch. Here the lists are indexed once
 (:class:`ValidationLists`) and each epoch's MAP@12 is one lexsort; AUC is one rank sort.
 Both give the same numbers as the reference functions (tests/ranker/test_validation.py).
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from shared.groups import rank_within, run_starts
+from shared.group_ranks import rank_within, run_starts
 
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -34,7 +34,7 @@ def auc(labels: np.ndarray, scores: np.ndarray) -> float:
 class ValidationLists:
     """Each validation customer's candidate rows, grouped once, scored against ``truth``.
 
-    ``map_at_k(scores)`` equals ``shared.metrics.map_at_k`` of the lists sorted by ``scores``:
+    ``map_at_k(scores)`` equals ``pipeline.ranking_metrics.map_at_k`` of the lists sorted by ``scores``:
     rows sorted by score within a customer (ties keep row order), the first ``k`` kept, AP@k
     over every customer in ``truth`` (one without rows scores 0)."""
 

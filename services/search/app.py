@@ -4,13 +4,13 @@ optional personalisation.
 Run: ``python -m uvicorn services.search.app:create_app --factory --port 8003``
 (settings from ``HM_SEARCH_*``, see settings.SearchSettings; indexes from ``hmrec index``).
 
-- ``POST /search/text``  JSON :class:`shared.schemas.TextSearchRequest` -> SearchResponse
+- ``POST /search/text``  JSON :class:`shared.contract.schemas.TextSearchRequest` -> SearchResponse
 - ``POST /search/image`` multipart: ``file`` (JPEG/PNG/WebP) + optional form fields ``k``,
   ``filters`` (SearchFilters as JSON), ``customer_id``, ``mode`` (default|embedder|colour)
   -> SearchResponse. The upload is counted as it streams in and refused (413) the moment it
   passes the limit, whatever Content-Length claimed.
 
-Health, metrics, load shedding and hot swap come from ``shared.service``; this module holds
+Health, metrics, load shedding and hot swap come from ``shared.serving.app``; this module holds
 only the routes.
 """
 
@@ -28,16 +28,16 @@ from services.search.engine import PhotosPending, SearchIndex
 from services.search.settings import SearchSettings
 from services.search.slot import IndexSlot
 from services.search.upload import UploadError, configure_pillow, decode_upload
-from shared.schemas import (
+from shared.contract.schemas import (
     MAX_RESULTS_K,
     CustomerId,
     SearchFilters,
     SearchResponse,
     TextSearchRequest,
 )
-from shared.service import model_service_app, served
-from shared.uploads import read_image_form
-from shared.wire import json_bytes
+from shared.contract.wire import json_bytes
+from shared.serving.app import model_service_app, served
+from shared.serving.uploads import read_image_form
 
 router = APIRouter(tags=["search"])
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import orjson
@@ -23,11 +23,10 @@ from services.search.personal import CustomerHistory, Personaliser, load_two_tow
 from services.search.semantic import SemanticEncoder
 from services.search.settings import SearchSettings
 from services.search.text import TfidfIndex
-from shared.schemas import SearchFilters, SearchResponse
+from shared.contract.schemas import SearchFilters, SearchResponse
 
 log = logging.getLogger(__name__)
 
-ImageMode = Literal["default", "embedder", "colour"]
 IMAGE_MODES: tuple[str, ...] = ("default", "embedder", "colour")
 RRF_DEPTH = 1000  # each ranker contributes its top 1,000 (after filters) to the fusion
 PHOTOS_RETRY_AFTER_S = 30
@@ -51,6 +50,27 @@ def top_indices(scores: np.ndarray, n: int) -> np.ndarray:
     n = min(n, len(finite))
     part = finite[np.argpartition(-scores[finite], n - 1)[:n]] if n < len(finite) else finite
     return part[np.lexsort((part, -scores[part]))]
+
+
+def reciprocal_rank_fusion(
+    score_lists: list[np.ndarray], weights: list[float], k: int = 60, depth: int | None = None
+) -> np.ndarray:
+    """Weighted RRF: sum_i w_i / (k + rank_i(article)) over each ranker's ``depth`` best matches
+    (finite scores; all of them when ``depth`` is None); an article no ranker ranks gets -inf.
+    Uses ranks only, so the rankers' score scales (TF-IDF cosine ~0-0.5, embedding cosine
+    ~0-0.8) never need calibrating.
+
+    Example (k=1): scores [0.9, 0.1, 0.5] and [0.2, 0.8, 0.6] rank the articles [1, 3, 2]
+    and [3, 1, 2], so the fused scores are [1/2+1/4, 1/4+1/2, 1/3+1/3] = [0.75, 0.75, 0.667].
+    """
+    fused = np.full(len(score_lists[0]), -np.inf)
+    for scores, weight in zip(score_lists, weights, strict=True):
+        if weight == 0:
+            continue
+        top = top_indices(scores, len(scores) if depth is None else depth)
+        contribution = weight / (k + np.arange(1, len(top) + 1))
+        fused[top] = np.where(np.isfinite(fused[top]), fused[top], 0.0) + contribution
+    return fused
 
 
 @dataclass
@@ -212,14 +232,9 @@ class SearchIndex:
 
     def _rrf(self, query: str, allowed: np.ndarray | None) -> np.ndarray:
         s = self.settings
-        fused = np.full(len(self.catalogue), -np.inf)
-        for mode, weight in (("tfidf", s.rrf_weight_tfidf), ("semantic", s.rrf_weight_semantic)):
-            if weight == 0:
-                continue
-            top = top_indices(self.text_relevance(query, mode, allowed), RRF_DEPTH)
-            contribution = weight / (s.rrf_k + np.arange(1, len(top) + 1))
-            fused[top] = np.where(np.isfinite(fused[top]), fused[top], 0.0) + contribution
-        return fused
+        weighted = [(m, w) for m, w in (("tfidf", s.rrf_weight_tfidf), ("semantic", s.rrf_weight_semantic)) if w != 0]
+        score_lists = [self.text_relevance(query, mode, allowed) for mode, _ in weighted]
+        return reciprocal_rank_fusion(score_lists, [w for _, w in weighted], k=s.rrf_k, depth=RRF_DEPTH)
 
     def image_relevance(
         self, image: Image.Image, mode: str, allowed: np.ndarray | None, photo_sha256: str | None = None

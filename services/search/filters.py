@@ -13,9 +13,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from shared.schemas import FILTER_COLUMNS, FacetValue, SearchFilters
-
-CATALOGUE_COLUMNS: tuple[str, ...] = ("article_id", "prod_name", *FILTER_COLUMNS, "price")
+from shared.contract.schemas import FILTER_COLUMNS, FacetValue, SearchFilters
 
 
 def build_catalogue(articles: pd.DataFrame, transactions: pd.DataFrame | None) -> pd.DataFrame:

@@ -9,8 +9,8 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.config import get_paths
-from shared.schemas import SearchMode
-from shared.service import ServiceSettings
+from shared.contract.schemas import SearchMode
+from shared.serving.app import ServiceSettings
 
 # Product photos are ~0.2-2 megapixels; 40 MP is generous for a photo and small enough that a
 # decompression bomb (a tiny file that inflates to gigapixels) is refused before decoding.
@@ -22,7 +22,7 @@ PersonalisationSource = Literal["auto", "two_tower", "text", "off"]
 
 class SearchSettings(ServiceSettings):
     """Where the indexes live and how queries are scored (``HM_SEARCH_*``; the shared ones are
-    in ``shared.service.ServiceSettings``)."""
+    in ``shared.serving.app.ServiceSettings``)."""
 
     model_config = SettingsConfigDict(env_prefix="HM_SEARCH_", extra="ignore")
 

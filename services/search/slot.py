@@ -5,11 +5,11 @@ from __future__ import annotations
 from services.search.engine import SearchIndex
 from services.search.index import read_manifest
 from services.search.settings import SearchSettings
-from shared.service import ReloadingSlot, Wanted
+from shared.serving.app import ReloadingSlot, Wanted
 
 
 class IndexSlot(ReloadingSlot[SearchIndex]):
-    """``shared.service``'s reload core over ``index_dir``: a new manifest version is loaded
+    """``shared.serving.app``'s reload core over ``index_dir``: a new manifest version is loaded
     beside the served index (reusing its text encoder and photo embedder, which do not change
     between index builds) and swapped in; a failed load keeps the old one serving."""
 

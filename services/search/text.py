@@ -1,4 +1,4 @@
-"""Text search: TF-IDF over catalogue attributes, and reciprocal-rank fusion with semantic search.
+"""Text search: TF-IDF over catalogue attributes (the engine fuses it with semantic search).
 
 Each article becomes one document: name, product type, group, colour, department, section,
 garment group and the free-text description. Two vectorisers see it: word uni/bi-grams
@@ -81,28 +81,3 @@ class TfidfIndex:
         with open(path, "rb") as fh:
             state = pickle.load(fh)
         return cls(state["word"], state["char"], state["matrix"])
-
-
-def ranks_of(scores: np.ndarray, allowed: np.ndarray | None = None) -> np.ndarray:
-    """1-based rank of every article by descending score (ties broken by position);
-    articles outside ``allowed`` get rank +inf."""
-    order = np.argsort(-scores, kind="stable")
-    ranks = np.empty(len(scores), dtype=np.float64)
-    ranks[order] = np.arange(1, len(scores) + 1)
-    if allowed is not None:
-        ranks[~allowed] = np.inf
-    return ranks
-
-
-def reciprocal_rank_fusion(score_lists: list[np.ndarray], weights: list[float], k: int = 60) -> np.ndarray:
-    """RRF: sum_i w_i / (k + rank_i(article)). Uses ranks only, so the two rankers' score
-    scales (TF-IDF cosine ~0-0.5, embedding cosine ~0-0.8) never need calibrating.
-
-    Example (k=1): scores [0.9, 0.1, 0.5] and [0.2, 0.8, 0.6] rank the articles [1, 3, 2]
-    and [3, 1, 2], so the fused scores are [1/2+1/4, 1/4+1/2, 1/3+1/3] = [0.75, 0.75, 0.667].
-    """
-    fused = np.zeros(len(score_lists[0]), dtype=np.float64)
-    for scores, w in zip(score_lists, weights, strict=True):
-        if w:
-            fused += w / (k + ranks_of(scores))
-    return fused

@@ -7,7 +7,6 @@ CUSTOMERS_FILE = "customers.csv"
 TRANSACTIONS_FILE = "transactions_train.csv"
 
 ARTICLE_ID_LEN = 10
-CUSTOMER_ID_LEN = 64
 
 # Integer code columns of articles.csv; everything else there is text.
 ARTICLE_INT_COLUMNS: tuple[str, ...] = (

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from services.candidate.settings import TrainConfig
+from services.candidate.settings import TwoTowerTrainConfig
 
 CUTOFF = date(2020, 9, 16)
 
@@ -95,7 +94,7 @@ def toy() -> ToyDataset:
     return toy_dataset()
 
 
-FAST_CONFIG = TrainConfig(
+FAST_CONFIG = TwoTowerTrainConfig(
     embedding_dim=16,
     id_dim=8,
     cat_dim=4,
@@ -108,27 +107,3 @@ FAST_CONFIG = TrainConfig(
     val_customers=300,
     postal_buckets=50,
 )
-
-
-@pytest.fixture(scope="session")
-def tiny_dataset(tiny_world: Path):
-    from shared.data import load_dataset
-
-    return load_dataset(tiny_world)
-
-
-@pytest.fixture(scope="session")
-def tiny_cutoff(tiny_dataset) -> date:
-    from shared.split import default_cutoff
-
-    return default_cutoff(tiny_dataset.transactions)
-
-
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory, tiny_dataset, tiny_cutoff) -> Path:
-    """models_dir with two_tower/v1 trained on `tiny` (a few seconds) and published."""
-    from services.candidate.train import train_two_tower
-
-    models = tmp_path_factory.mktemp("models")
-    train_two_tower(tiny_dataset, tiny_cutoff, models, "v1", seed=0, config=FAST_CONFIG, progress=False)
-    return models

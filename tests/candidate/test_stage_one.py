@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services.candidate.stage_one import StageOneConfig, build_tables, stage_one
+from services.candidate.stage_one import StageOneConfig, build_tables, stage_one_frame
 from tests.candidate.conftest import CUTOFF, aid, cid
 
 # Toy purchases before the cutoff 2020-09-16 (days ago): c1 a1+a2 (20), a3 (14), a1 (6);
@@ -24,7 +24,7 @@ def toy_tables(toy):
 
 
 def _frame(tables, customers, config=None, recent=None):
-    return stage_one(tables, None, [cid(c) for c in customers], config or StageOneConfig(), recent)
+    return stage_one_frame(tables, None, [cid(c) for c in customers], config or StageOneConfig(), recent)
 
 
 def test_each_source_by_hand(toy_tables):
@@ -102,7 +102,7 @@ def test_tables_never_read_the_label_week(toy):
 def test_the_service_serves_what_the_batch_computes(trained, tiny_dataset, tiny_cutoff):
     """One function for every path: the candidate service's list (snapshot + exported tables)
     equals the offline list (features and tables computed from the data) at the model's cutoff."""
-    from pipeline.stage_one import candidates_at
+    from pipeline.evaluated_candidates import candidates_at
     from services.candidate.serving import ServingModel
 
     folder = trained / "two_tower" / "v1"
@@ -153,7 +153,7 @@ def test_the_batch_file_is_stage_one_customer_by_customer(trained, tiny_dataset,
     dropped = set(tiny_dataset.articles.loc[tiny_dataset.articles["index_name"] == excluded_index, "article_id"])
     assert dropped and not set(written["article_id"]) & dropped
     for c in customers:
-        alone = stage_one(tables, source, [c], config)
+        alone = stage_one_frame(tables, source, [c], config)
         alone = alone[~alone["article_id"].isin(dropped)].reset_index(drop=True)
         alone["rank"] = np.arange(1, len(alone) + 1, dtype=np.int32)
         mine = written[written["customer_id"] == c].reset_index(drop=True)

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 import yaml
-from kustomize_render import containers, pod_spec, render
+
+from tests.deploy.kustomize_render import containers, pod_spec, render
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 

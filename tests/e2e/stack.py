@@ -128,7 +128,7 @@ def run_cli(args: list[str], env: Mapping[str, str], log_dir: Path, timeout_s: f
 def generate_tiny_world(data_dir: Path) -> None:
     """Synthetic `tiny` world with product images, in a subprocess (keeps numpy state out of pytest)."""
     code = (
-        "from pathlib import Path; from shared.synthetic import generate_world; "
+        "from pathlib import Path; from pipeline.synthetic import generate_world; "
         f"generate_world(Path({str(data_dir)!r}), scale='tiny', seed=0, images=True)"
     )
     subprocess.run([PYTHON, "-c", code], cwd=REPO_ROOT, env=base_env(), check=True, timeout=300)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,9 +9,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from gateway_fakes import (
+from services.gateway.app import create_app
+from services.gateway.settings import GatewaySettings
+from tests.gateway.gateway_fakes import (
     FakeControl,
     ServerThread,
     closed_port,
@@ -22,9 +21,6 @@ from gateway_fakes import (
     redis_available,
     tiny_catalogue,
 )
-
-from services.gateway.app import create_app
-from services.gateway.settings import GatewaySettings
 
 
 class Fakes:

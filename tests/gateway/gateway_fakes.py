@@ -25,8 +25,8 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from services.gateway.catalogue import Catalogue, build_catalogue
-from shared.schemas import CandidateRequest, RankRequest, TextSearchRequest
-from shared.wire import RankColumnsRequest
+from shared.contract.schemas import CandidateRequest, RankRequest, TextSearchRequest
+from shared.contract.wire import RankColumnsRequest
 
 ARTICLES = [f"01000000{i:02d}" for i in range(1, 9)]
 CUSTOMER_YOUNG = "a" * 63 + "1"  # age 22 -> band 16-24
@@ -41,7 +41,7 @@ class FakeControl:
     calls: int = 0
     last_request: dict[str, Any] = field(default_factory=dict)
     version: str = "v1"
-    # Answer ``?wire=columns`` in columns (shared.wire) as the real services do; False: a
+    # Answer ``?wire=columns`` in columns (shared.contract.wire) as the real services do; False: a
     # service that ignores ``wire`` and answers objects (an older one, or a benchmark fake).
     columns: bool = True
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import redis
-from gateway_fakes import ARTICLES, CUSTOMER_MID, CUSTOMER_NEW, redis_available
 
-from pipeline.commands.events import drain, read_events
-from shared.events import anonymous_customer_id
+from pipeline.event_drain import drain, read_events
+from services.gateway.event_store import anonymous_customer_id
+from tests.gateway.gateway_fakes import ARTICLES, CUSTOMER_MID, CUSTOMER_NEW, redis_available
 
 pytestmark = pytest.mark.skipif(not redis_available(), reason="needs Redis at 127.0.0.1:6379")
 

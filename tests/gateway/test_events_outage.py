@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 import redis
-from gateway_fakes import ARTICLES, CUSTOMER_MID, closed_port
+
+from tests.gateway.gateway_fakes import ARTICLES, CUSTOMER_MID, closed_port
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 

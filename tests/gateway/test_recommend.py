@@ -6,7 +6,10 @@ import time
 
 import pytest
 import redis
-from gateway_fakes import (
+
+from services.gateway.settings import GatewaySettings
+from shared.contract.schemas import SearchFilters
+from tests.gateway.gateway_fakes import (
     ARTICLES,
     CUSTOMER_MID,
     CUSTOMER_NEW,
@@ -34,7 +37,7 @@ def test_ranker_path_reorders_candidates_and_drops_unknown_articles(make_gateway
     assert body["total"] == 8
     assert body["model_versions"] == {"candidate": "v1", "ranker": "v1"}
     assert fakes.controls["candidate"].last_request["k"] == 1000  # num_candidates: stage one's whole list
-    sent = fakes.controls["ranker"].last_request  # the columns wire (shared.wire.RankColumnsRequest)
+    sent = fakes.controls["ranker"].last_request  # the columns wire (shared.contract.wire.RankColumnsRequest)
     assert len(sent["article_ids"]) == 9 and sent["k"] == 9
     assert sent["article_ids"][:3] == [A[0], A[1], "0999999999"] and sent["scores"][:2] == [0.9, 0.8]
     # each candidate's stage-one sources reach the ranker unchanged (they are ranker features)
@@ -219,3 +222,22 @@ def test_redis_unreachable_falls_back_to_in_process_cache(make_gateway, fakes):
     metrics = gw.get("/metrics").text
     assert "hm_gateway_cache_redis_in_use 0.0" in metrics
     assert 'hm_gateway_cache_total{backend="local",result="hit"} 1.0' in metrics
+
+
+BASE_VERSIONS = {"candidate": "v1", "ranker": "v1", "catalogue": "c1"}
+
+
+def test_recommend_key_includes_every_filter_field():
+    from types import SimpleNamespace
+
+    from services.gateway.recommend import recommend_key
+
+    state = SimpleNamespace(settings=GatewaySettings(redis_url=""))
+    versions = dict(BASE_VERSIONS)
+    base = recommend_key(state, versions, "a" * 64, 12, 0, SearchFilters())
+    seen = {base}
+    for field in SearchFilters.model_fields:
+        value = 0.5 if field.startswith("price") else ["x"]
+        key = recommend_key(state, versions, "a" * 64, 12, 0, SearchFilters(**{field: value}))
+        assert key not in seen, field
+        seen.add(key)

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from gateway_fakes import CUSTOMER_MID, CUSTOMER_NEW, CUSTOMER_UNKNOWN_AGE, CUSTOMER_YOUNG
 from redis.asyncio.cluster import RedisCluster
 
 from services.gateway.cache import LOCAL, REDIS, ResultCache, cache_key
-from shared.redis_connect import connect, parse_redis_url, slot_key
+from shared.serving.redis_client import connect, parse_redis_url, slot_key
+from tests.gateway.gateway_fakes import CUSTOMER_MID, CUSTOMER_NEW, CUSTOMER_UNKNOWN_AGE, CUSTOMER_YOUNG
 
 pytestmark = [
     pytest.mark.integration,

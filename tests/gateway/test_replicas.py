@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from gateway_fakes import closed_port
 
 from services.gateway.breaker import CircuitBreaker
 from services.gateway.clients import DependencyUnavailable, ServiceClient, make_session
 from services.gateway.replicas import ReplicaPool, resolve_ipv4
+from tests.gateway.gateway_fakes import closed_port
 
 pytestmark = pytest.mark.integration
 HERE = Path(__file__).parent

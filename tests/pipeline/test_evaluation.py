@@ -237,28 +237,21 @@ def test_cli_rejects_bad_options(tmp_path: Path):
     assert missing.exit_code == 1 and "Error:" in missing.output
 
 
-@pytest.mark.parametrize("evaluate_registers_first", [True, False])
-def test_evaluate_group_runs_a_subcommand_without_the_default_action(tmp_path: Path, evaluate_registers_first: bool):
-    # `hmrec evaluate search` belongs to another module; whichever module creates the group,
-    # a subcommand must run alone, and bare `evaluate` must still evaluate.
+def test_evaluate_group_runs_a_subcommand_without_the_default_action(tmp_path: Path, monkeypatch):
+    # `hmrec evaluate search` belongs to another module; a subcommand must run alone, and bare
+    # `evaluate` must still evaluate.
     import click
 
-    from pipeline.commands import evaluate as evaluate_command
-    from pipeline.groups import get_group
+    from pipeline.commands.evaluate import evaluate_group
 
     root = click.Group("root")
+    root.add_command(evaluate_group)
 
-    def add_search() -> None:
-        @get_group(root, "evaluate", invoke_without_command=True).command("search")
-        def search() -> None:
-            click.echo("search evaluated")
+    @click.command("search")
+    def search() -> None:
+        click.echo("search evaluated")
 
-    if evaluate_registers_first:
-        evaluate_command.register(root)
-        add_search()
-    else:
-        add_search()
-        evaluate_command.register(root)
+    monkeypatch.setitem(evaluate_group.commands, "search", search)
     runner = CliRunner()
     sub = runner.invoke(root, ["evaluate", "--data-dir", str(tmp_path / "nothing"), "search"])
     assert sub.exit_code == 0, sub.output

@@ -14,10 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import shared.config  # noqa: F401
 from services.ranker.features import FEATURE_NAMES, build_feature_store
 from services.ranker.model import DEFAULT_TASKS, MMoEConfig, NumpyMMoE
-from services.ranker.train import TrainConfig, TrainResult, export_ranker
+from services.ranker.train import RankerTrainConfig, TrainResult, export_ranker
 
 C1 = "a" * 64  # age 30, three purchases
 C2 = "b" * 64  # age unknown, one purchase
@@ -106,7 +105,7 @@ def export_random_ranker(
         gate_usage={t: [0.25] * 4 for t in model.task_names},
         score_weights={"purchase": 1.0, "online": 0.25},
         metrics={"val_map12": 0.1},
-        config=TrainConfig(),
+        config=RankerTrainConfig(),
     )
     return export_ranker(result, store, models_dir, version, {"candidates_per_customer": 20}, make_current=make_current)
 
@@ -121,8 +120,8 @@ def models_dir(tmp_path: Path, shop_store) -> Path:  # type: ignore[no-untyped-d
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """The synthetic tiny world (no images), loaded."""
+    from pipeline.synthetic import generate_world
     from shared.data import load_dataset
-    from shared.synthetic import generate_world
 
     out = tmp_path_factory.mktemp("ranker_tiny")
     generate_world(out, scale="tiny", seed=0, images=False)

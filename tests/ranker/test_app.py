@@ -107,7 +107,7 @@ def test_2000_candidates_are_accepted(models_dir: Path) -> None:
 
 
 def columns_of(request: dict) -> dict:
-    """A RankRequest as shared.wire.RankColumnsRequest (``?wire=columns``)."""
+    """A RankRequest as shared.contract.wire.RankColumnsRequest (``?wire=columns``)."""
     cands = request["candidates"]
     names = sorted({name for c in cands for name in c.get("sources", {})})
     return {

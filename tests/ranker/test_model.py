@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-import shared.config  # noqa: F401
 from services.ranker.keras_mmoe import MMoERanker
 from services.ranker.model import DEFAULT_TASKS, MMoEConfig, NumpyMMoE, TaskSpec
 

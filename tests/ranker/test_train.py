@@ -11,7 +11,7 @@ import pytest
 
 from services.ranker.features import FeatureStore, build_feature_store
 from services.ranker.serving import LoadedRanker
-from services.ranker.train import SINGLE_TASK_MODEL_NAME, TrainConfig, train_ranker
+from services.ranker.train import SINGLE_TASK_MODEL_NAME, RankerTrainConfig, train_ranker
 from shared.artifacts import read_metadata, resolve_version
 from shared.split import default_cutoff, label_week, purchases_by_customer, shift_cutoff
 from tests.ranker.standin import standin_candidates
@@ -36,7 +36,7 @@ def test_train_export_and_serve_on_tiny_world(tiny_data, tmp_path: Path) -> None
         serve_cutoff,
         models,
         "t1",
-        TrainConfig(epochs=3, patience=5, verbose=0, batch_size=256),
+        RankerTrainConfig(epochs=3, patience=5, verbose=0, batch_size=256),
         echo=lines.append,
         force=True,
     )  # stand-in candidates: the gate's verdict is tested in test_cli_pipeline
@@ -122,7 +122,7 @@ def test_listwise_loss_learns_the_order_within_lists() -> None:
     from services.ranker.train import fit_mmoe
 
     data = _learnable_lists(600, 20, seed=0)
-    result = fit_mmoe(data, TrainConfig(loss="listwise", epochs=8, patience=8, verbose=0), echo=lambda _: None)
+    result = fit_mmoe(data, RankerTrainConfig(loss="listwise", epochs=8, patience=8, verbose=0), echo=lambda _: None)
     # Random order gives MAP@12 ~ 0.15 on lists of 20; the rule is learnable to ~0.7.
     assert result.metrics["val_map12"] > 0.5
     assert set(result.model.task_names) == {"purchase", "online", "revenue"}
@@ -134,4 +134,4 @@ def test_unknown_loss_is_refused() -> None:
     from services.ranker.train import fit_mmoe
 
     with pytest.raises(ValueError, match="unknown ranker loss"):
-        fit_mmoe(_learnable_lists(20, 5, seed=0), TrainConfig(loss="pairwise"), echo=lambda _: None)
+        fit_mmoe(_learnable_lists(20, 5, seed=0), RankerTrainConfig(loss="pairwise"), echo=lambda _: None)

@@ -1,4 +1,4 @@
-"""The fast validation figures equal the reference ones (pandas ranking + shared.metrics, sklearn)."""
+"""The fast validation figures equal the reference ones (pandas ranking + pipeline.ranking_metrics, sklearn)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from pipeline.ranking_metrics import map_at_k
 from services.ranker.validation import ValidationLists, auc
-from shared.metrics import map_at_k
 
 
 def ranked_lists(customer_ids: np.ndarray, article_ids: np.ndarray, score: np.ndarray, k: int = 12) -> dict:

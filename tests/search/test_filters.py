@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from services.search.filters import Catalogue, build_catalogue
-from shared.schemas import FILTER_COLUMNS, SearchFilters
+from shared.contract.schemas import FILTER_COLUMNS, SearchFilters
 
 
 def _articles() -> pd.DataFrame:

@@ -46,6 +46,103 @@ def test_a_service_never_imports_another_service_or_the_cli():
     assert offenders == {}
 
 
+# Modules only the offline pipeline runs: the serving process (app.py and all it imports) must
+# not load them (training pulls in TensorFlow and GBs of training data structures).
+OFFLINE_ONLY = {
+    "candidate": {"train", "batch"},
+    "ranker": {"train", "dataset", "keras_mmoe", "validation", "gate", "rerank"},
+    "search": {"evaluate"},
+    "gateway": set(),
+}
+
+
+def _module_file(module: str) -> Path | None:
+    path = REPO / (module.replace(".", "/") + ".py")
+    if path.exists():
+        return path
+    package = REPO / module.replace(".", "/") / "__init__.py"
+    return package if package.exists() else None
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports, anywhere in the file; ``from pkg import mod`` counts ``pkg.mod``."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names if _module_file(f"{node.module}.{a.name}"))
+    return found
+
+
+def _closure_within(start: str, prefix: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        module = todo.pop()
+        path = _module_file(module)
+        if module in seen or path is None:
+            continue
+        seen.add(module)
+        todo += [m for m in _imported_modules(path) if m.startswith(prefix)]
+    return seen
+
+
+def test_the_pipeline_imports_services_only_through_their_front_door():
+    """``pipeline/`` calls ``services.<name>`` (its ``__init__``), never a module inside it."""
+    offenders = {
+        str(p.relative_to(REPO)): sorted(m for m in _imports(p) if m.startswith("services.") and m.count(".") > 1)
+        for p in _python_files("pipeline")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_serving_modules_never_import_offline_only_ones():
+    for service, offline in OFFLINE_ONLY.items():
+        reached = {m.rsplit(".", 1)[-1] for m in _closure_within(f"services.{service}.app", f"services.{service}.")}
+        assert reached & offline == set(), service
+
+
+def test_a_front_door_loads_nothing_until_a_name_is_used():
+    """Importing ``services.<name>`` (as its own serving process does) runs no other module of it."""
+    for service in SERVICES:
+        tree = ast.parse((REPO / f"services/{service}/__init__.py").read_text())
+        eager = [
+            node
+            for node in tree.body
+            if isinstance(node, ast.Import | ast.ImportFrom)
+            and (getattr(node, "module", "") or "").startswith("services")
+        ]
+        assert eager == [], service
+
+
+def test_every_front_door_name_resolves():
+    import importlib
+
+    for service in SERVICES:
+        package = importlib.import_module(f"services.{service}")
+        for name in package.__all__:
+            assert getattr(package, name) is not None, (service, name)
+        assert sorted(package.__all__) == sorted(package._EXPORTS), service
+
+
+def test_shared_holds_only_what_services_use():
+    """Offline-only code (the synthetic world, statistics, ranking metrics) lives with the pipeline:
+    every module in ``shared/`` is imported by a service, directly or through another shared module."""
+    used: set[str] = set()
+    for service in SERVICES:
+        for path in _python_files(f"services/{service}"):
+            used |= _closure_within(path.relative_to(REPO).with_suffix("").as_posix().replace("/", "."), "shared.")
+    modules = {
+        p.relative_to(REPO).with_suffix("").as_posix().replace("/", ".")
+        for p in _python_files("shared")
+        if p.name != "__init__.py"
+    }
+    assert modules - used == set()
+
+
 def test_every_model_service_app_uses_the_shared_skeleton():
     for service in ("candidate", "ranker", "search"):
         assert "model_service_app" in _imports_names(REPO / f"services/{service}/app.py"), service

@@ -1,5 +1,5 @@
 """The gateway's ``/readyz`` detail: its dependencies and cache (``/livez``, ``/readyz`` and
-``/metrics`` themselves come from ``shared.service.service_app``)."""
+``/metrics`` themselves come from ``shared.serving.app.service_app``)."""
 
 from __future__ import annotations
 
