@@ -11,12 +11,13 @@ hmrec evaluate search --data-dir REAL --json output/search_eval.json
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from pipeline.options import path_options, paths_from
+from pipeline.options import F, path_options, paths_from
 from shared.config import PathSettings
 
 FILTER_HELP = (
@@ -168,13 +169,24 @@ def index_images_command(data_dir: Path | None, output_dir: Path | None, batch_s
 # --- hmrec search text | image ------------------------------------------------------------------
 
 
+def _query_options(modes: list[str]) -> Callable[[F], F]:
+    """The options a text and a photo query share: paths, k, customer, filters, and its modes (the first is the default)."""
+
+    def decorate(func: F) -> F:
+        func = click.option("--mode", type=click.Choice(modes), default=modes[0], show_default=True)(func)
+        func = click.option("--filter", "filters", multiple=True, help=FILTER_HELP)(func)
+        func = click.option("--customer-id", default=None, help="Personalise for this customer (64 hex characters).")(
+            func
+        )
+        func = click.option("--k", type=click.IntRange(1, 100), default=12, show_default=True)(func)
+        return path_options(func)
+
+    return decorate
+
+
 @click.command("text")
 @click.argument("query")
-@path_options
-@click.option("--k", type=click.IntRange(1, 100), default=12, show_default=True)
-@click.option("--customer-id", default=None, help="Personalise for this customer (64 hex characters).")
-@click.option("--filter", "filters", multiple=True, help=FILTER_HELP)
-@click.option("--mode", type=click.Choice(["hybrid", "tfidf", "semantic"]), default="hybrid", show_default=True)
+@_query_options(["hybrid", "tfidf", "semantic"])
 def search_text_command(
     query: str,
     data_dir: Path | None,
@@ -203,11 +215,7 @@ def search_text_command(
 
 @click.command("image")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@path_options
-@click.option("--k", type=click.IntRange(1, 100), default=12, show_default=True)
-@click.option("--customer-id", default=None, help="Personalise for this customer (64 hex characters).")
-@click.option("--filter", "filters", multiple=True, help=FILTER_HELP)
-@click.option("--mode", type=click.Choice(["default", "embedder", "colour"]), default="default", show_default=True)
+@_query_options(["default", "embedder", "colour"])
 def search_image_command(
     path: Path,
     data_dir: Path | None,

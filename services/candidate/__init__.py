@@ -21,8 +21,9 @@ first use, so importing the package (as the serving process does) pulls in no tr
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from shared.front_door import lazy_exports
 
 if TYPE_CHECKING:
     from services.candidate.artifact import load_two_tower
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from services.candidate.train import train_two_tower
     from services.candidate.two_tower_source import TwoTowerSource
 
-# name -> the module that defines it. Loaded on first use (PEP 562).
+# name -> the module that defines it, imported on first use.
 _EXPORTS = {
     "load_two_tower": "services.candidate.artifact",
     "stage_one_batches": "services.candidate.batch",
@@ -69,11 +70,4 @@ __all__ = [
     "TwoTowerSource",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

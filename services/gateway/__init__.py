@@ -11,13 +11,14 @@ shop calls the gateway over HTTP. Names load on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from shared.front_door import lazy_exports
 
 if TYPE_CHECKING:
     from services.gateway.event_store import SessionEvent, anonymous_customer_id, decode_entry, weighted_articles
 
-# name -> the module that defines it. Loaded on first use (PEP 562).
+# name -> the module that defines it, imported on first use.
 _EXPORTS = {
     "SessionEvent": "services.gateway.event_store",
     "anonymous_customer_id": "services.gateway.event_store",
@@ -32,11 +33,4 @@ __all__ = [
     "weighted_articles",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

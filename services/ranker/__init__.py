@@ -14,8 +14,9 @@ first use, so the serving process (NumPy forward pass) never imports TensorFlow 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from shared.front_door import lazy_exports
 
 if TYPE_CHECKING:
     from services.ranker.rerank import rerank_file
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from services.ranker.settings import MODEL_NAME
     from services.ranker.train import RankerTrainConfig, train_ranker
 
-# name -> the module that defines it. Loaded on first use (PEP 562).
+# name -> the module that defines it, imported on first use.
 _EXPORTS = {
     "rerank_file": "services.ranker.rerank",
     "LoadedRanker": "services.ranker.serving",
@@ -40,11 +41,4 @@ __all__ = [
     "train_ranker",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

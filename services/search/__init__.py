@@ -14,8 +14,9 @@ first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from shared.front_door import lazy_exports
 
 if TYPE_CHECKING:
     from services.search.engine import SearchIndex
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from services.search.settings import SearchSettings
     from services.search.upload import UploadError, configure_pillow, decode_upload
 
-# name -> the module that defines it. Loaded on first use (PEP 562).
+# name -> the module that defines it, imported on first use.
 _EXPORTS = {
     "SearchIndex": "services.search.engine",
     "evaluate_search_quality": "services.search.evaluate",
@@ -73,11 +74,4 @@ __all__ = [
     "decode_upload",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)
