@@ -91,31 +91,56 @@ def _closure_within(start: str, prefix: str) -> set[str]:
 
 
 def test_the_pipeline_imports_services_only_through_their_front_door():
-    """``pipeline/`` calls ``services.<name>`` (its ``__init__``), never a module inside it."""
-    offenders = {
-        str(p.relative_to(REPO)): sorted(m for m in _imports(p) if m.startswith("services.") and m.count(".") > 1)
-        for p in _python_files("pipeline")
-    }
-    assert {k: v for k, v in offenders.items() if v} == {}
+    """``pipeline/`` calls ``services.<name>`` (its ``__init__``), never a module inside it, and
+    only names the front door exports (``from services.candidate import train`` would reach a module)."""
+    import importlib
+
+    offenders = {}
+    for path in _python_files("pipeline"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                bad = [a.name for a in node.names if a.name.startswith("services.")]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("services"):
+                module = node.module or ""
+                exported = getattr(importlib.import_module(module), "_EXPORTS", {}) if module.count(".") == 1 else {}
+                bad = [f"{module}.{a.name}" for a in node.names if a.name not in exported]
+            else:
+                continue
+            if bad:
+                offenders.setdefault(str(path.relative_to(REPO)), []).extend(bad)
+    assert offenders == {}
+
+
+def test_no_relative_imports():
+    """Every import names its package, so the rules above see it."""
+    relative = [
+        f"{p.relative_to(REPO)}:{n.lineno}"
+        for folder in ("shared", "services", "pipeline")
+        for p in _python_files(folder)
+        for n in ast.walk(ast.parse(p.read_text()))
+        if isinstance(n, ast.ImportFrom) and n.level > 0
+    ]
+    assert relative == []
 
 
 def test_serving_modules_never_import_offline_only_ones():
     for service, offline in OFFLINE_ONLY.items():
+        assert all((REPO / f"services/{service}/{m}.py").is_file() for m in offline), service
         reached = {m.rsplit(".", 1)[-1] for m in _closure_within(f"services.{service}.app", f"services.{service}.")}
         assert reached & offline == set(), service
 
 
 def test_a_front_door_loads_nothing_until_a_name_is_used():
     """Importing ``services.<name>`` (as its own serving process does) runs no other module of it."""
-    for service in SERVICES:
-        tree = ast.parse((REPO / f"services/{service}/__init__.py").read_text())
-        eager = [
-            node
-            for node in tree.body
-            if isinstance(node, ast.Import | ast.ImportFrom)
-            and (getattr(node, "module", "") or "").startswith("services")
-        ]
-        assert eager == [], service
+    import subprocess
+    import sys
+
+    packages = ", ".join(f"services.{s}" for s in SERVICES)
+    code = f"import sys, {packages}; print(sorted(m for m in sys.modules if m.startswith('services.') and m.count('.') > 1))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip() == "[]"
 
 
 def test_every_front_door_name_resolves():
@@ -157,11 +182,12 @@ def _imports_names(path: Path) -> set[str]:
 def test_product_files_never_point_outside_the_repository():
     """Team material beside the repo (../shared, its design notes) is not the product's."""
     product = [*REPO.glob("*.md"), *REPO.glob("*.toml"), *REPO.glob("*.yml"), REPO / "Makefile"]
-    for folder in ("shared", "services", "pipeline", "frontend", "docs", "benchmarks"):
+    for folder in ("shared", "services", "pipeline", "frontend", "docs", "benchmarks", "deploy"):
         product += [
             p
             for p in (REPO / folder).rglob("*")
-            if p.is_file() and p.suffix in (".py", ".md", ".yml", ".sh", ".js", ".html", ".toml", "")
+            if p.is_file()
+            and p.suffix in (".py", ".md", ".yml", ".yaml", ".sh", ".js", ".html", ".toml", ".Dockerfile", "")
         ]
     hits = [
         str(p.relative_to(REPO))
