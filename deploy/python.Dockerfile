@@ -103,6 +103,8 @@ ENV TF_USE_LEGACY_KERAS=1 \
     TF_CPP_MIN_LOG_LEVEL=2 \
     HM_CANDIDATE_MODELS_DIR=/output/models
 COPY services/candidate ./services/candidate
+# Built without `--build-arg EXTRAS=tf`? Fail here rather than at the first two-tower load.
+RUN python -c "import importlib.util as u, sys; sys.exit(u.find_spec('tensorflow_recommenders') is None)"
 USER app
 EXPOSE 8001
 HEALTHCHECK --interval=10s --timeout=4s --start-period=180s --retries=3 \
@@ -117,6 +119,8 @@ ENV TF_USE_LEGACY_KERAS=1 \
 RUN mkdir -p /data /output && chown app:app /data /output
 COPY services ./services
 COPY pipeline ./pipeline
+# Built without its groups (TORCH_EXTRAS=search, EXTRAS="tf train")? Fail here, not mid-pipeline.
+RUN python -c "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is None for m in ('torch', 'tensorflow_recommenders', 'click')))"
 USER app
 HEALTHCHECK --interval=30s --timeout=5s --retries=3 CMD ["python", "-c", "import os; os.stat('/app/pipeline/cli.py')"]
 CMD ["python", "-m", "pipeline.cli", "run", "--pipeline-only", "--scale", "small"]

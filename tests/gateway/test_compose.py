@@ -105,19 +105,42 @@ def dockerfile_of(svc: dict) -> Path:
     return context / build.get("dockerfile", "Dockerfile")
 
 
+def _stages(text: str) -> dict[str, tuple[str, str]]:
+    """A Dockerfile's stages in order: name (``#i`` when unnamed) -> (what it is FROM, its lines)."""
+    stages: dict[str, tuple[str, str]] = {}
+    for i, part in enumerate(re.split(r"(?m)^FROM\s+", text)[1:]):
+        head, _, body = part.partition("\n")
+        match = re.match(r"(\S+)(?:\s+AS\s+(\S+))?", head, flags=re.I)
+        assert match, head
+        stages[match.group(2) or f"#{i}"] = (match.group(1), body)
+    return stages
+
+
+def _chain(stages: dict[str, tuple[str, str]], target: str) -> tuple[list[str], str]:
+    """The stages an image is made of, its base stage first, and the image it finally starts FROM."""
+    chain, name = [], target
+    while name in stages:
+        chain.insert(0, name)
+        name = stages[name][0]
+    return chain, name
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED - {"redis"}))
 def test_images_build_from_existing_slim_multistage_nonroot_dockerfiles(services, name):
     path = dockerfile_of(services[name])
     assert path.is_file(), path
     text = path.read_text()
-    froms = re.findall(r"^FROM\s+(\S+)", text, flags=re.M)
-    assert len(froms) >= 2, f"{path}: not multi-stage"
-    # a stage built FROM an earlier stage of the same file (one Dockerfile, a target per image) inherits its base
-    stages = set(re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", text, flags=re.M | re.I))
-    bases = [f for f in froms if f not in stages]
-    assert all(("slim" in f or "alpine" in f or "busybox" in f) for f in bases), bases
-    users = re.findall(r"^USER\s+(\S+)", text, flags=re.M)
-    assert users and users[-1] not in ("root", "0"), f"{path}: runs as root"
+    stages = _stages(text)
+    assert len(stages) >= 2, f"{path}: not multi-stage"
+    target = services[name]["build"].get("target") or list(stages)[-1]
+    assert target in stages, f"{path}: no stage {target}"
+    chain, base = _chain(stages, target)
+    assert "slim" in base or "alpine" in base or "busybox" in base, base
+    # the image's own stages, not the file's last one: the last USER of its chain is not root
+    users = [u for stage in chain for u in re.findall(r"^USER\s+(\S+)", stages[stage][1], flags=re.M)]
+    assert users and users[-1] not in ("root", "0"), f"{path} {target}: runs as root"
+    if base.startswith("python:"):  # (an nginx base image brings its own command)
+        assert any(re.search(r"^CMD\s", stages[s][1], flags=re.M) for s in chain), f"{path} {target}: no CMD"
     # every COPY source from the build context exists (no broken image builds), ARGs at their defaults
     args = dict(re.findall(r"^ARG\s+(\w+)=(\S*)$", text, flags=re.M))
     for line in re.findall(r"^COPY\s+(?!--from)(.+)$", text, flags=re.M):
