@@ -1,6 +1,6 @@
 """Offline evaluation: score every available recommender on the week after a cutoff.
 
-Plug-in contract: every module in ``pipeline/methods/`` defines
+Plug-in contract: every module that ``pipeline.methods.METHOD_MODULES`` names defines
 ``build_methods(ctx: EvalContext) -> dict[str, Callable[[list[str]], dict[str, list[str]]]]``.
 It returns ``{}`` when its artifacts do not exist, and raises :class:`LeakageError` when
 its model saw the days it would be scored on (use :func:`check_model_cutoff`). Each

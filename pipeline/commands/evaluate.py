@@ -1,7 +1,7 @@
 """``hmrec evaluate``: score every available method on the week after the cutoff.
 
 ``evaluate`` is a group (``hmrec evaluate search`` is the search module's command; pipeline/cli.py
-adds it); run without a subcommand it evaluates the recommenders found in ``pipeline/methods/``.
+adds it); run without a subcommand it evaluates the recommenders of the families ``pipeline.methods.METHOD_MODULES`` names.
 """
 
 from __future__ import annotations

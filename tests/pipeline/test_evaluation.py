@@ -258,3 +258,13 @@ def test_evaluate_group_runs_a_subcommand_without_the_default_action(tmp_path: P
     assert sub.output == "search evaluated\n"
     bare = runner.invoke(root, ["evaluate", "--data-dir", str(tmp_path / "nothing")])
     assert bare.exit_code == 1 and "Error:" in bare.output  # it tried to load the (missing) data
+
+
+def test_method_modules_name_every_family_in_the_methods_folder():
+    """The list is explicit, so a new ``pipeline/methods/<family>.py`` must be added to it to be scored."""
+    from pipeline.methods import METHOD_MODULES
+
+    folder = Path(evaluation.__file__).parent / "methods"
+    on_disk = sorted(f"pipeline.methods.{p.stem}" for p in folder.glob("*.py") if p.stem != "__init__")
+    assert sorted(METHOD_MODULES) == on_disk
+    assert [m.__name__ for m in evaluation.method_modules()] == list(METHOD_MODULES)
