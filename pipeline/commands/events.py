@@ -31,7 +31,7 @@ def events_group() -> None:
     "--prefix",
     default=lambda: os.environ.get("HM_EVENTS_PREFIX", "hm:ev"),
     show_default="$HM_EVENTS_PREFIX or hm:ev",
-    help="The gateway's HM_GATEWAY_EVENTS_PREFIX.",
+    help="The key prefix the gateway writes events under (its HM_EVENTS_PREFIX).",
 )
 @click.option("--follow", is_flag=True, help="Keep draining (the worker); else stop when the stream is empty.")
 @click.option("--batch", type=click.IntRange(1, 100_000), default=10_000, show_default=True)
