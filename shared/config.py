@@ -63,8 +63,10 @@ def get_paths(data_dir: Path | str | None = None, output_dir: Path | str | None 
 def configure_tensorflow() -> None:
     """Ask for the Keras 2 API that TF Recommenders needs, before TensorFlow is imported.
 
-    TensorFlow reads ``TF_USE_LEGACY_KERAS`` once, at import, so each entry point (the CLI, the
-    candidate service, the test session) and each module that imports TensorFlow calls this first.
+    TensorFlow reads ``TF_USE_LEGACY_KERAS`` once, at import, so the CLI calls this before it loads
+    any command, and each module that imports TensorFlow (the two-tower's ``model``, ``train``, the
+    ranker's Keras half) calls it right before; the Makefile, the images and the test session also
+    set the variable in the environment.
     Fails loudly when TensorFlow was already imported with Keras 3, rather than letting the
     two-tower break later with an obscure Keras error.
     """

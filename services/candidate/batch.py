@@ -2,7 +2,7 @@
 
 Columns: the seed-compatible ``customer_id, article_id, score, rank`` (score = two-tower
 cosine, rank = stage-one order) plus ``source`` (the first source that proposed it) and one
-``src_<source>`` column per source (shared.contract.candidate_sources). The same :func:`stage_one` the
+``src_<source>`` column per source (shared.contract.candidate_sources). The same :func:`stage_one_frame` the
 service answers with, so ``hmrec rerank`` re-ranks exactly what ``/recommend`` would.
 """
 

@@ -1,7 +1,7 @@
 """Stage one: every candidate source, merged and tagged, in ONE function for every path.
 
 Training weeks of the ranker, ``hmrec evaluate``, the batch file (``hmrec infer``) and the
-``/candidates`` route all call :func:`stage_one` with :class:`StageOneTables` built strictly
+``/candidates`` route all call :func:`stage_one_frame` with :class:`StageOneTables` built strictly
 before a cutoff, so the list a shopper is served is the list that was scored.
 
 The sources (the H&M competition's winners built their candidates this way: many cheap
@@ -515,7 +515,7 @@ def stage_one_lists(
     config: StageOneConfig | None = None,
     recent: list[list[str]] | None = None,
 ) -> StageOneLists:
-    """Every source for ``customer_ids``, merged, deduplicated and ordered (see :func:`stage_one`)."""
+    """Every source for ``customer_ids``, merged, deduplicated and ordered (see :func:`stage_one_frame`)."""
     config = config or StageOneConfig()
     ids = np.asarray([str(c) for c in customer_ids], dtype=object)
     sources = source_rows(tables, ids, config, recent)
@@ -558,7 +558,7 @@ def list_ranks(lists: StageOneLists) -> np.ndarray:
 
 
 def lists_frame(tables: StageOneTables, lists: StageOneLists) -> pd.DataFrame:
-    """:class:`StageOneLists` as the candidate frame :func:`stage_one` returns."""
+    """:class:`StageOneLists` as the candidate frame :func:`stage_one_frame` returns."""
     frame = pd.DataFrame(
         {
             "customer_id": lists.ids[lists.row].astype(str),

@@ -138,7 +138,7 @@ def _scaled(pixels: np.ndarray) -> np.ndarray:
 
 class ImageEmbedder:
     """EfficientNet-Lite0 feature extractor. ONNX Runtime on the CPU (2-3x torch's speed, same
-    features within float rounding: tests/search/test_onnx.py), torch on a GPU or when ORT is
+    features within float rounding: tests/search/test_onnx_models.py), torch on a GPU or when ORT is
     unavailable (services.search.onnx_models explains the choice and the export cache)."""
 
     def __init__(self, device: str | None = None, backend: str | None = None, threads: int | None = None) -> None:

@@ -85,7 +85,7 @@ def _unit_rows(vectors: np.ndarray) -> np.ndarray:
 
 class SemanticEncoder:
     """Sentence embeddings, L2-normalised so a dot product is a cosine. ONNX Runtime on the CPU
-    (same tokenizer, same vectors within float rounding: tests/search/test_onnx.py), torch via
+    (same tokenizer, same vectors within float rounding: tests/search/test_onnx_models.py), torch via
     sentence-transformers on a GPU or when ORT is unavailable. Query embeddings are kept in a
     bounded LRU cache (head queries repeat)."""
 

@@ -1,4 +1,5 @@
-"""Fixtures of the candidate tests: a hand-made toy dataset and a two-tower trained on `tiny`."""
+"""Fixtures of the candidate tests: a hand-made toy dataset, and ``FAST_CONFIG``, the small two-tower
+that the root conftest's ``trained`` fixture trains on `tiny`."""
 
 from __future__ import annotations
 

@@ -122,7 +122,7 @@ def test_the_service_serves_what_the_batch_computes(trained, tiny_dataset, tiny_
 @pytest.mark.slow
 def test_the_batch_file_is_stage_one_customer_by_customer(trained, tiny_dataset, tiny_cutoff, tmp_path):
     """``hmrec infer``'s file (chunks of 7, everyone's query inputs computed once, columns
-    gathered by arrow, exclusions dropped from the arrays) holds exactly what :func:`stage_one`
+    gathered by arrow, exclusions dropped from the arrays) holds exactly what :func:`stage_one_frame`
     gives each customer alone from the transactions, with the exclusions filtered out after."""
     from services.candidate.artifact import load_two_tower
     from services.candidate.batch import write_stage_one

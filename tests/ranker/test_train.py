@@ -39,7 +39,7 @@ def test_train_export_and_serve_on_tiny_world(tiny_data, tmp_path: Path) -> None
         RankerTrainConfig(epochs=3, patience=5, verbose=0, batch_size=256),
         echo=lines.append,
         force=True,
-    )  # stand-in candidates: the gate's verdict is tested in test_cli_pipeline
+    )  # stand-in candidates: the gate's verdict is tested in tests/pipeline/commands/test_ranker.py
     assert set(out) == {"mmoe", "single_task"}
     assert read_metadata(out["mmoe"])["publish_gate"]["forced"] is True
     assert any(line.startswith("epoch 3:") and "val_auc_purchase" in line and "val_map12" in line for line in lines)

@@ -1,4 +1,6 @@
-"""Fixtures for the search tests: a small world of REAL H&M articles and photos.
+"""Fixtures for the search tests: settings, the loaded index and a client over the index that the
+root conftest (``sample_world``, ``index_dir``) builds from a small world of REAL H&M articles and
+photos, which the constants here describe.
 
 Every 12th article of the real sample (125 articles, ~0.2 s of CPU embedding each on a busy
 machine), photos linked from the sample, one article whose photo is removed (skipped and
