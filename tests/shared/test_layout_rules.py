@@ -9,24 +9,13 @@ REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("candidate", "ranker", "search", "gateway")
 
 
-def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), filename=str(path))
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-    return names
-
-
 def _python_files(folder: str) -> list[Path]:
     return sorted((REPO / folder).rglob("*.py"))
 
 
 def test_shared_never_imports_services_or_the_cli():
     offenders = {
-        str(p.relative_to(REPO)): sorted(m for m in _imports(p) if m.split(".")[0] in ("services", "pipeline"))
+        str(p.relative_to(REPO)): sorted(m for m in _imported_modules(p) if m.split(".")[0] in ("services", "pipeline"))
         for p in _python_files("shared")
     }
     assert {k: v for k, v in offenders.items() if v} == {}
@@ -38,7 +27,7 @@ def test_a_service_never_imports_another_service_or_the_cli():
         for path in _python_files(f"services/{service}"):
             bad = [
                 m
-                for m in _imports(path)
+                for m in _imported_modules(path)
                 if m.startswith("pipeline") or (m.startswith("services.") and m.split(".")[1] != service)
             ]
             if bad:
