@@ -40,6 +40,10 @@ from shared.artifacts import atomic_model_dir, library_versions, publish
 from shared.config import configure_tensorflow
 from shared.memory import memory_note
 
+# TensorFlow is imported lazily, inside the functions that train (importing this module stays
+# cheap); the Keras 2 setting it reads at import is put in place once, here.
+configure_tensorflow()
+
 
 def _log(msg: str, progress: bool) -> None:
     if progress:
@@ -149,7 +153,6 @@ ID_EMBEDDING_NAMES = ("customer_id_emb", "article_id_emb")
 def make_optimizer(model: Any, cfg: TwoTowerTrainConfig) -> Any:
     """Adagrad for the id embedding tables (sparse: only the rows a batch touches are
     updated), Adam for every other weight (see ``TwoTowerTrainConfig.id_learning_rate``)."""
-    configure_tensorflow()
     import tensorflow as tf
     from tensorflow_recommenders.experimental.optimizers import CompositeOptimizer
 
@@ -210,7 +213,6 @@ def _fit(
 ) -> tuple[dict[str, list[float]], int, float]:
     """The epoch loop with early stopping on validation recall; the model ends on its best
     epoch's weights. Returns (history, best epoch, best recall or -1 without validation)."""
-    configure_tensorflow()
     import tensorflow as tf
 
     # The examples become tensors once; each epoch only its order is new and batches gather
@@ -351,7 +353,6 @@ def train_two_tower(
     published, and the candidate service refuses to load it."""
     if publish_model and not for_serving:
         raise ValueError("a two-tower exported without its serving files cannot be published")
-    configure_tensorflow()
     import tensorflow as tf
 
     from services.candidate.model import ModelShape, TwoTowerModel

@@ -47,6 +47,10 @@ from shared.artifacts import atomic_model_dir, library_versions, model_root, pub
 from shared.config import configure_tensorflow
 from shared.memory import memory_note, release_free_memory
 
+# TensorFlow is imported lazily, inside the functions that train (importing this module stays
+# cheap); the Keras 2 setting it reads at import is put in place once, here.
+configure_tensorflow()
+
 log = logging.getLogger(__name__)
 
 SINGLE_TASK_MODEL_NAME = "mmoe_single_task"
@@ -209,7 +213,6 @@ def _epochs(
 
 def fit_mmoe(data: TrainingData, config: RankerTrainConfig, echo: Callable[[str], None] = print) -> TrainResult:
     """Train on ``data`` (already labelled candidates), validating on held-out customers."""
-    configure_tensorflow()
     import tensorflow as tf
 
     if config.loss not in ("pointwise", "listwise"):
@@ -304,7 +307,6 @@ def listwise_step(ranker: MMoERanker, tasks: list[Any], learning_rate: float) ->
     the head's output is the ranking this loss trains); other tasks: their pointwise loss on
     the real (unpadded) rows. Task losses are weighted as in the pointwise model.
     """
-    configure_tensorflow()
     import tensorflow as tf
 
     model = ranker.keras_model
