@@ -44,6 +44,8 @@ sys.path[:0] = [str(ROOT), str(HERE)]
 
 from bench_gateway import free_port, wait_ready  # noqa: E402
 
+from pipeline.supervisor import events_drain_cmd  # noqa: E402
+
 EVENT_TYPES = ("view", "view", "view", "click", "click", "cart")
 
 
@@ -156,16 +158,7 @@ class Stack:
         ).pid
         self._spawn(
             [
-                sys.executable,
-                "-m",
-                "pipeline.cli",
-                "events",
-                "drain",
-                "--follow",
-                "--output-dir",
-                str(self.output_dir),
-                "--redis-url",
-                f"redis://127.0.0.1:{self.redis.port}/0",
+                *events_drain_cmd(self.output_dir, f"redis://127.0.0.1:{self.redis.port}/0"),
                 "--prefix",
                 self.prefix,
             ],
